@@ -1,0 +1,36 @@
+"""Append-only history of journey stages and lead scores."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm.extensions import db
+from crm.models.base import UTCDateTime, utcnow
+
+
+class StageChange(db.Model):
+    __tablename__ = "stage_changes"
+    __table_args__ = (sa.Index("ix_stage_changes_contact_changed", "contact_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    from_stage: Mapped[Optional[str]] = mapped_column(sa.String(20))
+    to_stage: Mapped[str] = mapped_column(sa.String(20), index=True)
+    reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Null when a rule made the change.
+    changed_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ScoreHistory(db.Model):
+    __tablename__ = "score_history"
+    __table_args__ = (sa.Index("ix_score_history_contact_computed", "contact_id", "computed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    score: Mapped[int]
+    breakdown: Mapped[list] = mapped_column(sa.JSON, default=list)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,70 @@
+"""Orders and their lines, as they came from a shop, the API or the order form."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from crm.extensions import db
+from crm.models.base import Money, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from crm.models.contact import Contact
+
+ORDER_STATUSES = ("pending", "paid", "fulfilled", "partially_refunded", "refunded", "cancelled")
+# Orders that count as a purchase: money was taken and not all of it given back.
+PAID_STATUSES = ("paid", "fulfilled", "partially_refunded")
+
+
+class Order(db.Model):
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "external_id"),
+        sa.Index("ix_orders_contact_placed", "contact_id", "placed_at"),
+        sa.CheckConstraint(
+            "status IN ('pending', 'paid', 'fulfilled', 'partially_refunded', 'refunded', 'cancelled')",
+            name="status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(sa.String(40))
+    external_id: Mapped[str] = mapped_column(sa.String(120))
+    number: Mapped[str] = mapped_column(sa.String(60), index=True)
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="paid", index=True)
+    currency: Mapped[str] = mapped_column(sa.String(3), default="EUR")
+    subtotal: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    discount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    shipping: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    tax: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    total: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    refunded: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    contact: Mapped["Contact"] = relationship()
+    lines: Mapped[list["OrderLine"]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="OrderLine.id"
+    )
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status in PAID_STATUSES
+
+
+class OrderLine(db.Model):
+    __tablename__ = "order_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    sku: Mapped[Optional[str]] = mapped_column(sa.String(120))
+    name: Mapped[str] = mapped_column(sa.String(300), default="")
+    quantity: Mapped[int] = mapped_column(default=1)
+    unit_price: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+
+    order: Mapped[Order] = relationship(back_populates="lines")
