@@ -4,12 +4,11 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
-from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
-from crm.models.base import Base
+from crm.models.base import db
 
-db = SQLAlchemy(model_class=Base)
+__all__ = ["csrf", "db", "htmx", "limiter", "login_manager", "migrate"]
 migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()

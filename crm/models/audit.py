@@ -7,8 +7,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm.extensions import db
-from crm.models.base import UTCDateTime, utcnow
+from crm.models.base import db, UTCDateTime, utcnow
 
 
 class AuditEntry(db.Model):

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm.extensions import db
-from crm.models.base import UTCDateTime, utcnow
+from crm.models.base import db, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from crm.models.contact import Contact

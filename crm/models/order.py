@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm.extensions import db
-from crm.models.base import Money, UTCDateTime, utcnow
+from crm.models.base import db, Money, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from crm.models.contact import Contact

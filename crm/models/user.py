@@ -9,8 +9,7 @@ from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from crm.extensions import db
-from crm.models.base import UTCDateTime, utcnow
+from crm.models.base import db, UTCDateTime, utcnow
 
 ROLES = ("admin", "sales", "support", "viewer")
 
