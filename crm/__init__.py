@@ -1,0 +1,39 @@
+"""A lightweight, self-hosted CRM for small online shops."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Return a configured app: defaults, instance/config.py, environment, then `config`."""
+    app = Flask(__name__, instance_relative_config=True)
+    from crm import config as config_module
+
+    config_module.load(app, config)
+
+    from crm.database import configure_engine
+    from crm.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+
+    from crm import views
+
+    views.init_app(app)
+
+    from crm.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"

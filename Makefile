@@ -1,0 +1,61 @@
+# The two commands: `make run` and `make test`. Both build the virtualenv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PYTEST_ARGS ?=
+
+.PHONY: run test test-e2e test-pg bench install install-test lint clean help
+
+help:
+	@echo "make run       install, migrate and serve on http://$(HOST):$(PORT)/"
+	@echo "make test      install the test extras and run the whole suite (SQLite)"
+	@echo "make test-pg   the suite against a throwaway PostgreSQL database"
+	@echo "make test-e2e  browser tests in headless Chromium"
+	@echo "make bench     the shop-scale benchmark (see bench/README.md)"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/crm db upgrade
+	@echo ""
+	@echo "  Open http://$(HOST):$(PORT)/ — on the first visit you create the admin account"
+	@echo "  (and may load a demo shop). Stop with Ctrl-C."
+	@echo ""
+	$(BIN)/crm run --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/lint-imports
+
+test-pg: install-test
+	bash .ci/with-postgres $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+test-e2e: install-test
+	bash .ci/ensure-chromium
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+bench: install-test
+	$(BIN)/python -m bench.run
+
+lint: install-test
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache test-results

@@ -1,0 +1,46 @@
+"""Engine set-up: SQLite pragmas and write transactions that take the lock up front."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+# Whether the transaction about to begin may write. Read-only web requests (GET)
+# begin deferred so that readers never queue behind writers.
+write_intent: ContextVar[bool] = ContextVar("crm_write_intent", default=True)
+
+
+@contextmanager
+def read_only():
+    """Run the block's transactions as deferred (read) transactions on SQLite."""
+    token = write_intent.set(False)
+    try:
+        yield
+    finally:
+        write_intent.reset(token)
+
+
+def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000) -> None:
+    """Set WAL, busy timeout and foreign keys on every SQLite connection, and BEGIN IMMEDIATE."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy's "begin" event below issue BEGIN, instead of pysqlite.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        # A writer that takes the lock up front waits (busy timeout) for another
+        # writer instead of failing with "database is locked" when it upgrades.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")

@@ -1,0 +1,29 @@
+"""JSON error bodies for the API: {"error": {"code", "message", "fields"}}."""
+from __future__ import annotations
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+    422: "invalid", 429: "rate_limited", 500: "server_error",
+}
+
+
+def api_error(status: int, message: str, fields: dict | None = None, code: str | None = None):
+    """Return a JSON error response with a status, a message and per-field reasons."""
+    response = jsonify(error={"code": code or CODES.get(status, "error"), "message": message, "fields": fields or {}})
+    response.status_code = status
+    return response
+
+
+def api_error_response(error):
+    """Turn an HTTP exception (or an unexpected error) into the API's JSON error shape."""
+    if isinstance(error, HTTPException):
+        response = api_error(error.code or 500, error.description or error.name)
+        for name, value in error.get_response().headers.items():
+            if name.lower() in ("retry-after", "www-authenticate", "allow") or name.lower().startswith("x-ratelimit"):
+                response.headers[name] = value
+        return response
+    return api_error(500, "Something went wrong on our side; the request changed nothing.")

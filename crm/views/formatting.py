@@ -1,0 +1,99 @@
+"""Template filters and globals: money, shop-local times, navigation."""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, request, url_for
+
+from crm.views import access
+
+CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
+
+NAVIGATION = (
+    ("Dashboard", "main.dashboard"),
+    ("Contacts", "contacts.index"),
+    ("Leads", "leads.index"),
+    ("To-dos", "tasks.index"),
+    ("Orders", "orders.index"),
+    ("Imports", "imports.index"),
+    ("Settings", "settings.index"),
+)
+
+
+def shop_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
+
+
+def local(value: datetime | None) -> datetime | None:
+    """Return a UTC datetime in the shop's time zone."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(shop_zone())
+
+
+def format_money(value, currency: str | None = None) -> str:
+    if value is None:
+        return "—"
+    amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    code = (currency or current_app.config.get("SHOP_CURRENCY") or "EUR").upper()
+    sign = CURRENCY_SIGNS.get(code)
+    text = f"{amount:,.2f}"
+    return f"{sign}{text}" if sign else f"{text} {code}"
+
+
+def format_datetime(value: datetime | None, fmt: str = "%-d %b %Y %H:%M") -> str:
+    value = local(value)
+    return value.strftime(fmt) if value else "—"
+
+
+def format_date(value: datetime | date | None, fmt: str = "%-d %b %Y") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        value = local(value)
+    return value.strftime(fmt)
+
+
+def time_ago(value: datetime | None, now: datetime | None = None) -> str:
+    """Return "3 days ago", "in 2 hours", "just now" for a UTC datetime."""
+    if value is None:
+        return "never"
+    now = now or datetime.now(timezone.utc)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    seconds = (now - value).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"
+
+
+def navigation():
+    """Return the (label, url, active) entries of the areas that exist and the user may open."""
+    items = []
+    for label, endpoint in NAVIGATION:
+        view = current_app.view_functions.get(endpoint)
+        if view is None or not access.can(access.rule_for(view, "GET") or "admin"):
+            continue
+        active = request.endpoint is not None and request.endpoint.split(".")[0] == endpoint.split(".")[0]
+        items.append((label, url_for(endpoint), active))
+    return items
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["datetime"] = format_datetime
+    app.jinja_env.filters["date"] = format_date
+    app.jinja_env.filters["ago"] = time_ago
+    app.jinja_env.filters["local"] = local
+    app.jinja_env.globals["can"] = access.can
+    app.jinja_env.globals["navigation"] = navigation
+    app.jinja_env.globals["shop_name"] = lambda: current_app.config.get("SHOP_NAME", "CRM")

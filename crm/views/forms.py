@@ -1,0 +1,18 @@
+"""Helpers shared by the web forms."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+
+from crm.services.errors import ValidationError
+
+
+def apply_errors(form: FlaskForm, error: ValidationError) -> None:
+    """Put a service's per-field reasons on the form's fields (unknown fields go on the form)."""
+    for name, reason in error.fields.items():
+        field = getattr(form, name, None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = list(field.errors) + [reason]
+        else:
+            form.form_errors.append(reason)
+    if not error.fields:
+        form.form_errors.append(error.message)
