@@ -90,5 +90,10 @@ def api_token_create(email, name):
 
 def register_commands(app: Flask) -> None:
     """Add the shop's commands to the app's CLI."""
-    for command in (create_user_command, demo_command, api_token_group):
+    # One line per command; keep the list sorted so parallel additions merge cleanly.
+    for command in (
+        api_token_group,
+        create_user_command,
+        demo_command,
+    ):
         app.cli.add_command(command)

@@ -79,10 +79,15 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import auth, main
+    from crm.views import auth, main, settings
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(main.bp)
+    # One line per area; keep the list sorted so parallel additions merge cleanly.
+    for blueprint in (
+        auth.bp,
+        main.bp,
+        settings.bp,
+    ):
+        app.register_blueprint(blueprint)
 
 
 def _init_login(app: Flask) -> None:
