@@ -1,0 +1,1222 @@
+"""Streaming readers for order and customer imports.
+
+Every ``read_*`` function returns a generator that reads its file a piece at a time and yields
+``OrderRecord`` / ``CustomerRecord`` / ``Rejected`` in file order, so a file of any length is read
+in flat memory. Garbage in a file never raises out of a reader: each record comes back either
+as a record or as a ``Rejected`` whose reason names the field(s) and value(s) at fault. Only
+wrong *arguments* (an unknown format, a ``mapping`` naming an unknown field) raise
+``ValueError``, and they do so when the reader is called, before anything is read.
+
+Inputs
+    ``fileobj`` may be a binary file object (an upload, ``open(p, "rb")``, ``io.BytesIO``), a
+    text file object, or a path (``str`` or ``os.PathLike``). Binary input is decoded as
+    ``encoding`` (default ``"utf-8-sig"``, which drops a BOM); bytes that do not decode become
+    U+FFFD and the record that contains them is rejected ("not valid UTF-8 ...") rather than
+    imported as mojibake. The caller's file object is not closed; a path is opened and closed
+    here. Reading moves the file position (text decoding reads ahead), so seek back before
+    reading the same upload again (e.g. after ``preview``).
+
+CSV (and TSV)
+    Read as text with ``newline=""`` and the ``csv`` module, so CRLF and quoted newlines work.
+    Headers are matched after normalising them (lower-case, stripped, runs of spaces, ``_``,
+    ``.`` and ``-`` collapsed to one space): ``"Customer ID"``, ``"customer_id"`` and
+    ``"billing.first_name"``/``"billing_first_name"`` all work. Values are stripped. The line of
+    a record is the physical line it starts on (the header is line 1). Blank lines and rows
+    whose fields are all empty are skipped. A row with more non-empty fields than the header has
+    columns is rejected (usually an unquoted comma); a shorter row is padded with empty fields.
+    A field over 128 KiB is rejected. When the header lacks a required column the reader yields
+    one ``Rejected`` for the header line and stops.
+
+JSON
+    ``"json"`` and ``"ndjson"`` are read by the same incremental decoder: a top-level array
+    (items are numbered 1, 2, ... and that index is the record's ``line``), or one or more
+    top-level values one after the other - a single object, NDJSON, or concatenated
+    pretty-printed objects (``line`` is the physical line the value starts on). After a syntax
+    error in NDJSON the reader skips to the next line that starts with ``{`` or ``[`` and goes
+    on; the ``Rejected`` says which lines were skipped. A syntax error inside a top-level array
+    cannot be recovered from, so it ends the file with one ``Rejected`` (everything before it
+    has been yielded). One value may be at most 8 MiB of text.
+
+Why not ``sqlite_utils.utils.rows_from_file``
+    It was the suggested reader, but in sqlite-utils 4.2 it ``json.load``s a whole JSON file
+    (not streaming); its NDJSON reader skips blank lines (line numbers drift) and a single bad
+    line raises ``JSONDecodeError`` and ends the generator; its CSV reader raises ``RowError``
+    on a row with an extra field and ``UnicodeDecodeError`` on a bad byte (ending the
+    generator), hides the physical line numbers, skips blank lines, and closes the caller's
+    file when done. The readers here do what the contract above needs with ``csv``/``json``.
+
+Decisions (see also records.py for money, timestamps and email syntax)
+    * Shopify financial status: paid -> paid (-> fulfilled when Fulfillment Status is
+      "fulfilled"), pending/authorized/partially_paid -> pending, refunded -> refunded,
+      partially_refunded -> partially_refunded, voided/expired -> cancelled. A non-empty
+      "Cancelled at" makes the order cancelled unless money went back: refunded and
+      partially_refunded keep their status, so #1002 (refunded and cancelled) is ``refunded``
+      with ``refunded`` = 26.55. An empty or unknown financial status is rejected.
+    * WooCommerce status (a ``wc-`` prefix is ignored): pending/on-hold/checkout-draft -> pending,
+      processing -> paid, completed -> fulfilled, cancelled/failed -> cancelled,
+      refunded -> refunded; anything else (plugin statuses) is rejected. A paid or fulfilled
+      order with refunds becomes partially_refunded (refunded when the refunds reach the
+      total).
+    * Generic status: empty -> paid; our own vocabulary plus completed/complete/shipped/
+      delivered -> fulfilled, processing -> paid, canceled/voided/failed -> cancelled,
+      on-hold/authorized -> pending.
+    * An order whose status is ``refunded`` but which gives no refunded amount gets
+      ``refunded = total``.
+    * A customer (a customers-file row or the buyer of an order) needs an email, a name or a
+      phone; one with none of them is rejected ("no email, name or phone"). An email that is
+      present but fails the syntax check rejects the record, naming the field and the value.
+    * Missing optional amounts (subtotal, discount, shipping, tax, refunded) are 0.00; total is
+      required. WooCommerce has no order subtotal: it is the sum of the line subtotals, or
+      ``total - total_tax - shipping_total + discount_total`` when there are no lines.
+      WooCommerce line unit prices are ``subtotal / quantity`` rounded to cents (the
+      pre-discount price, like Shopify's Lineitem price); ``price`` is the fallback.
+    * ``address`` is the street line(s) and the postcode joined with ", ". ``country`` is the
+      ISO 3166-1 alpha-2 code when the source gives one (Shopify's older customers export has
+      "Country Code"; a two-letter "Country" is taken too), otherwise None.
+    * Shopify writes ``'`` before numbers (ids, phones, postcodes) so spreadsheets keep them as
+      text; it is stripped from those fields only (``'t Hooft`` is a real Dutch surname).
+    * Shopify orders: rows are grouped by consecutive ``Name``; the same Name appearing again
+      later makes a second record (keeping a set of every Name seen would not be flat memory;
+      the writer's (source, external_id) upsert decides). An order of more than 10,000 rows is
+      rejected. A row with an empty Name is rejected on its own.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import json
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Union
+
+from crm.services.importing.records import (
+    ORDER_STATUSES, ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, is_valid_email,
+    normalise_email, parse_bool, parse_money, parse_timestamp, show,
+)
+
+__all__ = [
+    "READERS", "ReaderSpec", "FORMATS", "detect_format", "preview",
+    "read_shopify_orders", "read_shopify_customers",
+    "read_woocommerce_orders", "read_woocommerce_customers",
+    "read_generic_orders", "GENERIC_FIELDS",
+    "parse_shopify_order_json", "parse_shopify_customer_json",
+    "parse_woocommerce_order", "parse_woocommerce_customer",
+    "norm_key",
+]
+
+Item = Union[OrderRecord, CustomerRecord, Rejected]
+FORMATS = ("csv", "tsv", "json", "ndjson")
+MAX_GROUP_ROWS = 10_000
+MAX_REASON = 500
+CENT = Decimal("0.01")
+NOT_UTF8 = "not valid UTF-8 text (save the file as UTF-8 or choose its encoding)"
+
+
+# == opening ===================================================================================
+
+@contextmanager
+def _open_text(src: Any, encoding: str, newline: str | None) -> Iterator[Any]:
+    """A text stream over ``src`` (path, binary or text file); never closes a caller's file."""
+    if isinstance(src, (str, os.PathLike)):
+        with open(src, encoding=encoding, errors="replace", newline=newline) as text:
+            yield text
+        return
+    if not hasattr(src, "read"):
+        raise TypeError(f"expected a path or a file object, got {type(src).__name__}")
+    if isinstance(src, io.TextIOBase) or isinstance(src.read(0), str):
+        yield src
+        return
+    if hasattr(src, "readable") and src.readable():
+        wrapper = io.TextIOWrapper(src, encoding=encoding, errors="replace", newline=newline)
+        try:
+            yield wrapper
+        finally:
+            try:
+                wrapper.detach()  # leave the caller's file open
+            except ValueError:  # already detached or closed by the caller
+                pass
+    else:
+        yield codecs.getreader(encoding)(src, errors="replace")
+
+
+_KEY_RE = re.compile(r"[\s_.\-]+")
+
+
+def norm_key(name: object) -> str:
+    """Normalise a column name or JSON key: lower-case, stripped, separators to one space."""
+    return _KEY_RE.sub(" ", str(name).replace("\ufeff", "")).strip().lower()
+
+
+def _check_format(kind: str, fmt: str | None) -> str:
+    fmt = (fmt or READERS[kind].default_format or "").lower().lstrip(".")
+    fmt = {"jsonl": "ndjson", "nl": "ndjson", "txt": "csv"}.get(fmt, fmt)
+    if fmt not in READERS[kind].formats:
+        raise ValueError(
+            f"{kind}: format {fmt or None!r} is not supported; use one of {', '.join(READERS[kind].formats)}"
+        )
+    return fmt
+
+
+# == CSV =======================================================================================
+
+@dataclass
+class _Row:
+    line: int
+    cells: list[str]  # stripped
+    raw: dict  # header -> value as written
+    problem: str | None = None
+
+
+class _CsvTable:
+    """A CSV file as header + rows, with physical line numbers and no exceptions."""
+
+    def __init__(self, text: Iterable[str], delimiter: str = ","):
+        self._reader = csv.reader(text, delimiter=delimiter, strict=False)
+        self.header: list[str] = []
+        self.keys: list[str] = []
+        self.header_line = 1
+        self._index: dict[str, int] = {}
+
+    def _next(self) -> tuple[int, list[str] | None, str | None] | None:
+        """(start line, fields, error) for the next physical record; None at the end."""
+        start = self._reader.line_num + 1
+        try:
+            return start, next(self._reader), None
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            return start, None, f"line {start} could not be read as CSV: {exc}"
+
+    def read_header(self, required: Iterable[tuple[str, ...]], what: str,
+                    rename: dict[str, str] | None = None) -> Rejected | None:
+        """Read the header; a Rejected when a required column is missing (or the file is broken).
+
+        ``required`` is a list of alternatives, each a tuple of display names (``"Created at"``)
+        of which one must be present. Returns None for a good header *and* for an empty file
+        (``self.header`` stays empty then).
+        """
+        while True:
+            item = self._next()
+            if item is None:
+                return None
+            line, fields, error = item
+            if error:
+                return Rejected(line, f"header: {error}", {})
+            if any(f.strip() for f in fields):
+                break
+        self.header_line = line
+        self.header = [f.strip().lstrip("\ufeff") for f in fields]
+        self.keys = [norm_key(h) for h in self.header]
+        if rename:
+            self.keys = [rename.get(k, k) for k in self.keys]
+        for i, key in enumerate(self.keys):
+            self._index.setdefault(key, i)
+        missing = [alts[0] for alts in required if not any(norm_key(a) in self._index for a in alts)]
+        if missing:
+            raw = dict(enumerate(self.header))
+            shown = ", ".join(show(h, 30) for h in self.header[:8])
+            return Rejected(
+                line,
+                _cut(f"header: missing column(s) {', '.join(missing)} - is this {what}? "
+                     f"(found {shown}{', ...' if len(self.header) > 8 else ''})"),
+                {str(k): v for k, v in raw.items()},
+            )
+        return None
+
+    def col(self, *names: str) -> int | None:
+        for name in names:
+            i = self._index.get(norm_key(name))
+            if i is not None:
+                return i
+        return None
+
+    def __iter__(self) -> Iterator[_Row | Rejected]:
+        if not self.header:
+            return
+        width = len(self.header)
+        header = self.header
+        while True:
+            item = self._next()
+            if item is None:
+                return
+            line, fields, error = item
+            if error:
+                yield Rejected(line, _cut(error), {})
+                continue
+            cells = [f.strip() for f in fields]
+            if not any(cells):
+                continue
+            problem = None
+            raw = dict(zip(header, fields))
+            if len(cells) > width:
+                extra = fields[width:]
+                raw["_extra"] = extra
+                if any(c for c in cells[width:]):
+                    problem = (f"line {line} has {len(cells)} fields but the header has {width} "
+                               f"columns (a value with an unquoted {self._reader.dialect.delimiter!r}?)")
+                cells = cells[:width]
+            elif len(cells) < width:
+                cells += [""] * (width - len(cells))
+            if problem is None and any("\ufffd" in c for c in cells):
+                problem = f"line {line} is {NOT_UTF8}"
+            yield _Row(line, cells, raw, problem)
+
+    def flat(self, row: _Row) -> dict[str, str]:
+        """The row as {normalised key: stripped value}; the first non-empty value wins."""
+        out: dict[str, str] = {}
+        for key, value in zip(self.keys, row.cells):
+            if key not in out or (value and not out[key]):
+                out[key] = value
+        return out
+
+
+def _csv_records(fileobj: Any, encoding: str, delimiter: str, required: list[tuple[str, ...]],
+                 what: str, build: Callable[[dict, int, dict], Item],
+                 rename: dict[str, str] | None = None) -> Iterator[Item]:
+    """One record per CSV row: ``build(flat, line, raw)`` for each good row."""
+    with _open_text(fileobj, encoding, "") as text:
+        table = _CsvTable(text, delimiter)
+        bad = table.read_header(required, what, rename)
+        if bad:
+            yield bad
+            return
+        for row in table:
+            if isinstance(row, Rejected):
+                yield row
+            elif row.problem:
+                yield Rejected(row.line, _cut(row.problem), row.raw)
+            else:
+                yield build(table.flat(row), row.line, row.raw)
+
+
+# == JSON ======================================================================================
+
+_WS = re.compile(r"[ \t\r\n\ufeff]*")
+
+
+class _JsonValues:
+    """Incrementally decode a JSON array, a single value, NDJSON or concatenated values.
+
+    Iterating yields ``(position, value, error)``: position is the 1-based item index inside a
+    top-level array, else the line the value starts on; error is None or a message.
+    """
+
+    CHUNK = 1 << 16
+    MAX_VALUE = 8 << 20
+
+    def __init__(self, text: Any):
+        self._f = text
+        self._buf = ""
+        self._pos = 0
+        self._line = 1  # the line self._pos is on
+        self._eof = False
+        self._decoder = json.JSONDecoder()
+
+    def _fill(self, size: int | None = None) -> bool:
+        if self._eof:
+            return False
+        chunk = self._f.read(max(size or 0, self.CHUNK))
+        if not chunk:
+            self._eof = True
+            return False
+        if self._pos:
+            self._buf = self._buf[self._pos:]
+            self._pos = 0
+        self._buf += chunk
+        return True
+
+    def _advance(self, end: int) -> None:
+        self._line += self._buf.count("\n", self._pos, end)
+        self._pos = end
+
+    def _peek(self) -> str:
+        """Skip whitespace; the next character, or "" at the end of the input."""
+        while True:
+            self._advance(_WS.match(self._buf, self._pos).end())
+            if self._pos < len(self._buf):
+                return self._buf[self._pos]
+            if not self._fill():
+                return ""
+
+    def _snippet(self) -> str:
+        end = self._buf.find("\n", self._pos, self._pos + 200)
+        return self._buf[self._pos: end if end != -1 else self._pos + 200]
+
+    def _decode(self) -> tuple[Any, str | None]:
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._buf, self._pos)
+            except json.JSONDecodeError as exc:
+                pending = len(self._buf) - self._pos
+                truncated = exc.pos >= len(self._buf) - 8 or exc.msg.startswith("Unterminated string")
+                if truncated and not self._eof:
+                    if pending > self.MAX_VALUE:
+                        return None, f"a JSON value longer than {self.MAX_VALUE >> 20} MiB"
+                    self._fill(pending)
+                    continue
+                line = self._line + self._buf.count("\n", self._pos, exc.pos)
+                return None, f"invalid JSON at line {line}: {exc.msg}"
+            except (ValueError, RecursionError) as exc:  # e.g. an integer with 5,000 digits
+                return None, f"invalid JSON at line {self._line}: {str(exc)[:100]}"
+            if end >= len(self._buf) and not self._eof and self._fill():
+                continue  # a number or literal may go on in the next chunk
+            if self._buf.find("\ufffd", self._pos, end) != -1:
+                self._advance(end)
+                return None, NOT_UTF8
+            self._advance(end)
+            return value, None
+
+    def _resync(self) -> int:
+        """Skip to the next line starting with '{' or '['; return the last line skipped."""
+        while True:
+            nl = self._buf.find("\n", self._pos)
+            if nl == -1:
+                self._advance(len(self._buf))
+                if not self._fill():
+                    return self._line
+                continue
+            self._advance(nl + 1)
+            while self._pos >= len(self._buf):
+                if not self._fill():
+                    return self._line - 1
+            if self._buf[self._pos] in "{[":
+                return self._line - 1
+
+    def __iter__(self) -> Iterator[tuple[int, Any, str | None]]:
+        first = self._peek()
+        if first == "[":
+            yield from self._array()
+            return
+        while self._peek():
+            line = self._line
+            snippet = self._snippet()
+            value, error = self._decode()
+            if error is None:
+                yield line, value, None
+                continue
+            if error == NOT_UTF8:
+                yield line, {"text": snippet}, f"line {line} is {NOT_UTF8}"
+                continue
+            last = self._resync()
+            skipped = f" (skipped lines {line}-{last})" if last > line else ""
+            yield line, {"text": snippet}, f"{error}{skipped}"
+
+    def _array(self) -> Iterator[tuple[int, Any, str | None]]:
+        self._advance(self._pos + 1)
+        index = 0
+        if self._peek() == "]":
+            self._advance(self._pos + 1)
+        else:
+            while True:
+                index += 1
+                line = self._line
+                if not self._peek():
+                    yield index, {}, f"item {index}: the file ends inside the JSON array"
+                    return
+                snippet = self._snippet()
+                value, error = self._decode()
+                if error == NOT_UTF8:
+                    yield index, {"text": snippet}, f"item {index} (line {line}) is {NOT_UTF8}"
+                elif error:
+                    yield index, {"text": snippet}, f"item {index}: {error}; the rest of the file was not read"
+                    return
+                else:
+                    yield index, value, None
+                c = self._peek()
+                if c == ",":
+                    self._advance(self._pos + 1)
+                    continue
+                if c == "]":
+                    self._advance(self._pos + 1)
+                    break
+                message = ("the file ends inside the JSON array" if not c else
+                           f"expected ',' or ']' after item {index} at line {self._line}")
+                yield index + 1, {"text": self._snippet()}, f"{message}; the rest of the file was not read"
+                return
+        if self._peek():
+            yield index + 1, {"text": self._snippet()}, f"unexpected data after the JSON array at line {self._line}"
+
+
+def _json_records(fileobj: Any, encoding: str, build: Callable[[dict, int], Item]) -> Iterator[Item]:
+    with _open_text(fileobj, encoding, None) as text:
+        for line, value, error in _JsonValues(text):
+            if error:
+                yield Rejected(line, _cut(error), value if isinstance(value, dict) else {})
+            elif not isinstance(value, dict):
+                yield Rejected(line, f"expected a JSON object, got {_json_type(value)}", {"value": value})
+            else:
+                yield build(value, line)
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def _flatten(obj: dict, prefix: str = "", out: dict | None = None, depth: int = 0) -> dict:
+    """{"billing": {"first_name": x}} -> {"billing first name": x}; lists are kept as they are."""
+    out = {} if out is None else out
+    for key, value in obj.items():
+        full = f"{prefix} {norm_key(key)}" if prefix else norm_key(key)
+        if isinstance(value, dict) and depth < 4:
+            _flatten(value, full, out, depth + 1)
+        elif full not in out or out[full] in (None, ""):
+            out[full] = value
+    return out
+
+
+# == field helpers =============================================================================
+
+def _cut(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
+
+
+def _text(value: Any) -> str:
+    """A scalar as stripped text; "" for None; JSON text for objects and arrays."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)[:300]
+    except (TypeError, ValueError, RecursionError):
+        return str(type(value).__name__)
+
+
+def _number_text(value: Any) -> str:
+    """Like _text, without the ``'`` Shopify puts before numbers."""
+    text = _text(value)
+    return text[1:].strip() if text.startswith("'") else text
+
+
+def _opt(value: Any) -> str | None:
+    return _text(value) or None
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if _text(value):
+            return value
+    return None
+
+
+def _country(*values: Any) -> str | None:
+    for value in values:
+        text = _text(value).upper()
+        if len(text) == 2 and text.isalpha() and text.isascii():
+            return text
+    return None
+
+
+def _address(*parts: Any) -> str | None:
+    joined = ", ".join(p for p in (_number_text(x) for x in parts) if p)
+    return joined or None
+
+
+def _split_name(full: str) -> tuple[str, str]:
+    parts = full.split(None, 1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def _tags(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else _text(value).split(",")
+    seen: list[str] = []
+    for item in items:
+        tag = _text(item)
+        if tag and tag not in seen:
+            seen.append(tag)
+    return seen
+
+
+def _as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+class _Fields:
+    """Parses the fields of one record and collects what is wrong with them."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self.problems.append(problem)
+
+    @property
+    def reason(self) -> str:
+        return _cut("; ".join(self.problems))
+
+    def required(self, label: str, value: Any) -> str:
+        text = _text(value)
+        if not text:
+            self.add(f"{label}: missing")
+        return text
+
+    def money(self, label: str, value: Any, required: bool = False) -> Decimal:
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None or value == "":
+            if required:
+                self.add(f"{label}: missing")
+            return ZERO
+        try:
+            return parse_money(value)
+        except ValueError as exc:
+            self.add(f"{label}: {exc}")
+            return ZERO
+
+    def timestamp(self, label: str, value: Any, required: bool = True):
+        if not _text(value) and not hasattr(value, "year"):
+            if required:
+                self.add(f"{label}: missing")
+            return None
+        try:
+            return parse_timestamp(value.strip() if isinstance(value, str) else value)
+        except ValueError as exc:
+            self.add(f"{label}: {exc}")
+            return None
+
+    def email(self, label: str, value: Any) -> tuple[str | None, str | None]:
+        display = _text(value) or None
+        if display and not is_valid_email(display):
+            self.add(f"{label}: {show(display)} is not a valid email address")
+        return normalise_email(display), display
+
+    def currency(self, label: str, value: Any, default: str) -> str:
+        text = _text(value).upper() or default.upper()
+        if not (len(text) == 3 and text.isalpha() and text.isascii()):
+            self.add(f"{label}: {show(_text(value))} is not a currency code")
+        return text
+
+    def quantity(self, label: str, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        text = _text(value)
+        if not text:
+            return 1
+        if re.fullmatch(r"\+?\d{1,9}(\.0+)?", text):
+            return int(text.split(".")[0])
+        self.add(f"{label}: {show(text)} is not a quantity")
+        return 0
+
+    def customer_identity(self, customer: CustomerRecord, what: str) -> None:
+        if not (customer.email_display or customer.first_name or customer.last_name or customer.phone):
+            self.add(f"no email, name or phone{what}")
+
+
+# == Shopify ===================================================================================
+
+SHOPIFY = "shopify"
+_SHOPIFY_FINANCIAL = {
+    "paid": "paid", "pending": "pending", "authorized": "pending", "partially_paid": "pending",
+    "refunded": "refunded", "partially_refunded": "partially_refunded",
+    "voided": "cancelled", "expired": "cancelled",
+}
+
+
+def _shopify_status(f: _Fields, label: str, financial: Any, cancelled: Any, fulfillment: Any) -> str:
+    key = re.sub(r"[\s-]+", "_", _text(financial).lower())
+    status = _SHOPIFY_FINANCIAL.get(key)
+    if status is None:
+        f.add(f"{label}: missing" if not key else f"{label}: {show(_text(financial))} is not a Shopify financial status")
+        return "pending"
+    if status == "paid" and _text(fulfillment).lower() == "fulfilled":
+        status = "fulfilled"
+    if _text(cancelled) and status not in ("refunded", "partially_refunded"):
+        status = "cancelled"
+    return status
+
+
+def _refunded(status: str, refunded: Decimal, total: Decimal) -> Decimal:
+    return total if status == "refunded" and not refunded else refunded
+
+
+_SO = {  # Shopify orders export columns, by role
+    "name": ("Name",), "id": ("Id",), "email": ("Email",), "financial": ("Financial Status",),
+    "fulfillment": ("Fulfillment Status",), "marketing": ("Accepts Marketing",),
+    "currency": ("Currency",), "subtotal": ("Subtotal",), "shipping": ("Shipping",),
+    "tax": ("Taxes",), "total": ("Total",), "discount": ("Discount Amount",),
+    "created": ("Created at",), "cancelled": ("Cancelled at",), "refunded": ("Refunded Amount",),
+    "billing_name": ("Billing Name",), "shipping_name": ("Shipping Name",),
+    "address1": ("Billing Address1",), "address2": ("Billing Address2",), "zip": ("Billing Zip",),
+    "company": ("Billing Company",), "city": ("Billing City",), "country": ("Billing Country",),
+    "phone": ("Phone",), "billing_phone": ("Billing Phone",), "shipping_phone": ("Shipping Phone",),
+    "customer_id": ("Customer ID",),
+    "l_name": ("Lineitem name",), "l_sku": ("Lineitem sku",), "l_qty": ("Lineitem quantity",),
+    "l_price": ("Lineitem price",),
+}
+
+
+def read_shopify_orders(fileobj: Any, fmt: str = "csv", *, default_currency: str = "EUR",
+                        encoding: str = "utf-8-sig") -> Iterator[Item]:
+    """Shopify's admin orders export (one row per line item) -> OrderRecord / Rejected."""
+    _check_format("shopify-orders", fmt)
+    return _shopify_orders(fileobj, default_currency, encoding)
+
+
+def _shopify_orders(fileobj: Any, default_currency: str, encoding: str) -> Iterator[Item]:
+    with _open_text(fileobj, encoding, "") as text:
+        table = _CsvTable(text)
+        bad = table.read_header(
+            [("Name",), ("Created at",), ("Total",), ("Financial Status",)], "a Shopify orders export")
+        if bad:
+            yield bad
+            return
+        cols = {role: table.col(*names) for role, names in _SO.items()}
+        name_col = cols["name"]
+        group: list[_Row] = []
+        overflow = False
+        held: list[Rejected] = []  # unreadable rows met inside a group, yielded after it
+
+        def finish() -> Iterator[Item]:
+            if group:
+                yield _shopify_group(group, overflow, cols, default_currency)
+            yield from held
+            group.clear()
+            held.clear()
+
+        for row in table:
+            if isinstance(row, Rejected):
+                if group:
+                    held.append(row)
+                else:
+                    yield row
+                continue
+            name = row.cells[name_col]
+            if group and (not name or name != group[0].cells[name_col]):
+                yield from finish()
+                overflow = False
+            if len(group) < MAX_GROUP_ROWS:
+                group.append(row)
+            else:
+                overflow = True
+            if not name:
+                yield from finish()
+        yield from finish()
+
+
+def _shopify_group(rows: list[_Row], overflow: bool, cols: dict[str, int | None],
+                   default_currency: str) -> Item:
+    first = rows[0]
+    f = _Fields()
+    for row in rows:
+        if row.problem:
+            f.add(row.problem)
+    if overflow:
+        f.add(f"order has more than {MAX_GROUP_ROWS} rows")
+
+    def value(role: str) -> str:
+        i = cols[role]
+        if i is None:
+            return ""
+        for row in rows:
+            if row.cells[i]:
+                return row.cells[i]
+        return ""
+
+    name = f.required("Name", value("name"))
+    external_id = _number_text(value("id")) or name
+    placed_at = f.timestamp("Created at", value("created"))
+    status = _shopify_status(f, "Financial Status", value("financial"), value("cancelled"), value("fulfillment"))
+    currency = f.currency("Currency", value("currency"), default_currency)
+    total = f.money("Total", value("total"), required=True)
+    amounts = {k: f.money(label, value(k)) for k, label in (
+        ("subtotal", "Subtotal"), ("discount", "Discount Amount"), ("shipping", "Shipping"),
+        ("tax", "Taxes"), ("refunded", "Refunded Amount"))}
+    email, email_display = f.email("Email", value("email"))
+    first_name, last_name = _split_name(value("billing_name") or value("shipping_name"))
+    customer = CustomerRecord(
+        line=first.line, source=SHOPIFY,
+        external_id=_number_text(value("customer_id")) or None,
+        email=email, email_display=email_display, first_name=first_name, last_name=last_name,
+        phone=_number_text(value("phone") or value("billing_phone") or value("shipping_phone")) or None,
+        company=value("company") or None,
+        address=_address(value("address1"), value("address2"), value("zip")),
+        city=value("city") or None, country=_country(value("country")),
+        consent=parse_bool(value("marketing")), raw=first.raw,
+    )
+    f.customer_identity(customer, " for the customer (Email, Billing Name, Phone)")
+    lines = []
+    for row in rows:
+        get = {role: (row.cells[cols[role]] if cols[role] is not None else "")
+               for role in ("l_name", "l_sku", "l_qty", "l_price")}
+        if not any(get.values()):
+            continue
+        lines.append(LineRecord(
+            sku=get["l_sku"] or None, name=get["l_name"],
+            quantity=f.quantity(f"Lineitem quantity (line {row.line})", get["l_qty"]),
+            unit_price=f.money(f"Lineitem price (line {row.line})", get["l_price"]),
+        ))
+    raws = [row.raw for row in rows]
+    if f.problems:
+        return Rejected(first.line, f.reason, {"rows": raws})
+    return OrderRecord(
+        line=first.line, source=SHOPIFY, external_id=external_id, number=name,
+        placed_at=placed_at, status=status, currency=currency,
+        subtotal=amounts["subtotal"], discount=amounts["discount"], shipping=amounts["shipping"],
+        tax=amounts["tax"], total=total,
+        refunded=_refunded(status, amounts["refunded"], total),
+        customer=customer, lines=lines, raw=raws,
+    )
+
+
+_SC = {  # Shopify customers export columns, newer and older header sets
+    "id": ("Customer ID", "Id"), "first": ("First Name",), "last": ("Last Name",),
+    "email": ("Email",), "consent": ("Accepts Email Marketing", "Accepts Marketing"),
+    "company": ("Default Address Company", "Company"),
+    "address1": ("Default Address Address1", "Address1"),
+    "address2": ("Default Address Address2", "Address2"),
+    "zip": ("Default Address Zip", "Zip"), "city": ("Default Address City", "City"),
+    "country_code": ("Default Address Country Code", "Country Code"),
+    "country": ("Default Address Country", "Country"),
+    "phone": ("Phone",), "address_phone": ("Default Address Phone",),
+    "tags": ("Tags",), "created": ("Created At",),
+}
+
+
+def read_shopify_customers(fileobj: Any, fmt: str = "csv", *,
+                           encoding: str = "utf-8-sig") -> Iterator[Item]:
+    """Shopify's customers export (newer "Customer ID"/"Default Address ..." or older headers)."""
+    _check_format("shopify-customers", fmt)
+    return _csv_records(fileobj, encoding, ",", [("Email",)], "a Shopify customers export",
+                        _shopify_customer_row)
+
+
+def _shopify_customer_row(flat: dict, line: int, raw: dict) -> Item:
+    def value(role: str) -> str:
+        for name in _SC[role]:
+            text = flat.get(norm_key(name), "")
+            if text:
+                return text
+        return ""
+
+    f = _Fields()
+    email, email_display = f.email("Email", value("email"))
+    customer = CustomerRecord(
+        line=line, source=SHOPIFY, external_id=_number_text(value("id")) or None,
+        email=email, email_display=email_display,
+        first_name=value("first"), last_name=value("last"),
+        phone=_number_text(value("phone") or value("address_phone")) or None,
+        company=value("company") or None,
+        address=_address(value("address1"), value("address2"), value("zip")),
+        city=value("city") or None, country=_country(value("country_code"), value("country")),
+        consent=parse_bool(value("consent")), tags=_tags(value("tags")),
+        created_at=f.timestamp("Created At", value("created"), required=False), raw=raw,
+    )
+    f.customer_identity(customer, "")
+    return Rejected(line, f.reason, raw) if f.problems else customer
+
+
+def _unwrap(obj: Any, key: str) -> Any:
+    """{"order": {...}} (a REST GET response) -> {...}; anything else unchanged."""
+    if isinstance(obj, dict) and len(obj) == 1 and isinstance(obj.get(key), dict):
+        return obj[key]
+    return obj
+
+
+def _shopify_consent(customer: dict, fallback: Any = None) -> bool | None:
+    consent = _as_dict(customer.get("email_marketing_consent"))
+    if consent.get("state") is not None:
+        state = _text(consent.get("state")).lower()
+        return {"subscribed": True, "not_subscribed": False, "unsubscribed": False}.get(state)
+    return parse_bool(_first(customer.get("accepts_marketing"), fallback))
+
+
+def parse_shopify_order_json(obj: Any, line: int = 1) -> OrderRecord | Rejected:
+    """One Shopify REST order resource (an ``orders/create`` webhook body) -> record or Rejected.
+
+    Never raises on bad data: a Rejected carries the reason.
+    """
+    obj = _unwrap(obj, "order")
+    if not isinstance(obj, dict):
+        return Rejected(line, f"expected a JSON object, got {_json_type(obj)}", {"value": obj})
+    f = _Fields()
+    external_id = f.required("id", obj.get("id"))
+    number = _text(_first(obj.get("name"), obj.get("order_number"))) or external_id
+    placed_at = f.timestamp("created_at", _first(obj.get("created_at"), obj.get("processed_at")))
+    status = _shopify_status(f, "financial_status", obj.get("financial_status"),
+                             obj.get("cancelled_at"), obj.get("fulfillment_status"))
+    currency = f.currency("currency", obj.get("currency"), "")
+    total = f.money("total_price", obj.get("total_price"), required=True)
+    shipping_set = _as_dict(_as_dict(obj.get("total_shipping_price_set")).get("shop_money"))
+    if _text(shipping_set.get("amount")):
+        shipping = f.money("total_shipping_price_set", shipping_set.get("amount"))
+    else:
+        shipping = sum((f.money("shipping_lines.price", _as_dict(s).get("price"))
+                        for s in _as_list(obj.get("shipping_lines"))), ZERO)
+    refunded = ZERO
+    for refund in _as_list(obj.get("refunds")):
+        for tx in _as_list(_as_dict(refund).get("transactions")):
+            tx = _as_dict(tx)
+            if _text(tx.get("kind")) == "refund" and _text(tx.get("status")) in ("", "success"):
+                refunded += abs(f.money("refunds.transactions.amount", tx.get("amount")))
+    customer_obj = _as_dict(obj.get("customer"))
+    billing = _as_dict(obj.get("billing_address"))
+    address = billing or _as_dict(customer_obj.get("default_address"))
+    email, email_display = f.email("email", _first(obj.get("email"), obj.get("contact_email"),
+                                                   customer_obj.get("email")))
+    created = None
+    try:
+        if _text(customer_obj.get("created_at")):
+            created = parse_timestamp(_text(customer_obj.get("created_at")))
+    except ValueError:
+        pass
+    customer = CustomerRecord(
+        line=line, source=SHOPIFY, external_id=_opt(customer_obj.get("id")),
+        email=email, email_display=email_display,
+        first_name=_text(_first(customer_obj.get("first_name"), billing.get("first_name"))),
+        last_name=_text(_first(customer_obj.get("last_name"), billing.get("last_name"))),
+        phone=_opt(_first(customer_obj.get("phone"), obj.get("phone"), billing.get("phone"))),
+        company=_opt(address.get("company")),
+        address=_address(address.get("address1"), address.get("address2"), address.get("zip")),
+        city=_opt(address.get("city")), country=_country(address.get("country_code")),
+        consent=_shopify_consent(customer_obj, obj.get("buyer_accepts_marketing")),
+        tags=_tags(customer_obj.get("tags")), created_at=created, raw=customer_obj,
+    )
+    f.customer_identity(customer, " for the customer")
+    lines = []
+    for i, item in enumerate(_as_list(obj.get("line_items")), 1):
+        item = _as_dict(item)
+        lines.append(LineRecord(
+            sku=_opt(item.get("sku")), name=_text(_first(item.get("name"), item.get("title"))),
+            quantity=f.quantity(f"line_items[{i}].quantity", item.get("quantity")),
+            unit_price=f.money(f"line_items[{i}].price", item.get("price")),
+        ))
+    if f.problems:
+        return Rejected(line, f.reason, obj)
+    return OrderRecord(
+        line=line, source=SHOPIFY, external_id=external_id, number=number, placed_at=placed_at,
+        status=status, currency=currency,
+        subtotal=f.money("subtotal_price", obj.get("subtotal_price")),
+        discount=f.money("total_discounts", obj.get("total_discounts")),
+        shipping=shipping, tax=f.money("total_tax", obj.get("total_tax")), total=total,
+        refunded=_refunded(status, refunded, total), customer=customer, lines=lines, raw=obj,
+    )
+
+
+def parse_shopify_customer_json(obj: Any, line: int = 1) -> CustomerRecord | Rejected:
+    """One Shopify REST customer resource (a ``customers/create`` webhook body)."""
+    obj = _unwrap(obj, "customer")
+    if not isinstance(obj, dict):
+        return Rejected(line, f"expected a JSON object, got {_json_type(obj)}", {"value": obj})
+    f = _Fields()
+    address = _as_dict(obj.get("default_address")) or next(
+        (a for a in _as_list(obj.get("addresses")) if isinstance(a, dict)), {})
+    email, email_display = f.email("email", obj.get("email"))
+    customer = CustomerRecord(
+        line=line, source=SHOPIFY, external_id=_opt(obj.get("id")),
+        email=email, email_display=email_display,
+        first_name=_text(obj.get("first_name")), last_name=_text(obj.get("last_name")),
+        phone=_opt(_first(obj.get("phone"), address.get("phone"))),
+        company=_opt(address.get("company")),
+        address=_address(address.get("address1"), address.get("address2"), address.get("zip")),
+        city=_opt(address.get("city")), country=_country(address.get("country_code")),
+        consent=_shopify_consent(obj), tags=_tags(obj.get("tags")),
+        created_at=f.timestamp("created_at", obj.get("created_at"), required=False), raw=obj,
+    )
+    f.customer_identity(customer, "")
+    return Rejected(line, f.reason, obj) if f.problems else customer
+
+
+# == WooCommerce ===============================================================================
+
+WOOCOMMERCE = "woocommerce"
+_WOO_STATUS = {
+    "pending": "pending", "on-hold": "pending", "checkout-draft": "pending",
+    "processing": "paid", "completed": "fulfilled",
+    "cancelled": "cancelled", "failed": "cancelled", "refunded": "refunded",
+}
+
+
+def _woo_status(f: _Fields, value: Any) -> str:
+    key = re.sub(r"[\s_]+", "-", _text(value).lower())
+    key = key[3:] if key.startswith("wc-") else key
+    status = _WOO_STATUS.get(key)
+    if status is None:
+        f.add("status: missing" if not key else f"status: {show(_text(value))} is not a WooCommerce order status")
+        return "pending"
+    return status
+
+
+def parse_woocommerce_order(obj: Any, line: int = 1, *, default_currency: str = "EUR") -> OrderRecord | Rejected:
+    """One WooCommerce REST v3 order (an ``order.created`` webhook body) -> record or Rejected.
+
+    Also takes the flattened form ({"billing.email": ...} or {"billing_email": ...}), which is
+    what the CSV reader passes. Never raises on bad data.
+    """
+    obj = _unwrap(obj, "order")
+    if not isinstance(obj, dict):
+        return Rejected(line, f"expected a JSON object, got {_json_type(obj)}", {"value": obj})
+    return _woo_order(_flatten(obj), line, obj, default_currency)
+
+
+def _woo_order(flat: dict, line: int, raw: dict, default_currency: str) -> Item:
+    f = _Fields()
+    external_id = f.required("id", flat.get("id"))
+    number = _text(flat.get("number")) or external_id
+    if _text(flat.get("date created gmt")):
+        placed_at = f.timestamp("date_created_gmt", flat.get("date created gmt"))
+    else:
+        placed_at = f.timestamp("date_created", flat.get("date created"))
+    status = _woo_status(f, flat.get("status"))
+    currency = f.currency("currency", flat.get("currency"), default_currency)
+    total = f.money("total", flat.get("total"), required=True)
+    discount = f.money("discount_total", flat.get("discount total"))
+    shipping = f.money("shipping_total", flat.get("shipping total"))
+    tax = f.money("total_tax", flat.get("total tax"))
+    lines, line_subtotal = [], ZERO
+    for i, item in enumerate(_as_list(flat.get("line items")), 1):
+        item = _as_dict(item)
+        quantity = f.quantity(f"line_items[{i}].quantity", item.get("quantity"))
+        if _text(item.get("subtotal")) and quantity:
+            sub = f.money(f"line_items[{i}].subtotal", item.get("subtotal"))
+            line_subtotal += sub
+            unit = (sub / quantity).quantize(CENT, ROUND_HALF_UP)
+        else:
+            unit = f.money(f"line_items[{i}].price", item.get("price"))
+            line_subtotal += unit * quantity
+        lines.append(LineRecord(sku=_opt(item.get("sku")), name=_text(item.get("name")),
+                                quantity=quantity, unit_price=unit))
+    if lines:
+        subtotal = line_subtotal
+    elif _text(flat.get("subtotal")):
+        subtotal = f.money("subtotal", flat.get("subtotal"))
+    else:
+        subtotal = total - tax - shipping + discount
+    refunded = sum((abs(f.money("refunds.total", _as_dict(r).get("total")))
+                    for r in _as_list(flat.get("refunds"))), ZERO)
+    if refunded and status in ("paid", "fulfilled"):
+        status = "refunded" if refunded >= total else "partially_refunded"
+    customer_id = _text(flat.get("customer id"))
+    email, email_display = f.email("billing.email", flat.get("billing email"))
+    customer = CustomerRecord(
+        line=line, source=WOOCOMMERCE,
+        external_id=customer_id if customer_id not in ("", "0") else None,
+        email=email, email_display=email_display,
+        first_name=_text(flat.get("billing first name")), last_name=_text(flat.get("billing last name")),
+        phone=_opt(flat.get("billing phone")), company=_opt(flat.get("billing company")),
+        address=_address(flat.get("billing address 1"), flat.get("billing address 2"),
+                         flat.get("billing postcode")),
+        city=_opt(flat.get("billing city")), country=_country(flat.get("billing country")),
+        raw=_as_dict(raw.get("billing")) or raw,
+    )
+    f.customer_identity(customer, " for the customer (billing)")
+    if f.problems:
+        return Rejected(line, f.reason, raw)
+    return OrderRecord(
+        line=line, source=WOOCOMMERCE, external_id=external_id, number=number,
+        placed_at=placed_at, status=status, currency=currency, subtotal=subtotal,
+        discount=discount, shipping=shipping, tax=tax, total=total,
+        refunded=_refunded(status, refunded, total), customer=customer, lines=lines, raw=raw,
+    )
+
+
+def parse_woocommerce_customer(obj: Any, line: int = 1) -> CustomerRecord | Rejected:
+    """One WooCommerce REST v3 customer (a ``customer.created`` webhook body) -> record or Rejected."""
+    obj = _unwrap(obj, "customer")
+    if not isinstance(obj, dict):
+        return Rejected(line, f"expected a JSON object, got {_json_type(obj)}", {"value": obj})
+    return _woo_customer(_flatten(obj), line, obj)
+
+
+def _woo_customer(flat: dict, line: int, raw: dict) -> Item:
+    f = _Fields()
+    label = "email" if _text(flat.get("email")) else "billing.email"
+    email, email_display = f.email(label, _first(flat.get("email"), flat.get("billing email")))
+    if _text(flat.get("date created gmt")):
+        created = f.timestamp("date_created_gmt", flat.get("date created gmt"), required=False)
+    else:
+        created = f.timestamp("date_created", flat.get("date created"), required=False)
+    customer = CustomerRecord(
+        line=line, source=WOOCOMMERCE, external_id=_opt(flat.get("id")),
+        email=email, email_display=email_display,
+        first_name=_text(_first(flat.get("first name"), flat.get("billing first name"))),
+        last_name=_text(_first(flat.get("last name"), flat.get("billing last name"))),
+        phone=_opt(flat.get("billing phone")), company=_opt(flat.get("billing company")),
+        address=_address(flat.get("billing address 1"), flat.get("billing address 2"),
+                         flat.get("billing postcode")),
+        city=_opt(flat.get("billing city")), country=_country(flat.get("billing country")),
+        created_at=created, raw=raw,
+    )
+    f.customer_identity(customer, "")
+    return Rejected(line, f.reason, raw) if f.problems else customer
+
+
+def read_woocommerce_orders(fileobj: Any, fmt: str = "json", *, default_currency: str = "EUR",
+                            encoding: str = "utf-8-sig") -> Iterator[Item]:
+    """WooCommerce REST v3 orders: JSON (object, array or NDJSON) or CSV of the flattened fields."""
+    fmt = _check_format("woocommerce-orders", fmt)
+    if fmt == "csv":
+        return _csv_records(
+            fileobj, encoding, ",",
+            [("id",), ("status",), ("total",), ("date_created_gmt", "date_created")],
+            "a WooCommerce orders CSV",
+            lambda flat, line, raw: _woo_order(flat, line, raw, default_currency))
+    return _json_records(fileobj, encoding,
+                         lambda obj, line: parse_woocommerce_order(obj, line, default_currency=default_currency))
+
+
+def read_woocommerce_customers(fileobj: Any, fmt: str = "json", *,
+                               encoding: str = "utf-8-sig") -> Iterator[Item]:
+    """WooCommerce REST v3 customers: JSON (object, array or NDJSON) or CSV of the flattened fields."""
+    fmt = _check_format("woocommerce-customers", fmt)
+    if fmt == "csv":
+        return _csv_records(fileobj, encoding, ",", [("email", "billing.email")],
+                            "a WooCommerce customers CSV", _woo_customer)
+    return _json_records(fileobj, encoding, parse_woocommerce_customer)
+
+
+# == generic orders ============================================================================
+
+GENERIC_FIELDS = (
+    "order_id", "customer_id", "email", "first_name", "last_name", "placed_at", "total",
+    "currency", "status", "phone", "number", "subtotal", "discount", "shipping", "tax",
+)
+_GENERIC_STATUS = {s: s for s in ORDER_STATUSES} | {
+    "completed": "fulfilled", "complete": "fulfilled", "shipped": "fulfilled", "delivered": "fulfilled",
+    "processing": "paid", "canceled": "cancelled", "voided": "cancelled", "failed": "cancelled",
+    "on_hold": "pending", "authorized": "pending",
+}
+
+
+def read_generic_orders(fileobj: Any, fmt: str | None = None, mapping: dict[str, str] | None = None,
+                        source: str = "import", *, default_currency: str = "EUR",
+                        encoding: str = "utf-8-sig") -> Iterator[Item]:
+    """Orders from any CSV, TSV, JSON or NDJSON file with the GENERIC_FIELDS columns.
+
+    ``mapping`` renames file columns to fields ({"Order Ref": "order_id"}, from ``--map``);
+    column names are matched case- and space-insensitively. ``fmt`` None means: from the file
+    name. Required: order_id, placed_at (a date or a timestamp), total, and customer_id or email.
+    """
+    if fmt is None:
+        name = fileobj if isinstance(fileobj, (str, os.PathLike)) else getattr(fileobj, "name", None)
+        fmt = detect_format(name) if isinstance(name, (str, os.PathLike)) else None
+        if fmt is None:
+            raise ValueError("orders: cannot tell the format from the file name; pass fmt")
+    fmt = _check_format("orders", fmt)
+    rename = {}
+    for column, field_name in (mapping or {}).items():
+        target = norm_key(field_name).replace(" ", "_")
+        if target not in GENERIC_FIELDS:
+            raise ValueError(f"--map {column}={field_name}: unknown field; use one of {', '.join(GENERIC_FIELDS)}")
+        rename[norm_key(column)] = norm_key(target)
+
+    def build(flat: dict, line: int, raw: dict | None = None) -> Item:
+        return _generic_order(flat, line, raw if raw is not None else flat, source, default_currency)
+
+    if fmt in ("csv", "tsv"):
+        return _csv_records(
+            fileobj, encoding, "," if fmt == "csv" else "\t",
+            [("order_id",), ("placed_at",), ("total",), ("customer_id", "email")],
+            "an orders file (rename columns with --map FILECOL=field)",
+            lambda flat, line, raw: build(flat, line, raw), rename)
+    return _json_records(
+        fileobj, encoding,
+        lambda obj, line: build(_renamed(_flatten(obj), rename), line, obj))
+
+
+def _renamed(flat: dict, rename: dict[str, str]) -> dict:
+    if not rename:
+        return flat
+    out = {}
+    for key, value in flat.items():
+        key = rename.get(key, key)
+        if key not in out or out[key] in (None, ""):
+            out[key] = value
+    return out
+
+
+def _generic_order(flat: dict, line: int, raw: dict, source: str, default_currency: str) -> Item:
+    f = _Fields()
+    order_id = f.required("order_id", flat.get("order id"))
+    placed_at = f.timestamp("placed_at", flat.get("placed at"))
+    total = f.money("total", flat.get("total"), required=True)
+    customer_id = _text(flat.get("customer id"))
+    email, email_display = f.email("email", flat.get("email"))
+    if not customer_id and not email_display:
+        f.add("customer_id or email: missing")
+    key = re.sub(r"[\s-]+", "_", _text(flat.get("status")).lower())
+    status = _GENERIC_STATUS.get(key or "paid")
+    if status is None:
+        f.add(f"status: {show(_text(flat.get('status')))} is not an order status")
+    currency = f.currency("currency", flat.get("currency"), default_currency)
+    amounts = {k: f.money(k, flat.get(k)) for k in ("subtotal", "discount", "shipping", "tax")}
+    customer = CustomerRecord(
+        line=line, source=source, external_id=customer_id or None,
+        email=email, email_display=email_display,
+        first_name=_text(flat.get("first name")), last_name=_text(flat.get("last name")),
+        phone=_opt(flat.get("phone")), raw=raw,
+    )
+    if f.problems:
+        return Rejected(line, f.reason, raw)
+    return OrderRecord(
+        line=line, source=source, external_id=order_id,
+        number=_text(flat.get("number")) or order_id, placed_at=placed_at, status=status,
+        currency=currency, total=total, refunded=_refunded(status, ZERO, total),
+        customer=customer, raw=raw, **amounts,
+    )
+
+
+# == registry ==================================================================================
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """``read(fileobj, fmt, **options)`` yields ``record`` / Rejected; ``formats`` it accepts."""
+
+    read: Callable[..., Iterator[Item]]
+    formats: tuple[str, ...]
+    default_format: str | None
+    record: type
+
+
+READERS: dict[str, ReaderSpec] = {
+    "shopify-orders": ReaderSpec(read_shopify_orders, ("csv",), "csv", OrderRecord),
+    "shopify-customers": ReaderSpec(read_shopify_customers, ("csv",), "csv", CustomerRecord),
+    "woocommerce-orders": ReaderSpec(read_woocommerce_orders, ("json", "ndjson", "csv"), "json", OrderRecord),
+    "woocommerce-customers": ReaderSpec(read_woocommerce_customers, ("json", "ndjson", "csv"), "json",
+                                        CustomerRecord),
+    "orders": ReaderSpec(read_generic_orders, FORMATS, None, OrderRecord),
+}
+
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json",
+               ".ndjson": "ndjson", ".jsonl": "ndjson"}
+
+
+def detect_format(filename: str | os.PathLike | None) -> str | None:
+    """"csv", "tsv", "json" or "ndjson" from a file name's extension; None when unknown."""
+    if not filename:
+        return None
+    return _EXTENSIONS.get(Path(str(filename)).suffix.lower())
+
+
+def preview(kind: str, fileobj: Any, n: int = 10, fmt: str | None = None, **options: Any) -> list[Item]:
+    """The first ``n`` items (records and Rejected) exactly as the import will read them.
+
+    ``fmt`` defaults to the file name's extension, then to the kind's usual format. The file
+    position moves: seek back before importing the same file object.
+    """
+    if kind not in READERS:
+        raise ValueError(f"unknown import kind {kind!r}; use one of {', '.join(READERS)}")
+    if fmt is None:
+        name = fileobj if isinstance(fileobj, (str, os.PathLike)) else getattr(fileobj, "name", None)
+        fmt = detect_format(name) if isinstance(name, (str, os.PathLike)) else None
+    reader = READERS[kind].read(fileobj, fmt or READERS[kind].default_format, **options)
+    try:
+        return list(itertools.islice(reader, max(n, 0)))
+    finally:
+        reader.close()
