@@ -60,10 +60,11 @@ def by_external_id(source: str, external_id: str | None) -> Contact | None:
     )
 
 
-def clean(values: dict[str, Any], *, contact: Contact | None = None) -> dict[str, Any]:
+def clean(values: dict[str, Any], *, contact: Contact | None = None, require_identity: bool = True) -> dict[str, Any]:
     """Return validated, normalised contact fields, or raise ValidationError naming each bad one.
 
-    A duplicate email names the contact that already has it (the form links to it).
+    A duplicate email names the contact that already has it (the form links to it). With
+    `require_identity`, the result must leave the contact with a name, an email or a phone.
     """
     errors: dict[str, str] = {}
     cleaned: dict[str, Any] = {}
@@ -115,7 +116,7 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None) -> dict[str
             if len(cleaned[name]) > 120:
                 errors[name] = "Keep it under 120 characters."
     final = {**{k: getattr(contact, k) for k in ("email", "first_name", "last_name", "phone")}, **cleaned} if contact else cleaned
-    if not (final.get("email") or final.get("first_name") or final.get("last_name") or final.get("phone")):
+    if require_identity and not (final.get("email") or final.get("first_name") or final.get("last_name") or final.get("phone")):
         errors.setdefault("email", "Give at least a name, an email or a phone number.")
     if errors:
         raise ValidationError(fields=errors)

@@ -1,0 +1,343 @@
+"""Recording orders: the one path every order takes, from an import, a webhook, the API or a form.
+
+`record_orders` takes a batch of OrderRecords and, in a bounded number of statements per batch:
+finds or creates each customer's contact (by the source's customer id, else normalised email),
+inserts each order idempotently on (source, external id) — a repeat with other figures updates
+status, totals and lines instead of duplicating — refreshes the contacts' stored aggregates, and
+lets the journey, score and to-do rules react. `record_order` is the same for one order.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from crm.extensions import db
+from crm.models import Contact, ContactExternalId, ErasedEmail, Order, OrderLine, utcnow
+from crm.services import aggregates, audit, engine_hooks
+from crm.services import contacts as contact_service
+from crm.services.errors import ValidationError
+from crm.services.importing.records import CustomerRecord, OrderRecord
+
+CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+ORDER_FIELDS = ("number", "placed_at", "status", "currency", "subtotal", "discount", "shipping", "tax", "total", "refunded")
+# Contact fields a shop's customer record may fill in when they are blank on the contact.
+FILLABLE = ("first_name", "last_name", "phone", "company", "address", "city", "country")
+NEW_CONTACT_DEFAULTS = {
+    "first_name": "", "last_name": "", "stage": "awareness", "stage_reason": "", "stage_pinned": False,
+    "lead_score": 0, "score_breakdown": [], "order_count": 0, "total_spent": 0, "consent": False,
+    "do_not_contact": False,
+}
+
+
+@dataclass
+class OrderOutcome:
+    """What happened to one order: created, updated, unchanged or rejected (with the reason)."""
+
+    line: int
+    result: str
+    order_id: int | None = None
+    contact_id: int | None = None
+    contact_created: bool = False
+    reason: str | None = None
+
+
+@dataclass
+class BatchSummary:
+    outcomes: list[OrderOutcome] = field(default_factory=list)
+    contact_ids: set[int] = field(default_factory=set)
+
+    def count(self, result: str) -> int:
+        return sum(1 for o in self.outcomes if o.result == result)
+
+    @property
+    def contacts_created(self) -> int:
+        return sum(1 for o in self.outcomes if o.contact_created)
+
+
+def email_hash(email: str) -> str:
+    """Return the hash under which an erased email is kept on the block list."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def blocked_emails(emails: Iterable[str]) -> set[str]:
+    """Return those of the (normalised) emails that were erased and blocked from re-import."""
+    by_hash = {email_hash(e): e for e in emails if e}
+    found: set[str] = set()
+    hashes = list(by_hash)
+    for start in range(0, len(hashes), CHUNK):
+        chunk = hashes[start:start + CHUNK]
+        found |= {by_hash[h] for h in db.session.scalars(select(ErasedEmail.email_hash).where(ErasedEmail.email_hash.in_(chunk)))}
+    return found
+
+
+def _chunks(items: Sequence, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _customer_values(customer: CustomerRecord) -> dict[str, Any]:
+    values = {name: getattr(customer, name) for name in FILLABLE}
+    if customer.consent is not None:
+        values["consent"] = customer.consent
+    return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+def _new_contact_row(customer: CustomerRecord, now: datetime) -> dict[str, Any]:
+    """Return the columns of a new contact for a shop's customer, dropping fields that do not validate."""
+    values = _customer_values(customer)
+    try:
+        cleaned = contact_service.clean(values, require_identity=False)
+    except ValidationError as error:
+        # A malformed phone in a shop export must not cost the order: keep the rest.
+        valid = {k: v for k, v in values.items() if k not in error.fields}
+        cleaned = contact_service.clean(valid, require_identity=False)
+    return {
+        **NEW_CONTACT_DEFAULTS,
+        **{name: None for name in FILLABLE if name not in ("first_name", "last_name")},
+        **{k: v for k, v in cleaned.items() if k in FILLABLE or k == "consent"},
+        "email": customer.email,
+        "email_display": customer.email_display or customer.email,
+        "source": customer.source,
+        "consent_at": now if cleaned.get("consent") else None,
+        "consent_source": f"{customer.source} import" if cleaned.get("consent") else None,
+        "created_at": customer.created_at or now,
+        "updated_at": now,
+    }
+
+
+def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime) -> tuple[list[int], set[int]]:
+    """Return the contact id of each customer (creating missing contacts) and the ids created.
+
+    Matching is by the source's customer id first, then by normalised email; two rows of one
+    batch for the same new customer make one contact.
+    """
+    by_external: dict[tuple[str, str], int] = {}
+    keys_by_source: dict[str, list[str]] = {}
+    for c in customers:
+        if c.external_id:
+            keys_by_source.setdefault(c.source, []).append(str(c.external_id))
+    for source, ids in keys_by_source.items():
+        for chunk in _chunks(sorted(set(ids))):
+            rows = db.session.execute(
+                select(ContactExternalId.external_id, ContactExternalId.contact_id)
+                .where(ContactExternalId.source == source, ContactExternalId.external_id.in_(chunk))
+            )
+            by_external.update({(source, ext): cid for ext, cid in rows})
+    by_email: dict[str, int] = {}
+    emails = sorted({c.email for c in customers if c.email})
+    for chunk in _chunks(emails):
+        by_email.update(db.session.execute(select(Contact.email, Contact.id).where(Contact.email.in_(chunk))).all())
+
+    contact_ids: list[int | None] = []
+    pending: dict[str, dict] = {}  # new contacts of this batch, keyed by email or external id
+    pending_index: list[str | None] = []
+    for c in customers:
+        key_ext = (c.source, str(c.external_id)) if c.external_id else None
+        cid = by_external.get(key_ext) if key_ext else None
+        if cid is None and c.email:
+            cid = by_email.get(c.email)
+        if cid is not None:
+            contact_ids.append(cid)
+            pending_index.append(None)
+            continue
+        batch_key = f"e:{c.email}" if c.email else (f"x:{c.source}:{c.external_id}" if c.external_id else f"n:{id(c)}")
+        if key_ext and f"x:{c.source}:{c.external_id}" in pending and batch_key not in pending:
+            batch_key = f"x:{c.source}:{c.external_id}"
+        if batch_key not in pending:
+            pending[batch_key] = _new_contact_row(c, now)
+        contact_ids.append(None)
+        pending_index.append(batch_key)
+
+    created: set[int] = set()
+    if pending:
+        keys = list(pending)
+        rows = [pending[k] for k in keys]
+        new_ids = db.session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), rows).scalars().all()
+        id_by_key = dict(zip(keys, new_ids))
+        created = set(new_ids)
+        for i, batch_key in enumerate(pending_index):
+            if batch_key is not None:
+                contact_ids[i] = id_by_key[batch_key]
+
+    # Remember the source's customer ids we have not seen before.
+    new_links = {}
+    for c, cid in zip(customers, contact_ids):
+        if c.external_id and (c.source, str(c.external_id)) not in by_external:
+            new_links[(c.source, str(c.external_id))] = cid
+    if new_links:
+        db.session.execute(insert(ContactExternalId), [
+            {"source": s, "external_id": e, "contact_id": cid} for (s, e), cid in new_links.items()
+        ])
+    _fill_blank_fields(customers, contact_ids, created)
+    return [int(cid) for cid in contact_ids], created
+
+
+def _fill_blank_fields(customers: Sequence[CustomerRecord], contact_ids: Sequence[int | None], created: set[int]) -> None:
+    """Fill fields a found contact lacks from the shop's customer record (never overwrite)."""
+    found = sorted({cid for cid in contact_ids if cid is not None and cid not in created})
+    if not found:
+        return
+    current: dict[int, Any] = {}
+    for chunk in _chunks(found):
+        for row in db.session.execute(select(Contact.id, *[getattr(Contact, f) for f in FILLABLE]).where(Contact.id.in_(chunk))):
+            current[row[0]] = dict(zip(FILLABLE, row[1:]))
+    updates: dict[int, dict[str, Any]] = {}
+    for c, cid in zip(customers, contact_ids):
+        if cid is None or cid in created:
+            continue
+        have = current[cid]
+        wanted = {k: v for k, v in _customer_values(c).items() if k in FILLABLE and not have.get(k) and not updates.get(cid, {}).get(k)}
+        if wanted:
+            try:
+                wanted = contact_service.clean(wanted, require_identity=False)
+            except ValidationError as error:
+                wanted = {k: v for k, v in wanted.items() if k not in error.fields}
+                wanted = contact_service.clean(wanted, require_identity=False)
+            updates.setdefault(cid, {}).update({k: v for k, v in wanted.items() if k in FILLABLE})
+    for cid, values in updates.items():
+        if values:
+            db.session.execute(update(Contact).where(Contact.id == cid).values(**values)
+                               .execution_options(synchronize_session=False))
+
+
+def _fingerprint(values: dict[str, Any], lines: Iterable) -> tuple:
+    return (
+        tuple(values[name] for name in ORDER_FIELDS),
+        tuple(sorted((l["sku"] or "", l["name"], l["quantity"], l["unit_price"]) for l in lines)),
+    )
+
+
+def _order_values(record: OrderRecord) -> dict[str, Any]:
+    values = {name: getattr(record, name) for name in ORDER_FIELDS}
+    values["number"] = record.number or record.external_id
+    return values
+
+
+def _line_values(record: OrderRecord) -> list[dict[str, Any]]:
+    return [{"sku": l.sku, "name": l.name or "", "quantity": l.quantity, "unit_price": l.unit_price} for l in record.lines]
+
+
+def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None, now: datetime | None = None,
+                  audit_each: bool = True, react: bool = True) -> BatchSummary:
+    """Record a batch of orders idempotently and return what happened to each, in input order.
+
+    Set `react=False` for bulk loads that refresh aggregates and rules once at the end.
+    """
+    now = now or utcnow()
+    summary = BatchSummary(outcomes=[OrderOutcome(r.line, "rejected") for r in records])
+    if not records:
+        return summary
+    blocked = blocked_emails({r.customer.email for r in records if r.customer.email})
+    accepted = []
+    for index, record in enumerate(records):
+        if record.customer.email in blocked:
+            summary.outcomes[index].reason = (
+                f"the customer's email {record.customer.email} was erased and is blocked from re-import")
+        else:
+            accepted.append(index)
+    if not accepted:
+        return summary
+    contact_ids, created = resolve_contacts([records[i].customer for i in accepted], now)
+    existing = _existing_orders([records[i] for i in accepted])
+
+    new_orders: list[tuple[int, dict, list]] = []  # (input index, order row, lines)
+    for index, contact_id in zip(accepted, contact_ids):
+        record = records[index]
+        key = (record.source, str(record.external_id))
+        values, lines = _order_values(record), _line_values(record)
+        outcome = summary.outcomes[index]
+        outcome.contact_id, outcome.contact_created = contact_id, contact_id in created
+        created.discard(contact_id)  # count a new contact once
+        before = existing.get(key)
+        if before is None:
+            row = {**values, "source": record.source, "external_id": str(record.external_id),
+                   "contact_id": contact_id, "created_at": now, "updated_at": now}
+            existing[key] = {"new": row, "lines": lines, "contact_id": contact_id, **values}
+            new_orders.append((index, row, lines))
+            outcome.result = "created"
+            continue
+        outcome.contact_id = before["contact_id"]
+        if _fingerprint(before, before["lines"]) == _fingerprint(values, lines):
+            outcome.result = "unchanged"
+            outcome.order_id = before.get("id")
+            continue
+        outcome.result = "updated"
+        if "new" in before:
+            # The same new order twice in one batch: the later row wins before anything is written.
+            before["new"].update(values)
+            before["lines"][:] = lines
+            before.update(values)
+            continue
+        outcome.order_id = before["id"]
+        db.session.execute(update(Order).where(Order.id == before["id"]).values(**values, updated_at=now)
+                           .execution_options(synchronize_session=False))
+        db.session.execute(delete(OrderLine).where(OrderLine.order_id == before["id"]))
+        if lines:
+            db.session.execute(insert(OrderLine), [{**line, "order_id": before["id"]} for line in lines])
+        if audit_each:
+            audit.record("update", "order", before["id"], user_id=actor_id,
+                         before={f: before[f] for f in ORDER_FIELDS}, after=values)
+        before.update(values)
+        before["lines"] = lines
+
+    if new_orders:
+        ids = db.session.execute(insert(Order).returning(Order.id, sort_by_parameter_order=True),
+                                 [row for _, row, _ in new_orders]).scalars().all()
+        line_rows = []
+        for (index, row, lines), order_id in zip(new_orders, ids):
+            existing[(row["source"], row["external_id"])]["id"] = order_id
+            line_rows.extend({**line, "order_id": order_id} for line in lines)
+            if audit_each:
+                audit.record("create", "order", order_id, user_id=actor_id,
+                             after={"contact_id": row["contact_id"], "source": row["source"],
+                                    "external_id": row["external_id"], **{f: row[f] for f in ORDER_FIELDS}})
+        if line_rows:
+            db.session.execute(insert(OrderLine), line_rows)
+        for index in accepted:
+            if summary.outcomes[index].order_id is None:
+                record = records[index]
+                summary.outcomes[index].order_id = existing[(record.source, str(record.external_id))]["id"]
+    summary.contact_ids = {o.contact_id for o in summary.outcomes if o.contact_id}
+    if react:
+        changed = {o.contact_id for o in summary.outcomes if o.result in ("created", "updated") and o.contact_id}
+        if changed:
+            aggregates.refresh(changed)
+            engine_hooks.after_contacts_changed(changed, now=now)
+    return summary
+
+
+def _existing_orders(records: Sequence[OrderRecord]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Return the stored orders (figures and lines) these records name, keyed by (source, external id)."""
+    existing: dict[tuple[str, str], dict[str, Any]] = {}
+    by_source: dict[str, set[str]] = {}
+    for r in records:
+        by_source.setdefault(r.source, set()).add(str(r.external_id))
+    for source, ids in by_source.items():
+        for chunk in _chunks(sorted(ids)):
+            for row in db.session.execute(
+                select(Order.id, Order.external_id, Order.contact_id, *[getattr(Order, f) for f in ORDER_FIELDS])
+                .where(Order.source == source, Order.external_id.in_(chunk))
+            ):
+                existing[(source, row.external_id)] = {
+                    "id": row.id, "contact_id": row.contact_id, "lines": [],
+                    **{f: getattr(row, f) for f in ORDER_FIELDS},
+                }
+    key_by_id = {v["id"]: k for k, v in existing.items()}
+    for chunk in _chunks(sorted(key_by_id)):
+        for line in db.session.execute(
+            select(OrderLine.order_id, OrderLine.sku, OrderLine.name, OrderLine.quantity, OrderLine.unit_price)
+            .where(OrderLine.order_id.in_(chunk))
+        ):
+            existing[key_by_id[line.order_id]]["lines"].append(
+                {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": line.unit_price})
+    return existing
+
+
+def record_order(record: OrderRecord, *, actor_id: int | None = None, now: datetime | None = None) -> OrderOutcome:
+    """Record one order (see record_orders) and return its outcome."""
+    return record_orders([record], actor_id=actor_id, now=now).outcomes[0]
