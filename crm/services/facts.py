@@ -1,0 +1,163 @@
+"""The facts the engine rules read, as plain typed data (no database here).
+
+A later step computes these in bulk from the database: the contact's columns, the
+aggregates of its *paid* orders (status in ``PAID_STATUSES``), a count of its
+refunded or cancelled orders, and its recent interactions (the last few months
+are enough for the rules, except where a field says "all time").
+
+All datetimes are aware UTC; money is ``Decimal``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import NamedTuple, Optional
+
+from crm.models.contact import STAGES
+from crm.services.wording import require_aware, utc_date
+
+
+class InteractionFact(NamedTuple):
+    """One logged interaction, as the rules see it."""
+
+    kind: str                       # INTERACTION_KINDS: call, email, chat, meeting, note, complaint, ...
+    direction: str                  # inbound, outbound, internal
+    occurred_at: datetime
+    sentiment: Optional[str] = None  # negative, neutral, positive or None
+    outcome: Optional[str] = None    # empty/None: nothing recorded (an open question, an unresolved complaint)
+
+    @property
+    def has_outcome(self) -> bool:
+        return bool(self.outcome and self.outcome.strip())
+
+
+class OrderFact(NamedTuple):
+    """One paid order, for building facts from a list of orders (tests, small callers)."""
+
+    placed_at: datetime
+    total: Decimal
+
+
+def _ascending(name: str, edges: tuple) -> None:
+    if any(b < a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"{name} must be ascending, got {edges!r}")
+
+
+@dataclass(frozen=True)
+class ShopContext:
+    """Shop-wide numbers the per-contact rules compare against (computed in bulk)."""
+
+    # Median of the customers' usual gaps between orders, in days (for one-time buyers).
+    median_gap_days: Optional[float] = None
+    # Median total spent by customers (the win-back rule targets customers above it).
+    median_spend: Optional[Decimal] = None
+    # RFM quintile cut points (4 ascending values make 5 quintiles; empty = not computed yet).
+    recency_edges: tuple[float, ...] = ()        # days since the last order (fewer is better)
+    frequency_edges: tuple[float, ...] = ()      # paid order count
+    monetary_edges: tuple[Decimal, ...] = ()     # total spent
+
+    def __post_init__(self) -> None:
+        _ascending("recency_edges", self.recency_edges)
+        _ascending("frequency_edges", self.frequency_edges)
+        _ascending("monetary_edges", self.monetary_edges)
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    """Everything the journey, health, scoring and retention rules need about one contact."""
+
+    contact_id: int
+    # Profile
+    has_email: bool = False
+    has_phone: bool = False
+    consent: bool = False
+    company: Optional[str] = None
+    do_not_contact: bool = False
+    birthday: Optional[date] = None
+    stay_in_touch_days: Optional[int] = None
+    # Journey state as stored on the contact (None: never derived yet)
+    stage: Optional[str] = None
+    stage_pinned: bool = False
+    stage_since: Optional[datetime] = None
+    # Paid orders (status in PAID_STATUSES), aggregated
+    order_count: int = 0
+    first_order_at: Optional[datetime] = None
+    last_order_at: Optional[datetime] = None
+    total_spent: Decimal = Decimal("0.00")
+    order_days: int = 0                    # distinct UTC calendar days with a paid order
+    refunded_or_cancelled_count: int = 0   # orders that were refunded in full or cancelled
+    # Interactions: the recent ones in detail, plus all-time summaries
+    interactions: tuple[InteractionFact, ...] = ()
+    last_interaction_at: Optional[datetime] = None  # all time, any kind
+    last_advocacy_at: Optional[datetime] = None     # all time: latest testimonial/review (not negative)
+    # Scores and predictions
+    lead_score: Optional[int] = None
+    hot_since: Optional[datetime] = None   # when the score last crossed the hot threshold; None if not hot now
+    p_alive: Optional[float] = None        # BG/NBD probability the customer is still active
+    # Shop-wide context (shared by every contact in a refresh)
+    shop: ShopContext = field(default_factory=ShopContext)
+
+    def __post_init__(self) -> None:
+        for name in ("stage_since", "first_order_at", "last_order_at",
+                     "last_interaction_at", "last_advocacy_at", "hot_since"):
+            value = getattr(self, name)
+            if value is not None:
+                require_aware(value, name)
+        for i in self.interactions:
+            require_aware(i.occurred_at, "interaction occurred_at")
+        if self.stage is not None and self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}")
+        if self.order_count < 0 or self.refunded_or_cancelled_count < 0:
+            raise ValueError("order counts cannot be negative")
+        if self.order_count == 0:
+            if self.first_order_at or self.last_order_at or self.order_days:
+                raise ValueError("a contact without paid orders has no order dates")
+        else:
+            if self.first_order_at is None or self.last_order_at is None:
+                raise ValueError("a customer needs first_order_at and last_order_at")
+            if self.first_order_at > self.last_order_at:
+                raise ValueError("first_order_at is after last_order_at")
+            if not 1 <= self.order_days <= self.order_count:
+                raise ValueError("order_days must be between 1 and order_count")
+        if self.p_alive is not None and not 0.0 <= self.p_alive <= 1.0:
+            raise ValueError(f"p_alive must be within 0..1, got {self.p_alive}")
+        if self.stay_in_touch_days is not None and self.stay_in_touch_days < 1:
+            raise ValueError("stay_in_touch_days must be at least 1 when set")
+
+    @classmethod
+    def from_orders(cls, contact_id: int, paid_orders: Iterable[OrderFact], **other) -> "ContactFacts":
+        """Facts with the order aggregates computed from a list of paid orders."""
+        orders = sorted(paid_orders, key=lambda o: o.placed_at)
+        if not orders:
+            return cls(contact_id=contact_id, **other)
+        return cls(
+            contact_id=contact_id,
+            order_count=len(orders),
+            first_order_at=orders[0].placed_at,
+            last_order_at=orders[-1].placed_at,
+            total_spent=sum((Decimal(o.total) for o in orders), Decimal("0.00")),
+            order_days=len({utc_date(o.placed_at) for o in orders}),
+            **other,
+        )
+
+    @property
+    def is_customer(self) -> bool:
+        return self.order_count > 0
+
+    @property
+    def usual_gap_days(self) -> Optional[float]:
+        """The customer's own mean gap between order days; None with fewer than two order days."""
+        if self.order_days < 2 or self.first_order_at is None or self.last_order_at is None:
+            return None
+        span = (utc_date(self.last_order_at) - utc_date(self.first_order_at)).days
+        return span / (self.order_days - 1)
+
+    @property
+    def latest_interaction_at(self) -> Optional[datetime]:
+        """The later of the stored all-time value and the interactions given."""
+        times = [i.occurred_at for i in self.interactions]
+        if self.last_interaction_at is not None:
+            times.append(self.last_interaction_at)
+        return max(times) if times else None
