@@ -1,0 +1,345 @@
+"""Pure engine rules: journey stage, health, lead score and retention to-dos.
+
+No database: every test builds ContactFacts by hand and passes ``now``.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from crm.models.contact import HEALTHS, STAGES
+from crm.services.facts import ContactFacts, InteractionFact, OrderFact, ShopContext
+from crm.services.journey import Decision, derive_health, derive_stage, next_stage
+from crm.services.rules_config import (
+    DEFAULT_HEALTH,
+    DEFAULT_JOURNEY,
+    DEFAULT_RETENTION,
+    DEFAULT_SCORING,
+    merge_settings,
+)
+from crm.services.wording import ago, format_date, format_days, ordinal
+
+UTC = timezone.utc
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def days_ago(n: float, now: datetime = NOW) -> datetime:
+    return now - timedelta(days=n)
+
+
+def order(days: float, total: str = "50.00") -> OrderFact:
+    return OrderFact(days_ago(days), Decimal(total))
+
+
+def touch(kind: str, days: float, direction: str = "inbound", sentiment=None, outcome=None) -> InteractionFact:
+    return InteractionFact(kind, direction, days_ago(days), sentiment, outcome)
+
+
+def facts(orders=(), **kw) -> ContactFacts:
+    return ContactFacts.from_orders(1, orders, **kw)
+
+
+# -- settings and wording ----------------------------------------------------------------
+
+def test_merge_settings_overrides_nested_and_leaves_defaults_alone():
+    merged = merge_settings(DEFAULT_SCORING, {"weights": {"cart": 40}, "hot_threshold": 80})
+    assert merged["weights"]["cart"] == 40
+    assert merged["weights"]["consent"] == DEFAULT_SCORING["weights"]["consent"]
+    assert merged["hot_threshold"] == 80
+    assert DEFAULT_SCORING["weights"]["cart"] == 15
+    merged["weights"]["consent"] = 99  # a plain dict, and a copy
+    assert DEFAULT_SCORING["weights"]["consent"] == 10
+
+
+def test_merge_settings_refuses_typos_and_wrong_types():
+    with pytest.raises(ValueError, match="unknown setting weights.cartt"):
+        merge_settings(DEFAULT_SCORING, {"weights": {"cartt": 1}})
+    with pytest.raises(ValueError, match="hot_threshold"):
+        merge_settings(DEFAULT_SCORING, {"hot_threshold": "70"})
+    with pytest.raises(ValueError, match="enabled"):
+        merge_settings(DEFAULT_RETENTION, {"winback": {"enabled": 1}})
+    with pytest.raises(ValueError, match="assignee"):
+        merge_settings(DEFAULT_RETENTION, {"winback": {"assignee": "boss"}})
+    with pytest.raises(ValueError, match="mapping"):
+        merge_settings(DEFAULT_RETENTION, {"winback": False})
+
+
+def test_defaults_are_read_only():
+    with pytest.raises(TypeError):
+        DEFAULT_JOURNEY["conversion_window_days"] = 1  # type: ignore[index]
+    with pytest.raises(TypeError):
+        DEFAULT_RETENTION["winback"]["enabled"] = False  # type: ignore[index]
+
+
+def test_wording():
+    assert format_date(datetime(2026, 5, 3, 23, 59, tzinfo=UTC)) == "3 May 2026"
+    assert format_date(date(2026, 12, 25)) == "25 December 2026"
+    assert format_days(1) == "1 day" and format_days(12) == "12 days"
+    assert ago(0) == "today" and ago(1) == "1 day ago" and ago(12) == "12 days ago"
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 103)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "103rd"]
+
+
+def test_facts_refuse_naive_datetimes_and_inconsistent_orders():
+    with pytest.raises(ValueError, match="aware"):
+        ContactFacts(1, last_interaction_at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="aware"):
+        ContactFacts(1, interactions=(InteractionFact("call", "inbound", datetime(2026, 1, 1)),))
+    with pytest.raises(ValueError):
+        ContactFacts(1, order_count=1)  # no dates
+    with pytest.raises(ValueError):
+        ContactFacts(1, order_count=0, first_order_at=NOW)
+    with pytest.raises(ValueError):
+        ContactFacts(1, order_count=2, first_order_at=NOW, last_order_at=days_ago(3), order_days=2)
+    with pytest.raises(ValueError):
+        ContactFacts(1, stage="lost")
+    with pytest.raises(ValueError):
+        ContactFacts(1, p_alive=1.5)
+
+
+def test_from_orders_aggregates_and_usual_gap():
+    f = facts([order(100, "10.00"), order(40, "20.50"), order(40, "5.00"), order(10, "1.00")])
+    assert f.order_count == 4
+    assert f.order_days == 3
+    assert f.total_spent == Decimal("36.50")
+    assert f.first_order_at == days_ago(100) and f.last_order_at == days_ago(10)
+    assert f.usual_gap_days == 45.0  # 90 days over two gaps
+    assert facts([order(5)]).usual_gap_days is None
+    assert facts().usual_gap_days is None and not facts().is_customer
+
+
+# -- journey stage -------------------------------------------------------------------------
+
+def stage_of(f: ContactFacts, now: datetime = NOW, settings=DEFAULT_JOURNEY) -> tuple[str, str]:
+    return derive_stage(f, settings, now)
+
+
+def test_awareness_without_engagement():
+    assert stage_of(facts()) == ("awareness", "known to the shop; no engagement signal yet")
+    # An internal note or the shop's own outbound email is not the contact engaging.
+    f = facts(interactions=(touch("note", 1, "internal"), touch("email", 2, "outbound")))
+    assert stage_of(f)[0] == "awareness"
+
+
+@pytest.mark.parametrize("interaction, reason", [
+    (touch("email", 3), "sent an email on 12 June 2026"),
+    (touch("cart", 3), "left a cart on 12 June 2026"),
+    (touch("meeting", 3, "outbound"), "had a meeting on 12 June 2026"),
+    (touch("chat", 3), "started a chat on 12 June 2026"),
+])
+def test_consideration_on_engagement(interaction, reason):
+    assert stage_of(facts(interactions=(interaction,))) == ("consideration", reason)
+
+
+def test_consideration_reason_is_latest_signal():
+    f = facts(interactions=(touch("email", 30), touch("cart", 2), touch("note", 1, "internal")))
+    assert stage_of(f) == ("consideration", "left a cart on 13 June 2026")
+
+
+def test_conversion_inside_window_then_retention():
+    f = facts([order(12)])
+    assert stage_of(f) == ("conversion", "first order 12 days ago")
+    assert stage_of(facts([order(0)])) == ("conversion", "first order today")
+    assert stage_of(facts([order(30)]))[0] == "conversion"  # day 30 is still inside
+    assert stage_of(facts([order(31)])) == (
+        "retention", "first order 31 days ago, past the 30-day first-purchase window")
+
+
+def test_second_order_is_retention_unless_switched_off():
+    f = facts([order(20), order(2)])
+    assert stage_of(f) == ("retention", "repeat customer: 2 paid orders, the latest on 13 June 2026")
+    off = merge_settings(DEFAULT_JOURNEY, {"repeat_order_is_retention": False})
+    assert stage_of(f, settings=off) == ("conversion", "first order 20 days ago")
+
+
+def test_window_is_a_setting():
+    short = merge_settings(DEFAULT_JOURNEY, {"conversion_window_days": 7})
+    assert stage_of(facts([order(8)]), settings=short)[0] == "retention"
+    assert stage_of(facts([order(7)]), settings=short)[0] == "conversion"
+
+
+def test_advocacy_from_testimonial_review_or_positive_survey():
+    t = facts([order(60)], interactions=(touch("testimonial", 43),))
+    assert stage_of(t) == ("advocacy", "gave a testimonial on 3 May 2026")
+    r = facts([order(60)], interactions=(touch("review", 43, sentiment="positive"),))
+    assert stage_of(r) == ("advocacy", "left a review on 3 May 2026")
+    # A negative review is not advocacy.
+    bad = facts([order(60)], interactions=(touch("review", 43, sentiment="negative"),))
+    assert stage_of(bad)[0] == "retention"
+    # A positive survey counts for a repeat buyer only.
+    s1 = facts([order(60)], interactions=(touch("survey", 5, sentiment="positive"),))
+    assert stage_of(s1)[0] == "retention"
+    s2 = facts([order(60), order(20)], interactions=(touch("survey", 5, sentiment="positive"),))
+    assert stage_of(s2) == ("advocacy", "answered a survey positively as a repeat customer on 10 June 2026")
+    # The all-time summary keeps advocacy when the testimonial is older than the feed.
+    old = facts([order(400)], last_advocacy_at=days_ago(300))
+    assert stage_of(old) == ("advocacy", "gave a testimonial or review on 19 August 2025")
+
+
+def test_testimonial_without_an_order_is_consideration():
+    f = facts(interactions=(touch("testimonial", 3),))
+    assert stage_of(f) == ("consideration", "gave a testimonial on 12 June 2026")
+
+
+def apply(current, f, now=NOW, pinned=False):
+    """One refresh: derive, decide, and return (new stage, decision)."""
+    derived, reason = derive_stage(f, DEFAULT_JOURNEY, now)
+    decision = next_stage(current, pinned, derived, reason, f)
+    return (decision.to_stage if decision else current), decision
+
+
+def test_walk_through_every_stage_and_back():
+    start = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    history = []
+    stage = None
+
+    def step(f, now):
+        nonlocal stage
+        stage, decision = apply(stage, f, now)
+        if decision:
+            history.append((decision.from_stage, decision.to_stage, decision.direction))
+        return decision
+
+    d = step(facts(), start)
+    assert d == Decision(None, "awareness", "known to the shop; no engagement signal yet", "initial")
+    question = InteractionFact("email", "inbound", start + timedelta(days=2))
+    d = step(facts(interactions=(question,)), start + timedelta(days=2))
+    assert d.reason == "sent an email on 3 January 2026"
+    first = OrderFact(start + timedelta(days=10), Decimal("80.00"))
+    d = step(facts([first], interactions=(question,)), start + timedelta(days=22))
+    assert (d.to_stage, d.reason) == ("conversion", "first order 12 days ago")
+    # Time passes: no new fact, but the window ends.
+    d = step(facts([first], interactions=(question,)), start + timedelta(days=45))
+    assert (d.to_stage, d.reason) == ("retention", "first order 35 days ago, past the 30-day first-purchase window")
+    praise = InteractionFact("testimonial", "inbound", start + timedelta(days=50), "positive")
+    d = step(facts([first], interactions=(question, praise)), start + timedelta(days=50))
+    assert (d.to_stage, d.reason) == ("advocacy", "gave a testimonial on 20 February 2026")
+    assert stage == "advocacy"
+    assert [h[1] for h in history] == list(STAGES)
+
+    # Nothing changes on a second refresh.
+    assert step(facts([first], interactions=(question, praise)), start + timedelta(days=51)) is None
+
+    # The only order is refunded: the fact behind advocacy is undone, so the stage goes back.
+    undone = facts(interactions=(question, praise), refunded_or_cancelled_count=1)
+    d = step(undone, start + timedelta(days=60))
+    assert d == Decision("advocacy", "consideration",
+                         "no paid order left (refunded or cancelled); gave a testimonial on 20 February 2026",
+                         "back")
+    assert stage == "consideration"
+
+
+def test_only_order_refunded_from_conversion_goes_back():
+    f = facts(refunded_or_cancelled_count=1)
+    assert apply("conversion", f)[1] == Decision(
+        "conversion", "consideration",
+        "no paid order left (refunded or cancelled); placed an order that was refunded or cancelled", "back")
+    # Orders moved away (e.g. a merge split) with no refund on record.
+    assert apply("retention", facts(interactions=(touch("call", 3),)))[1] == Decision(
+        "retention", "consideration", "no paid order left; called on 12 June 2026", "back")
+
+
+def test_refund_of_one_of_several_orders_does_not_move_back():
+    # The first order was refunded, a later one stands: still a customer, no step back.
+    f = facts([order(5)], refunded_or_cancelled_count=1)
+    assert stage_of(f)[0] == "conversion"
+    assert apply("retention", f) == ("retention", None)
+
+
+def test_health_does_not_slide_the_stage():
+    lapsed = facts([order(900), order(800)], p_alive=0.05)
+    assert derive_health(lapsed, DEFAULT_HEALTH, NOW)[0] == "lapsed"
+    assert apply("retention", lapsed) == ("retention", None)
+    # An advocate whose testimonial fell out of the interaction window stays an advocate.
+    assert stage_of(lapsed)[0] == "retention"
+    assert apply("advocacy", lapsed) == ("advocacy", None)
+    # Nor does an engaged lead slide back to awareness when its question ages out.
+    assert apply("consideration", facts()) == ("consideration", None)
+
+
+def test_pinned_stage_is_left_alone():
+    customer = facts([order(100)], interactions=(touch("testimonial", 3),))
+    assert apply("awareness", customer, pinned=True) == ("awareness", None)
+    assert apply("advocacy", facts(refunded_or_cancelled_count=1), pinned=True) == ("advocacy", None)
+    assert apply(None, customer, pinned=True) == (None, None)
+
+
+def test_forward_jump_skips_stages_in_one_change():
+    imported = facts([order(400), order(200)])
+    assert apply("awareness", imported)[1] == Decision(
+        "awareness", "retention", "repeat customer: 2 paid orders, the latest on 27 November 2025", "forward")
+
+
+def test_next_stage_refuses_unknown_stages():
+    with pytest.raises(ValueError):
+        next_stage("lost", False, "awareness", "", facts())
+    with pytest.raises(ValueError):
+        next_stage("awareness", False, "lost", "", facts())
+
+
+def test_derive_stage_refuses_naive_now():
+    with pytest.raises(ValueError):
+        derive_stage(facts(), DEFAULT_JOURNEY, datetime(2026, 1, 1))
+
+
+# -- health ------------------------------------------------------------------------------
+
+def health(f: ContactFacts, now: datetime = NOW, settings=DEFAULT_HEALTH):
+    return derive_health(f, settings, now)
+
+
+def test_non_customers_have_no_health():
+    assert health(facts(interactions=(touch("email", 1),))) == (None, "not a customer")
+
+
+def test_health_from_own_gap_monthly_buyer_at_risk_sooner_than_yearly():
+    monthly = facts([order(160), order(130), order(100), order(70)])  # every 30 days, last 70 days ago
+    yearly = facts([order(800), order(435), order(70)])               # every 365 days, last 70 days ago
+    assert health(monthly) == ("at_risk", "last order 70 days ago; usually orders every 30 days")
+    assert health(yearly) == ("active", "last order 70 days ago; usually orders every 365 days")
+    assert health(facts([order(185), order(155), order(125), order(95)])) == (
+        "lapsed", "last order 95 days ago; usually orders every 30 days")
+    assert health(facts([order(120), order(90), order(60), order(30)]))[0] == "active"     # 30 <= 45
+    assert health(facts([order(136), order(106), order(76), order(46)]))[0] == "at_risk"   # 46 > 45
+    assert health(facts([order(180), order(150), order(120), order(90)]))[0] == "at_risk"  # 90 <= 90
+    assert health(facts([order(181), order(151), order(121), order(91)]))[0] == "lapsed"   # 91 > 90
+
+
+def test_one_time_buyers_use_the_shop_median_gap_or_fallback():
+    shop = ShopContext(median_gap_days=40)
+    assert health(facts([order(50)], shop=shop)) == (
+        "active", "last order 50 days ago; customers here usually reorder within 40 days")
+    assert health(facts([order(61)], shop=shop))[0] == "at_risk"
+    assert health(facts([order(121)], shop=shop))[0] == "lapsed"
+    # No median yet: the fallback gap (90 days).
+    assert health(facts([order(134)]))[0] == "active"
+    assert health(facts([order(136)]))[0] == "at_risk"
+
+
+def test_min_gap_keeps_same_week_buyers_from_lapsing_at_once():
+    f = facts([order(12), order(11)])  # a 1-day gap
+    assert health(f)[0] == "active"    # judged against 14 days, not 1
+
+
+def test_p_alive_decides_for_repeat_buyers_past_their_gap():
+    base = [order(160), order(130), order(100), order(70)]  # gap 30, 70 days since
+    assert health(facts(base, p_alive=0.2)) == (
+        "lapsed", "last order 70 days ago; 20% likely to still be buying (below 30%)")
+    assert health(facts(base, p_alive=0.5)) == (
+        "at_risk", "last order 70 days ago; 50% likely to still be buying (below 60%)")
+    assert health(facts(base, p_alive=0.9)) == ("active", "last order 70 days ago; 90% likely to still be buying")
+    # Inside the usual gap, a stale low p_alive does not call a fresh buyer lapsed.
+    assert health(facts([order(90), order(60), order(30), order(5)], p_alive=0.1))[0] == "active"
+    # Switched off: recency only.
+    off = merge_settings(DEFAULT_HEALTH, {"use_p_alive": False})
+    assert health(facts(base, p_alive=0.9), settings=off)[0] == "at_risk"
+    # One-time buyers ignore p_alive (BG/NBD gives them 1.0).
+    assert health(facts([order(500)], p_alive=1.0))[0] == "lapsed"
+
+
+def test_p_alive_thresholds_are_settings():
+    strict = merge_settings(DEFAULT_HEALTH, {"p_alive_at_risk": 0.95})
+    assert health(facts([order(160), order(130), order(100), order(70)], p_alive=0.9), settings=strict)[0] == "at_risk"
+    assert set(HEALTHS) == {"active", "at_risk", "lapsed"}
