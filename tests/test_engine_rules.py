@@ -343,3 +343,163 @@ def test_p_alive_thresholds_are_settings():
     strict = merge_settings(DEFAULT_HEALTH, {"p_alive_at_risk": 0.95})
     assert health(facts([order(160), order(130), order(100), order(70)], p_alive=0.9), settings=strict)[0] == "at_risk"
     assert set(HEALTHS) == {"active", "at_risk", "lapsed"}
+
+
+# -- lead score ----------------------------------------------------------------------------
+
+from crm.services.scoring import crossed_hot, decayed_weight, quantile_band, score_contact  # noqa: E402
+
+
+def score(f: ContactFacts, now: datetime = NOW, settings=DEFAULT_SCORING):
+    result = score_contact(f, settings, now)
+    assert sum(line["points"] for line in result.breakdown) == result.score
+    assert all(isinstance(line["points"], int) and line["points"] for line in result.breakdown)
+    return result
+
+
+def lines(f: ContactFacts, **kw) -> dict[str, tuple[int, str]]:
+    return {line["rule"]: (line["points"], line["why"]) for line in score(f, **kw).breakdown}
+
+
+def test_empty_contact_scores_zero_with_no_lines():
+    assert score(facts()) == score_contact(facts(), DEFAULT_SCORING, NOW)
+    assert score(facts()).score == 0 and score(facts()).breakdown == []
+
+
+def test_profile_fit_lines():
+    assert lines(facts(has_email=True)) == {"reachable": (10, "has an email address")}
+    assert lines(facts(has_phone=True)) == {"reachable": (10, "has a phone number")}
+    assert lines(facts(has_email=True, has_phone=True, consent=True, company=" Acme Ltd ")) == {
+        "reachable": (10, "has an email address and a phone number"),
+        "consent": (10, "agreed to hear from the shop"),
+        "company": (5, "works at Acme Ltd"),
+    }
+    assert lines(facts(company="   ")) == {}
+
+
+def test_engagement_decays_with_half_life():
+    assert decayed_weight(10, 30, 30) == 5
+    assert decayed_weight(10, 0, 30) == 10
+    assert decayed_weight(10, -5, 30) == 10  # a future time counts in full, not more
+    # A meeting 30 days old with half-life 30 counts half: 10 -> 5.
+    old = facts(interactions=(touch("meeting", 30, "outbound"),))
+    assert lines(old) == {"engagement": (5, "1 meeting, the latest 30 days ago; each counts half after 30 days")}
+    # An inbound email 60 days old: 5 * 0.25 = 1.25 -> 1.
+    assert lines(facts(interactions=(touch("email", 60, outcome="answered"),)))["engagement"][0] == 1
+    # Half-life is a setting.
+    slow = merge_settings(DEFAULT_SCORING, {"engagement_half_life_days": 60})
+    assert lines(old, settings=slow)["engagement"][0] == 7  # 10 * 0.5 ** 0.5 = 7.07
+    # Outbound mail, internal notes, carts and complaints are not engagement.
+    none = facts(interactions=(touch("email", 1, "outbound"), touch("note", 1, "internal"),
+                               touch("cart", 40), touch("complaint", 40, outcome="refund given")))
+    assert "engagement" not in lines(none)
+
+
+def test_engagement_is_capped():
+    many = facts(interactions=tuple(touch("meeting", d, "outbound") for d in range(6)))
+    points, why = lines(many)["engagement"]
+    assert points == 30 and why.endswith("(at most 30 points)")
+    assert why.startswith("6 meetings, the latest today")
+
+
+def test_engagement_rounds_per_line_half_up():
+    # 5 * 0.5 ** (age/30) = 2.5 exactly at 30 days: rounds up to 3.
+    assert lines(facts(interactions=(touch("chat", 30, outcome="ok"),)))["engagement"][0] == 3
+
+
+def test_cart_intent_only_when_recent_and_not_followed_by_an_order():
+    assert lines(facts(interactions=(touch("cart", 2),)))["cart"] == (15, "abandoned a cart 2 days ago")
+    assert "cart" not in lines(facts(interactions=(touch("cart", 15),)))
+    assert lines(facts(interactions=(touch("cart", 14),)))["cart"][0] == 15
+    assert "cart" not in lines(facts([order(1)], interactions=(touch("cart", 2),)))
+    assert "cart" in lines(facts([order(3)], interactions=(touch("cart", 2),)))
+
+
+def test_open_question_intent():
+    q = lines(facts(interactions=(touch("email", 2),)))
+    assert q["open_question"] == (10, "asked by email 2 days ago; no outcome recorded yet")
+    assert "open_question" not in lines(facts(interactions=(touch("email", 2, outcome="answered"),)))
+    assert "open_question" in lines(facts(interactions=(touch("call", 2, outcome="  "),)))  # blank is empty
+    assert "open_question" not in lines(facts(interactions=(touch("email", 15),)))
+    assert "open_question" not in lines(facts(interactions=(touch("email", 2, "outbound"),)))
+    assert "open_question" not in lines(facts(interactions=(touch("meeting", 2),)))
+
+
+SHOP = ShopContext(
+    median_gap_days=45, median_spend=Decimal("100.00"),
+    recency_edges=(14, 45, 120, 365), frequency_edges=(1, 2, 3, 5),
+    monetary_edges=(Decimal("30"), Decimal("80"), Decimal("150"), Decimal("400")),
+)
+
+
+def test_quantile_bands():
+    edges = (14, 45, 120, 365)
+    assert [quantile_band(d, edges, higher_is_better=False) for d in (0, 14, 15, 45, 46, 365, 366)] == [
+        5, 5, 4, 4, 3, 2, 1]
+    assert [quantile_band(n, (1, 2, 3, 5), higher_is_better=True) for n in (1, 2, 3, 4, 5, 6)] == [
+        1, 2, 3, 4, 4, 5]
+
+
+def test_value_lines_for_customers_from_shop_quintiles():
+    f = facts([order(200, "300.00"), order(100, "100.00"), order(10, "100.00")], shop=SHOP)
+    got = lines(f)
+    assert got["recency"] == (15, "last order 10 days ago (recency quintile 5 of 5)")
+    assert got["frequency"] == (9, "3 paid orders (frequency quintile 3 of 5)")
+    assert got["monetary"] == (15, "spent 500.00 in total (monetary quintile 5 of 5)")
+    # No value lines for non-customers, nor before the shop's quintiles exist.
+    assert not {"recency", "frequency", "monetary"} & set(lines(facts(shop=SHOP)))
+    assert not {"recency", "frequency", "monetary"} & set(lines(facts([order(10)])))
+
+
+def test_complaint_penalty_until_resolved():
+    open_c = facts(has_email=True, consent=True, interactions=(touch("complaint", 43),))
+    assert lines(open_c)["complaint"] == (-20, "complaint on 3 May 2026 not resolved")
+    assert score(open_c).score == 0  # 10 + 10 - 20
+    own_outcome = facts(interactions=(touch("complaint", 43, outcome="refunded"),))
+    assert "complaint" not in lines(own_outcome)
+    later = facts(interactions=(touch("complaint", 43), touch("call", 40, "outbound", outcome="sent a new one")))
+    assert "complaint" not in lines(later)
+    earlier = facts(interactions=(touch("call", 50, "outbound", outcome="x"), touch("complaint", 43)))
+    assert "complaint" in lines(earlier)
+    two = facts(interactions=(touch("complaint", 43), touch("complaint", 3)))
+    assert lines(two)["complaint"] == (-20, "2 complaints not resolved, the latest on 12 June 2026")
+
+
+def test_do_not_contact_penalty_and_floor_cap_line():
+    dnc = facts(has_email=True, do_not_contact=True)
+    result = score(dnc)
+    assert result.score == 0
+    assert result.breakdown == [
+        {"rule": "reachable", "points": 10, "why": "has an email address"},
+        {"rule": "do_not_contact", "points": -50, "why": "marked do not contact"},
+        {"rule": "cap", "points": 40, "why": "raised to 0: a score never goes below 0"},
+    ]
+
+
+def test_cap_line_at_100():
+    hot = facts([order(200, "300.00"), order(100, "100.00"), order(20, "100.00"), order(5, "100.00")],
+                has_email=True, has_phone=True, consent=True, company="Acme", shop=SHOP,
+                interactions=tuple(touch("meeting", d, "outbound") for d in range(4))
+                + (touch("cart", 1), touch("email", 1)))
+    result = score(hot)
+    assert result.score == 100
+    assert result.breakdown[-1]["rule"] == "cap"
+    raw = sum(line["points"] for line in result.breakdown[:-1])
+    assert raw > 100 and result.breakdown[-1] == {"rule": "cap", "points": 100 - raw, "why": "capped at 100"}
+
+
+def test_no_cap_line_inside_range():
+    assert all(line["rule"] != "cap" for line in score(facts(has_email=True, consent=True)).breakdown)
+
+
+def test_weights_are_settings():
+    s = merge_settings(DEFAULT_SCORING, {"weights": {"consent": 0, "company": 7}})
+    assert lines(facts(consent=True, company="Acme"), settings=s) == {"company": (7, "works at Acme")}
+
+
+def test_crossed_hot():
+    assert crossed_hot(69, 70, 70)
+    assert crossed_hot(None, 85, 70)
+    assert not crossed_hot(70, 90, 70)  # already hot
+    assert not crossed_hot(80, 60, 70)
+    assert not crossed_hot(None, 69, 70)

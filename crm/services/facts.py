@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import NamedTuple, Optional
 
@@ -161,3 +161,43 @@ class ContactFacts:
         if self.last_interaction_at is not None:
             times.append(self.last_interaction_at)
         return max(times) if times else None
+
+
+# -- derived signals shared by the scoring and retention rules ---------------------------
+
+def cart_moment(i: InteractionFact) -> datetime:
+    """A cart's time to the second: the unit rule keys and "ordered since" checks share."""
+    return i.occurred_at.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def latest_abandoned_cart(facts: ContactFacts) -> Optional[datetime]:
+    """When the latest cart was left, if no paid order was placed at or after it."""
+    carts = [cart_moment(i) for i in facts.interactions if i.kind == "cart"]
+    if not carts:
+        return None
+    latest = max(carts)
+    if facts.last_order_at is not None and facts.last_order_at >= latest:
+        return None
+    return latest
+
+
+def open_questions(facts: ContactFacts, kinds: Iterable[str], since: datetime) -> list[InteractionFact]:
+    """Inbound emails/chats/calls at or after ``since`` with no outcome recorded, oldest first."""
+    kinds = set(kinds)
+    found = [i for i in facts.interactions
+             if i.kind in kinds and i.direction == "inbound" and not i.has_outcome
+             and i.occurred_at >= since]
+    return sorted(found, key=lambda i: i.occurred_at)
+
+
+def unresolved_complaints(facts: ContactFacts) -> list[InteractionFact]:
+    """Complaints with no outcome of their own and no later interaction with an outcome."""
+    found = []
+    for c in facts.interactions:
+        if c.kind != "complaint" or c.has_outcome:
+            continue
+        resolved = any(i.has_outcome and i.occurred_at > c.occurred_at and i.kind != "cart"
+                       for i in facts.interactions)
+        if not resolved:
+            found.append(c)
+    return sorted(found, key=lambda i: i.occurred_at)
