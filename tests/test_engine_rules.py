@@ -503,3 +503,265 @@ def test_crossed_hot():
     assert not crossed_hot(70, 90, 70)  # already hot
     assert not crossed_hot(80, 60, 70)
     assert not crossed_hot(None, 69, 70)
+
+
+# -- retention to-dos ----------------------------------------------------------------------
+
+from crm.services.retention import RULES, TaskSpec, birthday_in, moot_tasks, wanted_tasks  # noqa: E402
+
+
+def only(rule: str, **overrides) -> dict:
+    """Retention settings with every rule but ``rule`` switched off."""
+    changes = {name: {"enabled": name == rule} for name in RULES}
+    changes[rule].update(overrides)
+    return merge_settings(DEFAULT_RETENTION, changes)
+
+
+def tasks(f: ContactFacts, now: datetime = NOW, settings=DEFAULT_RETENTION, **kw) -> dict[str, TaskSpec]:
+    specs = wanted_tasks(f, settings, now, **kw)
+    by_key = {s.rule_key: s for s in specs}
+    assert len(by_key) == len(specs), "rule keys must be unique per contact"
+    # A task the rules want is never moot at the same moment.
+    assert moot_tasks(list(by_key), f, now, settings) == []
+    return by_key
+
+
+def one(f: ContactFacts, rule: str, now: datetime = NOW, **overrides) -> TaskSpec | None:
+    found = tasks(f, now, only(rule, **overrides))
+    assert len(found) <= 1
+    return next(iter(found.values()), None)
+
+
+def test_followup_call_after_first_order():
+    first = datetime(2026, 6, 1, 15, 30, tzinfo=UTC)
+    f = facts([OrderFact(first, Decimal("40.00"))])
+    assert one(f, "followup_first_order", first + timedelta(days=6)) is None        # not yet
+    t = one(f, "followup_first_order", first + timedelta(days=7))
+    assert t == TaskSpec("followup_call", "followup:first_order:2026-06-01", "Satisfaction call about the first order",
+                         "first order on 1 June 2026, 7 days ago: check it arrived and all is well",
+                         first + timedelta(days=7), "owner", "support")
+    later = one(f, "followup_first_order", first + timedelta(days=20))
+    assert later.rule_key == t.rule_key and later.due_at == t.due_at                # stable occasion
+    assert one(f, "followup_first_order", first + timedelta(days=21)) is None       # too old now
+    assert one(facts(), "followup_first_order") is None
+    assert one(f, "followup_first_order", first + timedelta(days=3), delay_days=2).due_at == first + timedelta(days=2)
+
+
+def test_testimonial_request_for_happy_repeat_customers():
+    happy = facts([order(60), order(10)], interactions=(touch("email", 20, outcome="thanks"),))
+    t = one(happy, "testimonial_request")
+    assert t.rule_key == "testimonial:repeat_customer" and t.kind == "testimonial_request"
+    assert t.reason == ("repeat customer (2 paid orders, the latest 10 days ago) with no complaint or "
+                        "negative feedback in the last 180 days and no testimonial yet")
+    assert t.due_at == days_ago(3)
+    assert one(facts([order(10)]), "testimonial_request") is None                      # one order only
+    assert one(facts([order(60), order(3)]), "testimonial_request") is None            # goods not there yet
+    assert one(facts([order(300), order(100)]), "testimonial_request") is None         # too long ago
+    complained = facts([order(60), order(10)], interactions=(touch("complaint", 100, outcome="refund"),))
+    assert one(complained, "testimonial_request") is None
+    grumpy = facts([order(60), order(10)], interactions=(touch("chat", 30, sentiment="negative", outcome="x"),))
+    assert one(grumpy, "testimonial_request") is None
+    long_ago = facts([order(60), order(10)], interactions=(touch("complaint", 200, outcome="refund"),))
+    assert one(long_ago, "testimonial_request") is not None                            # outside the lookback
+    given = facts([order(60), order(10)], last_advocacy_at=days_ago(400))
+    assert one(given, "testimonial_request") is None
+    assert one(happy, "testimonial_request", min_orders=3) is None
+
+
+def test_winback_for_valuable_customers_at_risk_or_lapsed():
+    shop = ShopContext(median_spend=Decimal("100.00"))
+    at_risk = facts([order(160, "80"), order(130, "80"), order(100, "80"), order(70, "80")], shop=shop)
+    t = one(at_risk, "winback")
+    assert t.rule_key == f"winback:{days_ago(70).date().isoformat()}"
+    assert t.title == "Win back a valuable customer who is at risk"
+    assert t.reason == ("last order 70 days ago; usually orders every 30 days; "
+                        "spent 320.00 in total, above the shop median of 100.00")
+    assert (t.assignee_policy, t.assignee_role) == ("owner", "sales")
+    lapsed = one(at_risk, "winback", NOW + timedelta(days=40))
+    assert lapsed.rule_key == t.rule_key and "lapsed" in lapsed.title               # same occasion
+    active = facts([order(160, "80"), order(130, "80"), order(100, "80"), order(20, "80")], shop=shop)
+    assert one(active, "winback") is None
+    cheap = facts([order(160, "20"), order(130, "20"), order(100, "20"), order(70, "20")], shop=shop)
+    assert one(cheap, "winback") is None                                              # 80 <= median
+    no_median = facts([order(160, "80"), order(130, "80"), order(100, "80"), order(70, "80")])
+    assert one(no_median, "winback") is None
+    assert one(at_risk, "winback", health=["lapsed"]) is None                        # setting
+
+
+def test_winback_uses_health_settings():
+    shop = ShopContext(median_spend=Decimal("100.00"))
+    f = facts([order(160, "80"), order(130, "80"), order(100, "80"), order(70, "80")], shop=shop)
+    patient = merge_settings(DEFAULT_HEALTH, {"at_risk_after_gaps": 3.0, "lapsed_after_gaps": 6.0})
+    assert tasks(f, settings=only("winback"), health_settings=patient) == {}
+
+
+def test_birthday_greeting_a_week_ahead():
+    f = facts(birthday=date(1990, 6, 22))
+    t = one(f, "birthday")                                   # 15 June: exactly a week ahead
+    assert t == TaskSpec("birthday", "birthday:2026", "Send birthday greetings", "birthday on 22 June 2026",
+                         datetime(2026, 6, 15, tzinfo=UTC), "owner", "support")
+    assert one(f, "birthday", NOW + timedelta(days=7)).rule_key == "birthday:2026"   # on the day, same key
+    assert one(f, "birthday", NOW - timedelta(days=1)) is None                       # 8 days ahead
+    assert one(f, "birthday", NOW + timedelta(days=8)) is None                       # passed
+    assert one(facts(), "birthday") is None
+    # Across the new year, the key names the year of the birthday.
+    jan = facts(birthday=date(1985, 1, 3))
+    assert one(jan, "birthday", datetime(2026, 12, 29, tzinfo=UTC)).rule_key == "birthday:2027"
+    # 29 February in a common year.
+    assert birthday_in(date(2000, 2, 29), 2027) == date(2027, 2, 28)
+    leap = facts(birthday=date(2000, 2, 29))
+    assert one(leap, "birthday", datetime(2027, 2, 25, tzinfo=UTC)).reason == "birthday on 28 February 2027"
+
+
+def test_abandoned_cart_followup():
+    cart_at = datetime(2026, 6, 14, 9, 30, 15, 123456, tzinfo=UTC)
+    f = facts(interactions=(InteractionFact("cart", "inbound", cart_at),))
+    assert one(f, "abandoned_cart", cart_at + timedelta(hours=23)) is None           # give them a day
+    t = one(f, "abandoned_cart", cart_at + timedelta(hours=24))
+    assert t.rule_key == "cart:2026-06-14T09:30:15Z" and t.kind == "cart_followup"
+    assert t.reason == "left a cart on 14 June 2026 and has not ordered since"
+    assert (t.assignee_policy, t.assignee_role) == ("round_robin", "sales")
+    assert one(f, "abandoned_cart", cart_at + timedelta(days=6)).rule_key == t.rule_key
+    assert one(f, "abandoned_cart", cart_at + timedelta(days=8)) is None             # stale
+    ordered = facts([OrderFact(cart_at + timedelta(minutes=5), Decimal("9"))],
+                    interactions=(InteractionFact("cart", "inbound", cart_at),))
+    assert one(ordered, "abandoned_cart", cart_at + timedelta(days=2)) is None
+    # An order the same second as the cart (microseconds earlier) counts as the cart's order.
+    same = facts([OrderFact(cart_at.replace(microsecond=0), Decimal("9"))],
+                 interactions=(InteractionFact("cart", "inbound", cart_at),))
+    assert one(same, "abandoned_cart", cart_at + timedelta(days=2)) is None
+
+
+def test_replenishment_when_usual_gap_is_nearly_up():
+    f = facts([order(85), order(55), order(25)])              # every 30 days, last 25 days ago
+    t = one(f, "replenishment")
+    assert t.rule_key == f"replenish:{days_ago(25).date().isoformat()}"
+    assert t.reason == "usually orders every 30 days; last order on 21 May 2026, 25 days ago"
+    assert t.due_at == days_ago(0)
+    assert one(f, "replenishment", NOW - timedelta(hours=1)) is None                 # 5 days before: not yet
+    assert one(f, "replenishment", NOW + timedelta(days=19)).rule_key == t.rule_key
+    assert one(f, "replenishment", NOW + timedelta(days=20)) is None                 # win-back's turn
+    assert one(facts([order(25)]), "replenishment") is None                          # no own gap yet
+    assert one(facts([order(15), order(10), order(5)]), "replenishment") is None     # 5-day gap < 14
+
+
+def test_survey_after_nth_order():
+    f = facts([order(100), order(50), order(5)])
+    t = one(f, "survey")
+    assert t.rule_key == "survey:order_count:3"
+    assert t.reason == "placed their 3rd paid order on 10 June 2026"
+    assert t.due_at == days_ago(2)
+    assert one(facts([order(100), order(5)]), "survey") is None
+    assert one(facts([order(100), order(50), order(1)]), "survey") is None           # delay
+    assert one(facts([order(100), order(50), order(31)]), "survey") is None          # too long ago
+    four = facts([order(100), order(50), order(20), order(5)])
+    assert one(four, "survey").rule_key == "survey:order_count:3"                    # same occasion
+    assert one(f, "survey", after_order_count=2).rule_key == "survey:order_count:2"
+
+
+def test_hot_lead_call():
+    crossed = datetime(2026, 6, 10, 16, tzinfo=UTC)
+    f = facts(hot_since=crossed, lead_score=78)
+    t = one(f, "hot_lead")
+    assert t == TaskSpec("hot_lead", "hot_lead:2026-06-10", "Call a hot lead",
+                         "lead score crossed the hot-lead threshold on 10 June 2026 (score 78)", crossed,
+                         "owner", "sales")
+    assert one(facts(lead_score=78), "hot_lead") is None
+    assert one(facts([order(2)], hot_since=crossed), "hot_lead") is None               # ordered since
+    assert one(facts([order(5)], hot_since=crossed), "hot_lead") is not None           # order led to it
+
+
+def test_stay_in_touch_cadence():
+    last = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    f = facts(stay_in_touch_days=30, last_interaction_at=last)
+    t = one(f, "stay_in_touch", last + timedelta(days=30))
+    assert t.rule_key == "stay_in_touch:2026-05-01"
+    assert t.reason == "last interaction on 1 May 2026, 30 days ago; stay in touch every 30 days"
+    assert one(f, "stay_in_touch", last + timedelta(days=29)) is None
+    assert one(f, "stay_in_touch", last + timedelta(days=90)).rule_key == t.rule_key
+    # The interactions given count too, whichever is later.
+    newer = facts(stay_in_touch_days=30, last_interaction_at=last, interactions=(touch("call", 10, "outbound"),))
+    assert one(newer, "stay_in_touch") is None
+    assert one(facts(stay_in_touch_days=30), "stay_in_touch").rule_key == "stay_in_touch:never"
+    assert one(facts(last_interaction_at=last), "stay_in_touch") is None              # no cadence
+
+
+def test_disabled_rule_does_not_fire():
+    f = facts(birthday=date(1990, 6, 22))
+    assert one(f, "birthday", enabled=False) is None
+
+
+def test_do_not_contact_gets_no_tasks():
+    busy = dict(
+        birthday=date(1990, 6, 22), stay_in_touch_days=7, hot_since=days_ago(1),
+        interactions=(touch("cart", 2),), shop=ShopContext(median_spend=Decimal("1")),
+    )
+    orders = [order(160), order(130), order(100), order(70), order(8)]
+    assert len(tasks(facts(orders, **busy))) >= 4
+    assert tasks(facts(orders, do_not_contact=True, **busy)) == {}
+
+
+def test_rule_keys_are_stable_across_evaluations():
+    f = facts([order(100), order(55), order(30), order(5)], birthday=date(1990, 6, 20), stay_in_touch_days=1,
+              hot_since=days_ago(4), interactions=(touch("cart", 2), touch("chat", 4, outcome="ok")))
+    first = tasks(f, NOW)
+    again = tasks(f, NOW + timedelta(hours=20))
+    assert set(first) == set(again)
+    assert {k.split(":")[0] for k in first} == {"birthday", "cart", "survey", "hot_lead", "stay_in_touch"}
+    assert all(a.due_at == again[k].due_at for k, a in first.items())
+
+
+# -- moot --------------------------------------------------------------------------------
+
+def moot(keys, f, now=NOW):
+    return dict(moot_tasks(keys, f, now))
+
+
+def test_winback_and_replenishment_moot_after_ordering_again():
+    key_day = days_ago(70).date().isoformat()
+    keys = [f"winback:{key_day}", f"replenish:{key_day}"]
+    assert moot(keys, facts([order(100), order(70)])) == {}
+    again = facts([order(100), order(70), order(34)])
+    assert moot(keys, again) == {k: "ordered again on 12 May 2026" for k in keys}
+
+
+def test_cart_followup_moot_after_an_order():
+    key = "cart:2026-06-13T09:30:00Z"
+    assert moot([key], facts(interactions=(touch("cart", 2),))) == {}
+    assert moot([key], facts([order(1)])) == {key: "ordered on 14 June 2026"}
+    before = facts([OrderFact(datetime(2026, 6, 13, 9, 29, tzinfo=UTC), Decimal("1"))])
+    assert moot([key], before) == {}
+
+
+def test_stay_in_touch_moot_after_an_interaction():
+    key = "stay_in_touch:2026-05-01"
+    assert moot([key], facts(last_interaction_at=datetime(2026, 5, 1, 18, tzinfo=UTC))) == {}
+    logged = facts(last_interaction_at=datetime(2026, 5, 1, tzinfo=UTC), interactions=(touch("call", 1, "outbound"),))
+    assert moot([key], logged) == {key: "interaction logged on 14 June 2026"}
+    assert moot(["stay_in_touch:never"], logged) == {"stay_in_touch:never": "interaction logged on 14 June 2026"}
+
+
+def test_other_moot_reasons():
+    assert moot(["followup:first_order:2026-06-01"], facts(refunded_or_cancelled_count=1)) == {
+        "followup:first_order:2026-06-01": "no paid order any more"}
+    assert moot(["followup:first_order:2026-06-01"], facts([order(3)])) == {
+        "followup:first_order:2026-06-01": "the first paid order is now the one on 12 June 2026"}
+    assert moot(["testimonial:repeat_customer"], facts(interactions=(touch("testimonial", 1),))) == {
+        "testimonial:repeat_customer": "gave a testimonial or review on 14 June 2026"}
+    assert moot(["testimonial:repeat_customer"], facts(interactions=(touch("complaint", 2),))) == {
+        "testimonial:repeat_customer": "complaint on 13 June 2026"}
+    assert moot(["birthday:2026"], facts(birthday=date(1990, 6, 14))) == {"birthday:2026": "birthday was on 14 June 2026"}
+    assert moot(["birthday:2026"], facts(birthday=date(1990, 6, 15))) == {}
+    assert moot(["birthday:2026"], facts()) == {"birthday:2026": "birthday removed"}
+    assert moot(["survey:order_count:3"], facts([order(9), order(5)])) == {"survey:order_count:3": "only 2 paid orders now"}
+    assert moot(["hot_lead:2026-06-10"], facts([order(2)])) == {"hot_lead:2026-06-10": "ordered on 13 June 2026"}
+    assert moot(["hot_lead:2026-06-10"], facts([order(5)])) == {}
+
+
+def test_moot_leaves_unknown_and_malformed_keys_alone():
+    assert moot(["custom:thing", "winback:not-a-date", "", None], facts([order(1)])) == {}
+
+
+def test_do_not_contact_makes_open_rule_tasks_moot():
+    keys = ["winback:2026-01-01", "birthday:2026"]
+    assert moot(keys, facts(do_not_contact=True)) == {k: "marked do not contact" for k in keys}

@@ -97,6 +97,7 @@ DEFAULT_RETENTION: Mapping[str, Any] = _freeze({
     # Ask a happy repeat customer for a testimonial.
     "testimonial_request": {"enabled": True, "min_orders": 2, "delay_days": 7,
                             "max_days_since_order": 90, "complaint_lookback_days": 180,
+                            "testimonial_kinds": ["testimonial", "review"],
                             "assignee": "owner", "role": "support"},
     # Win back a valuable customer (total spend above the shop median) whose health slipped.
     "winback": {"enabled": True, "health": ["at_risk", "lapsed"],
