@@ -765,3 +765,151 @@ def test_moot_leaves_unknown_and_malformed_keys_alone():
 def test_do_not_contact_makes_open_rule_tasks_moot():
     keys = ["winback:2026-01-01", "birthday:2026"]
     assert moot(keys, facts(do_not_contact=True)) == {k: "marked do not contact" for k in keys}
+
+
+# -- properties over random facts ---------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS  # noqa: E402
+from crm.services.journey import CUSTOMER_STAGES, STAGE_RANK  # noqa: E402
+
+PROPERTY = hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# "now" anywhere in about a year either side of NOW (so across new year, leap days ...).
+nows = st.integers(min_value=-400 * 86400, max_value=400 * 86400).map(lambda s: NOW + timedelta(seconds=s))
+money = st.decimals(min_value=0, max_value=5000, places=2, allow_nan=False, allow_infinity=False)
+
+
+def moments_before(now: datetime):
+    """Mostly recent moments (where the rules' windows are), some old, a few ahead (typed-in dates)."""
+    seconds = st.one_of(st.integers(-2 * 86400, 10 * 86400), st.integers(0, 60 * 86400),
+                        st.integers(60 * 86400, 1500 * 86400))
+    return st.tuples(seconds, st.integers(0, 999_999)).map(
+        lambda t: now - timedelta(seconds=t[0], microseconds=t[1]))
+
+
+def edges(values):
+    return st.one_of(st.just(()), st.lists(values, min_size=4, max_size=4).map(lambda xs: tuple(sorted(xs))))
+
+
+shops = st.builds(
+    ShopContext,
+    median_gap_days=st.one_of(st.none(), st.floats(min_value=0, max_value=400)),
+    median_spend=st.one_of(st.none(), money),
+    recency_edges=edges(st.integers(0, 1500)),
+    frequency_edges=edges(st.integers(1, 20)),
+    monetary_edges=edges(money),
+)
+
+
+@st.composite
+def scenarios(draw) -> tuple[ContactFacts, datetime]:
+    """Random facts and the ``now`` they are judged at."""
+    now = draw(nows)
+    moment = moments_before(now)
+    maybe_moment = st.one_of(st.none(), moment)
+    # Orders at random, or a regular buyer whose usual gap is about up (replenishment, win-back).
+    regular = st.builds(
+        lambda gap, n, late, total: [OrderFact(now - timedelta(days=gap * k + gap + late), total) for k in range(n)],
+        st.integers(1, 120), st.integers(2, 6), st.integers(-10, 40), money)
+    orders = draw(st.one_of(st.lists(st.builds(OrderFact, moment, money), max_size=8), regular))
+    interactions = draw(st.lists(st.builds(
+        InteractionFact, st.sampled_from(INTERACTION_KINDS), st.sampled_from(DIRECTIONS), moment,
+        st.sampled_from((None,) + SENTIMENTS), st.sampled_from([None, "", "  ", "sorted", "refund given"]),
+    ), max_size=8))
+    near_birthday = st.integers(-10, 10).map(lambda d: (now + timedelta(days=d)).date())
+    birthday = draw(st.one_of(st.none(), st.dates(date(1930, 1, 1), date(2020, 12, 31)),
+                              st.just(date(2000, 2, 29)), near_birthday))
+    facts_ = ContactFacts.from_orders(
+        draw(st.integers(1, 10**6)), orders,
+        has_email=draw(st.booleans()), has_phone=draw(st.booleans()), consent=draw(st.booleans()),
+        company=draw(st.sampled_from([None, "", "  ", "Acme Ltd"])),
+        do_not_contact=draw(st.booleans()),
+        birthday=birthday,
+        stay_in_touch_days=draw(st.one_of(st.none(), st.integers(1, 400))),
+        stage=draw(st.one_of(st.none(), st.sampled_from(STAGES))),
+        stage_pinned=draw(st.booleans()),
+        refunded_or_cancelled_count=draw(st.integers(0, 3)),
+        interactions=tuple(interactions),
+        last_interaction_at=draw(maybe_moment),
+        last_advocacy_at=draw(maybe_moment),
+        lead_score=draw(st.one_of(st.none(), st.integers(0, 100))),
+        hot_since=draw(maybe_moment),
+        p_alive=draw(st.one_of(st.none(), st.floats(min_value=0, max_value=1))),
+        shop=draw(shops),
+    )
+    return facts_, now
+
+
+random_scoring = st.fixed_dictionaries({
+    "weights": st.fixed_dictionaries({k: st.integers(-60, 60) for k in DEFAULT_SCORING["weights"]}),
+    "engagement_half_life_days": st.floats(min_value=0.5, max_value=365),
+    "engagement_max_points": st.integers(0, 100),
+    "cart_window_days": st.integers(0, 60),
+    "question_window_days": st.integers(0, 60),
+}).map(lambda overrides: merge_settings(DEFAULT_SCORING, overrides))
+
+
+@PROPERTY
+@given(scenarios(), st.one_of(st.just(DEFAULT_SCORING), random_scoring))
+def test_property_score_in_range_and_breakdown_sums(scenario, scoring):
+    f, now = scenario
+    result = score_contact(f, scoring, now)
+    assert 0 <= result.score <= 100 and isinstance(result.score, int)
+    assert sum(line["points"] for line in result.breakdown) == result.score
+    for line in result.breakdown:
+        assert set(line) == {"rule", "points", "why"}
+        assert isinstance(line["points"], int) and line["points"] != 0 and line["why"]
+    caps = [i for i, line in enumerate(result.breakdown) if line["rule"] == "cap"]
+    raw = sum(line["points"] for line in result.breakdown if line["rule"] != "cap")
+    assert caps == ([len(result.breakdown) - 1] if not 0 <= raw <= 100 else [])
+
+
+@PROPERTY
+@given(scenarios())
+def test_property_stage_and_health_never_raise_and_agree_with_orders(scenario):
+    f, now = scenario
+    stage, reason = derive_stage(f, DEFAULT_JOURNEY, now)
+    assert stage in STAGES and reason
+    assert (stage in CUSTOMER_STAGES) == f.is_customer
+    health, why = derive_health(f, DEFAULT_HEALTH, now)
+    assert (health is None) == (not f.is_customer) and why
+    assert health is None or health in HEALTHS
+
+    decision = next_stage(f.stage, f.stage_pinned, stage, reason, f)
+    if f.stage_pinned:
+        assert decision is None
+    if decision is not None:
+        assert decision.to_stage == stage and decision.from_stage == f.stage
+        if decision.direction == "back":
+            assert not f.is_customer and f.stage in CUSTOMER_STAGES
+        elif decision.direction == "forward":
+            assert STAGE_RANK[stage] > STAGE_RANK[f.stage]
+        # Applying the decision settles it: the same facts ask for no further change.
+        assert next_stage(decision.to_stage, False, stage, reason, f) is None
+    elif f.stage is not None and not f.stage_pinned:
+        # Staying put is only ever staying ahead of (or at) what the facts support.
+        assert STAGE_RANK[f.stage] >= STAGE_RANK[stage]
+
+
+@PROPERTY
+@given(scenarios(), st.integers(0, 3 * 86400))
+def test_property_wanted_tasks_are_consistent(scenario, later_seconds):
+    f, now = scenario
+    specs = wanted_tasks(f, DEFAULT_RETENTION, now)
+    if f.do_not_contact:
+        assert specs == []
+        return
+    keys = [s.rule_key for s in specs]
+    assert len(keys) == len(set(keys))
+    for s in specs:
+        assert s.reason and s.title and s.due_at.tzinfo is not None
+        assert s.assignee_policy in ("owner", "round_robin") and s.assignee_role
+        assert len(s.rule_key) <= 160  # tasks.rule_key column
+    # What the rules want now is never moot now.
+    assert moot_tasks(keys, f, now) == []
+    # Evaluated again a little later, a rule still firing names the same occasion.
+    by_kind = {s.kind: s.rule_key for s in specs}
+    for s in wanted_tasks(f, DEFAULT_RETENTION, now + timedelta(seconds=later_seconds)):
+        assert by_kind.get(s.kind, s.rule_key) == s.rule_key
