@@ -2,16 +2,35 @@
 
 No database: every test builds ContactFacts by hand and passes ``now``.
 """
+
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from crm.models.contact import HEALTHS, STAGES
+from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS
 from crm.services.facts import ContactFacts, InteractionFact, OrderFact, ShopContext
-from crm.services.journey import Decision, derive_health, derive_stage, next_stage
+from crm.services.journey import (
+    CUSTOMER_STAGES,
+    STAGE_RANK,
+    Decision,
+    derive_health,
+    derive_stage,
+    next_stage,
+)
+from crm.services.retention import (
+    RULES,
+    TaskSpec,
+    birthday_in,
+    moot_tasks,
+    wanted_tasks,
+)
 from crm.services.rules_config import (
     DEFAULT_HEALTH,
     DEFAULT_JOURNEY,
@@ -19,9 +38,14 @@ from crm.services.rules_config import (
     DEFAULT_SCORING,
     merge_settings,
 )
+from crm.services.scoring import (
+    crossed_hot,
+    decayed_weight,
+    quantile_band,
+    score_contact,
+)
 from crm.services.wording import ago, format_date, format_days, ordinal
 
-UTC = timezone.utc
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
@@ -33,7 +57,9 @@ def order(days: float, total: str = "50.00") -> OrderFact:
     return OrderFact(days_ago(days), Decimal(total))
 
 
-def touch(kind: str, days: float, direction: str = "inbound", sentiment=None, outcome=None) -> InteractionFact:
+def touch(
+    kind: str, days: float, direction: str = "inbound", sentiment=None, outcome=None
+) -> InteractionFact:
     return InteractionFact(kind, direction, days_ago(days), sentiment, outcome)
 
 
@@ -42,6 +68,7 @@ def facts(orders=(), **kw) -> ContactFacts:
 
 
 # -- settings and wording ----------------------------------------------------------------
+
 
 def test_merge_settings_overrides_nested_and_leaves_defaults_alone():
     merged = merge_settings(DEFAULT_SCORING, {"weights": {"cart": 40}, "hot_threshold": 80})
@@ -79,7 +106,17 @@ def test_wording():
     assert format_days(1) == "1 day" and format_days(12) == "12 days"
     assert ago(0) == "today" and ago(1) == "1 day ago" and ago(12) == "12 days ago"
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 103)] == [
-        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "103rd"]
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "22nd",
+        "103rd",
+    ]
 
 
 def test_facts_refuse_naive_datetimes_and_inconsistent_orders():
@@ -112,6 +149,7 @@ def test_from_orders_aggregates_and_usual_gap():
 
 # -- journey stage -------------------------------------------------------------------------
 
+
 def stage_of(f: ContactFacts, now: datetime = NOW, settings=DEFAULT_JOURNEY) -> tuple[str, str]:
     return derive_stage(f, settings, now)
 
@@ -123,12 +161,15 @@ def test_awareness_without_engagement():
     assert stage_of(f)[0] == "awareness"
 
 
-@pytest.mark.parametrize("interaction, reason", [
-    (touch("email", 3), "sent an email on 12 June 2026"),
-    (touch("cart", 3), "left a cart on 12 June 2026"),
-    (touch("meeting", 3, "outbound"), "had a meeting on 12 June 2026"),
-    (touch("chat", 3), "started a chat on 12 June 2026"),
-])
+@pytest.mark.parametrize(
+    "interaction, reason",
+    [
+        (touch("email", 3), "sent an email on 12 June 2026"),
+        (touch("cart", 3), "left a cart on 12 June 2026"),
+        (touch("meeting", 3, "outbound"), "had a meeting on 12 June 2026"),
+        (touch("chat", 3), "started a chat on 12 June 2026"),
+    ],
+)
 def test_consideration_on_engagement(interaction, reason):
     assert stage_of(facts(interactions=(interaction,))) == ("consideration", reason)
 
@@ -144,7 +185,9 @@ def test_conversion_inside_window_then_retention():
     assert stage_of(facts([order(0)])) == ("conversion", "first order today")
     assert stage_of(facts([order(30)]))[0] == "conversion"  # day 30 is still inside
     assert stage_of(facts([order(31)])) == (
-        "retention", "first order 31 days ago, past the 30-day first-purchase window")
+        "retention",
+        "first order 31 days ago, past the 30-day first-purchase window",
+    )
 
 
 def test_second_order_is_retention_unless_switched_off():
@@ -212,7 +255,10 @@ def test_walk_through_every_stage_and_back():
     assert (d.to_stage, d.reason) == ("conversion", "first order 12 days ago")
     # Time passes: no new fact, but the window ends.
     d = step(facts([first], interactions=(question,)), start + timedelta(days=45))
-    assert (d.to_stage, d.reason) == ("retention", "first order 35 days ago, past the 30-day first-purchase window")
+    assert (d.to_stage, d.reason) == (
+        "retention",
+        "first order 35 days ago, past the 30-day first-purchase window",
+    )
     praise = InteractionFact("testimonial", "inbound", start + timedelta(days=50), "positive")
     d = step(facts([first], interactions=(question, praise)), start + timedelta(days=50))
     assert (d.to_stage, d.reason) == ("advocacy", "gave a testimonial on 20 February 2026")
@@ -225,20 +271,27 @@ def test_walk_through_every_stage_and_back():
     # The only order is refunded: the fact behind advocacy is undone, so the stage goes back.
     undone = facts(interactions=(question, praise), refunded_or_cancelled_count=1)
     d = step(undone, start + timedelta(days=60))
-    assert d == Decision("advocacy", "consideration",
-                         "no paid order left (refunded or cancelled); gave a testimonial on 20 February 2026",
-                         "back")
+    assert d == Decision(
+        "advocacy",
+        "consideration",
+        "no paid order left (refunded or cancelled); gave a testimonial on 20 February 2026",
+        "back",
+    )
     assert stage == "consideration"
 
 
 def test_only_order_refunded_from_conversion_goes_back():
     f = facts(refunded_or_cancelled_count=1)
     assert apply("conversion", f)[1] == Decision(
-        "conversion", "consideration",
-        "no paid order left (refunded or cancelled); placed an order that was refunded or cancelled", "back")
+        "conversion",
+        "consideration",
+        "no paid order left (refunded or cancelled); placed an order that was refunded or cancelled",
+        "back",
+    )
     # Orders moved away (e.g. a merge split) with no refund on record.
     assert apply("retention", facts(interactions=(touch("call", 3),)))[1] == Decision(
-        "retention", "consideration", "no paid order left; called on 12 June 2026", "back")
+        "retention", "consideration", "no paid order left; called on 12 June 2026", "back"
+    )
 
 
 def test_refund_of_one_of_several_orders_does_not_move_back():
@@ -269,7 +322,8 @@ def test_pinned_stage_is_left_alone():
 def test_forward_jump_skips_stages_in_one_change():
     imported = facts([order(400), order(200)])
     assert apply("awareness", imported)[1] == Decision(
-        "awareness", "retention", "repeat customer: 2 paid orders, the latest on 27 November 2025", "forward")
+        "awareness", "retention", "repeat customer: 2 paid orders, the latest on 27 November 2025", "forward"
+    )
 
 
 def test_next_stage_refuses_unknown_stages():
@@ -286,6 +340,7 @@ def test_derive_stage_refuses_naive_now():
 
 # -- health ------------------------------------------------------------------------------
 
+
 def health(f: ContactFacts, now: datetime = NOW, settings=DEFAULT_HEALTH):
     return derive_health(f, settings, now)
 
@@ -296,21 +351,25 @@ def test_non_customers_have_no_health():
 
 def test_health_from_own_gap_monthly_buyer_at_risk_sooner_than_yearly():
     monthly = facts([order(160), order(130), order(100), order(70)])  # every 30 days, last 70 days ago
-    yearly = facts([order(800), order(435), order(70)])               # every 365 days, last 70 days ago
+    yearly = facts([order(800), order(435), order(70)])  # every 365 days, last 70 days ago
     assert health(monthly) == ("at_risk", "last order 70 days ago; usually orders every 30 days")
     assert health(yearly) == ("active", "last order 70 days ago; usually orders every 365 days")
     assert health(facts([order(185), order(155), order(125), order(95)])) == (
-        "lapsed", "last order 95 days ago; usually orders every 30 days")
-    assert health(facts([order(120), order(90), order(60), order(30)]))[0] == "active"     # 30 <= 45
-    assert health(facts([order(136), order(106), order(76), order(46)]))[0] == "at_risk"   # 46 > 45
+        "lapsed",
+        "last order 95 days ago; usually orders every 30 days",
+    )
+    assert health(facts([order(120), order(90), order(60), order(30)]))[0] == "active"  # 30 <= 45
+    assert health(facts([order(136), order(106), order(76), order(46)]))[0] == "at_risk"  # 46 > 45
     assert health(facts([order(180), order(150), order(120), order(90)]))[0] == "at_risk"  # 90 <= 90
-    assert health(facts([order(181), order(151), order(121), order(91)]))[0] == "lapsed"   # 91 > 90
+    assert health(facts([order(181), order(151), order(121), order(91)]))[0] == "lapsed"  # 91 > 90
 
 
 def test_one_time_buyers_use_the_shop_median_gap_or_fallback():
     shop = ShopContext(median_gap_days=40)
     assert health(facts([order(50)], shop=shop)) == (
-        "active", "last order 50 days ago; customers here usually reorder within 40 days")
+        "active",
+        "last order 50 days ago; customers here usually reorder within 40 days",
+    )
     assert health(facts([order(61)], shop=shop))[0] == "at_risk"
     assert health(facts([order(121)], shop=shop))[0] == "lapsed"
     # No median yet: the fallback gap (90 days).
@@ -320,16 +379,23 @@ def test_one_time_buyers_use_the_shop_median_gap_or_fallback():
 
 def test_min_gap_keeps_same_week_buyers_from_lapsing_at_once():
     f = facts([order(12), order(11)])  # a 1-day gap
-    assert health(f)[0] == "active"    # judged against 14 days, not 1
+    assert health(f)[0] == "active"  # judged against 14 days, not 1
 
 
 def test_p_alive_decides_for_repeat_buyers_past_their_gap():
     base = [order(160), order(130), order(100), order(70)]  # gap 30, 70 days since
     assert health(facts(base, p_alive=0.2)) == (
-        "lapsed", "last order 70 days ago; 20% likely to still be buying (below 30%)")
+        "lapsed",
+        "last order 70 days ago; 20% likely to still be buying (below 30%)",
+    )
     assert health(facts(base, p_alive=0.5)) == (
-        "at_risk", "last order 70 days ago; 50% likely to still be buying (below 60%)")
-    assert health(facts(base, p_alive=0.9)) == ("active", "last order 70 days ago; 90% likely to still be buying")
+        "at_risk",
+        "last order 70 days ago; 50% likely to still be buying (below 60%)",
+    )
+    assert health(facts(base, p_alive=0.9)) == (
+        "active",
+        "last order 70 days ago; 90% likely to still be buying",
+    )
     # Inside the usual gap, a stale low p_alive does not call a fresh buyer lapsed.
     assert health(facts([order(90), order(60), order(30), order(5)], p_alive=0.1))[0] == "active"
     # Switched off: recency only.
@@ -341,13 +407,14 @@ def test_p_alive_decides_for_repeat_buyers_past_their_gap():
 
 def test_p_alive_thresholds_are_settings():
     strict = merge_settings(DEFAULT_HEALTH, {"p_alive_at_risk": 0.95})
-    assert health(facts([order(160), order(130), order(100), order(70)], p_alive=0.9), settings=strict)[0] == "at_risk"
+    assert (
+        health(facts([order(160), order(130), order(100), order(70)], p_alive=0.9), settings=strict)[0]
+        == "at_risk"
+    )
     assert set(HEALTHS) == {"active", "at_risk", "lapsed"}
 
 
 # -- lead score ----------------------------------------------------------------------------
-
-from crm.services.scoring import crossed_hot, decayed_weight, quantile_band, score_contact  # noqa: E402
 
 
 def score(f: ContactFacts, now: datetime = NOW, settings=DEFAULT_SCORING):
@@ -383,15 +450,23 @@ def test_engagement_decays_with_half_life():
     assert decayed_weight(10, -5, 30) == 10  # a future time counts in full, not more
     # A meeting 30 days old with half-life 30 counts half: 10 -> 5.
     old = facts(interactions=(touch("meeting", 30, "outbound"),))
-    assert lines(old) == {"engagement": (5, "1 meeting, the latest 30 days ago; each counts half after 30 days")}
+    assert lines(old) == {
+        "engagement": (5, "1 meeting, the latest 30 days ago; each counts half after 30 days")
+    }
     # An inbound email 60 days old: 5 * 0.25 = 1.25 -> 1.
     assert lines(facts(interactions=(touch("email", 60, outcome="answered"),)))["engagement"][0] == 1
     # Half-life is a setting.
     slow = merge_settings(DEFAULT_SCORING, {"engagement_half_life_days": 60})
     assert lines(old, settings=slow)["engagement"][0] == 7  # 10 * 0.5 ** 0.5 = 7.07
     # Outbound mail, internal notes, carts and complaints are not engagement.
-    none = facts(interactions=(touch("email", 1, "outbound"), touch("note", 1, "internal"),
-                               touch("cart", 40), touch("complaint", 40, outcome="refund given")))
+    none = facts(
+        interactions=(
+            touch("email", 1, "outbound"),
+            touch("note", 1, "internal"),
+            touch("cart", 40),
+            touch("complaint", 40, outcome="refund given"),
+        )
+    )
     assert "engagement" not in lines(none)
 
 
@@ -426,8 +501,10 @@ def test_open_question_intent():
 
 
 SHOP = ShopContext(
-    median_gap_days=45, median_spend=Decimal("100.00"),
-    recency_edges=(14, 45, 120, 365), frequency_edges=(1, 2, 3, 5),
+    median_gap_days=45,
+    median_spend=Decimal("100.00"),
+    recency_edges=(14, 45, 120, 365),
+    frequency_edges=(1, 2, 3, 5),
     monetary_edges=(Decimal("30"), Decimal("80"), Decimal("150"), Decimal("400")),
 )
 
@@ -435,9 +512,22 @@ SHOP = ShopContext(
 def test_quantile_bands():
     edges = (14, 45, 120, 365)
     assert [quantile_band(d, edges, higher_is_better=False) for d in (0, 14, 15, 45, 46, 365, 366)] == [
-        5, 5, 4, 4, 3, 2, 1]
+        5,
+        5,
+        4,
+        4,
+        3,
+        2,
+        1,
+    ]
     assert [quantile_band(n, (1, 2, 3, 5), higher_is_better=True) for n in (1, 2, 3, 4, 5, 6)] == [
-        1, 2, 3, 4, 4, 5]
+        1,
+        2,
+        3,
+        4,
+        4,
+        5,
+    ]
 
 
 def test_value_lines_for_customers_from_shop_quintiles():
@@ -457,7 +547,9 @@ def test_complaint_penalty_until_resolved():
     assert score(open_c).score == 0  # 10 + 10 - 20
     own_outcome = facts(interactions=(touch("complaint", 43, outcome="refunded"),))
     assert "complaint" not in lines(own_outcome)
-    later = facts(interactions=(touch("complaint", 43), touch("call", 40, "outbound", outcome="sent a new one")))
+    later = facts(
+        interactions=(touch("complaint", 43), touch("call", 40, "outbound", outcome="sent a new one"))
+    )
     assert "complaint" not in lines(later)
     earlier = facts(interactions=(touch("call", 50, "outbound", outcome="x"), touch("complaint", 43)))
     assert "complaint" in lines(earlier)
@@ -477,10 +569,16 @@ def test_do_not_contact_penalty_and_floor_cap_line():
 
 
 def test_cap_line_at_100():
-    hot = facts([order(200, "300.00"), order(100, "100.00"), order(20, "100.00"), order(5, "100.00")],
-                has_email=True, has_phone=True, consent=True, company="Acme", shop=SHOP,
-                interactions=tuple(touch("meeting", d, "outbound") for d in range(4))
-                + (touch("cart", 1), touch("email", 1)))
+    hot = facts(
+        [order(200, "300.00"), order(100, "100.00"), order(20, "100.00"), order(5, "100.00")],
+        has_email=True,
+        has_phone=True,
+        consent=True,
+        company="Acme",
+        shop=SHOP,
+        interactions=tuple(touch("meeting", d, "outbound") for d in range(4))
+        + (touch("cart", 1), touch("email", 1)),
+    )
     result = score(hot)
     assert result.score == 100
     assert result.breakdown[-1]["rule"] == "cap"
@@ -506,8 +604,6 @@ def test_crossed_hot():
 
 
 # -- retention to-dos ----------------------------------------------------------------------
-
-from crm.services.retention import RULES, TaskSpec, birthday_in, moot_tasks, wanted_tasks  # noqa: E402
 
 
 def only(rule: str, **overrides) -> dict:
@@ -535,34 +631,46 @@ def one(f: ContactFacts, rule: str, now: datetime = NOW, **overrides) -> TaskSpe
 def test_followup_call_after_first_order():
     first = datetime(2026, 6, 1, 15, 30, tzinfo=UTC)
     f = facts([OrderFact(first, Decimal("40.00"))])
-    assert one(f, "followup_first_order", first + timedelta(days=6)) is None        # not yet
+    assert one(f, "followup_first_order", first + timedelta(days=6)) is None  # not yet
     t = one(f, "followup_first_order", first + timedelta(days=7))
-    assert t == TaskSpec("followup_call", "followup:first_order:2026-06-01", "Satisfaction call about the first order",
-                         "first order on 1 June 2026, 7 days ago: check it arrived and all is well",
-                         first + timedelta(days=7), "owner", "support")
+    assert t == TaskSpec(
+        "followup_call",
+        "followup:first_order:2026-06-01",
+        "Satisfaction call about the first order",
+        "first order on 1 June 2026, 7 days ago: check it arrived and all is well",
+        first + timedelta(days=7),
+        "owner",
+        "support",
+    )
     later = one(f, "followup_first_order", first + timedelta(days=20))
-    assert later.rule_key == t.rule_key and later.due_at == t.due_at                # stable occasion
-    assert one(f, "followup_first_order", first + timedelta(days=21)) is None       # too old now
+    assert later.rule_key == t.rule_key and later.due_at == t.due_at  # stable occasion
+    assert one(f, "followup_first_order", first + timedelta(days=21)) is None  # too old now
     assert one(facts(), "followup_first_order") is None
-    assert one(f, "followup_first_order", first + timedelta(days=3), delay_days=2).due_at == first + timedelta(days=2)
+    assert one(
+        f, "followup_first_order", first + timedelta(days=3), delay_days=2
+    ).due_at == first + timedelta(days=2)
 
 
 def test_testimonial_request_for_happy_repeat_customers():
     happy = facts([order(60), order(10)], interactions=(touch("email", 20, outcome="thanks"),))
     t = one(happy, "testimonial_request")
     assert t.rule_key == "testimonial:repeat_customer" and t.kind == "testimonial_request"
-    assert t.reason == ("repeat customer (2 paid orders, the latest 10 days ago) with no complaint or "
-                        "negative feedback in the last 180 days and no testimonial yet")
+    assert t.reason == (
+        "repeat customer (2 paid orders, the latest 10 days ago) with no complaint or "
+        "negative feedback in the last 180 days and no testimonial yet"
+    )
     assert t.due_at == days_ago(3)
-    assert one(facts([order(10)]), "testimonial_request") is None                      # one order only
-    assert one(facts([order(60), order(3)]), "testimonial_request") is None            # goods not there yet
-    assert one(facts([order(300), order(100)]), "testimonial_request") is None         # too long ago
+    assert one(facts([order(10)]), "testimonial_request") is None  # one order only
+    assert one(facts([order(60), order(3)]), "testimonial_request") is None  # goods not there yet
+    assert one(facts([order(300), order(100)]), "testimonial_request") is None  # too long ago
     complained = facts([order(60), order(10)], interactions=(touch("complaint", 100, outcome="refund"),))
     assert one(complained, "testimonial_request") is None
-    grumpy = facts([order(60), order(10)], interactions=(touch("chat", 30, sentiment="negative", outcome="x"),))
+    grumpy = facts(
+        [order(60), order(10)], interactions=(touch("chat", 30, sentiment="negative", outcome="x"),)
+    )
     assert one(grumpy, "testimonial_request") is None
     long_ago = facts([order(60), order(10)], interactions=(touch("complaint", 200, outcome="refund"),))
-    assert one(long_ago, "testimonial_request") is not None                            # outside the lookback
+    assert one(long_ago, "testimonial_request") is not None  # outside the lookback
     given = facts([order(60), order(10)], last_advocacy_at=days_ago(400))
     assert one(given, "testimonial_request") is None
     assert one(happy, "testimonial_request", min_orders=3) is None
@@ -574,18 +682,20 @@ def test_winback_for_valuable_customers_at_risk_or_lapsed():
     t = one(at_risk, "winback")
     assert t.rule_key == f"winback:{days_ago(70).date().isoformat()}"
     assert t.title == "Win back a valuable customer who is at risk"
-    assert t.reason == ("last order 70 days ago; usually orders every 30 days; "
-                        "spent 320.00 in total, above the shop median of 100.00")
+    assert t.reason == (
+        "last order 70 days ago; usually orders every 30 days; "
+        "spent 320.00 in total, above the shop median of 100.00"
+    )
     assert (t.assignee_policy, t.assignee_role) == ("owner", "sales")
     lapsed = one(at_risk, "winback", NOW + timedelta(days=40))
-    assert lapsed.rule_key == t.rule_key and "lapsed" in lapsed.title               # same occasion
+    assert lapsed.rule_key == t.rule_key and "lapsed" in lapsed.title  # same occasion
     active = facts([order(160, "80"), order(130, "80"), order(100, "80"), order(20, "80")], shop=shop)
     assert one(active, "winback") is None
     cheap = facts([order(160, "20"), order(130, "20"), order(100, "20"), order(70, "20")], shop=shop)
-    assert one(cheap, "winback") is None                                              # 80 <= median
+    assert one(cheap, "winback") is None  # 80 <= median
     no_median = facts([order(160, "80"), order(130, "80"), order(100, "80"), order(70, "80")])
     assert one(no_median, "winback") is None
-    assert one(at_risk, "winback", health=["lapsed"]) is None                        # setting
+    assert one(at_risk, "winback", health=["lapsed"]) is None  # setting
 
 
 def test_winback_uses_health_settings():
@@ -597,12 +707,19 @@ def test_winback_uses_health_settings():
 
 def test_birthday_greeting_a_week_ahead():
     f = facts(birthday=date(1990, 6, 22))
-    t = one(f, "birthday")                                   # 15 June: exactly a week ahead
-    assert t == TaskSpec("birthday", "birthday:2026", "Send birthday greetings", "birthday on 22 June 2026",
-                         datetime(2026, 6, 15, tzinfo=UTC), "owner", "support")
-    assert one(f, "birthday", NOW + timedelta(days=7)).rule_key == "birthday:2026"   # on the day, same key
-    assert one(f, "birthday", NOW - timedelta(days=1)) is None                       # 8 days ahead
-    assert one(f, "birthday", NOW + timedelta(days=8)) is None                       # passed
+    t = one(f, "birthday")  # 15 June: exactly a week ahead
+    assert t == TaskSpec(
+        "birthday",
+        "birthday:2026",
+        "Send birthday greetings",
+        "birthday on 22 June 2026",
+        datetime(2026, 6, 15, tzinfo=UTC),
+        "owner",
+        "support",
+    )
+    assert one(f, "birthday", NOW + timedelta(days=7)).rule_key == "birthday:2026"  # on the day, same key
+    assert one(f, "birthday", NOW - timedelta(days=1)) is None  # 8 days ahead
+    assert one(f, "birthday", NOW + timedelta(days=8)) is None  # passed
     assert one(facts(), "birthday") is None
     # Across the new year, the key names the year of the birthday.
     jan = facts(birthday=date(1985, 1, 3))
@@ -616,33 +733,37 @@ def test_birthday_greeting_a_week_ahead():
 def test_abandoned_cart_followup():
     cart_at = datetime(2026, 6, 14, 9, 30, 15, 123456, tzinfo=UTC)
     f = facts(interactions=(InteractionFact("cart", "inbound", cart_at),))
-    assert one(f, "abandoned_cart", cart_at + timedelta(hours=23)) is None           # give them a day
+    assert one(f, "abandoned_cart", cart_at + timedelta(hours=23)) is None  # give them a day
     t = one(f, "abandoned_cart", cart_at + timedelta(hours=24))
     assert t.rule_key == "cart:2026-06-14T09:30:15Z" and t.kind == "cart_followup"
     assert t.reason == "left a cart on 14 June 2026 and has not ordered since"
     assert (t.assignee_policy, t.assignee_role) == ("round_robin", "sales")
     assert one(f, "abandoned_cart", cart_at + timedelta(days=6)).rule_key == t.rule_key
-    assert one(f, "abandoned_cart", cart_at + timedelta(days=8)) is None             # stale
-    ordered = facts([OrderFact(cart_at + timedelta(minutes=5), Decimal("9"))],
-                    interactions=(InteractionFact("cart", "inbound", cart_at),))
+    assert one(f, "abandoned_cart", cart_at + timedelta(days=8)) is None  # stale
+    ordered = facts(
+        [OrderFact(cart_at + timedelta(minutes=5), Decimal("9"))],
+        interactions=(InteractionFact("cart", "inbound", cart_at),),
+    )
     assert one(ordered, "abandoned_cart", cart_at + timedelta(days=2)) is None
     # An order the same second as the cart (microseconds earlier) counts as the cart's order.
-    same = facts([OrderFact(cart_at.replace(microsecond=0), Decimal("9"))],
-                 interactions=(InteractionFact("cart", "inbound", cart_at),))
+    same = facts(
+        [OrderFact(cart_at.replace(microsecond=0), Decimal("9"))],
+        interactions=(InteractionFact("cart", "inbound", cart_at),),
+    )
     assert one(same, "abandoned_cart", cart_at + timedelta(days=2)) is None
 
 
 def test_replenishment_when_usual_gap_is_nearly_up():
-    f = facts([order(85), order(55), order(25)])              # every 30 days, last 25 days ago
+    f = facts([order(85), order(55), order(25)])  # every 30 days, last 25 days ago
     t = one(f, "replenishment")
     assert t.rule_key == f"replenish:{days_ago(25).date().isoformat()}"
     assert t.reason == "usually orders every 30 days; last order on 21 May 2026, 25 days ago"
     assert t.due_at == days_ago(0)
-    assert one(f, "replenishment", NOW - timedelta(hours=1)) is None                 # 5 days before: not yet
+    assert one(f, "replenishment", NOW - timedelta(hours=1)) is None  # 5 days before: not yet
     assert one(f, "replenishment", NOW + timedelta(days=19)).rule_key == t.rule_key
-    assert one(f, "replenishment", NOW + timedelta(days=20)) is None                 # win-back's turn
-    assert one(facts([order(25)]), "replenishment") is None                          # no own gap yet
-    assert one(facts([order(15), order(10), order(5)]), "replenishment") is None     # 5-day gap < 14
+    assert one(f, "replenishment", NOW + timedelta(days=20)) is None  # win-back's turn
+    assert one(facts([order(25)]), "replenishment") is None  # no own gap yet
+    assert one(facts([order(15), order(10), order(5)]), "replenishment") is None  # 5-day gap < 14
 
 
 def test_survey_after_nth_order():
@@ -652,10 +773,10 @@ def test_survey_after_nth_order():
     assert t.reason == "placed their 3rd paid order on 10 June 2026"
     assert t.due_at == days_ago(2)
     assert one(facts([order(100), order(5)]), "survey") is None
-    assert one(facts([order(100), order(50), order(1)]), "survey") is None           # delay
-    assert one(facts([order(100), order(50), order(31)]), "survey") is None          # too long ago
+    assert one(facts([order(100), order(50), order(1)]), "survey") is None  # delay
+    assert one(facts([order(100), order(50), order(31)]), "survey") is None  # too long ago
     four = facts([order(100), order(50), order(20), order(5)])
-    assert one(four, "survey").rule_key == "survey:order_count:3"                    # same occasion
+    assert one(four, "survey").rule_key == "survey:order_count:3"  # same occasion
     assert one(f, "survey", after_order_count=2).rule_key == "survey:order_count:2"
 
 
@@ -663,12 +784,18 @@ def test_hot_lead_call():
     crossed = datetime(2026, 6, 10, 16, tzinfo=UTC)
     f = facts(hot_since=crossed, lead_score=78)
     t = one(f, "hot_lead")
-    assert t == TaskSpec("hot_lead", "hot_lead:2026-06-10", "Call a hot lead",
-                         "lead score crossed the hot-lead threshold on 10 June 2026 (score 78)", crossed,
-                         "owner", "sales")
+    assert t == TaskSpec(
+        "hot_lead",
+        "hot_lead:2026-06-10",
+        "Call a hot lead",
+        "lead score crossed the hot-lead threshold on 10 June 2026 (score 78)",
+        crossed,
+        "owner",
+        "sales",
+    )
     assert one(facts(lead_score=78), "hot_lead") is None
-    assert one(facts([order(2)], hot_since=crossed), "hot_lead") is None               # ordered since
-    assert one(facts([order(5)], hot_since=crossed), "hot_lead") is not None           # order led to it
+    assert one(facts([order(2)], hot_since=crossed), "hot_lead") is None  # ordered since
+    assert one(facts([order(5)], hot_since=crossed), "hot_lead") is not None  # order led to it
 
 
 def test_stay_in_touch_cadence():
@@ -680,10 +807,12 @@ def test_stay_in_touch_cadence():
     assert one(f, "stay_in_touch", last + timedelta(days=29)) is None
     assert one(f, "stay_in_touch", last + timedelta(days=90)).rule_key == t.rule_key
     # The interactions given count too, whichever is later.
-    newer = facts(stay_in_touch_days=30, last_interaction_at=last, interactions=(touch("call", 10, "outbound"),))
+    newer = facts(
+        stay_in_touch_days=30, last_interaction_at=last, interactions=(touch("call", 10, "outbound"),)
+    )
     assert one(newer, "stay_in_touch") is None
     assert one(facts(stay_in_touch_days=30), "stay_in_touch").rule_key == "stay_in_touch:never"
-    assert one(facts(last_interaction_at=last), "stay_in_touch") is None              # no cadence
+    assert one(facts(last_interaction_at=last), "stay_in_touch") is None  # no cadence
 
 
 def test_disabled_rule_does_not_fire():
@@ -693,8 +822,11 @@ def test_disabled_rule_does_not_fire():
 
 def test_do_not_contact_gets_no_tasks():
     busy = dict(
-        birthday=date(1990, 6, 22), stay_in_touch_days=7, hot_since=days_ago(1),
-        interactions=(touch("cart", 2),), shop=ShopContext(median_spend=Decimal("1")),
+        birthday=date(1990, 6, 22),
+        stay_in_touch_days=7,
+        hot_since=days_ago(1),
+        interactions=(touch("cart", 2),),
+        shop=ShopContext(median_spend=Decimal("1")),
     )
     orders = [order(160), order(130), order(100), order(70), order(8)]
     assert len(tasks(facts(orders, **busy))) >= 4
@@ -702,8 +834,13 @@ def test_do_not_contact_gets_no_tasks():
 
 
 def test_rule_keys_are_stable_across_evaluations():
-    f = facts([order(100), order(55), order(30), order(5)], birthday=date(1990, 6, 20), stay_in_touch_days=1,
-              hot_since=days_ago(4), interactions=(touch("cart", 2), touch("chat", 4, outcome="ok")))
+    f = facts(
+        [order(100), order(55), order(30), order(5)],
+        birthday=date(1990, 6, 20),
+        stay_in_touch_days=1,
+        hot_since=days_ago(4),
+        interactions=(touch("cart", 2), touch("chat", 4, outcome="ok")),
+    )
     first = tasks(f, NOW)
     again = tasks(f, NOW + timedelta(hours=20))
     assert set(first) == set(again)
@@ -712,6 +849,7 @@ def test_rule_keys_are_stable_across_evaluations():
 
 
 # -- moot --------------------------------------------------------------------------------
+
 
 def moot(keys, f, now=NOW):
     return dict(moot_tasks(keys, f, now))
@@ -735,26 +873,48 @@ def test_cart_followup_moot_after_an_order():
 
 def test_stay_in_touch_moot_after_an_interaction():
     key = "stay_in_touch:2026-05-01"
-    assert moot([key], facts(last_interaction_at=datetime(2026, 5, 1, 18, tzinfo=UTC))) == {}
-    logged = facts(last_interaction_at=datetime(2026, 5, 1, tzinfo=UTC), interactions=(touch("call", 1, "outbound"),))
+    assert (
+        moot([key], facts(stay_in_touch_days=30, last_interaction_at=datetime(2026, 5, 1, 18, tzinfo=UTC)))
+        == {}
+    )
+    assert moot([key], facts(last_interaction_at=datetime(2026, 5, 1, tzinfo=UTC))) == {
+        key: "no longer on a stay-in-touch cadence"
+    }
+    logged = facts(
+        stay_in_touch_days=30,
+        last_interaction_at=datetime(2026, 5, 1, tzinfo=UTC),
+        interactions=(touch("call", 1, "outbound"),),
+    )
     assert moot([key], logged) == {key: "interaction logged on 14 June 2026"}
-    assert moot(["stay_in_touch:never"], logged) == {"stay_in_touch:never": "interaction logged on 14 June 2026"}
+    assert moot(["stay_in_touch:never"], logged) == {
+        "stay_in_touch:never": "interaction logged on 14 June 2026"
+    }
 
 
 def test_other_moot_reasons():
     assert moot(["followup:first_order:2026-06-01"], facts(refunded_or_cancelled_count=1)) == {
-        "followup:first_order:2026-06-01": "no paid order any more"}
+        "followup:first_order:2026-06-01": "no paid order any more"
+    }
     assert moot(["followup:first_order:2026-06-01"], facts([order(3)])) == {
-        "followup:first_order:2026-06-01": "the first paid order is now the one on 12 June 2026"}
+        "followup:first_order:2026-06-01": "the first paid order is now the one on 12 June 2026"
+    }
     assert moot(["testimonial:repeat_customer"], facts(interactions=(touch("testimonial", 1),))) == {
-        "testimonial:repeat_customer": "gave a testimonial or review on 14 June 2026"}
+        "testimonial:repeat_customer": "gave a testimonial or review on 14 June 2026"
+    }
     assert moot(["testimonial:repeat_customer"], facts(interactions=(touch("complaint", 2),))) == {
-        "testimonial:repeat_customer": "complaint on 13 June 2026"}
-    assert moot(["birthday:2026"], facts(birthday=date(1990, 6, 14))) == {"birthday:2026": "birthday was on 14 June 2026"}
+        "testimonial:repeat_customer": "complaint on 13 June 2026"
+    }
+    assert moot(["birthday:2026"], facts(birthday=date(1990, 6, 14))) == {
+        "birthday:2026": "birthday was on 14 June 2026"
+    }
     assert moot(["birthday:2026"], facts(birthday=date(1990, 6, 15))) == {}
     assert moot(["birthday:2026"], facts()) == {"birthday:2026": "birthday removed"}
-    assert moot(["survey:order_count:3"], facts([order(9), order(5)])) == {"survey:order_count:3": "only 2 paid orders now"}
-    assert moot(["hot_lead:2026-06-10"], facts([order(2)])) == {"hot_lead:2026-06-10": "ordered on 13 June 2026"}
+    assert moot(["survey:order_count:3"], facts([order(9), order(5)])) == {
+        "survey:order_count:3": "only 2 paid orders now"
+    }
+    assert moot(["hot_lead:2026-06-10"], facts([order(2)])) == {
+        "hot_lead:2026-06-10": "ordered on 13 June 2026"
+    }
     assert moot(["hot_lead:2026-06-10"], facts([order(5)])) == {}
 
 
@@ -769,11 +929,6 @@ def test_do_not_contact_makes_open_rule_tasks_moot():
 
 # -- properties over random facts ---------------------------------------------------------
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
-
-from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS  # noqa: E402
-from crm.services.journey import CUSTOMER_STAGES, STAGE_RANK  # noqa: E402
-
 PROPERTY = hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # "now" anywhere in about a year either side of NOW (so across new year, leap days ...).
@@ -783,10 +938,12 @@ money = st.decimals(min_value=0, max_value=5000, places=2, allow_nan=False, allo
 
 def moments_before(now: datetime):
     """Mostly recent moments (where the rules' windows are), some old, a few ahead (typed-in dates)."""
-    seconds = st.one_of(st.integers(-2 * 86400, 10 * 86400), st.integers(0, 60 * 86400),
-                        st.integers(60 * 86400, 1500 * 86400))
+    seconds = st.one_of(
+        st.integers(-2 * 86400, 10 * 86400), st.integers(0, 60 * 86400), st.integers(60 * 86400, 1500 * 86400)
+    )
     return st.tuples(seconds, st.integers(0, 999_999)).map(
-        lambda t: now - timedelta(seconds=t[0], microseconds=t[1]))
+        lambda t: now - timedelta(seconds=t[0], microseconds=t[1])
+    )
 
 
 def edges(values):
@@ -811,19 +968,43 @@ def scenarios(draw) -> tuple[ContactFacts, datetime]:
     maybe_moment = st.one_of(st.none(), moment)
     # Orders at random, or a regular buyer whose usual gap is about up (replenishment, win-back).
     regular = st.builds(
-        lambda gap, n, late, total: [OrderFact(now - timedelta(days=gap * k + gap + late), total) for k in range(n)],
-        st.integers(1, 120), st.integers(2, 6), st.integers(-10, 40), money)
+        lambda gap, n, late, total: [
+            OrderFact(now - timedelta(days=gap * k + gap + late), total) for k in range(n)
+        ],
+        st.integers(1, 120),
+        st.integers(2, 6),
+        st.integers(-10, 40),
+        money,
+    )
     orders = draw(st.one_of(st.lists(st.builds(OrderFact, moment, money), max_size=8), regular))
-    interactions = draw(st.lists(st.builds(
-        InteractionFact, st.sampled_from(INTERACTION_KINDS), st.sampled_from(DIRECTIONS), moment,
-        st.sampled_from((None,) + SENTIMENTS), st.sampled_from([None, "", "  ", "sorted", "refund given"]),
-    ), max_size=8))
+    interactions = draw(
+        st.lists(
+            st.builds(
+                InteractionFact,
+                st.sampled_from(INTERACTION_KINDS),
+                st.sampled_from(DIRECTIONS),
+                moment,
+                st.sampled_from((None,) + SENTIMENTS),
+                st.sampled_from([None, "", "  ", "sorted", "refund given"]),
+            ),
+            max_size=8,
+        )
+    )
     near_birthday = st.integers(-10, 10).map(lambda d: (now + timedelta(days=d)).date())
-    birthday = draw(st.one_of(st.none(), st.dates(date(1930, 1, 1), date(2020, 12, 31)),
-                              st.just(date(2000, 2, 29)), near_birthday))
+    birthday = draw(
+        st.one_of(
+            st.none(),
+            st.dates(date(1930, 1, 1), date(2020, 12, 31)),
+            st.just(date(2000, 2, 29)),
+            near_birthday,
+        )
+    )
     facts_ = ContactFacts.from_orders(
-        draw(st.integers(1, 10**6)), orders,
-        has_email=draw(st.booleans()), has_phone=draw(st.booleans()), consent=draw(st.booleans()),
+        draw(st.integers(1, 10**6)),
+        orders,
+        has_email=draw(st.booleans()),
+        has_phone=draw(st.booleans()),
+        consent=draw(st.booleans()),
         company=draw(st.sampled_from([None, "", "  ", "Acme Ltd"])),
         do_not_contact=draw(st.booleans()),
         birthday=birthday,
@@ -842,13 +1023,15 @@ def scenarios(draw) -> tuple[ContactFacts, datetime]:
     return facts_, now
 
 
-random_scoring = st.fixed_dictionaries({
-    "weights": st.fixed_dictionaries({k: st.integers(-60, 60) for k in DEFAULT_SCORING["weights"]}),
-    "engagement_half_life_days": st.floats(min_value=0.5, max_value=365),
-    "engagement_max_points": st.integers(0, 100),
-    "cart_window_days": st.integers(0, 60),
-    "question_window_days": st.integers(0, 60),
-}).map(lambda overrides: merge_settings(DEFAULT_SCORING, overrides))
+random_scoring = st.fixed_dictionaries(
+    {
+        "weights": st.fixed_dictionaries({k: st.integers(-60, 60) for k in DEFAULT_SCORING["weights"]}),
+        "engagement_half_life_days": st.floats(min_value=0.5, max_value=365),
+        "engagement_max_points": st.integers(0, 100),
+        "cart_window_days": st.integers(0, 60),
+        "question_window_days": st.integers(0, 60),
+    }
+).map(lambda overrides: merge_settings(DEFAULT_SCORING, overrides))
 
 
 @PROPERTY

@@ -7,13 +7,15 @@ are enough for the rules, except where a field says "all time").
 
 All datetimes are aware UTC; money is ``Decimal``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import NamedTuple, Optional
+from itertools import pairwise
+from typing import NamedTuple
 
 from crm.models.contact import STAGES
 from crm.services.wording import require_aware, utc_date
@@ -22,11 +24,11 @@ from crm.services.wording import require_aware, utc_date
 class InteractionFact(NamedTuple):
     """One logged interaction, as the rules see it."""
 
-    kind: str                       # INTERACTION_KINDS: call, email, chat, meeting, note, complaint, ...
-    direction: str                  # inbound, outbound, internal
+    kind: str  # INTERACTION_KINDS: call, email, chat, meeting, note, complaint, ...
+    direction: str  # inbound, outbound, internal
     occurred_at: datetime
-    sentiment: Optional[str] = None  # negative, neutral, positive or None
-    outcome: Optional[str] = None    # empty/None: nothing recorded (an open question, an unresolved complaint)
+    sentiment: str | None = None  # negative, neutral, positive or None
+    outcome: str | None = None  # empty/None: nothing recorded (an open question, an unresolved complaint)
 
     @property
     def has_outcome(self) -> bool:
@@ -41,7 +43,7 @@ class OrderFact(NamedTuple):
 
 
 def _ascending(name: str, edges: tuple) -> None:
-    if any(b < a for a, b in zip(edges, edges[1:])):
+    if any(b < a for a, b in pairwise(edges)):
         raise ValueError(f"{name} must be ascending, got {edges!r}")
 
 
@@ -50,13 +52,13 @@ class ShopContext:
     """Shop-wide numbers the per-contact rules compare against (computed in bulk)."""
 
     # Median of the customers' usual gaps between orders, in days (for one-time buyers).
-    median_gap_days: Optional[float] = None
+    median_gap_days: float | None = None
     # Median total spent by customers (the win-back rule targets customers above it).
-    median_spend: Optional[Decimal] = None
+    median_spend: Decimal | None = None
     # RFM quintile cut points (4 ascending values make 5 quintiles; empty = not computed yet).
-    recency_edges: tuple[float, ...] = ()        # days since the last order (fewer is better)
-    frequency_edges: tuple[float, ...] = ()      # paid order count
-    monetary_edges: tuple[Decimal, ...] = ()     # total spent
+    recency_edges: tuple[float, ...] = ()  # days since the last order (fewer is better)
+    frequency_edges: tuple[float, ...] = ()  # paid order count
+    monetary_edges: tuple[Decimal, ...] = ()  # total spent
 
     def __post_init__(self) -> None:
         _ascending("recency_edges", self.recency_edges)
@@ -73,35 +75,41 @@ class ContactFacts:
     has_email: bool = False
     has_phone: bool = False
     consent: bool = False
-    company: Optional[str] = None
+    company: str | None = None
     do_not_contact: bool = False
-    birthday: Optional[date] = None
-    stay_in_touch_days: Optional[int] = None
+    birthday: date | None = None
+    stay_in_touch_days: int | None = None
     # Journey state as stored on the contact (None: never derived yet)
-    stage: Optional[str] = None
+    stage: str | None = None
     stage_pinned: bool = False
-    stage_since: Optional[datetime] = None
+    stage_since: datetime | None = None
     # Paid orders (status in PAID_STATUSES), aggregated
     order_count: int = 0
-    first_order_at: Optional[datetime] = None
-    last_order_at: Optional[datetime] = None
+    first_order_at: datetime | None = None
+    last_order_at: datetime | None = None
     total_spent: Decimal = Decimal("0.00")
-    order_days: int = 0                    # distinct UTC calendar days with a paid order
-    refunded_or_cancelled_count: int = 0   # orders that were refunded in full or cancelled
+    order_days: int = 0  # distinct UTC calendar days with a paid order
+    refunded_or_cancelled_count: int = 0  # orders that were refunded in full or cancelled
     # Interactions: the recent ones in detail, plus all-time summaries
     interactions: tuple[InteractionFact, ...] = ()
-    last_interaction_at: Optional[datetime] = None  # all time, any kind
-    last_advocacy_at: Optional[datetime] = None     # all time: latest testimonial/review (not negative)
+    last_interaction_at: datetime | None = None  # all time, any kind
+    last_advocacy_at: datetime | None = None  # all time: latest testimonial/review (not negative)
     # Scores and predictions
-    lead_score: Optional[int] = None
-    hot_since: Optional[datetime] = None   # when the score last crossed the hot threshold; None if not hot now
-    p_alive: Optional[float] = None        # BG/NBD probability the customer is still active
+    lead_score: int | None = None
+    hot_since: datetime | None = None  # when the score last crossed the hot threshold; None if not hot now
+    p_alive: float | None = None  # BG/NBD probability the customer is still active
     # Shop-wide context (shared by every contact in a refresh)
     shop: ShopContext = field(default_factory=ShopContext)
 
     def __post_init__(self) -> None:
-        for name in ("stage_since", "first_order_at", "last_order_at",
-                     "last_interaction_at", "last_advocacy_at", "hot_since"):
+        for name in (
+            "stage_since",
+            "first_order_at",
+            "last_order_at",
+            "last_interaction_at",
+            "last_advocacy_at",
+            "hot_since",
+        ):
             value = getattr(self, name)
             if value is not None:
                 require_aware(value, name)
@@ -127,7 +135,7 @@ class ContactFacts:
             raise ValueError("stay_in_touch_days must be at least 1 when set")
 
     @classmethod
-    def from_orders(cls, contact_id: int, paid_orders: Iterable[OrderFact], **other) -> "ContactFacts":
+    def from_orders(cls, contact_id: int, paid_orders: Iterable[OrderFact], **other) -> ContactFacts:
         """Facts with the order aggregates computed from a list of paid orders."""
         orders = sorted(paid_orders, key=lambda o: o.placed_at)
         if not orders:
@@ -147,7 +155,7 @@ class ContactFacts:
         return self.order_count > 0
 
     @property
-    def usual_gap_days(self) -> Optional[float]:
+    def usual_gap_days(self) -> float | None:
         """The customer's own mean gap between order days; None with fewer than two order days."""
         if self.order_days < 2 or self.first_order_at is None or self.last_order_at is None:
             return None
@@ -155,7 +163,7 @@ class ContactFacts:
         return span / (self.order_days - 1)
 
     @property
-    def latest_interaction_at(self) -> Optional[datetime]:
+    def latest_interaction_at(self) -> datetime | None:
         """The later of the stored all-time value and the interactions given."""
         times = [i.occurred_at for i in self.interactions]
         if self.last_interaction_at is not None:
@@ -165,12 +173,13 @@ class ContactFacts:
 
 # -- derived signals shared by the scoring and retention rules ---------------------------
 
+
 def cart_moment(i: InteractionFact) -> datetime:
     """A cart's time to the second: the unit rule keys and "ordered since" checks share."""
-    return i.occurred_at.astimezone(timezone.utc).replace(microsecond=0)
+    return i.occurred_at.astimezone(UTC).replace(microsecond=0)
 
 
-def latest_abandoned_cart(facts: ContactFacts) -> Optional[datetime]:
+def latest_abandoned_cart(facts: ContactFacts) -> datetime | None:
     """When the latest cart was left, if no paid order was placed at or after it."""
     carts = [cart_moment(i) for i in facts.interactions if i.kind == "cart"]
     if not carts:
@@ -184,9 +193,11 @@ def latest_abandoned_cart(facts: ContactFacts) -> Optional[datetime]:
 def open_questions(facts: ContactFacts, kinds: Iterable[str], since: datetime) -> list[InteractionFact]:
     """Inbound emails/chats/calls at or after ``since`` with no outcome recorded, oldest first."""
     kinds = set(kinds)
-    found = [i for i in facts.interactions
-             if i.kind in kinds and i.direction == "inbound" and not i.has_outcome
-             and i.occurred_at >= since]
+    found = [
+        i
+        for i in facts.interactions
+        if i.kind in kinds and i.direction == "inbound" and not i.has_outcome and i.occurred_at >= since
+    ]
     return sorted(found, key=lambda i: i.occurred_at)
 
 
@@ -196,8 +207,9 @@ def unresolved_complaints(facts: ContactFacts) -> list[InteractionFact]:
     for c in facts.interactions:
         if c.kind != "complaint" or c.has_outcome:
             continue
-        resolved = any(i.has_outcome and i.occurred_at > c.occurred_at and i.kind != "cart"
-                       for i in facts.interactions)
+        resolved = any(
+            i.has_outcome and i.occurred_at > c.occurred_at and i.kind != "cart" for i in facts.interactions
+        )
         if not resolved:
             found.append(c)
     return sorted(found, key=lambda i: i.occurred_at)

@@ -6,16 +6,24 @@ behind it was undone); ``derive_health`` gives active / at_risk / lapsed for
 customers. Nothing here reads or writes the database: the writer stores a
 ``Decision`` as a stage change (from, to, reason, when, by) and the new stage.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from crm.models.contact import STAGES
 from crm.services.facts import ContactFacts, InteractionFact
-from crm.services.wording import ago, days_between, format_date, format_days, plural, require_aware
+from crm.services.wording import (
+    ago,
+    days_between,
+    format_date,
+    format_days,
+    plural,
+    require_aware,
+)
 
 STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
 # Stages that stand on at least one paid order: losing the last one undoes them.
@@ -41,7 +49,7 @@ _ADVOCACY_PHRASES = {"testimonial": "gave a testimonial", "review": "left a revi
 class Decision:
     """A stage change to record. The writer adds when and by (None = rule)."""
 
-    from_stage: Optional[str]
+    from_stage: str | None
     to_stage: str
     reason: str
     direction: Literal["initial", "forward", "back"]
@@ -49,7 +57,8 @@ class Decision:
 
 # -- stage -------------------------------------------------------------------------------
 
-def _advocacy_evidence(facts: ContactFacts, settings: Mapping[str, Any]) -> Optional[tuple[datetime, str]]:
+
+def _advocacy_evidence(facts: ContactFacts, settings: Mapping[str, Any]) -> tuple[datetime, str] | None:
     """The latest fact that makes this customer an advocate: (when, phrase)."""
     kinds = set(settings["advocacy_kinds"])
     evidence: list[tuple[datetime, str]] = []
@@ -58,8 +67,11 @@ def _advocacy_evidence(facts: ContactFacts, settings: Mapping[str, Any]) -> Opti
     for i in facts.interactions:
         if i.kind in kinds and i.sentiment != "negative":
             evidence.append((i.occurred_at, _ADVOCACY_PHRASES.get(i.kind, f"gave a {i.kind}")))
-        elif (i.kind == "survey" and i.sentiment == "positive"
-              and facts.order_count >= settings["advocacy_survey_min_orders"]):
+        elif (
+            i.kind == "survey"
+            and i.sentiment == "positive"
+            and facts.order_count >= settings["advocacy_survey_min_orders"]
+        ):
             evidence.append((i.occurred_at, "answered a survey positively as a repeat customer"))
     if not evidence:
         return None
@@ -128,8 +140,9 @@ def _still_supported(stage: str, facts: ContactFacts) -> bool:
     return True
 
 
-def next_stage(current_stage: Optional[str], pinned: bool, derived_stage: str,
-               derived_reason: str, facts: ContactFacts) -> Optional[Decision]:
+def next_stage(
+    current_stage: str | None, pinned: bool, derived_stage: str, derived_reason: str, facts: ContactFacts
+) -> Decision | None:
     """What stage change to make, if any.
 
     - a pinned stage is left alone;
@@ -162,6 +175,7 @@ def next_stage(current_stage: Optional[str], pinned: bool, derived_stage: str,
 
 # -- health ------------------------------------------------------------------------------
 
+
 def usual_gap(facts: ContactFacts, settings: Mapping[str, Any]) -> tuple[float, bool]:
     """(gap in days, whether it is the customer's own) used to judge recency."""
     own = facts.usual_gap_days
@@ -174,7 +188,7 @@ def usual_gap(facts: ContactFacts, settings: Mapping[str, Any]) -> tuple[float, 
     return max(gap, float(settings["min_gap_days"])), is_own
 
 
-def derive_health(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> tuple[Optional[str], str]:
+def derive_health(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> tuple[str | None, str]:
     """(health, reason): active / at_risk / lapsed for customers, None for everyone else.
 
     By default: days since the last paid order against the customer's usual gap
@@ -196,7 +210,7 @@ def derive_health(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
         gap_words = f"customers here usually reorder within {format_days(gap)}"
     last = f"last order {ago(days)}"
 
-    if (settings["use_p_alive"] and facts.p_alive is not None and is_own and days > gap):
+    if settings["use_p_alive"] and facts.p_alive is not None and is_own and days > gap:
         p = facts.p_alive
         chance = f"{round(p * 100)}% likely to still be buying"
         if p < settings["p_alive_lapsed"]:

@@ -14,19 +14,30 @@ the facts have overtaken ("ordered again on 12 May 2026"). A task that
 Do-not-contact contacts get no tasks, and their open rule tasks are moot.
 Dates in keys and reasons are UTC calendar dates.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Optional
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from crm.services.facts import ContactFacts, latest_abandoned_cart
 from crm.services.journey import derive_health
 from crm.services.rules_config import DEFAULT_HEALTH, DEFAULT_RETENTION
-from crm.services.wording import ago, days_between, format_date, format_days, ordinal, plural, require_aware, utc_date
+from crm.services.wording import (
+    ago,
+    days_between,
+    format_date,
+    format_days,
+    ordinal,
+    plural,
+    require_aware,
+    utc_date,
+)
 
 _CART_KEY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+Settings = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -39,11 +50,11 @@ class TaskSpec:
     reason: str
     due_at: datetime
     assignee_policy: str  # "owner" (the contact's owner, else round robin among the role) or "round_robin"
-    assignee_role: str    # the role to round-robin among: "sales", "support", ...
+    assignee_role: str  # the role to round-robin among: "sales", "support", ...
 
 
 def _start_of_day(d: date) -> datetime:
-    return datetime.combine(d, time(0, 0), tzinfo=timezone.utc)
+    return datetime.combine(d, time(0, 0), tzinfo=UTC)
 
 
 def birthday_in(birthday: date, year: int) -> date:
@@ -54,14 +65,16 @@ def birthday_in(birthday: date, year: int) -> date:
         return date(year, 2, 28)
 
 
-def _spec(settings: Mapping[str, Any], kind: str, rule_key: str, title: str, reason: str,
-          due_at: datetime) -> TaskSpec:
+def _spec(
+    settings: Mapping[str, Any], kind: str, rule_key: str, title: str, reason: str, due_at: datetime
+) -> TaskSpec:
     return TaskSpec(kind, rule_key, title, reason, due_at, settings["assignee"], settings["role"])
 
 
 # -- blockers shared by a rule and its moot check ----------------------------------------
 
-def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetime) -> Optional[str]:
+
+def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetime) -> str | None:
     """Why a testimonial request is out of place now (None: it is fine to ask)."""
     kinds = set(c["testimonial_kinds"])
     given = [i.occurred_at for i in facts.interactions if i.kind in kinds]
@@ -70,8 +83,11 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
     if given:
         return f"gave a testimonial or review on {format_date(max(given))}"
     since = now - timedelta(days=c["complaint_lookback_days"])
-    unhappy = [i for i in facts.interactions
-               if i.occurred_at >= since and (i.kind == "complaint" or i.sentiment == "negative")]
+    unhappy = [
+        i
+        for i in facts.interactions
+        if i.occurred_at >= since and (i.kind == "complaint" or i.sentiment == "negative")
+    ]
     if unhappy:
         latest = max(unhappy, key=lambda i: i.occurred_at)
         what = "complaint" if latest.kind == "complaint" else f"negative {latest.kind}"
@@ -79,7 +95,7 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
     return None
 
 
-def _ordered_after_day(facts: ContactFacts, day: date) -> Optional[str]:
+def _ordered_after_day(facts: ContactFacts, day: date) -> str | None:
     if facts.last_order_at is not None and utc_date(facts.last_order_at) > day:
         return format_date(facts.last_order_at)
     return None
@@ -87,49 +103,65 @@ def _ordered_after_day(facts: ContactFacts, day: date) -> Optional[str]:
 
 # -- the rules -----------------------------------------------------------------------------
 
-def _followup_first_order(facts, c, now, _h):
+
+def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
     if not facts.is_customer:
         return None
     first = facts.first_order_at
+    assert first is not None
     due = first + timedelta(days=c["delay_days"])
     if not due <= now < due + timedelta(days=c["grace_days"]):
         return None
-    return _spec(c, "followup_call", f"followup:first_order:{utc_date(first).isoformat()}",
-                 "Satisfaction call about the first order",
-                 f"first order on {format_date(first)}, {ago(days_between(first, now))}: "
-                 f"check it arrived and all is well", due)
+    return _spec(
+        c,
+        "followup_call",
+        f"followup:first_order:{utc_date(first).isoformat()}",
+        "Satisfaction call about the first order",
+        f"first order on {format_date(first)}, {ago(days_between(first, now))}: "
+        f"check it arrived and all is well",
+        due,
+    )
 
 
-def _testimonial_request(facts, c, now, _h):
-    if facts.order_count < c["min_orders"]:
+def _testimonial_request(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+    if facts.order_count < c["min_orders"] or facts.last_order_at is None:
         return None
     since_last = days_between(facts.last_order_at, now)
     if not c["delay_days"] <= since_last <= c["max_days_since_order"]:
         return None
     if _testimonial_blocker(facts, c, now) is not None:
         return None
-    return _spec(c, "testimonial_request", "testimonial:repeat_customer", "Ask for a testimonial",
-                 f"repeat customer ({plural(facts.order_count, 'paid order')}, the latest "
-                 f"{ago(since_last)}) with no complaint or negative feedback in the last "
-                 f"{format_days(c['complaint_lookback_days'])} and no testimonial yet",
-                 facts.last_order_at + timedelta(days=c["delay_days"]))
+    return _spec(
+        c,
+        "testimonial_request",
+        "testimonial:repeat_customer",
+        "Ask for a testimonial",
+        f"repeat customer ({plural(facts.order_count, 'paid order')}, the latest "
+        f"{ago(since_last)}) with no complaint or negative feedback in the last "
+        f"{format_days(c['complaint_lookback_days'])} and no testimonial yet",
+        facts.last_order_at + timedelta(days=c["delay_days"]),
+    )
 
 
-def _winback(facts, c, now, health_settings):
+def _winback(facts: ContactFacts, c: Settings, now: datetime, health_settings: Settings) -> TaskSpec | None:
     median = facts.shop.median_spend
-    if not facts.is_customer or median is None or facts.total_spent <= median:
+    if facts.last_order_at is None or median is None or facts.total_spent <= median:
         return None
     health, why = derive_health(facts, health_settings, now)
     if health not in c["health"]:
         return None
     label = "at risk" if health == "at_risk" else health
-    return _spec(c, "winback", f"winback:{utc_date(facts.last_order_at).isoformat()}",
-                 f"Win back a valuable customer who is {label}",
-                 f"{why}; spent {facts.total_spent:.2f} in total, above the shop median of {median:.2f}",
-                 now)
+    return _spec(
+        c,
+        "winback",
+        f"winback:{utc_date(facts.last_order_at).isoformat()}",
+        f"Win back a valuable customer who is {label}",
+        f"{why}; spent {facts.total_spent:.2f} in total, above the shop median of {median:.2f}",
+        now,
+    )
 
 
-def _birthday(facts, c, now, _h):
+def _birthday(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
     if facts.birthday is None:
         return None
     today = utc_date(now)
@@ -137,79 +169,119 @@ def _birthday(facts, c, now, _h):
         day = birthday_in(facts.birthday, year)
         greet_from = day - timedelta(days=c["days_ahead"])
         if greet_from <= today <= day:
-            return _spec(c, "birthday", f"birthday:{year}", "Send birthday greetings",
-                         f"birthday on {format_date(day)}", _start_of_day(greet_from))
+            return _spec(
+                c,
+                "birthday",
+                f"birthday:{year}",
+                "Send birthday greetings",
+                f"birthday on {format_date(day)}",
+                _start_of_day(greet_from),
+            )
     return None
 
 
-def _abandoned_cart(facts, c, now, _h):
+def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
     cart = latest_abandoned_cart(facts)
     if cart is None:
         return None
     due = cart + timedelta(hours=c["delay_hours"])
     if not due <= now <= cart + timedelta(days=c["max_age_days"]):
         return None
-    return _spec(c, "cart_followup", f"cart:{cart.strftime(_CART_KEY_FORMAT)}",
-                 "Follow up an abandoned cart",
-                 f"left a cart on {format_date(cart)} and has not ordered since", due)
+    return _spec(
+        c,
+        "cart_followup",
+        f"cart:{cart.strftime(_CART_KEY_FORMAT)}",
+        "Follow up an abandoned cart",
+        f"left a cart on {format_date(cart)} and has not ordered since",
+        due,
+    )
 
 
-def _replenishment(facts, c, now, _h):
-    gap = facts.usual_gap_days
-    if gap is None or gap < c["min_gap_days"]:
+def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+    gap, last = facts.usual_gap_days, facts.last_order_at
+    if gap is None or last is None or gap < c["min_gap_days"]:
         return None
-    last = facts.last_order_at
     due = last + timedelta(days=gap - c["days_before"])
     if not due <= now <= last + timedelta(days=gap + c["grace_days"]):
         return None
-    return _spec(c, "replenishment", f"replenish:{utc_date(last).isoformat()}",
-                 "Replenishment reminder",
-                 f"usually orders every {format_days(gap)}; last order on {format_date(last)}, "
-                 f"{ago(days_between(last, now))}", due)
+    return _spec(
+        c,
+        "replenishment",
+        f"replenish:{utc_date(last).isoformat()}",
+        "Replenishment reminder",
+        f"usually orders every {format_days(gap)}; last order on {format_date(last)}, "
+        f"{ago(days_between(last, now))}",
+        due,
+    )
 
 
-def _survey(facts, c, now, _h):
-    n = c["after_order_count"]
-    if facts.order_count < n:
+def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+    n, last = c["after_order_count"], facts.last_order_at
+    if facts.order_count < n or last is None:
         return None
-    last = facts.last_order_at
     if not c["delay_days"] <= days_between(last, now) <= c["max_days_since_order"]:
         return None
     if facts.order_count == n:
         why = f"placed their {ordinal(n)} paid order on {format_date(last)}"
     else:
-        why = (f"has placed {facts.order_count} paid orders, the latest on {format_date(last)}; "
-               f"the survey follows the {ordinal(n)}")
-    return _spec(c, "survey", f"survey:order_count:{n}", "Send a satisfaction survey", why,
-                 last + timedelta(days=c["delay_days"]))
+        why = (
+            f"has placed {facts.order_count} paid orders, the latest on {format_date(last)}; "
+            f"the survey follows the {ordinal(n)}"
+        )
+    return _spec(
+        c,
+        "survey",
+        f"survey:order_count:{n}",
+        "Send a satisfaction survey",
+        why,
+        last + timedelta(days=c["delay_days"]),
+    )
 
 
-def _hot_lead(facts, c, now, _h):
+def _hot_lead(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
     hot = facts.hot_since
     if hot is None or hot > now or _ordered_after_day(facts, utc_date(hot)):
         return None
     score = f" (score {facts.lead_score})" if facts.lead_score is not None else ""
-    return _spec(c, "hot_lead", f"hot_lead:{utc_date(hot).isoformat()}", "Call a hot lead",
-                 f"lead score crossed the hot-lead threshold on {format_date(hot)}{score}", hot)
+    return _spec(
+        c,
+        "hot_lead",
+        f"hot_lead:{utc_date(hot).isoformat()}",
+        "Call a hot lead",
+        f"lead score crossed the hot-lead threshold on {format_date(hot)}{score}",
+        hot,
+    )
 
 
-def _stay_in_touch(facts, c, now, _h):
+def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
     every = facts.stay_in_touch_days
     if not every:
         return None
     cadence = f"stay in touch every {format_days(every)}"
     last = facts.latest_interaction_at
     if last is None:
-        return _spec(c, "stay_in_touch", "stay_in_touch:never", "Get in touch",
-                     f"no interaction logged yet; {cadence}", now)
+        return _spec(
+            c,
+            "stay_in_touch",
+            "stay_in_touch:never",
+            "Get in touch",
+            f"no interaction logged yet; {cadence}",
+            now,
+        )
     due = last + timedelta(days=every)
     if now < due:
         return None
-    return _spec(c, "stay_in_touch", f"stay_in_touch:{utc_date(last).isoformat()}", "Get in touch",
-                 f"last interaction on {format_date(last)}, {ago(days_between(last, now))}; {cadence}", due)
+    return _spec(
+        c,
+        "stay_in_touch",
+        f"stay_in_touch:{utc_date(last).isoformat()}",
+        "Get in touch",
+        f"last interaction on {format_date(last)}, {ago(days_between(last, now))}; {cadence}",
+        due,
+    )
 
 
-Rule = Callable[[ContactFacts, Mapping[str, Any], datetime, Mapping[str, Any]], Optional[TaskSpec]]
+Rule = Callable[[ContactFacts, Settings, datetime, Settings], TaskSpec | None]
 RULES: dict[str, Rule] = {
     "followup_first_order": _followup_first_order,
     "testimonial_request": _testimonial_request,
@@ -223,8 +295,13 @@ RULES: dict[str, Rule] = {
 }
 
 
-def wanted_tasks(facts: ContactFacts, settings: Mapping[str, Any], now: datetime, *,
-                 health_settings: Mapping[str, Any] = DEFAULT_HEALTH) -> list[TaskSpec]:
+def wanted_tasks(
+    facts: ContactFacts,
+    settings: Mapping[str, Any],
+    now: datetime,
+    *,
+    health_settings: Mapping[str, Any] = DEFAULT_HEALTH,
+) -> list[TaskSpec]:
     """The rule tasks that should exist for this contact at ``now`` (none for do-not-contact).
 
     ``health_settings`` feed the win-back rule, which targets customers whose health
@@ -245,11 +322,12 @@ def wanted_tasks(facts: ContactFacts, settings: Mapping[str, Any], now: datetime
 
 # -- moot ----------------------------------------------------------------------------------
 
-def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping[str, Any]) -> Optional[str]:
+
+def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping[str, Any]) -> str | None:
     rule, _, occasion = key.partition(":")
     if rule == "followup":
         _, _, day = occasion.partition(":")
-        if not facts.is_customer:
+        if facts.first_order_at is None:
             return "no paid order any more"
         if utc_date(facts.first_order_at).isoformat() != day:
             return f"the first paid order is now the one on {format_date(facts.first_order_at)}"
@@ -266,7 +344,7 @@ def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping
         if utc_date(now) > day:
             return f"birthday was on {format_date(day)}"
     elif rule == "cart":
-        left = datetime.strptime(occasion, _CART_KEY_FORMAT).replace(tzinfo=timezone.utc)
+        left = datetime.strptime(occasion, _CART_KEY_FORMAT).replace(tzinfo=UTC)
         if facts.last_order_at is not None and facts.last_order_at >= left:
             return f"ordered on {format_date(facts.last_order_at)}"
     elif rule == "survey":
@@ -278,14 +356,20 @@ def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping
         if ordered:
             return f"ordered on {ordered}"
     elif rule == "stay_in_touch":
+        if not facts.stay_in_touch_days:
+            return "no longer on a stay-in-touch cadence"
         last = facts.latest_interaction_at
         if last is not None and (occasion == "never" or utc_date(last) > date.fromisoformat(occasion)):
             return f"interaction logged on {format_date(last)}"
     return None
 
 
-def moot_tasks(open_tasks: Iterable[str], facts: ContactFacts, now: datetime,
-               settings: Mapping[str, Any] = DEFAULT_RETENTION) -> list[tuple[str, str]]:
+def moot_tasks(
+    open_tasks: Iterable[str],
+    facts: ContactFacts,
+    now: datetime,
+    settings: Mapping[str, Any] = DEFAULT_RETENTION,
+) -> list[tuple[str, str]]:
     """(rule_key, reason) for each open rule task the facts have made moot.
 
     ``open_tasks`` are the rule keys of the contact's open tasks; keys of tasks a

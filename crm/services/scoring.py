@@ -5,6 +5,7 @@ lines. Points are whole numbers (each line is rounded on its own) and the lines
 always add up to the score: when the raw total leaves 0..100, a last ``cap`` line
 shows the difference. Nothing here touches the database.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any
 
 from crm.services.facts import (
     ContactFacts,
@@ -61,7 +62,7 @@ def _band_words(band: int, edges: Sequence, name: str) -> str:
     return f"{name} {'quintile' if n == 5 else 'band'} {band} of {n}"
 
 
-def _engagement_line(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> Optional[dict]:
+def _engagement_line(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> dict | None:
     w = settings["weights"]
     half_life = settings["engagement_half_life_days"]
     total = 0.0
@@ -89,8 +90,10 @@ def _engagement_line(facts: ContactFacts, settings: Mapping[str, Any], now: date
     if meetings:
         parts.append(plural(meetings, "meeting"))
     latest = max(i.occurred_at for i in counted)
-    why = (f"{' and '.join(parts)}, the latest {ago(days_between(latest, now))}; "
-           f"each counts half after {half_life:g} days")
+    why = (
+        f"{' and '.join(parts)}, the latest {ago(days_between(latest, now))}; "
+        f"each counts half after {half_life:g} days"
+    )
     if total > cap:
         why += f" (at most {cap} points)"
     return {"rule": "engagement", "points": points, "why": why}
@@ -109,8 +112,9 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
 
     # Profile fit
     if facts.has_email or facts.has_phone:
-        what = " and ".join(x for x, ok in (("an email address", facts.has_email),
-                                             ("a phone number", facts.has_phone)) if ok)
+        what = " and ".join(
+            x for x, ok in (("an email address", facts.has_email), ("a phone number", facts.has_phone)) if ok
+        )
         add("reachable", w["reachable"], f"has {what}")
     if facts.consent:
         add("consent", w["consent"], "agreed to hear from the shop")
@@ -131,8 +135,11 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
     questions = open_questions(facts, settings["question_kinds"], since)
     if questions:
         q = questions[-1]
-        add("open_question", w["open_question"],
-            f"asked by {q.kind} {ago(days_between(q.occurred_at, now))}; no outcome recorded yet")
+        add(
+            "open_question",
+            w["open_question"],
+            f"asked by {q.kind} {ago(days_between(q.occurred_at, now))}; no outcome recorded yet",
+        )
 
     # Value (customers), against the shop's RFM quintile edges
     shop = facts.shop
@@ -142,22 +149,29 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
         if shop.recency_edges:
             days = days_between(facts.last_order_at, now)
             band = quantile_band(days, shop.recency_edges, higher_is_better=False)
-            add("recency", band * per, f"last order {ago(days)} ({_band_words(band, shop.recency_edges, 'recency')})")
+            add(
+                "recency",
+                band * per,
+                f"last order {ago(days)} ({_band_words(band, shop.recency_edges, 'recency')})",
+            )
         if shop.frequency_edges:
             band = quantile_band(facts.order_count, shop.frequency_edges, higher_is_better=True)
-            add("frequency", band * per,
-                f"{plural(facts.order_count, 'paid order')} ({_band_words(band, shop.frequency_edges, 'frequency')})")
+            words = _band_words(band, shop.frequency_edges, "frequency")
+            add("frequency", band * per, f"{plural(facts.order_count, 'paid order')} ({words})")
         if shop.monetary_edges:
             band = quantile_band(facts.total_spent, shop.monetary_edges, higher_is_better=True)
-            add("monetary", band * per,
-                f"spent {facts.total_spent:.2f} in total ({_band_words(band, shop.monetary_edges, 'monetary')})")
+            words = _band_words(band, shop.monetary_edges, "monetary")
+            add("monetary", band * per, f"spent {facts.total_spent:.2f} in total ({words})")
 
     # Penalties
     complaints = unresolved_complaints(facts)
     if complaints:
         latest = format_date(complaints[-1].occurred_at)
-        why = (f"complaint on {latest} not resolved" if len(complaints) == 1
-               else f"{len(complaints)} complaints not resolved, the latest on {latest}")
+        why = (
+            f"complaint on {latest} not resolved"
+            if len(complaints) == 1
+            else f"{len(complaints)} complaints not resolved, the latest on {latest}"
+        )
         add("complaint", w["complaint"], why)
     if facts.do_not_contact:
         add("do_not_contact", w["do_not_contact"], "marked do not contact")
@@ -165,11 +179,15 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
     raw = sum(line["points"] for line in lines)
     score = min(max(raw, SCORE_MIN), SCORE_MAX)
     if score != raw:
-        why = f"capped at {SCORE_MAX}" if raw > SCORE_MAX else f"raised to {SCORE_MIN}: a score never goes below {SCORE_MIN}"
+        why = (
+            f"capped at {SCORE_MAX}"
+            if raw > SCORE_MAX
+            else f"raised to {SCORE_MIN}: a score never goes below {SCORE_MIN}"
+        )
         lines.append({"rule": "cap", "points": score - raw, "why": why})
     return ScoreResult(score, lines)
 
 
-def crossed_hot(previous_score: Optional[int], new_score: int, threshold: int) -> bool:
+def crossed_hot(previous_score: int | None, new_score: int, threshold: int) -> bool:
     """True when a score reaches the hot-lead threshold from below (or on its first computation)."""
     return new_score >= threshold and (previous_score is None or previous_score < threshold)

@@ -3,13 +3,24 @@
 Dates are the UTC calendar date of an aware datetime (times are stored in UTC);
 month names are fixed English words, not the process locale.
 """
+
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 _MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 
 
@@ -17,7 +28,7 @@ def require_aware(value: datetime, name: str = "datetime") -> datetime:
     """Return ``value`` in UTC; refuse a naive datetime, which would be ambiguous."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be an aware (UTC) datetime, got naive {value!r}")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def utc_date(value: datetime | date) -> date:
