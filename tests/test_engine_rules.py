@@ -396,6 +396,11 @@ def test_p_alive_decides_for_repeat_buyers_past_their_gap():
         "active",
         "last order 70 days ago; 90% likely to still be buying",
     )
+    # Shown rounded down, so just under a threshold never reads as the threshold.
+    assert health(facts(base, p_alive=0.2999))[1] == (
+        "last order 70 days ago; 29% likely to still be buying (below 30%)"
+    )
+    assert health(facts(base, p_alive=0.29))[1].endswith("; 29% likely to still be buying (below 30%)")
     # Inside the usual gap, a stale low p_alive does not call a fresh buyer lapsed.
     assert health(facts([order(90), order(60), order(30), order(5)], p_alive=0.1))[0] == "active"
     # Switched off: recency only.

@@ -9,6 +9,7 @@ customers. Nothing here reads or writes the database: the writer stores a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -212,7 +213,8 @@ def derive_health(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
 
     if settings["use_p_alive"] and facts.p_alive is not None and is_own and days > gap:
         p = facts.p_alive
-        chance = f"{round(p * 100)}% likely to still be buying"
+        # Rounded down, so a value just under a threshold never reads as the threshold itself.
+        chance = f"{math.floor(p * 100 + 1e-9)}% likely to still be buying"
         if p < settings["p_alive_lapsed"]:
             return "lapsed", f"{last}; {chance} (below {round(settings['p_alive_lapsed'] * 100)}%)"
         if p < settings["p_alive_at_risk"]:
