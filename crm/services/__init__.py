@@ -1,1 +1,1 @@
-"""Business logic between the views/CLI and the models."""
+"""Domain rules. Pure functions where possible; one place per rule (see DESIGN.md)."""

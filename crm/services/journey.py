@@ -1,0 +1,228 @@
+"""Journey stage and customer health: pure rules over ``ContactFacts``.
+
+``derive_stage`` says which stage the facts support today; ``next_stage`` decides
+whether the stored stage should change (forward only, or back when the fact
+behind it was undone); ``derive_health`` gives active / at_risk / lapsed for
+customers. Nothing here reads or writes the database: the writer stores a
+``Decision`` as a stage change (from, to, reason, when, by) and the new stage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from crm.models.contact import STAGES
+from crm.services.facts import ContactFacts, InteractionFact
+from crm.services.wording import (
+    ago,
+    days_between,
+    format_date,
+    format_days,
+    plural,
+    require_aware,
+)
+
+STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
+# Stages that stand on at least one paid order: losing the last one undoes them.
+CUSTOMER_STAGES = frozenset({"conversion", "retention", "advocacy"})
+
+_ENGAGEMENT_PHRASES = {
+    "cart": "left a cart",
+    "meeting": "had a meeting",
+    "email": "sent an email",
+    "chat": "started a chat",
+    "call": "called",
+    "complaint": "made a complaint",
+    "sms": "sent a text message",
+    "social": "got in touch on social media",
+    "survey": "answered a survey",
+    "testimonial": "gave a testimonial",
+    "review": "left a review",
+}
+_ADVOCACY_PHRASES = {"testimonial": "gave a testimonial", "review": "left a review"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A stage change to record. The writer adds when and by (None = rule)."""
+
+    from_stage: str | None
+    to_stage: str
+    reason: str
+    direction: Literal["initial", "forward", "back"]
+
+
+# -- stage -------------------------------------------------------------------------------
+
+
+def _advocacy_evidence(facts: ContactFacts, settings: Mapping[str, Any]) -> tuple[datetime, str] | None:
+    """The latest fact that makes this customer an advocate: (when, phrase)."""
+    kinds = set(settings["advocacy_kinds"])
+    evidence: list[tuple[datetime, str]] = []
+    if facts.last_advocacy_at is not None:
+        evidence.append((facts.last_advocacy_at, "gave a testimonial or review"))
+    for i in facts.interactions:
+        if i.kind in kinds and i.sentiment != "negative":
+            evidence.append((i.occurred_at, _ADVOCACY_PHRASES.get(i.kind, f"gave a {i.kind}")))
+        elif (
+            i.kind == "survey"
+            and i.sentiment == "positive"
+            and facts.order_count >= settings["advocacy_survey_min_orders"]
+        ):
+            evidence.append((i.occurred_at, "answered a survey positively as a repeat customer"))
+    if not evidence:
+        return None
+    # Latest first; at equal times prefer the interaction's own words over the summary's.
+    return max(evidence, key=lambda e: (e[0], e[1] != "gave a testimonial or review"))
+
+
+def _is_engagement(i: InteractionFact, settings: Mapping[str, Any]) -> bool:
+    if i.kind in settings["engagement_kinds"]:
+        return True
+    return i.direction == "inbound" and i.kind not in settings["not_engagement_kinds"]
+
+
+def derive_stage(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> tuple[str, str]:
+    """The journey stage the facts support at ``now``, and the reason in plain words.
+
+    advocacy:      a customer with a testimonial/review (not negative), or a repeat
+                   customer with a positive survey
+    retention:     a customer whose first paid order is more than the conversion
+                   window ago, or (by default) who has a second paid order
+    conversion:    a customer whose first paid order is inside the window
+    consideration: no paid order, but an engagement signal (an inbound interaction
+                   other than a note, a meeting, a cart, or an order that was
+                   refunded or cancelled)
+    awareness:     known to the shop, nothing else yet
+    """
+    require_aware(now, "now")
+    if facts.is_customer:
+        assert facts.first_order_at is not None and facts.last_order_at is not None
+        advocacy = _advocacy_evidence(facts, settings)
+        if advocacy is not None:
+            when, phrase = advocacy
+            return "advocacy", f"{phrase} on {format_date(when)}"
+        window = settings["conversion_window_days"]
+        since_first = days_between(facts.first_order_at, now)
+        if facts.order_count >= 2 and settings["repeat_order_is_retention"]:
+            return "retention", (
+                f"repeat customer: {plural(facts.order_count, 'paid order')}, "
+                f"the latest on {format_date(facts.last_order_at)}"
+            )
+        if since_first > window:
+            return "retention", (
+                f"first order {ago(since_first)}, past the {window}-day first-purchase window"
+            )
+        return "conversion", f"first order {ago(since_first)}"
+
+    signals = [i for i in facts.interactions if _is_engagement(i, settings)]
+    if signals:
+        latest = max(signals, key=lambda i: i.occurred_at)
+        phrase = _ENGAGEMENT_PHRASES.get(latest.kind, f"inbound {latest.kind}")
+        return "consideration", f"{phrase} on {format_date(latest.occurred_at)}"
+    if facts.refunded_or_cancelled_count:
+        return "consideration", "placed an order that was refunded or cancelled"
+    return "awareness", "known to the shop; no engagement signal yet"
+
+
+def _still_supported(stage: str, facts: ContactFacts) -> bool:
+    """Whether the fact a stage stands on still holds.
+
+    Only paid orders are checked: conversion, retention and advocacy need at least
+    one. (Interactions reach the rules through a window of recent months, so a
+    testimonial or question dropping out of it is not a fact being undone.)
+    """
+    if stage in CUSTOMER_STAGES:
+        return facts.is_customer
+    return True
+
+
+def next_stage(
+    current_stage: str | None, pinned: bool, derived_stage: str, derived_reason: str, facts: ContactFacts
+) -> Decision | None:
+    """What stage change to make, if any.
+
+    - a pinned stage is left alone;
+    - no stored stage yet: take the derived one;
+    - the derived stage is further along: move forward;
+    - the derived stage is behind: move back only when the current stage's fact was
+      undone (no paid order left, e.g. the only order refunded or cancelled);
+      otherwise stay (losing a customer shows in health, not in the stage).
+    """
+    if derived_stage not in STAGE_RANK:
+        raise ValueError(f"unknown stage {derived_stage!r}")
+    if pinned:
+        return None
+    if current_stage is None:
+        return Decision(None, derived_stage, derived_reason, "initial")
+    if current_stage not in STAGE_RANK:
+        raise ValueError(f"unknown stage {current_stage!r}")
+    if derived_stage == current_stage:
+        return None
+    if STAGE_RANK[derived_stage] > STAGE_RANK[current_stage]:
+        return Decision(current_stage, derived_stage, derived_reason, "forward")
+    if _still_supported(current_stage, facts):
+        return None
+    if facts.refunded_or_cancelled_count:
+        undone = "no paid order left (refunded or cancelled)"
+    else:
+        undone = "no paid order left"
+    return Decision(current_stage, derived_stage, f"{undone}; {derived_reason}", "back")
+
+
+# -- health ------------------------------------------------------------------------------
+
+
+def usual_gap(facts: ContactFacts, settings: Mapping[str, Any]) -> tuple[float, bool]:
+    """(gap in days, whether it is the customer's own) used to judge recency."""
+    own = facts.usual_gap_days
+    if own is not None:
+        gap, is_own = own, True
+    elif facts.shop.median_gap_days is not None:
+        gap, is_own = float(facts.shop.median_gap_days), False
+    else:
+        gap, is_own = float(settings["fallback_gap_days"]), False
+    return max(gap, float(settings["min_gap_days"])), is_own
+
+
+def derive_health(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> tuple[str | None, str]:
+    """(health, reason): active / at_risk / lapsed for customers, None for everyone else.
+
+    By default: days since the last paid order against the customer's usual gap
+    between orders (the shop's median gap for one-time buyers; never less than
+    ``min_gap_days``): more than ``at_risk_after_gaps`` gaps is at risk, more than
+    ``lapsed_after_gaps`` is lapsed. With a BG/NBD fit (``p_alive``), a repeat buyer
+    who is past their usual gap is judged by p_alive instead. One-time buyers stay on
+    the recency rule: BG/NBD puts p_alive at 1 for them.
+    """
+    require_aware(now, "now")
+    if not facts.is_customer:
+        return None, "not a customer"
+    assert facts.last_order_at is not None
+    days = days_between(facts.last_order_at, now)
+    gap, is_own = usual_gap(facts, settings)
+    if is_own:
+        gap_words = f"usually orders every {format_days(gap)}"
+    else:
+        gap_words = f"customers here usually reorder within {format_days(gap)}"
+    last = f"last order {ago(days)}"
+
+    if settings["use_p_alive"] and facts.p_alive is not None and is_own and days > gap:
+        p = facts.p_alive
+        # Rounded down, so a value just under a threshold never reads as the threshold itself.
+        chance = f"{math.floor(p * 100 + 1e-9)}% likely to still be buying"
+        if p < settings["p_alive_lapsed"]:
+            return "lapsed", f"{last}; {chance} (below {round(settings['p_alive_lapsed'] * 100)}%)"
+        if p < settings["p_alive_at_risk"]:
+            return "at_risk", f"{last}; {chance} (below {round(settings['p_alive_at_risk'] * 100)}%)"
+        return "active", f"{last}; {chance}"
+
+    if days > settings["lapsed_after_gaps"] * gap:
+        return "lapsed", f"{last}; {gap_words}"
+    if days > settings["at_risk_after_gaps"] * gap:
+        return "at_risk", f"{last}; {gap_words}"
+    return "active", f"{last}; {gap_words}"

@@ -1,0 +1,193 @@
+"""Lead score: 0-100 with a breakdown that explains every point.
+
+``score_contact`` returns the score and a list of ``{"rule", "points", "why"}``
+lines. Points are whole numbers (each line is rounded on its own) and the lines
+always add up to the score: when the raw total leaves 0..100, a last ``cap`` line
+shows the difference. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from crm.services.facts import (
+    ContactFacts,
+    InteractionFact,
+    latest_abandoned_cart,
+    open_questions,
+    unresolved_complaints,
+)
+from crm.services.wording import ago, days_between, format_date, plural, require_aware
+
+SCORE_MIN, SCORE_MAX = 0, 100
+# Inbound kinds that do not count as engagement: they have rules of their own.
+_NOT_ENGAGEMENT = frozenset({"cart", "complaint", "note"})
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    score: int
+    breakdown: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _round(x: float) -> int:
+    """Round half up (2.5 -> 3), the way people expect points to round."""
+    return int(math.floor(x + 0.5))
+
+
+def decayed_weight(weight: float, age_days: float, half_life_days: float) -> float:
+    """``weight`` halved for every ``half_life_days`` of age (future events count in full)."""
+    if half_life_days <= 0:
+        raise ValueError("the engagement half-life must be positive")
+    return weight * 0.5 ** (max(age_days, 0.0) / half_life_days)
+
+
+def quantile_band(value: float | Decimal, edges: Sequence[float | Decimal], higher_is_better: bool) -> int:
+    """Band 1..len(edges)+1 (quintiles with 4 edges); the best band is the highest.
+
+    A value equal to an edge falls in the lower-value band.
+    """
+    below = bisect_left(list(edges), value)
+    return below + 1 if higher_is_better else len(edges) + 1 - below
+
+
+def _band_words(band: int, edges: Sequence, name: str) -> str:
+    n = len(edges) + 1
+    return f"{name} {'quintile' if n == 5 else 'band'} {band} of {n}"
+
+
+def _engagement_line(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> dict | None:
+    w = settings["weights"]
+    half_life = settings["engagement_half_life_days"]
+    total = 0.0
+    inbound = meetings = 0
+    counted: list[InteractionFact] = []
+    for i in facts.interactions:
+        if i.kind == "meeting":
+            weight, meetings = w["engagement_meeting"], meetings + 1
+        elif i.direction == "inbound" and i.kind not in _NOT_ENGAGEMENT:
+            weight, inbound = w["engagement_inbound"], inbound + 1
+        else:
+            continue
+        counted.append(i)
+        age = (now - i.occurred_at) / timedelta(days=1)
+        total += decayed_weight(weight, age, half_life)
+    if not counted:
+        return None
+    cap = settings["engagement_max_points"]
+    points = _round(min(total, cap))
+    if points == 0:
+        return None
+    parts = []
+    if inbound:
+        parts.append(plural(inbound, "inbound interaction"))
+    if meetings:
+        parts.append(plural(meetings, "meeting"))
+    latest = max(i.occurred_at for i in counted)
+    why = (
+        f"{' and '.join(parts)}, the latest {ago(days_between(latest, now))}; "
+        f"each counts half after {half_life:g} days"
+    )
+    if total > cap:
+        why += f" (at most {cap} points)"
+    return {"rule": "engagement", "points": points, "why": why}
+
+
+def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> ScoreResult:
+    """The lead score at ``now`` and its breakdown (lines with zero points are left out)."""
+    require_aware(now, "now")
+    w = settings["weights"]
+    lines: list[dict[str, Any]] = []
+
+    def add(rule: str, points: float, why: str) -> None:
+        p = _round(points)
+        if p:
+            lines.append({"rule": rule, "points": p, "why": why})
+
+    # Profile fit
+    if facts.has_email or facts.has_phone:
+        what = " and ".join(
+            x for x, ok in (("an email address", facts.has_email), ("a phone number", facts.has_phone)) if ok
+        )
+        add("reachable", w["reachable"], f"has {what}")
+    if facts.consent:
+        add("consent", w["consent"], "agreed to hear from the shop")
+    company = (facts.company or "").strip()
+    if company:
+        add("company", w["company"], f"works at {company}")
+
+    # Engagement, decaying
+    engagement = _engagement_line(facts, settings, now)
+    if engagement:
+        lines.append(engagement)
+
+    # Intent
+    cart = latest_abandoned_cart(facts)
+    if cart is not None and days_between(cart, now) <= settings["cart_window_days"]:
+        add("cart", w["cart"], f"abandoned a cart {ago(days_between(cart, now))}")
+    since = now - timedelta(days=settings["question_window_days"])
+    questions = open_questions(facts, settings["question_kinds"], since)
+    if questions:
+        q = questions[-1]
+        add(
+            "open_question",
+            w["open_question"],
+            f"asked by {q.kind} {ago(days_between(q.occurred_at, now))}; no outcome recorded yet",
+        )
+
+    # Value (customers), against the shop's RFM quintile edges
+    shop = facts.shop
+    if facts.is_customer:
+        assert facts.last_order_at is not None
+        per = w["rfm_per_quintile"]
+        if shop.recency_edges:
+            days = days_between(facts.last_order_at, now)
+            band = quantile_band(days, shop.recency_edges, higher_is_better=False)
+            add(
+                "recency",
+                band * per,
+                f"last order {ago(days)} ({_band_words(band, shop.recency_edges, 'recency')})",
+            )
+        if shop.frequency_edges:
+            band = quantile_band(facts.order_count, shop.frequency_edges, higher_is_better=True)
+            words = _band_words(band, shop.frequency_edges, "frequency")
+            add("frequency", band * per, f"{plural(facts.order_count, 'paid order')} ({words})")
+        if shop.monetary_edges:
+            band = quantile_band(facts.total_spent, shop.monetary_edges, higher_is_better=True)
+            words = _band_words(band, shop.monetary_edges, "monetary")
+            add("monetary", band * per, f"spent {facts.total_spent:.2f} in total ({words})")
+
+    # Penalties
+    complaints = unresolved_complaints(facts)
+    if complaints:
+        latest = format_date(complaints[-1].occurred_at)
+        why = (
+            f"complaint on {latest} not resolved"
+            if len(complaints) == 1
+            else f"{len(complaints)} complaints not resolved, the latest on {latest}"
+        )
+        add("complaint", w["complaint"], why)
+    if facts.do_not_contact:
+        add("do_not_contact", w["do_not_contact"], "marked do not contact")
+
+    raw = sum(line["points"] for line in lines)
+    score = min(max(raw, SCORE_MIN), SCORE_MAX)
+    if score != raw:
+        why = (
+            f"capped at {SCORE_MAX}"
+            if raw > SCORE_MAX
+            else f"raised to {SCORE_MIN}: a score never goes below {SCORE_MIN}"
+        )
+        lines.append({"rule": "cap", "points": score - raw, "why": why})
+    return ScoreResult(score, lines)
+
+
+def crossed_hot(previous_score: int | None, new_score: int, threshold: int) -> bool:
+    """True when a score reaches the hot-lead threshold from below (or on its first computation)."""
+    return new_score >= threshold and (previous_score is None or previous_score < threshold)

@@ -1,0 +1,78 @@
+"""Plain-language pieces for the reasons rules give: dates, durations, counts.
+
+Dates are the UTC calendar date of an aware datetime (times are stored in UTC);
+month names are fixed English words, not the process locale.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def require_aware(value: datetime, name: str = "datetime") -> datetime:
+    """Return ``value`` in UTC; refuse a naive datetime, which would be ambiguous."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware (UTC) datetime, got naive {value!r}")
+    return value.astimezone(UTC)
+
+
+def utc_date(value: datetime | date) -> date:
+    """The UTC calendar date of a datetime (a date is returned as is)."""
+    if isinstance(value, datetime):
+        return require_aware(value).date()
+    return value
+
+
+def days_between(earlier: datetime | date, later: datetime | date) -> int:
+    """Whole calendar days from ``earlier`` to ``later`` (negative if ``earlier`` is later)."""
+    return (utc_date(later) - utc_date(earlier)).days
+
+
+def format_date(value: datetime | date) -> str:
+    """'3 May 2026'."""
+    d = utc_date(value)
+    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
+
+
+def format_days(days: float) -> str:
+    """'1 day', '12 days' (rounded to whole days)."""
+    n = int(round(days))
+    return f"{n} day" if abs(n) == 1 else f"{n} days"
+
+
+def ago(days: int) -> str:
+    """'today', '1 day ago', '12 days ago'; a future date reads 'in 3 days'."""
+    if days == 0:
+        return "today"
+    if days < 0:
+        return f"in {format_days(-days)}"
+    return f"{format_days(days)} ago"
+
+
+def ordinal(n: int) -> str:
+    """'1st', '2nd', '3rd', '4th', '11th', '22nd'."""
+    if 10 <= n % 100 <= 20:
+        suffix = "th"
+    else:
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def plural(n: int, word: str, plural_word: str | None = None) -> str:
+    """'1 order', '3 orders'."""
+    return f"{n} {word if n == 1 else (plural_word or word + 's')}"
