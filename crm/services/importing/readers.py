@@ -165,10 +165,10 @@ def _check_format(kind: str, fmt: str | None) -> str:
 
 # == CSV =======================================================================================
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     line: int
-    cells: list[str]  # stripped
+    cells: list[str]  # as written (not stripped), padded to the header's width
     raw: dict  # header -> value as written
     problem: str | None = None
 
@@ -241,36 +241,33 @@ class _CsvTable:
             return
         width = len(self.header)
         header = self.header
-        while True:
-            item = self._next()
-            if item is None:
-                return
+        for item in iter(self._next, None):
             line, fields, error = item
             if error:
                 yield Rejected(line, _cut(error), {})
                 continue
-            cells = [f.strip() for f in fields]
-            if not any(cells):
-                continue
+            joined = "".join(fields)
+            if not joined.strip():
+                continue  # blank line, or only separators
             problem = None
             raw = dict(zip(header, fields))
-            if len(cells) > width:
-                extra = fields[width:]
-                raw["_extra"] = extra
-                if any(c for c in cells[width:]):
-                    problem = (f"line {line} has {len(cells)} fields but the header has {width} "
+            if len(fields) > width:
+                raw["_extra"] = fields[width:]
+                if any(c.strip() for c in fields[width:]):
+                    problem = (f"line {line} has {len(fields)} fields but the header has {width} "
                                f"columns (a value with an unquoted {self._reader.dialect.delimiter!r}?)")
-                cells = cells[:width]
-            elif len(cells) < width:
-                cells += [""] * (width - len(cells))
-            if problem is None and any("\ufffd" in c for c in cells):
+                fields = fields[:width]
+            elif len(fields) < width:
+                fields += [""] * (width - len(fields))
+            if problem is None and "\ufffd" in joined:
                 problem = f"line {line} is {NOT_UTF8}"
-            yield _Row(line, cells, raw, problem)
+            yield _Row(line, fields, raw, problem)
 
     def flat(self, row: _Row) -> dict[str, str]:
         """The row as {normalised key: stripped value}; the first non-empty value wins."""
         out: dict[str, str] = {}
         for key, value in zip(self.keys, row.cells):
+            value = value.strip()
             if key not in out or (value and not out[key]):
                 out[key] = value
         return out
@@ -609,6 +606,8 @@ class _Fields:
         text = _text(value)
         if not text:
             return 1
+        if text.isascii() and text.isdigit() and len(text) < 10:
+            return int(text)
         if re.fullmatch(r"\+?\d{1,9}(\.0+)?", text):
             return int(text.split(".")[0])
         self.add(f"{label}: {show(text)} is not a quantity")
@@ -678,14 +677,16 @@ def _shopify_orders(fileobj: Any, default_currency: str, encoding: str) -> Itera
             yield bad
             return
         cols = {role: table.col(*names) for role, names in _SO.items()}
+        order_cols = [(role, i) for role, i in cols.items() if i is not None and not role.startswith("l_")]
         name_col = cols["name"]
         group: list[_Row] = []
         overflow = False
+        key = ""
         held: list[Rejected] = []  # unreadable rows met inside a group, yielded after it
 
         def finish() -> Iterator[Item]:
             if group:
-                yield _shopify_group(group, overflow, cols, default_currency)
+                yield _shopify_group(group, overflow, cols, order_cols, default_currency)
             yield from held
             group.clear()
             held.clear()
@@ -697,10 +698,11 @@ def _shopify_orders(fileobj: Any, default_currency: str, encoding: str) -> Itera
                 else:
                     yield row
                 continue
-            name = row.cells[name_col]
-            if group and (not name or name != group[0].cells[name_col]):
+            name = row.cells[name_col].strip()
+            if group and (not name or name != key):
                 yield from finish()
                 overflow = False
+            key = name
             if len(group) < MAX_GROUP_ROWS:
                 group.append(row)
             else:
@@ -711,7 +713,7 @@ def _shopify_orders(fileobj: Any, default_currency: str, encoding: str) -> Itera
 
 
 def _shopify_group(rows: list[_Row], overflow: bool, cols: dict[str, int | None],
-                   default_currency: str) -> Item:
+                   order_cols: list[tuple[str, int]], default_currency: str) -> Item:
     first = rows[0]
     f = _Fields()
     for row in rows:
@@ -720,14 +722,17 @@ def _shopify_group(rows: list[_Row], overflow: bool, cols: dict[str, int | None]
     if overflow:
         f.add(f"order has more than {MAX_GROUP_ROWS} rows")
 
-    def value(role: str) -> str:
-        i = cols[role]
-        if i is None:
-            return ""
-        for row in rows:
-            if row.cells[i]:
-                return row.cells[i]
-        return ""
+    # Order-level fields: from the first row of the group that has them.
+    values = dict.fromkeys(cols, "")
+    for role, i in order_cols:
+        text = first.cells[i].strip()
+        if not text and len(rows) > 1:
+            for row in rows:
+                text = row.cells[i].strip()
+                if text:
+                    break
+        values[role] = text
+    value = values.__getitem__
 
     name = f.required("Name", value("name"))
     external_id = _number_text(value("id")) or name
@@ -752,9 +757,10 @@ def _shopify_group(rows: list[_Row], overflow: bool, cols: dict[str, int | None]
     )
     f.customer_identity(customer, " for the customer (Email, Billing Name, Phone)")
     lines = []
+    line_cols = [(role, cols[role]) for role in ("l_name", "l_sku", "l_qty", "l_price")]
     for row in rows:
-        get = {role: (row.cells[cols[role]] if cols[role] is not None else "")
-               for role in ("l_name", "l_sku", "l_qty", "l_price")}
+        get = {role: (row.cells[i].strip() if i is not None else "")
+               for role, i in line_cols}
         if not any(get.values()):
             continue
         lines.append(LineRecord(
