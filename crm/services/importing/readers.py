@@ -28,14 +28,16 @@ CSV (and TSV)
     one ``Rejected`` for the header line and stops.
 
 JSON
-    ``"json"`` and ``"ndjson"`` are read by the same incremental decoder: a top-level array
-    (items are numbered 1, 2, ... and that index is the record's ``line``), or one or more
-    top-level values one after the other - a single object, NDJSON, or concatenated
-    pretty-printed objects (``line`` is the physical line the value starts on). After a syntax
-    error in NDJSON the reader skips to the next line that starts with ``{`` or ``[`` and goes
-    on; the ``Rejected`` says which lines were skipped. A syntax error inside a top-level array
-    cannot be recovered from, so it ends the file with one ``Rejected`` (everything before it
-    has been yielded). One value may be at most 8 MiB of text.
+    ``"ndjson"`` is read strictly one value per line (blank lines skipped; ``line`` is the line
+    number); a bad line is rejected and the next line is read as usual. ``"json"`` is read by an
+    incremental decoder that accepts a top-level array (items are numbered 1, 2, ... and that
+    index is the record's ``line``) or one or more top-level values one after the other - a
+    single object, NDJSON, or concatenated pretty-printed objects (``line`` is the physical line
+    the value starts on). After a syntax error outside an array it skips to the next line that
+    starts with ``{`` or ``[`` and goes on; the ``Rejected`` says which lines were skipped. A
+    syntax error inside a top-level array cannot be recovered from, so it ends the file with one
+    ``Rejected`` (everything before it has been yielded). One value or line may be at most 8 MiB
+    of text.
 
 Why not ``sqlite_utils.utils.rows_from_file``
     It was the suggested reader, but in sqlite-utils 4.2 it ``json.load``s a whole JSON file
@@ -342,6 +344,10 @@ class _JsonValues:
                 return ""
 
     def _snippet(self) -> str:
+        """Up to 200 characters from here to the end of the line, for Rejected.raw."""
+        while (len(self._buf) - self._pos < 200 and self._buf.find("\n", self._pos) == -1
+               and self._fill()):
+            pass
         end = self._buf.find("\n", self._pos, self._pos + 200)
         return self._buf[self._pos: end if end != -1 else self._pos + 200]
 
@@ -361,8 +367,9 @@ class _JsonValues:
                 return None, f"invalid JSON at line {line}: {exc.msg}"
             except (ValueError, RecursionError) as exc:  # e.g. an integer with 5,000 digits
                 return None, f"invalid JSON at line {self._line}: {str(exc)[:100]}"
-            if end >= len(self._buf) and not self._eof and self._fill():
-                continue  # a number or literal may go on in the next chunk
+            if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and len(self._buf) - end < 32 and not self._eof and self._fill()):
+                continue  # "12" + "34", "0" + ".5", "1" + "e3": a number may go on in the next chunk
             if self._buf.find("\ufffd", self._pos, end) != -1:
                 self._advance(end)
                 return None, NOT_UTF8
@@ -440,9 +447,42 @@ class _JsonValues:
             yield index + 1, {"text": self._snippet()}, f"unexpected data after the JSON array at line {self._line}"
 
 
-def _json_records(fileobj: Any, encoding: str, build: Callable[[dict, int], Item]) -> Iterator[Item]:
+def _ndjson_values(text: Any) -> Iterator[tuple[int, Any, str | None]]:
+    """One JSON value per line: (line, value, error); blank lines are skipped."""
+    line_no = 0
+    limit = _JsonValues.MAX_VALUE
+    while True:
+        line = text.readline(limit + 1)
+        if not line:
+            return
+        line_no += 1
+        if len(line) > limit and not line.endswith(("\n", "\r")):
+            while line and not line.endswith(("\n", "\r")):
+                line = text.readline(_JsonValues.CHUNK)
+            yield line_no, {}, f"line {line_no} is longer than {limit >> 20} MiB"
+            continue
+        stripped = line.strip(" \t\r\n\ufeff")
+        if not stripped:
+            continue
+        if "\ufffd" in stripped:
+            yield line_no, {"text": stripped[:200]}, f"line {line_no} is {NOT_UTF8}"
+            continue
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            yield line_no, {"text": stripped[:200]}, f"invalid JSON at line {line_no}: {exc.msg}"
+        except (ValueError, RecursionError) as exc:
+            yield line_no, {"text": stripped[:200]}, f"invalid JSON at line {line_no}: {str(exc)[:100]}"
+        else:
+            yield line_no, value, None
+
+
+def _json_records(fileobj: Any, encoding: str, build: Callable[[dict, int], Item],
+                  ndjson: bool = False) -> Iterator[Item]:
+    """``ndjson``: strictly one value per line; otherwise an array or a run of values."""
     with _open_text(fileobj, encoding, None) as text:
-        for line, value, error in _JsonValues(text):
+        values = _ndjson_values(text) if ndjson else _JsonValues(text)
+        for line, value, error in values:
             if error:
                 yield Rejected(line, _cut(error), value if isinstance(value, dict) else {})
             elif not isinstance(value, dict):
@@ -1074,7 +1114,8 @@ def read_woocommerce_orders(fileobj: Any, fmt: str = "json", *, default_currency
             "a WooCommerce orders CSV",
             lambda flat, line, raw: _woo_order(flat, line, raw, default_currency))
     return _json_records(fileobj, encoding,
-                         lambda obj, line: parse_woocommerce_order(obj, line, default_currency=default_currency))
+                         lambda obj, line: parse_woocommerce_order(obj, line, default_currency=default_currency),
+                         ndjson=fmt == "ndjson")
 
 
 def read_woocommerce_customers(fileobj: Any, fmt: str = "json", *,
@@ -1084,7 +1125,7 @@ def read_woocommerce_customers(fileobj: Any, fmt: str = "json", *,
     if fmt == "csv":
         return _csv_records(fileobj, encoding, ",", [("email", "billing.email")],
                             "a WooCommerce customers CSV", _woo_customer)
-    return _json_records(fileobj, encoding, parse_woocommerce_customer)
+    return _json_records(fileobj, encoding, parse_woocommerce_customer, ndjson=fmt == "ndjson")
 
 
 # == generic orders ============================================================================
@@ -1133,7 +1174,7 @@ def read_generic_orders(fileobj: Any, fmt: str | None = None, mapping: dict[str,
             lambda flat, line, raw: build(flat, line, raw), rename)
     return _json_records(
         fileobj, encoding,
-        lambda obj, line: build(_renamed(_flatten(obj), rename), line, obj))
+        lambda obj, line: build(_renamed(_flatten(obj), rename), line, obj), ndjson=fmt == "ndjson")
 
 
 def _renamed(flat: dict, rename: dict[str, str]) -> dict:
