@@ -3,9 +3,10 @@
 Every ``read_*`` function returns a generator that reads its file a piece at a time and yields
 ``OrderRecord`` / ``CustomerRecord`` / ``Rejected`` in file order, so a file of any length is read
 in flat memory. Garbage in a file never raises out of a reader: each record comes back either
-as a record or as a ``Rejected`` whose reason names the field(s) and value(s) at fault. Only
-wrong *arguments* (an unknown format, a ``mapping`` naming an unknown field) raise
-``ValueError``, and they do so when the reader is called, before anything is read.
+as a record or as a ``Rejected`` whose reason names the field(s) and value(s) at fault. Wrong
+*arguments* raise: an unknown format or a ``mapping`` naming an unknown field raise
+``ValueError`` when the reader is called; a path that cannot be opened raises ``OSError`` when
+reading starts.
 
 Inputs
     ``fileobj`` may be a binary file object (an upload, ``open(p, "rb")``, ``io.BytesIO``), a
@@ -80,7 +81,8 @@ Decisions (see also records.py for money, timestamps and email syntax)
     * Shopify orders: rows are grouped by consecutive ``Name``; the same Name appearing again
       later makes a second record (keeping a set of every Name seen would not be flat memory;
       the writer's (source, external_id) upsert decides). An order of more than 10,000 rows is
-      rejected. A row with an empty Name is rejected on its own.
+      rejected. A row with an empty Name is rejected on its own. A row the csv module cannot
+      read (a field over 128 KiB) is rejected on its own, after the order around it.
 """
 from __future__ import annotations
 
@@ -157,7 +159,7 @@ def norm_key(name: object) -> str:
 
 def _check_format(kind: str, fmt: str | None) -> str:
     fmt = (fmt or READERS[kind].default_format or "").lower().lstrip(".")
-    fmt = {"jsonl": "ndjson", "nl": "ndjson", "txt": "csv"}.get(fmt, fmt)
+    fmt = {"jsonl": "ndjson"}.get(fmt, fmt)
     if fmt not in READERS[kind].formats:
         raise ValueError(
             f"{kind}: format {fmt or None!r} is not supported; use one of {', '.join(READERS[kind].formats)}"
@@ -221,13 +223,12 @@ class _CsvTable:
             self._index.setdefault(key, i)
         missing = [alts[0] for alts in required if not any(norm_key(a) in self._index for a in alts)]
         if missing:
-            raw = dict(enumerate(self.header))
             shown = ", ".join(show(h, 30) for h in self.header[:8])
             return Rejected(
                 line,
                 _cut(f"header: missing column(s) {', '.join(missing)} - is this {what}? "
                      f"(found {shown}{', ...' if len(self.header) > 8 else ''})"),
-                {str(k): v for k, v in raw.items()},
+                {"header": self.header},
             )
         return None
 
@@ -345,7 +346,7 @@ class _JsonValues:
 
     def _snippet(self) -> str:
         """Up to 200 characters from here to the end of the line, for Rejected.raw."""
-        while (len(self._buf) - self._pos < 200 and self._buf.find("\n", self._pos) == -1
+        while (len(self._buf) - self._pos < 200 and self._buf.find("\n", self._pos, self._pos + 200) == -1
                and self._fill()):
             pass
         end = self._buf.find("\n", self._pos, self._pos + 200)
@@ -556,7 +557,8 @@ def _country(*values: Any) -> str | None:
 
 
 def _address(*parts: Any) -> str | None:
-    joined = ", ".join(p for p in (_number_text(x) for x in parts) if p)
+    """Street lines and postcode joined with ", " (pass the postcode through _number_text)."""
+    joined = ", ".join(p for p in (_text(x) for x in parts) if p)
     return joined or None
 
 
@@ -636,7 +638,9 @@ class _Fields:
 
     def currency(self, label: str, value: Any, default: str) -> str:
         text = _text(value).upper() or default.upper()
-        if not (len(text) == 3 and text.isalpha() and text.isascii()):
+        if not text:
+            self.add(f"{label}: missing")
+        elif not (len(text) == 3 and text.isalpha() and text.isascii()):
             self.add(f"{label}: {show(_text(value))} is not a currency code")
         return text
 
@@ -791,7 +795,7 @@ def _shopify_group(rows: list[_Row], overflow: bool, cols: dict[str, int | None]
         email=email, email_display=email_display, first_name=first_name, last_name=last_name,
         phone=_number_text(value("phone") or value("billing_phone") or value("shipping_phone")) or None,
         company=value("company") or None,
-        address=_address(value("address1"), value("address2"), value("zip")),
+        address=_address(value("address1"), value("address2"), _number_text(value("zip"))),
         city=value("city") or None, country=_country(value("country")),
         consent=parse_bool(value("marketing")), raw=first.raw,
     )
@@ -859,7 +863,7 @@ def _shopify_customer_row(flat: dict, line: int, raw: dict) -> Item:
         first_name=value("first"), last_name=value("last"),
         phone=_number_text(value("phone") or value("address_phone")) or None,
         company=value("company") or None,
-        address=_address(value("address1"), value("address2"), value("zip")),
+        address=_address(value("address1"), value("address2"), _number_text(value("zip"))),
         city=value("city") or None, country=_country(value("country_code"), value("country")),
         consent=parse_bool(value("consent")), tags=_tags(value("tags")),
         created_at=f.timestamp("Created At", value("created"), required=False), raw=raw,
@@ -883,7 +887,7 @@ def _shopify_consent(customer: dict, fallback: Any = None) -> bool | None:
     return parse_bool(_first(customer.get("accepts_marketing"), fallback))
 
 
-def parse_shopify_order_json(obj: Any, line: int = 1) -> OrderRecord | Rejected:
+def parse_shopify_order_json(obj: Any, line: int = 1, *, default_currency: str = "EUR") -> OrderRecord | Rejected:
     """One Shopify REST order resource (an ``orders/create`` webhook body) -> record or Rejected.
 
     Never raises on bad data: a Rejected carries the reason.
@@ -897,7 +901,7 @@ def parse_shopify_order_json(obj: Any, line: int = 1) -> OrderRecord | Rejected:
     placed_at = f.timestamp("created_at", _first(obj.get("created_at"), obj.get("processed_at")))
     status = _shopify_status(f, "financial_status", obj.get("financial_status"),
                              obj.get("cancelled_at"), obj.get("fulfillment_status"))
-    currency = f.currency("currency", obj.get("currency"), "")
+    currency = f.currency("currency", obj.get("currency"), default_currency)
     total = f.money("total_price", obj.get("total_price"), required=True)
     shipping_set = _as_dict(_as_dict(obj.get("total_shipping_price_set")).get("shop_money"))
     if _text(shipping_set.get("amount")):
@@ -929,7 +933,7 @@ def parse_shopify_order_json(obj: Any, line: int = 1) -> OrderRecord | Rejected:
         last_name=_text(_first(customer_obj.get("last_name"), billing.get("last_name"))),
         phone=_opt(_first(customer_obj.get("phone"), obj.get("phone"), billing.get("phone"))),
         company=_opt(address.get("company")),
-        address=_address(address.get("address1"), address.get("address2"), address.get("zip")),
+        address=_address(address.get("address1"), address.get("address2"), _number_text(address.get("zip"))),
         city=_opt(address.get("city")), country=_country(address.get("country_code")),
         consent=_shopify_consent(customer_obj, obj.get("buyer_accepts_marketing")),
         tags=_tags(customer_obj.get("tags")), created_at=created, raw=customer_obj,
@@ -970,7 +974,7 @@ def parse_shopify_customer_json(obj: Any, line: int = 1) -> CustomerRecord | Rej
         first_name=_text(obj.get("first_name")), last_name=_text(obj.get("last_name")),
         phone=_opt(_first(obj.get("phone"), address.get("phone"))),
         company=_opt(address.get("company")),
-        address=_address(address.get("address1"), address.get("address2"), address.get("zip")),
+        address=_address(address.get("address1"), address.get("address2"), _number_text(address.get("zip"))),
         city=_opt(address.get("city")), country=_country(address.get("country_code")),
         consent=_shopify_consent(obj), tags=_tags(obj.get("tags")),
         created_at=f.timestamp("created_at", obj.get("created_at"), required=False), raw=obj,
