@@ -18,7 +18,7 @@ from crm.services.importing import (
     read_shopify_customers, read_shopify_orders,
 )
 
-SETTINGS = settings(max_examples=120, deadline=None,
+SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 UTC = timezone.utc
 ALL_READERS = [(kind, fmt) for kind, spec in READERS.items() for fmt in spec.formats]
