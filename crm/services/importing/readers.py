@@ -3,9 +3,10 @@
 Every ``read_*`` function returns a generator that reads its file a piece at a time and yields
 ``OrderRecord`` / ``CustomerRecord`` / ``Rejected`` in file order, so a file of any length is read
 in flat memory. Garbage in a file never raises out of a reader: each record comes back either
-as a record or as a ``Rejected`` whose reason names the field(s) and value(s) at fault. Only
-wrong *arguments* (an unknown format, a ``mapping`` naming an unknown field) raise
-``ValueError``, and they do so when the reader is called, before anything is read.
+as a record or as a ``Rejected`` whose reason names the field(s) and value(s) at fault. Wrong
+*arguments* raise: an unknown format or a ``mapping`` naming an unknown field raise
+``ValueError`` when the reader is called; a path that cannot be opened raises ``OSError`` when
+reading starts.
 
 Inputs
     ``fileobj`` may be a binary file object (an upload, ``open(p, "rb")``, ``io.BytesIO``), a
@@ -28,14 +29,16 @@ CSV (and TSV)
     one ``Rejected`` for the header line and stops.
 
 JSON
-    ``"json"`` and ``"ndjson"`` are read by the same incremental decoder: a top-level array
-    (items are numbered 1, 2, ... and that index is the record's ``line``), or one or more
-    top-level values one after the other - a single object, NDJSON, or concatenated
-    pretty-printed objects (``line`` is the physical line the value starts on). After a syntax
-    error in NDJSON the reader skips to the next line that starts with ``{`` or ``[`` and goes
-    on; the ``Rejected`` says which lines were skipped. A syntax error inside a top-level array
-    cannot be recovered from, so it ends the file with one ``Rejected`` (everything before it
-    has been yielded). One value may be at most 8 MiB of text.
+    ``"ndjson"`` is read strictly one value per line (blank lines skipped; ``line`` is the line
+    number); a bad line is rejected and the next line is read as usual. ``"json"`` is read by an
+    incremental decoder that accepts a top-level array (items are numbered 1, 2, ... and that
+    index is the record's ``line``) or one or more top-level values one after the other - a
+    single object, NDJSON, or concatenated pretty-printed objects (``line`` is the physical line
+    the value starts on). After a syntax error outside an array it skips to the next line that
+    starts with ``{`` or ``[`` and goes on; the ``Rejected`` says which lines were skipped. A
+    syntax error inside a top-level array cannot be recovered from, so it ends the file with one
+    ``Rejected`` (everything before it has been yielded). One value or line may be at most 8 MiB
+    of text.
 
 Why not ``sqlite_utils.utils.rows_from_file``
     It was the suggested reader, but in sqlite-utils 4.2 it ``json.load``s a whole JSON file
@@ -78,7 +81,8 @@ Decisions (see also records.py for money, timestamps and email syntax)
     * Shopify orders: rows are grouped by consecutive ``Name``; the same Name appearing again
       later makes a second record (keeping a set of every Name seen would not be flat memory;
       the writer's (source, external_id) upsert decides). An order of more than 10,000 rows is
-      rejected. A row with an empty Name is rejected on its own.
+      rejected. A row with an empty Name is rejected on its own. A row the csv module cannot
+      read (a field over 128 KiB) is rejected on its own, after the order around it.
 """
 from __future__ import annotations
 
@@ -155,7 +159,7 @@ def norm_key(name: object) -> str:
 
 def _check_format(kind: str, fmt: str | None) -> str:
     fmt = (fmt or READERS[kind].default_format or "").lower().lstrip(".")
-    fmt = {"jsonl": "ndjson", "nl": "ndjson", "txt": "csv"}.get(fmt, fmt)
+    fmt = {"jsonl": "ndjson"}.get(fmt, fmt)
     if fmt not in READERS[kind].formats:
         raise ValueError(
             f"{kind}: format {fmt or None!r} is not supported; use one of {', '.join(READERS[kind].formats)}"
@@ -165,10 +169,10 @@ def _check_format(kind: str, fmt: str | None) -> str:
 
 # == CSV =======================================================================================
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     line: int
-    cells: list[str]  # stripped
+    cells: list[str]  # as written (not stripped), padded to the header's width
     raw: dict  # header -> value as written
     problem: str | None = None
 
@@ -219,13 +223,12 @@ class _CsvTable:
             self._index.setdefault(key, i)
         missing = [alts[0] for alts in required if not any(norm_key(a) in self._index for a in alts)]
         if missing:
-            raw = dict(enumerate(self.header))
             shown = ", ".join(show(h, 30) for h in self.header[:8])
             return Rejected(
                 line,
                 _cut(f"header: missing column(s) {', '.join(missing)} - is this {what}? "
                      f"(found {shown}{', ...' if len(self.header) > 8 else ''})"),
-                {str(k): v for k, v in raw.items()},
+                {"header": self.header},
             )
         return None
 
@@ -241,36 +244,33 @@ class _CsvTable:
             return
         width = len(self.header)
         header = self.header
-        while True:
-            item = self._next()
-            if item is None:
-                return
+        for item in iter(self._next, None):
             line, fields, error = item
             if error:
                 yield Rejected(line, _cut(error), {})
                 continue
-            cells = [f.strip() for f in fields]
-            if not any(cells):
-                continue
+            joined = "".join(fields)
+            if not joined.strip():
+                continue  # blank line, or only separators
             problem = None
             raw = dict(zip(header, fields))
-            if len(cells) > width:
-                extra = fields[width:]
-                raw["_extra"] = extra
-                if any(c for c in cells[width:]):
-                    problem = (f"line {line} has {len(cells)} fields but the header has {width} "
+            if len(fields) > width:
+                raw["_extra"] = fields[width:]
+                if any(c.strip() for c in fields[width:]):
+                    problem = (f"line {line} has {len(fields)} fields but the header has {width} "
                                f"columns (a value with an unquoted {self._reader.dialect.delimiter!r}?)")
-                cells = cells[:width]
-            elif len(cells) < width:
-                cells += [""] * (width - len(cells))
-            if problem is None and any("\ufffd" in c for c in cells):
+                fields = fields[:width]
+            elif len(fields) < width:
+                fields += [""] * (width - len(fields))
+            if problem is None and "\ufffd" in joined:
                 problem = f"line {line} is {NOT_UTF8}"
-            yield _Row(line, cells, raw, problem)
+            yield _Row(line, fields, raw, problem)
 
     def flat(self, row: _Row) -> dict[str, str]:
         """The row as {normalised key: stripped value}; the first non-empty value wins."""
         out: dict[str, str] = {}
         for key, value in zip(self.keys, row.cells):
+            value = value.strip()
             if key not in out or (value and not out[key]):
                 out[key] = value
         return out
@@ -345,6 +345,10 @@ class _JsonValues:
                 return ""
 
     def _snippet(self) -> str:
+        """Up to 200 characters from here to the end of the line, for Rejected.raw."""
+        while (len(self._buf) - self._pos < 200 and self._buf.find("\n", self._pos, self._pos + 200) == -1
+               and self._fill()):
+            pass
         end = self._buf.find("\n", self._pos, self._pos + 200)
         return self._buf[self._pos: end if end != -1 else self._pos + 200]
 
@@ -364,8 +368,9 @@ class _JsonValues:
                 return None, f"invalid JSON at line {line}: {exc.msg}"
             except (ValueError, RecursionError) as exc:  # e.g. an integer with 5,000 digits
                 return None, f"invalid JSON at line {self._line}: {str(exc)[:100]}"
-            if end >= len(self._buf) and not self._eof and self._fill():
-                continue  # a number or literal may go on in the next chunk
+            if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and len(self._buf) - end < 32 and not self._eof and self._fill()):
+                continue  # "12" + "34", "0" + ".5", "1" + "e3": a number may go on in the next chunk
             if self._buf.find("\ufffd", self._pos, end) != -1:
                 self._advance(end)
                 return None, NOT_UTF8
@@ -443,9 +448,42 @@ class _JsonValues:
             yield index + 1, {"text": self._snippet()}, f"unexpected data after the JSON array at line {self._line}"
 
 
-def _json_records(fileobj: Any, encoding: str, build: Callable[[dict, int], Item]) -> Iterator[Item]:
+def _ndjson_values(text: Any) -> Iterator[tuple[int, Any, str | None]]:
+    """One JSON value per line: (line, value, error); blank lines are skipped."""
+    line_no = 0
+    limit = _JsonValues.MAX_VALUE
+    while True:
+        line = text.readline(limit + 1)
+        if not line:
+            return
+        line_no += 1
+        if len(line) > limit and not line.endswith(("\n", "\r")):
+            while line and not line.endswith(("\n", "\r")):
+                line = text.readline(_JsonValues.CHUNK)
+            yield line_no, {}, f"line {line_no} is longer than {limit >> 20} MiB"
+            continue
+        stripped = line.strip(" \t\r\n\ufeff")
+        if not stripped:
+            continue
+        if "\ufffd" in stripped:
+            yield line_no, {"text": stripped[:200]}, f"line {line_no} is {NOT_UTF8}"
+            continue
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            yield line_no, {"text": stripped[:200]}, f"invalid JSON at line {line_no}: {exc.msg}"
+        except (ValueError, RecursionError) as exc:
+            yield line_no, {"text": stripped[:200]}, f"invalid JSON at line {line_no}: {str(exc)[:100]}"
+        else:
+            yield line_no, value, None
+
+
+def _json_records(fileobj: Any, encoding: str, build: Callable[[dict, int], Item],
+                  ndjson: bool = False) -> Iterator[Item]:
+    """``ndjson``: strictly one value per line; otherwise an array or a run of values."""
     with _open_text(fileobj, encoding, None) as text:
-        for line, value, error in _JsonValues(text):
+        values = _ndjson_values(text) if ndjson else _JsonValues(text)
+        for line, value, error in values:
             if error:
                 yield Rejected(line, _cut(error), value if isinstance(value, dict) else {})
             elif not isinstance(value, dict):
@@ -519,7 +557,8 @@ def _country(*values: Any) -> str | None:
 
 
 def _address(*parts: Any) -> str | None:
-    joined = ", ".join(p for p in (_number_text(x) for x in parts) if p)
+    """Street lines and postcode joined with ", " (pass the postcode through _number_text)."""
+    joined = ", ".join(p for p in (_text(x) for x in parts) if p)
     return joined or None
 
 
@@ -599,7 +638,9 @@ class _Fields:
 
     def currency(self, label: str, value: Any, default: str) -> str:
         text = _text(value).upper() or default.upper()
-        if not (len(text) == 3 and text.isalpha() and text.isascii()):
+        if not text:
+            self.add(f"{label}: missing")
+        elif not (len(text) == 3 and text.isalpha() and text.isascii()):
             self.add(f"{label}: {show(_text(value))} is not a currency code")
         return text
 
@@ -609,6 +650,8 @@ class _Fields:
         text = _text(value)
         if not text:
             return 1
+        if text.isascii() and text.isdigit() and len(text) < 10:
+            return int(text)
         if re.fullmatch(r"\+?\d{1,9}(\.0+)?", text):
             return int(text.split(".")[0])
         self.add(f"{label}: {show(text)} is not a quantity")
@@ -678,14 +721,16 @@ def _shopify_orders(fileobj: Any, default_currency: str, encoding: str) -> Itera
             yield bad
             return
         cols = {role: table.col(*names) for role, names in _SO.items()}
+        order_cols = [(role, i) for role, i in cols.items() if i is not None and not role.startswith("l_")]
         name_col = cols["name"]
         group: list[_Row] = []
         overflow = False
+        key = ""
         held: list[Rejected] = []  # unreadable rows met inside a group, yielded after it
 
         def finish() -> Iterator[Item]:
             if group:
-                yield _shopify_group(group, overflow, cols, default_currency)
+                yield _shopify_group(group, overflow, cols, order_cols, default_currency)
             yield from held
             group.clear()
             held.clear()
@@ -697,10 +742,11 @@ def _shopify_orders(fileobj: Any, default_currency: str, encoding: str) -> Itera
                 else:
                     yield row
                 continue
-            name = row.cells[name_col]
-            if group and (not name or name != group[0].cells[name_col]):
+            name = row.cells[name_col].strip()
+            if group and (not name or name != key):
                 yield from finish()
                 overflow = False
+            key = name
             if len(group) < MAX_GROUP_ROWS:
                 group.append(row)
             else:
@@ -711,7 +757,7 @@ def _shopify_orders(fileobj: Any, default_currency: str, encoding: str) -> Itera
 
 
 def _shopify_group(rows: list[_Row], overflow: bool, cols: dict[str, int | None],
-                   default_currency: str) -> Item:
+                   order_cols: list[tuple[str, int]], default_currency: str) -> Item:
     first = rows[0]
     f = _Fields()
     for row in rows:
@@ -720,14 +766,17 @@ def _shopify_group(rows: list[_Row], overflow: bool, cols: dict[str, int | None]
     if overflow:
         f.add(f"order has more than {MAX_GROUP_ROWS} rows")
 
-    def value(role: str) -> str:
-        i = cols[role]
-        if i is None:
-            return ""
-        for row in rows:
-            if row.cells[i]:
-                return row.cells[i]
-        return ""
+    # Order-level fields: from the first row of the group that has them.
+    values = dict.fromkeys(cols, "")
+    for role, i in order_cols:
+        text = first.cells[i].strip()
+        if not text and len(rows) > 1:
+            for row in rows:
+                text = row.cells[i].strip()
+                if text:
+                    break
+        values[role] = text
+    value = values.__getitem__
 
     name = f.required("Name", value("name"))
     external_id = _number_text(value("id")) or name
@@ -746,15 +795,16 @@ def _shopify_group(rows: list[_Row], overflow: bool, cols: dict[str, int | None]
         email=email, email_display=email_display, first_name=first_name, last_name=last_name,
         phone=_number_text(value("phone") or value("billing_phone") or value("shipping_phone")) or None,
         company=value("company") or None,
-        address=_address(value("address1"), value("address2"), value("zip")),
+        address=_address(value("address1"), value("address2"), _number_text(value("zip"))),
         city=value("city") or None, country=_country(value("country")),
         consent=parse_bool(value("marketing")), raw=first.raw,
     )
     f.customer_identity(customer, " for the customer (Email, Billing Name, Phone)")
     lines = []
+    line_cols = [(role, cols[role]) for role in ("l_name", "l_sku", "l_qty", "l_price")]
     for row in rows:
-        get = {role: (row.cells[cols[role]] if cols[role] is not None else "")
-               for role in ("l_name", "l_sku", "l_qty", "l_price")}
+        get = {role: (row.cells[i].strip() if i is not None else "")
+               for role, i in line_cols}
         if not any(get.values()):
             continue
         lines.append(LineRecord(
@@ -813,7 +863,7 @@ def _shopify_customer_row(flat: dict, line: int, raw: dict) -> Item:
         first_name=value("first"), last_name=value("last"),
         phone=_number_text(value("phone") or value("address_phone")) or None,
         company=value("company") or None,
-        address=_address(value("address1"), value("address2"), value("zip")),
+        address=_address(value("address1"), value("address2"), _number_text(value("zip"))),
         city=value("city") or None, country=_country(value("country_code"), value("country")),
         consent=parse_bool(value("consent")), tags=_tags(value("tags")),
         created_at=f.timestamp("Created At", value("created"), required=False), raw=raw,
@@ -837,7 +887,7 @@ def _shopify_consent(customer: dict, fallback: Any = None) -> bool | None:
     return parse_bool(_first(customer.get("accepts_marketing"), fallback))
 
 
-def parse_shopify_order_json(obj: Any, line: int = 1) -> OrderRecord | Rejected:
+def parse_shopify_order_json(obj: Any, line: int = 1, *, default_currency: str = "EUR") -> OrderRecord | Rejected:
     """One Shopify REST order resource (an ``orders/create`` webhook body) -> record or Rejected.
 
     Never raises on bad data: a Rejected carries the reason.
@@ -851,7 +901,7 @@ def parse_shopify_order_json(obj: Any, line: int = 1) -> OrderRecord | Rejected:
     placed_at = f.timestamp("created_at", _first(obj.get("created_at"), obj.get("processed_at")))
     status = _shopify_status(f, "financial_status", obj.get("financial_status"),
                              obj.get("cancelled_at"), obj.get("fulfillment_status"))
-    currency = f.currency("currency", obj.get("currency"), "")
+    currency = f.currency("currency", obj.get("currency"), default_currency)
     total = f.money("total_price", obj.get("total_price"), required=True)
     shipping_set = _as_dict(_as_dict(obj.get("total_shipping_price_set")).get("shop_money"))
     if _text(shipping_set.get("amount")):
@@ -883,7 +933,7 @@ def parse_shopify_order_json(obj: Any, line: int = 1) -> OrderRecord | Rejected:
         last_name=_text(_first(customer_obj.get("last_name"), billing.get("last_name"))),
         phone=_opt(_first(customer_obj.get("phone"), obj.get("phone"), billing.get("phone"))),
         company=_opt(address.get("company")),
-        address=_address(address.get("address1"), address.get("address2"), address.get("zip")),
+        address=_address(address.get("address1"), address.get("address2"), _number_text(address.get("zip"))),
         city=_opt(address.get("city")), country=_country(address.get("country_code")),
         consent=_shopify_consent(customer_obj, obj.get("buyer_accepts_marketing")),
         tags=_tags(customer_obj.get("tags")), created_at=created, raw=customer_obj,
@@ -924,7 +974,7 @@ def parse_shopify_customer_json(obj: Any, line: int = 1) -> CustomerRecord | Rej
         first_name=_text(obj.get("first_name")), last_name=_text(obj.get("last_name")),
         phone=_opt(_first(obj.get("phone"), address.get("phone"))),
         company=_opt(address.get("company")),
-        address=_address(address.get("address1"), address.get("address2"), address.get("zip")),
+        address=_address(address.get("address1"), address.get("address2"), _number_text(address.get("zip"))),
         city=_opt(address.get("city")), country=_country(address.get("country_code")),
         consent=_shopify_consent(obj), tags=_tags(obj.get("tags")),
         created_at=f.timestamp("created_at", obj.get("created_at"), required=False), raw=obj,
@@ -1068,7 +1118,8 @@ def read_woocommerce_orders(fileobj: Any, fmt: str = "json", *, default_currency
             "a WooCommerce orders CSV",
             lambda flat, line, raw: _woo_order(flat, line, raw, default_currency))
     return _json_records(fileobj, encoding,
-                         lambda obj, line: parse_woocommerce_order(obj, line, default_currency=default_currency))
+                         lambda obj, line: parse_woocommerce_order(obj, line, default_currency=default_currency),
+                         ndjson=fmt == "ndjson")
 
 
 def read_woocommerce_customers(fileobj: Any, fmt: str = "json", *,
@@ -1078,7 +1129,7 @@ def read_woocommerce_customers(fileobj: Any, fmt: str = "json", *,
     if fmt == "csv":
         return _csv_records(fileobj, encoding, ",", [("email", "billing.email")],
                             "a WooCommerce customers CSV", _woo_customer)
-    return _json_records(fileobj, encoding, parse_woocommerce_customer)
+    return _json_records(fileobj, encoding, parse_woocommerce_customer, ndjson=fmt == "ndjson")
 
 
 # == generic orders ============================================================================
@@ -1127,7 +1178,7 @@ def read_generic_orders(fileobj: Any, fmt: str | None = None, mapping: dict[str,
             lambda flat, line, raw: build(flat, line, raw), rename)
     return _json_records(
         fileobj, encoding,
-        lambda obj, line: build(_renamed(_flatten(obj), rename), line, obj))
+        lambda obj, line: build(_renamed(_flatten(obj), rename), line, obj), ndjson=fmt == "ndjson")
 
 
 def _renamed(flat: dict, rename: dict[str, str]) -> dict:

@@ -40,6 +40,7 @@ caller can prefix it with the field name and use it as a rejection reason):
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -165,8 +166,10 @@ _CURRENCY = r"(?:[€$£¥]|[A-Z]{3})"
 _MONEY_RE = re.compile(
     rf"(?P<s1>[-+\u2212])?\s*(?:{_CURRENCY}\s*)?(?P<s2>[-+\u2212])?\s*"
     r"(?P<num>\d[\d.,' \u00a0\u202f]*?)\s*"
-    rf"(?:{_CURRENCY})?"
+    rf"(?:{_CURRENCY})?",
+    re.ASCII,
 )
+_PLAIN_MONEY_RE = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,12})?")
 _SPACES = " '\u00a0\u202f"
 MONEY_LIMIT = Decimal(10) ** 12
 
@@ -202,8 +205,11 @@ def parse_money(value: object) -> Decimal:
     return amount
 
 
+@lru_cache(maxsize=2048)  # prices repeat; Decimals are immutable
 def _parse_money_text(raw: str) -> Decimal:
     text = raw.strip()
+    if _PLAIN_MONEY_RE.fullmatch(text):
+        return Decimal(text)
     if not text:
         raise ValueError("empty amount")
     m = _MONEY_RE.fullmatch(text)
@@ -251,7 +257,7 @@ _TS_RE = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
     r"(?:[T ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?"
     r"\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?)?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 
 
