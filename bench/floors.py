@@ -14,8 +14,6 @@ import sqlite3
 import sys
 from datetime import datetime, timezone
 
-import numpy as np
-
 BATCH = 10_000
 PAID = ("paid", "fulfilled", "partially_refunded")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how the app's UTCDateTime is stored on SQLite
@@ -161,6 +159,8 @@ BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 def predict(db_path: str, now: str) -> dict:
     """Read every customer's frequency, recency and age in one grouped query, evaluate
     P(alive) with fixed BG/NBD parameters in numpy, and write it back."""
+    import numpy as np  # only this floor needs it; the others start faster without
+
     connection = connect(db_path)
     rows = connection.execute(
         "SELECT contact_id, count(*) - 1, julianday(max(placed_at)) - julianday(min(placed_at)), "

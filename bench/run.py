@@ -325,6 +325,15 @@ def resolve(app, url: str) -> str | None:
     return url
 
 
+def page_or_report(run: Run, app, url: str, unavailable: Result, label: str) -> str | None:
+    """Return the URL to request for a page, or report it as not available and return None."""
+    served = resolve(app, url)
+    if served is None:
+        unavailable.notes = f"{label}: no such page yet"
+        run.add(unavailable)
+    return served
+
+
 def percentiles(samples: list[float]) -> tuple[float, float]:
     """Return the 50th and 95th percentiles, in milliseconds."""
     p50, p95 = np.percentile(np.array(samples) * 1000, [50, 95])
@@ -351,9 +360,8 @@ def measure_latency(run: Run, database: Path) -> dict[str, list]:
     connection = floors.connect(str(database))
     for label, url in PAGES:
         name = f"GET {url}"
-        served = resolve(app, url)
+        served = page_or_report(run, app, url, Result(name, "not available", unit="ms"), label)
         if served is None:
-            run.add(Result(name, "not available", unit="ms", notes=f"{label}: no such page yet"))
             continue
         warm = [client.get(served) for _ in range(max(3, run.requests // 10))]
         if warm[-1].status_code != 200:
@@ -570,9 +578,8 @@ def measure_throughput(run: Run, database: Path, captured: dict[str, list]) -> N
     env = {"DATABASE_URL": sqlite_url(database), "SECRET_KEY": "bench", "CRM_RATELIMIT_ENABLED": "false"}
     for label, url in THROUGHPUT_PAGES:
         name = f"GET {url} under gunicorn -w 2"
-        served = resolve(app, url)
+        served = page_or_report(run, app, url, Result(name, "not available", unit="req/s"), label)
         if served is None:
-            run.add(Result(name, "not available", unit="req/s", notes=f"{label}: no such page yet"))
             continue
         with Gunicorn("crm:create_app()", env) as server:
             cookie = sign_in_over_http(server.port)
