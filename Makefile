@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test test-e2e test-pg bench install install-test lint clean help
 
@@ -13,7 +14,7 @@ help:
 	@echo "make test      install the test extras and run the whole suite (SQLite)"
 	@echo "make test-pg   the suite against a throwaway PostgreSQL database"
 	@echo "make test-e2e  browser tests in headless Chromium"
-	@echo "make bench     the shop-scale benchmark (see bench/README.md)"
+	@echo "make bench     the shop-scale benchmark, small scale (BENCH_ARGS=\"--scale full\"; see bench/README.md)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
@@ -52,7 +53,7 @@ test-e2e: install-test
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 bench: install-test
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: install-test
 	$(BIN)/lint-imports

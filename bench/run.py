@@ -1,0 +1,756 @@
+"""The shop-scale benchmark: every timing next to the floor it cannot beat, measured in the same run.
+
+    python -m bench.run                      # small scale: ~2,000 contacts, 20,000 orders
+    python -m bench.run --scale full         # 100,000 contacts, 1,000,000 orders, 300,000 interactions
+    python -m bench.run --only latency,throughput --json out.json
+
+Measurements (names for --only): import, refresh, predict, latency, throughput. A command or
+page that does not exist yet is reported as "not available"; the run goes on. Results are
+printed as a table and written to bench/results/latest.json. SQLite only.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from bench import floors
+from bench.floor_app import replay
+from bench.generate import (
+    BENCH_USER, BUSY_CONTACT_ID, SCALES, Scale, contact, load_database, migrate, scale_from, write_shopify_csv,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+RESULTS = ROOT / "bench" / "results"
+MEASUREMENTS = ("import", "refresh", "predict", "latency", "throughput")
+# The worktree's own `crm`, whatever the virtualenv has installed in editable mode.
+CLI = "import sys; from crm.cli import main; sys.exit(main(prog_name='crm'))"
+
+# Pages timed in-process: (label, URL). Query parameters follow the contacts list's form;
+# adjust them here if the list's parameter names change.
+PAGES = (
+    ("dashboard", "/"),
+    ("contacts", "/contacts"),
+    ("contacts, searched", "/contacts?q=schmidt"),
+    ("contacts, stage filter by score", "/contacts?stage=retention&sort=score"),
+    ("contact, ~300 timeline events", f"/contacts/{BUSY_CONTACT_ID}"),
+    ("leads", "/leads"),
+    ("to-dos", "/tasks"),
+)
+THROUGHPUT_PAGES = (("dashboard", "/"), ("contacts", "/contacts"))
+API_ORDERS = "/api/v1/orders"
+
+
+@dataclass
+class Result:
+    name: str
+    status: str  # "ok", "not available" or "error"
+    value: float | None = None
+    floor: float | None = None
+    unit: str = ""
+    notes: str = ""
+    details: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.value is None or not self.floor:
+            return None
+        # For rates (requests/s) more is better: the ratio still says "times slower than the floor".
+        return self.floor / self.value if self.unit == "req/s" else self.value / self.floor
+
+    def as_json(self) -> dict:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+@dataclass
+class Run:
+    """What the measurements share: the scale, the files, the options."""
+
+    scale: Scale
+    folder: Path
+    requests: int
+    load_requests: int
+    load_seconds: float
+    client: str
+    say: Callable[[str], None]
+    results: list[Result] = field(default_factory=list)
+    _commands: dict | None = None
+
+    @property
+    def csv(self) -> Path:
+        return self.folder / "orders.csv"
+
+    @property
+    def pristine(self) -> Path:
+        return self.folder / "shop.sqlite3"
+
+    @property
+    def empty(self) -> Path:
+        return self.folder / "empty.sqlite3"
+
+    def work(self, name: str) -> Path:
+        (self.folder / "run").mkdir(exist_ok=True)
+        return self.folder / "run" / name
+
+    def add(self, result: Result) -> Result:
+        self.results.append(result)
+        self.say(f"  {format_row(result)}")
+        return result
+
+    def commands(self) -> dict[str, set[str]]:
+        """Return the `crm` commands that exist, {name: subcommands}."""
+        if self._commands is None:
+            import click
+
+            from crm import create_app
+
+            app = create_app({"SQLALCHEMY_DATABASE_URI": sqlite_url(self.empty), "SECRET_KEY": "bench"})
+            self._commands = {name: set(getattr(command, "commands", {}) or ())
+                              for name, command in app.cli.commands.items() if isinstance(command, click.Command)}
+        return self._commands
+
+    def has_command(self, name: str, sub: str | None = None) -> bool:
+        commands = self.commands()
+        return name in commands and (sub is None or sub in commands[name])
+
+
+def sqlite_url(path: Path) -> str:
+    return "sqlite:///" + str(path)
+
+
+def copy_database(source: Path, target: Path) -> Path:
+    """Copy a SQLite database consistently (WAL included) over `target`."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    with sqlite3.connect(source) as origin, sqlite3.connect(target) as copy:
+        origin.backup(copy)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing the data
+
+
+def prepare(run: Run, need_csv: bool, need_database: bool) -> None:
+    """Generate the CSV and the loaded database once per scale; later runs reuse them."""
+    run.folder.mkdir(parents=True, exist_ok=True)
+    if not run.empty.exists():
+        _dispose(migrate(sqlite_url(run.empty)))
+    if need_csv and not (run.folder / "orders.done").exists():
+        started = time.perf_counter()
+        rows = write_shopify_csv(run.scale, run.csv, progress=run.say)
+        (run.folder / "orders.done").write_text(str(rows))
+        run.add(Result("generate Shopify orders CSV", "ok", time.perf_counter() - started, unit="s",
+                       notes=f"{rows:,} rows, {run.csv.stat().st_size / 1e6:.0f} MB (setup, no floor)"))
+    if need_database and not (run.folder / "shop.done").exists():
+        copy_database(run.empty, run.pristine)
+        app = _app(run.pristine)
+        loaded = load_database(app, run.scale, progress=run.say)
+        _dispose(app)
+        with sqlite3.connect(run.pristine) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        (run.folder / "shop.done").write_text(json.dumps(asdict(loaded)))
+        run.add(Result("load the shop into SQLite", "ok", loaded.seconds, unit="s",
+                       notes=f"{loaded.contacts:,} contacts, {loaded.orders:,} orders, {loaded.order_lines:,} lines, "
+                             f"{loaded.interactions:,} interactions (setup, no floor)"))
+
+
+def _dispose(app) -> None:
+    """Close the app's database connections, so the file can be copied."""
+    from crm.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _app(path: Path, **config):
+    from crm import create_app
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": sqlite_url(path), "SECRET_KEY": "bench", **config})
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands run as a shop runs them: a child process, timed, with its peak memory
+
+
+@dataclass
+class Child:
+    seconds: float
+    peak_mb: float
+    returncode: int
+    output: str
+
+
+def run_child(args: list[str], env: dict[str, str] | None = None) -> Child:
+    """Run a process, and return its wall time, peak resident memory and output."""
+    with open(os.devnull, "rb") as nothing:
+        started = time.perf_counter()
+        process = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdin=nothing,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = process.stdout.read().decode("utf-8", "replace")
+        _pid, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        process.stdout.close()
+    return Child(seconds, usage.ru_maxrss / 1024, process.returncode, output)
+
+
+def crm_command(database: Path, *args: str) -> Child:
+    return run_child([sys.executable, "-c", CLI, *args],
+                     {"DATABASE_URL": sqlite_url(database), "SECRET_KEY": "bench", "FLASK_APP": ""})
+
+
+def floor_command(*args: str) -> tuple[Child, dict]:
+    child = run_child([sys.executable, "-m", "bench.floors", *args])
+    if child.returncode != 0:
+        raise RuntimeError(f"the floor failed: {tail(child.output)}")
+    return child, json.loads(child.output.strip().splitlines()[-1])
+
+
+def tail(text: str, lines: int = 3) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+def count_rows(database: Path, table: str) -> int:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def measure_import(run: Run) -> None:
+    floor_db = copy_database(run.empty, run.work("floor-import.sqlite3"))
+    floor, counts = floor_command("import", str(run.csv), str(floor_db))
+    name = "import shopify-orders"
+    if not run.has_command("import", "shopify-orders"):
+        run.add(Result(name, "not available", floor=floor.seconds, unit="s",
+                       notes="`crm import shopify-orders` does not exist yet; floor measured"))
+        run.add(Result("import peak memory", "not available", floor=floor.peak_mb, unit="MB"))
+        return
+    target = copy_database(run.empty, run.work("import.sqlite3"))
+    child = crm_command(target, "import", "shopify-orders", str(run.csv))
+    if child.returncode != 0:
+        run.add(Result(name, "error", child.seconds, floor.seconds, "s",
+                       f"exit {child.returncode}: {tail(child.output)}"))
+        return
+    imported = count_rows(target, "orders")
+    status = "ok" if imported == counts["orders"] else "error"
+    run.add(Result(name, status, child.seconds, floor.seconds, "s",
+                   f"{imported:,} of {counts['orders']:,} orders; {tail(child.output, 1)}",
+                   {"floor_counts": counts, "orders_imported": imported}))
+    run.add(Result("import peak memory", "ok", child.peak_mb, floor.peak_mb, "MB", "max RSS of the process"))
+
+
+def measure_command(run: Run, command: str, floor_args: list[str], database: Path) -> None:
+    floor, counts = floor_command(command, str(database), *floor_args)
+    name = f"crm {command}"
+    if not run.has_command(command):
+        run.add(Result(name, "not available", floor=floor.seconds, unit="s",
+                       notes=f"`crm {command}` does not exist yet; floor measured ({floor_note(command)})"))
+        return
+    child = crm_command(database, command)
+    status = "ok" if child.returncode == 0 else "error"
+    run.add(Result(name, status, child.seconds, floor.seconds, "s",
+                   f"{'exit ' + str(child.returncode) + ': ' if status == 'error' else ''}{tail(child.output, 1)}",
+                   {"peak_mb": child.peak_mb, "floor_peak_mb": floor.peak_mb, "floor_counts": counts}))
+
+
+def floor_note(command: str) -> str:
+    return {"refresh": "two grouped reads, one UPDATE per contact",
+            "predict": "one grouped read, BG/NBD with fixed parameters, one UPDATE per customer"}[command]
+
+
+# ---------------------------------------------------------------------------------------------
+# Page latency, in-process
+
+
+class CapturedSql:
+    """Records the statements an engine runs while active."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.statements: list[tuple[str, tuple]] = []
+        self.active = False
+
+    def __enter__(self):
+        from sqlalchemy import event
+
+        self.statements.clear()
+        self.active = True
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_exc):
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._record)
+        self.active = False
+
+    def _record(self, _connection, _cursor, statement, parameters, _context, executemany):
+        if not executemany:
+            self.statements.append((statement, tuple(parameters or ())))
+
+
+def resolve(app, url: str) -> str | None:
+    """Return the URL the app serves for `url` (after a slash redirect), or None without a route."""
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+    from werkzeug.routing import RequestRedirect
+
+    parts = urllib.parse.urlsplit(url)
+    try:
+        app.url_map.bind("localhost").match(parts.path, method="GET")
+    except RequestRedirect as redirect:
+        path = urllib.parse.urlsplit(redirect.new_url).path
+        return path + (f"?{parts.query}" if parts.query else "")
+    except (NotFound, MethodNotAllowed):
+        return None
+    return url
+
+
+def page_or_report(run: Run, app, url: str, unavailable: Result, label: str) -> str | None:
+    """Return the URL to request for a page, or report it as not available and return None."""
+    served = resolve(app, url)
+    if served is None:
+        unavailable.notes = f"{label}: no such page yet"
+        run.add(unavailable)
+    return served
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """Return the 50th and 95th percentiles, in milliseconds."""
+    p50, p95 = np.percentile(np.array(samples) * 1000, [50, 95])
+    return float(p50), float(p95)
+
+
+def sign_in_test_client(app):
+    client = app.test_client()
+    response = client.post("/login", data={"email": BENCH_USER[0], "password": BENCH_USER[2]})
+    if response.status_code != 302:
+        raise RuntimeError(f"could not sign in (HTTP {response.status_code})")
+    return client
+
+
+def measure_latency(run: Run, database: Path) -> dict[str, list]:
+    """Time each page, and its floor; return the SQL each page ran (for the throughput floor)."""
+    from crm.extensions import db
+
+    app = _app(database, WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=False)
+    captured_by_page: dict[str, list] = {}
+    with app.app_context():
+        engine = db.engine
+    client = sign_in_test_client(app)
+    connection = floors.connect(str(database))
+    for label, url in PAGES:
+        name = f"GET {url}"
+        served = page_or_report(run, app, url, Result(name, "not available", unit="ms"), label)
+        if served is None:
+            continue
+        warm = [client.get(served) for _ in range(max(3, run.requests // 10))]
+        if warm[-1].status_code != 200:
+            run.add(Result(name, "error", unit="ms", notes=f"{label}: HTTP {warm[-1].status_code}"))
+            continue
+        with CapturedSql(engine) as captured:
+            client.get(served)
+        statements = list(captured.statements)
+        captured_by_page[url] = statements
+        timings, failures = [], 0
+        for _ in range(run.requests):
+            started = time.perf_counter()
+            response = client.get(served)
+            timings.append(time.perf_counter() - started)
+            failures += response.status_code != 200
+        floor_timings = []
+        for _ in range(max(3, run.requests // 10)):
+            replay(connection, statements)
+        for _ in range(run.requests):
+            started = time.perf_counter()
+            replay(connection, statements)
+            floor_timings.append(time.perf_counter() - started)
+        p50, p95 = percentiles(timings)
+        f50, f95 = percentiles(floor_timings)
+        run.add(Result(name, "error" if failures else "ok", p50, f50, "ms",
+                       f"{label}; p95 {p95:.1f} ms vs {f95:.1f} ms ({p95 / f95:.1f}×); {len(statements)} SQL statements"
+                       + (f"; {failures} non-200 answers" if failures else ""),
+                       {"p95": p95, "floor_p95": f95, "statements": len(statements), "requests": run.requests}))
+    connection.close()
+    return captured_by_page
+
+
+# ---------------------------------------------------------------------------------------------
+# Throughput under gunicorn
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Gunicorn:
+    """gunicorn with two workers on a loopback port, stopped on exit."""
+
+    WORKERS = 2
+
+    def __init__(self, app_spec: str, env: dict[str, str]):
+        self.port = free_port()
+        # Files, not pipes: a worker logging many errors must not block on a full pipe.
+        self.log = tempfile.TemporaryFile()
+        self.ready = tempfile.NamedTemporaryFile(prefix="gunicorn-ready-", delete=False)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(self.WORKERS), "-b", f"127.0.0.1:{self.port}",
+             "--chdir", str(ROOT), "-c", str(ROOT / "bench" / "gunicorn_ready.py"), "--log-level", "warning",
+             "--timeout", "120", app_spec],
+            cwd=ROOT, env={**os.environ, **env, "BENCH_READY_FILE": self.ready.name},
+            stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def _log_tail(self) -> str:
+        self.log.seek(0)
+        return tail(self.log.read().decode("utf-8", "replace"), 5)
+
+    def __enter__(self) -> "Gunicorn":
+        """Wait until every worker has loaded the app."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self._log_tail()}")
+            if len(Path(self.ready.name).read_text().split()) >= self.WORKERS:
+                return self
+            time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError("gunicorn's workers did not start within a minute")
+
+    def __exit__(self, *_exc):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        self.ready.close()
+        Path(self.ready.name).unlink(missing_ok=True)
+
+
+def sign_in_over_http(port: int) -> str:
+    """Sign in through the real form (with its CSRF token); return the Cookie header."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/login")
+    response = connection.getresponse()
+    page = response.read().decode()
+    cookie = (response.getheader("Set-Cookie") or "").split(";")[0]
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"', page)
+    form = {"email": BENCH_USER[0], "password": BENCH_USER[2]}
+    if token:
+        form["csrf_token"] = token.group(1) or token.group(2)
+    connection.request("POST", "/login", urllib.parse.urlencode(form),
+                       {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    if response.status != 302:
+        raise RuntimeError(f"could not sign in over HTTP (HTTP {response.status})")
+    return (response.getheader("Set-Cookie") or cookie).split(";")[0]
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    errors: list[str]
+    p50: float
+    p95: float
+    client: str
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def python_load(port: int, method: str, path: str, headers: dict, body=None, *, clients: int = 16,
+                max_requests: int, max_seconds: float, ok=(200,)) -> Load:
+    """Send requests from `clients` threads with keep-alive connections until either bound."""
+    lock = threading.Lock()
+    issued = [0]
+    timings: list[float] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + max_seconds
+
+    def client_loop():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine = []
+        while True:
+            with lock:
+                if issued[0] >= max_requests or time.monotonic() >= deadline:
+                    break
+                issued[0] += 1
+                number = issued[0]
+            payload = body(number) if callable(body) else body
+            started = time.perf_counter()
+            try:
+                connection.request(method, path, payload, headers)
+                response = connection.getresponse()
+                response.read()
+                mine.append(time.perf_counter() - started)
+                if response.status not in ok:
+                    with lock:
+                        errors.append(f"HTTP {response.status}")
+                if response.will_close:
+                    connection.close()
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                with lock:
+                    errors.append(repr(error))
+        connection.close()
+        with lock:
+            timings.extend(mine)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    p50, p95 = percentiles(timings) if timings else (0.0, 0.0)
+    return Load(len(timings), seconds, errors, p50, p95, f"python, {clients} threads")
+
+
+def wrk_load(port: int, path: str, headers: dict, *, clients: int = 16, max_seconds: float) -> Load:
+    """Load a GET page with wrk (two threads, `clients` connections) for `max_seconds`."""
+    args = ["wrk", "-t2", f"-c{clients}", f"-d{max(1, int(max_seconds))}s", "--latency", "--timeout", "30s"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*args, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                            check=True).stdout
+    requests, seconds = re.search(r"(\d+) requests in ([\d.]+)(m?s)", output).group(1, 2)
+    unit = re.search(r"\d+ requests in [\d.]+(m?s)", output).group(1)
+    errors = []
+    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors.append(f"{match.group(1)} non-2xx answers")
+    if match := re.search(r"Socket errors: (.*)", output):
+        errors.append(f"socket errors: {match.group(1)}")
+    p50 = _wrk_ms(re.search(r"50%\s+([\d.]+\w+)", output).group(1))
+    p90 = _wrk_ms(re.search(r"90%\s+([\d.]+\w+)", output).group(1))
+    return Load(int(requests), float(seconds) / (1000 if unit == "ms" else 1), errors, p50, p90,
+                f"wrk, {clients} connections (p90 shown as p95: wrk reports 50/75/90/99)")
+
+
+def _wrk_ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def get_load(run: Run, port: int, path: str, headers: dict) -> Load:
+    if run.client == "wrk" or (run.client == "auto" and shutil.which("wrk")):
+        return wrk_load(port, path, headers, max_seconds=run.load_seconds)
+    return python_load(port, "GET", path, headers, max_requests=run.load_requests, max_seconds=run.load_seconds)
+
+
+def load_result(name: str, load: Load, floor: Load | None, notes: str) -> Result:
+    errors = load.errors + ([f"floor: {e}" for e in floor.errors] if floor else [])
+    return Result(name, "error" if errors else "ok", load.rate, floor.rate if floor else None, "req/s",
+                  f"{notes}; {load.requests:,} requests in {load.seconds:.1f} s, p50 {load.p50:.0f} ms, "
+                  f"p95 {load.p95:.0f} ms; {load.client}" + (f"; ERRORS: {', '.join(errors[:3])}" if errors else ""),
+                  {"requests": load.requests, "seconds": load.seconds, "p50_ms": load.p50, "p95_ms": load.p95,
+                   "errors": len(errors), "floor_rate": floor.rate if floor else None})
+
+
+def measure_throughput(run: Run, database: Path, captured: dict[str, list]) -> None:
+    app = _app(database)
+    env = {"DATABASE_URL": sqlite_url(database), "SECRET_KEY": "bench", "CRM_RATELIMIT_ENABLED": "false"}
+    for label, url in THROUGHPUT_PAGES:
+        name = f"GET {url} under gunicorn -w 2"
+        served = page_or_report(run, app, url, Result(name, "not available", unit="req/s"), label)
+        if served is None:
+            continue
+        with Gunicorn("crm:create_app()", env) as server:
+            cookie = sign_in_over_http(server.port)
+            load = get_load(run, server.port, served, {"Cookie": cookie})
+        floor = None
+        if url in captured:
+            statements = run.work(f"floor-{label}.json")
+            statements.write_text(json.dumps(captured[url]))
+            floor_env = {"BENCH_DATABASE": str(database), "BENCH_FLOOR_SQL": str(statements)}
+            with Gunicorn("bench.floor_app:app", floor_env) as server:
+                floor = get_load(run, server.port, "/", {})
+        run.add(load_result(name, load, floor, f"{label}, 16 concurrent clients"))
+    measure_api_orders(run, app, database, env)
+
+
+def api_order(email: str, number: int) -> bytes:
+    """Return the JSON body of a new order for the customer with this email.
+
+    The shape follows the order API's draft; align it with the API's documentation when the
+    endpoint lands (a 4xx answer is reported as an error with its message)."""
+    return json.dumps({
+        "external_id": f"bench-{os.getpid()}-{number}", "number": f"B-{number}", "status": "paid", "currency": "EUR",
+        "placed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "total": "27.40",
+        "customer": {"email": email},
+        "lines": [{"sku": "TEA-00-100", "name": "Darjeeling First Flush 100g", "quantity": 2, "unit_price": "13.70"}],
+    }).encode()
+
+
+def measure_api_orders(run: Run, app, database: Path, env: dict) -> None:
+    name = f"POST {API_ORDERS} under gunicorn -w 2"
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+    try:
+        app.url_map.bind("localhost").match(API_ORDERS, method="POST")
+    except (NotFound, MethodNotAllowed):
+        run.add(Result(name, "not available", unit="req/s", notes="the order API does not exist yet"))
+        return
+    from crm.extensions import db
+    from crm.services import api_tokens, users
+
+    with app.app_context():
+        _token, plain = api_tokens.create_token(users.by_email(BENCH_USER[0]), "benchmark")
+        db.session.commit()
+    headers = {"Authorization": f"Bearer {plain}", "Content-Type": "application/json"}
+    body = functools.partial(api_order, contact(run.scale, BUSY_CONTACT_ID).email)
+    with Gunicorn("crm:create_app()", env) as server:
+        load = python_load(server.port, "POST", API_ORDERS, headers, body, max_requests=run.load_requests,
+                           max_seconds=run.load_seconds, ok=(200, 201))
+    floor_env = {"BENCH_DATABASE": str(database), "BENCH_FLOOR_SQL": os.devnull}
+    with Gunicorn("bench.floor_app:app", floor_env) as server:
+        floor = python_load(server.port, "POST", "/", {"Content-Type": "application/json"}, body,
+                            max_requests=run.load_requests, max_seconds=run.load_seconds, ok=(201,))
+    run.add(load_result(name, load, floor, "a new order per request, 16 concurrent clients"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+
+
+def machine() -> dict:
+    memory = ""
+    try:
+        with open("/proc/meminfo") as info:
+            kb = int(re.search(r"MemTotal:\s+(\d+)", info.read()).group(1))
+            memory = f"{kb / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = re.search(r"model name\s*:\s*(.*)", info.read()).group(1).strip()
+    except (OSError, AttributeError):
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "memory": memory, "python": platform.python_version(),
+            "sqlite": sqlite3.sqlite_version, "system": f"{platform.system()} {platform.release()}"}
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    return f"{value:,.0f} {unit}"
+
+
+def format_row(result: Result) -> str:
+    ratio = f"{result.ratio:.1f}×" if result.ratio is not None else ""
+    value = _number(result.value, result.unit) if result.status != "not available" else "not available"
+    return f"{result.name:<42} {value:>16} {_number(result.floor, result.unit):>14} {ratio:>7}  {result.notes}"
+
+
+def table(results: list[Result]) -> str:
+    header = f"{'measurement':<42} {'value':>16} {'floor':>14} {'ratio':>7}  notes"
+    return "\n".join([header, "-" * len(header)] + [format_row(r) for r in results])
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--contacts", type=int)
+    parser.add_argument("--orders", type=int)
+    parser.add_argument("--interactions", type=int)
+    parser.add_argument("--end", type=date.fromisoformat,
+                        help="last day of the generated three years (default 2026-11-01)")
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(MEASUREMENTS)}")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--workdir", type=Path, help="where data is generated (default bench/data/<scale>)")
+    parser.add_argument("--fresh", action="store_true", help="generate the data again even if it exists")
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
+    parser.add_argument("--load-requests", type=int, help="most requests per throughput run")
+    parser.add_argument("--load-seconds", type=float, help="longest throughput run, in seconds")
+    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
+                        help="load generator for GET pages (auto: wrk when installed)")
+    parser.add_argument("--no-latest", action="store_true", help="do not write bench/results/latest.json")
+    args = parser.parse_args(argv)
+    only = set((args.only or ",".join(MEASUREMENTS)).split(","))
+    if unknown := only - set(MEASUREMENTS):
+        parser.error(f"unknown measurement(s): {', '.join(sorted(unknown))}")
+    args.only = only
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark and return the report written to JSON."""
+    args = parse(argv)
+    scale = scale_from(args.scale, args.contacts, args.orders, args.interactions, end=args.end)
+    folder = args.workdir or DATA / scale.key()
+    if args.fresh and folder.exists():
+        shutil.rmtree(folder)
+    full = args.scale == "full"
+    run = Run(scale, folder, args.requests, args.load_requests or (20_000 if full else 3_000),
+              args.load_seconds or (30.0 if full else 10.0), args.client,
+              say=lambda message: print(message, file=sys.stderr, flush=True))
+    started = datetime.now(timezone.utc)
+    run.say(f"bench: {scale.contacts:,} contacts, {scale.orders:,} orders, {scale.interactions:,} interactions in {folder}")
+    prepare(run, need_csv="import" in args.only, need_database=bool(args.only - {"import"}))
+
+    steps = []
+    if "import" in args.only:
+        steps.append(("import", lambda: measure_import(run)))
+    shop = run.work("shop.sqlite3")
+    if args.only - {"import"}:
+        copy_database(run.pristine, shop)
+    end = datetime.combine(scale.end, datetime.min.time()).strftime(floors.TIME_FORMAT)
+    if "refresh" in args.only:
+        steps.append(("refresh", lambda: measure_command(run, "refresh", [], shop)))
+    if "predict" in args.only:
+        steps.append(("predict", lambda: measure_command(run, "predict", [end], shop)))
+    captured: dict[str, list] = {}
+    if "latency" in args.only or "throughput" in args.only:
+        steps.append(("latency", lambda: captured.update(measure_latency(run, shop))))
+    if "throughput" in args.only:
+        steps.append(("throughput", lambda: measure_throughput(run, shop, captured)))
+    for name, step in steps:
+        run.say(f"{name} …")
+        try:
+            step()
+        except Exception as error:  # one broken measurement must not hide the others
+            run.add(Result(name, "error", notes=f"{type(error).__name__}: {error}"))
+
+    report = {"started_at": started.isoformat(timespec="seconds"), "scale": {**asdict(scale), "end": scale.end.isoformat(),
+              "name": args.scale}, "machine": machine(), "results": [r.as_json() for r in run.results]}
+    print(table(run.results))
+    targets = ([] if args.no_latest else [RESULTS / "latest.json"]) + ([args.json] if args.json else [])
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
