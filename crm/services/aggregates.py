@@ -27,12 +27,15 @@ def refresh(contact_ids: Iterable[int] | None = None) -> None:
     """
     values = {
         "order_count": _paid_orders(func.count(Order.id)),
-        "total_spent": func.coalesce(_paid_orders(func.sum(Order.total - Order.refunded)), 0),
+        # ROUND keeps SQLite's float SUM to cents; PostgreSQL sums numerics exactly anyway.
+        "total_spent": func.coalesce(_paid_orders(func.round(func.sum(Order.total - Order.refunded), 2)), 0),
         "first_order_at": _paid_orders(func.min(Order.placed_at)),
         "last_order_at": _paid_orders(func.max(Order.placed_at)),
         "last_interaction_at": select(func.max(Interaction.occurred_at))
         .where(Interaction.contact_id == Contact.id)
         .scalar_subquery(),
+        # Derived figures changing is not an edit of the contact: keep updated_at as it was.
+        "updated_at": Contact.updated_at,
     }
     if contact_ids is None:
         db.session.execute(update(Contact).values(**values).execution_options(synchronize_session=False))
