@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from flask import current_app, has_app_context
+
 from crm.services.errors import ValidationError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json",
@@ -47,6 +49,26 @@ class CheckedUpload:
     filename: str
     format: str
     size: int
+
+
+def default_limit() -> int:
+    """Return the largest file accepted: the app's MAX_CONTENT_LENGTH, else 50 MB."""
+    if has_app_context() and current_app.config.get("MAX_CONTENT_LENGTH"):
+        return int(current_app.config["MAX_CONTENT_LENGTH"])
+    return DEFAULT_MAX_BYTES
+
+
+def human_size(size: int) -> str:
+    """Return a byte count as people say it: 2,048 MB, 12 KB, 900 bytes."""
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:,.0f} MB"
+    if size >= 1024:
+        return f"{size / 1024:,.0f} KB"
+    return f"{size} bytes"
+
+
+def _too_large(name: str, size: int, limit: int) -> ValidationError:
+    return _refuse(f"{name} is {human_size(size)}; the largest file accepted is {human_size(limit)}.")
 
 
 def _refuse(reason: str) -> ValidationError:
@@ -104,10 +126,10 @@ def check_upload(stream: IO[bytes], filename: str | None, *, max_bytes: int | No
     if fmt is None:
         raise _refuse(f"{name} is not a CSV, TSV, JSON or NDJSON file. "
                       f"Accepted names end in {', '.join(sorted(FORMATS))}.")
-    limit = max_bytes or DEFAULT_MAX_BYTES
+    limit = max_bytes or default_limit()
     size = size if size is not None else _size_of(stream)
     if size is not None and size > limit:
-        raise _refuse(f"{name} is {size / 1024 / 1024:,.0f} MB; the largest file accepted is {limit / 1024 / 1024:g} MB.")
+        raise _too_large(name, size, limit)
     try:
         start = stream.tell()
     except (AttributeError, OSError, ValueError):
@@ -129,10 +151,10 @@ def check_path(path: str | os.PathLike[str], *, max_bytes: int | None = None) ->
     if not path.is_file():
         raise _refuse(f"{path} is not a file.")
     size = path.stat().st_size
-    limit = max_bytes or DEFAULT_MAX_BYTES
+    limit = max_bytes or default_limit()
     if size > limit:
         # Refused from the file system's size alone; not one byte is read.
-        raise _refuse(f"{path.name} is {size / 1024 / 1024:,.0f} MB; the largest file accepted is {limit / 1024 / 1024:g} MB.")
+        raise _too_large(path.name, size, limit)
     with path.open("rb") as stream:
         return check_upload(stream, path.name, max_bytes=limit, size=size)
 
