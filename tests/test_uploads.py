@@ -157,11 +157,11 @@ def test_an_over_large_request_gets_a_clear_413_page(app, client):
     assert response.status_code == 413
     page = soup(response)
     assert text_of(page.select_one("h1")) == "File too large"
-    assert "larger than the 2000 bytes" in text_of(page.select_one("main"))
+    assert "larger than the 2 KB" in text_of(page.select_one("main"))
 
 
 def test_an_over_large_api_request_gets_a_json_413(app, client):
     _add_upload_routes(app)
     response = client.post("/api/v1/upload-probe", data={"file": (io.BytesIO(b"x" * 5000), "orders.csv")})
     assert response.status_code == 413
-    assert response.json["error"]["code"] == "too_large" and "2000 bytes" in response.json["error"]["message"]
+    assert response.json["error"]["code"] == "too_large" and "2 KB" in response.json["error"]["message"]

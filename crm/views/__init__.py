@@ -96,9 +96,10 @@ def init_app(app: Flask) -> None:
 
 
 def _too_large_message(app: Flask) -> str:
-    limit = app.config.get("MAX_CONTENT_LENGTH") or 0
-    size = f"{limit / (1024 * 1024):g} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
-    return f"The upload is larger than the {size} this CRM accepts; nothing was saved."
+    from crm.services.uploads import human_size
+
+    limit = human_size(int(app.config.get("MAX_CONTENT_LENGTH") or 0))
+    return f"The upload is larger than the {limit} this CRM accepts; nothing was saved."
 
 
 def _init_login(app: Flask) -> None:
