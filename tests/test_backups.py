@@ -212,3 +212,17 @@ def test_restore_on_postgresql_points_to_pg_restore(runner, postgres_only, tmp_p
     file.write_bytes(b"PGDMP")
     result = runner.invoke(args=["restore", str(file), "--yes"])
     assert result.exit_code != 0 and "pg_restore" in result.output
+
+
+@pytest.mark.parametrize("make,reason", [
+    (lambda path: path.write_text("email,name\na@example.com,A\n"), "not a SQLite database"),
+    (_not_a_crm, "not a CRM one"),
+    (lambda path: path.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200), "cannot be read"),
+])
+def test_check_backup_explains_what_is_wrong_with_a_file(app, tmp_path, make, reason):
+    bad = tmp_path / "bad.sqlite3"
+    make(bad)
+    known, _head = backups.migration_revisions(app.extensions["migrate"].directory)
+    with pytest.raises(backups.BackupError) as caught:
+        backups.check_backup(bad, known)
+    assert reason in str(caught.value)
