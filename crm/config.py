@@ -23,6 +23,7 @@ DEFAULTS = {
     "SHOP_TIMEZONE": "UTC",
     "SHOP_CURRENCY": "EUR",
     "PAGE_SIZE": 50,
+    "RETENTION_MONTHS": 36,  # months without an order or interaction before a contact is up for review
 }
 
 

@@ -5,7 +5,6 @@ import pytest
 from sqlalchemy import event
 
 from crm.extensions import db
-from crm.models import AuditEntry
 from crm.services import audit
 from crm.views.access import access
 from tests.conftest import make_user, soup, text_of

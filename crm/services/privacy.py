@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, func, select
 
 from crm.extensions import db
 from crm.models import (

@@ -12,6 +12,7 @@ from wtforms.validators import NumberRange, Optional, ValidationError
 from crm.extensions import htmx
 from crm.services import audit, users
 from crm.views.access import access
+from crm.views.forms import page_number
 from crm.views.formatting import shop_zone
 
 bp = Blueprint("audit", __name__)
@@ -84,10 +85,7 @@ def show_value(value) -> str:
 def index():
     """List audit entries, newest first, filtered and paginated, with each change as a table."""
     form = _filter_form()
-    try:
-        page = max(1, min(int(request.args.get("page", 1)), 100_000))
-    except ValueError:
-        page = 1
+    page = page_number()
     result = audit.search(_wanted(form), page=page, per_page=current_app.config["PAGE_SIZE"])
     args = {name: request.args[name] for name in FILTER_FIELDS if request.args.get(name)}
     context = dict(form=form, result=result, changes=audit.changes, show_value=show_value, args=args)

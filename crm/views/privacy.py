@@ -13,6 +13,7 @@ from crm.extensions import db
 from crm.models import Contact, utcnow
 from crm.services import privacy
 from crm.views.access import access
+from crm.views.forms import page_number
 from crm.views.formatting import record_url
 
 bp = Blueprint("privacy", __name__)
@@ -48,10 +49,7 @@ def index():
         return redirect(url_for("privacy.index"))
     months = privacy.retention_months()
     per_page = current_app.config["PAGE_SIZE"]
-    try:
-        page = max(1, min(int(request.args.get("page", 1)), 100_000))
-    except ValueError:
-        page = 1
+    page = page_number()
     now = utcnow()
     contacts = privacy.due_for_review(months, now, limit=per_page + 1, offset=(page - 1) * per_page)
     return render_template(
