@@ -88,6 +88,20 @@ def test_workers_share_one_count_through_redis(_migrated):
             connection.delete(*keys)
 
 
+def test_an_unreachable_redis_falls_back_to_counting_in_memory(_migrated):
+    from crm.extensions import limiter
+
+    config = {"SQLALCHEMY_DATABASE_URI": _migrated, "TESTING": True, "SECRET_KEY": "x",
+              "API_RATE_LIMIT": "2 per minute", "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1"}
+    try:
+        app = create_app(config)
+        _add_probe(app)
+        client = app.test_client()
+        assert [client.get("/api/v1/probe").status_code for _ in range(3)] == [200, 200, 429]
+    finally:
+        limiter._storage_dead = False  # the limiter object outlives this app; the next app's storage is fine
+
+
 def _login(client, **kwargs):
     return client.post("/login", data={"email": "admin@example.com", "password": PASSWORD}, **kwargs)
 
