@@ -64,7 +64,7 @@ def seed_records(**contact_fields) -> dict[str, int]:
     contact = Contact(**{**fields, **contact_fields}, tags=[tag])
     db.session.add_all([owner, contact])
     db.session.flush()
-    contact.external_ids.append(ContactExternalId(source="shopify", external_id="7001"))
+    contact.external_ids.append(ContactExternalId(source="shopify", external_id="gid-7001"))
     order = Order(contact_id=contact.id, source="shopify", external_id="9001", number="#1001", placed_at=now - timedelta(days=10),
                   status="paid", total=Decimal("42.50"), subtotal=Decimal("42.50"),
                   lines=[OrderLine(sku="TEA-1", name="Sencha", quantity=2, unit_price=Decimal("21.25"))])

@@ -19,7 +19,7 @@ from crm.services.errors import NotFound, ValidationError
 from tests.conftest import make_user, soup, text_of
 from tests.routes import seed_records
 
-PERSONAL = ("Ada", "Lovelace", "ada@example.com", "Analytical Engines", "+4930123456", "7001")
+PERSONAL = ("Ada", "Lovelace", "ada@example.com", "Analytical Engines", "+4930123456", "gid-7001")
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_export_holds_everything_about_the_contact_as_json_and_csv(contact, ids)
             "stage_changes.csv", "score_history.csv", "audit_entries.csv", "external_ids.csv", "tags.csv"} <= names
     data = json.loads(archive.read("data.json"))
     assert data["contact"]["email"] == "ada@example.com" and data["contact"]["last_name"] == "Lovelace"
-    assert data["external_ids"][0]["external_id"] == "7001" and data["tags"] == ["vip"]
+    assert data["external_ids"][0]["external_id"] == "gid-7001" and data["tags"] == ["vip"]
     assert data["orders"][0]["total"] == "42.50" and data["orders"][0]["lines"][0]["sku"] == "TEA-1"
     assert data["interactions"][0]["body"] == "Wants a gift wrap"
     assert data["tasks"][0]["title"] == "Call Ada back"
@@ -192,6 +192,7 @@ def test_an_erased_email_can_be_blocked_from_coming_back(contact):
     stored = db.session.scalar(select(ErasedEmail))
     assert "ada" not in stored.email_hash and len(stored.email_hash) == 64
     assert privacy.blocked_count() == 1
+    assert privacy.blocked_among(["ADA@example.com", "grace@example.com", None, ""]) == {"ada@example.com"}
 
 
 def test_erasing_without_blocking_keeps_the_email_importable(contact):
