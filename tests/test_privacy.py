@@ -36,7 +36,9 @@ def _all_text() -> str:
     """Return every value of every table as one text, to search for leftovers of a person."""
     parts = []
     for table in db.metadata.sorted_tables:
-        for row in db.session.execute(select(table)):
+        # Hashes are hex: "ada" turns up in them by chance, and they hold no contact's data.
+        columns = [column for column in table.columns if not column.name.endswith("_hash")]
+        for row in db.session.execute(select(*columns)):
             parts.append(repr(tuple(row)))
     return "\n".join(parts).lower()
 
