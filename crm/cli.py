@@ -1,8 +1,11 @@
 """The `crm` command: Flask's own commands (run, db, shell) plus the shop's operator jobs."""
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from crm.extensions import db
@@ -88,12 +91,134 @@ def api_token_create(email, name):
     click.echo(plain)
 
 
+@click.command("backup")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@with_appcontext
+def backup_command(path):
+    """Copy the live database to a file while the app runs (SQLite); print pg_dump's command (PostgreSQL).
+
+    PATH defaults to instance/backups/crm-YYYYmmdd-HHMMSS.sqlite3; a directory gets that name inside it.
+    """
+    from crm.models import utcnow
+    from crm.services import backups
+
+    now = utcnow()
+    live = backups.sqlite_file(db.engine.url)
+    if live is None:
+        if db.engine.dialect.name != "postgresql":
+            raise click.ClickException(f"Backups of {db.engine.dialect.name} databases are not supported.")
+        target = str(path or f"crm-{now:%Y%m%d-%H%M%S}.dump")
+        click.echo("The database is PostgreSQL; back it up with pg_dump (it asks for the password, "
+                   "or reads PGPASSWORD or ~/.pgpass):")
+        click.echo(shlex.join(backups.pg_dump_command(db.engine.url, target)))
+        return
+    if path is None:
+        path = backups.default_backup_path(current_app.instance_path, now)
+    elif path.is_dir():
+        path = path / backups.backup_name(now)
+    try:
+        made = backups.backup_sqlite(live, path)
+    except backups.BackupError as error:
+        raise click.ClickException(str(error))
+    click.echo(str(made))
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--yes", is_flag=True, help="Replace the live database without asking.")
+@with_appcontext
+def restore_command(path, yes):
+    """Replace the live SQLite database with a backup, after checking it is a CRM database this version knows.
+
+    Stop the app first. The database it replaces is kept beside it as <name>.before-restore.
+    """
+    from crm.services import backups
+
+    live = backups.sqlite_file(db.engine.url)
+    if live is None:
+        raise click.ClickException(
+            "The database is not a SQLite file; restore a PostgreSQL dump with "
+            "`pg_restore --clean --no-owner --dbname DATABASE FILE`, then run `crm db upgrade`."
+        )
+    known, head = backups.migration_revisions(current_app.extensions["migrate"].directory)
+    try:
+        revision = backups.check_backup(path, known)
+    except backups.BackupError as error:
+        raise click.ClickException(str(error))
+    if not yes:
+        click.confirm(f"Replace the database {live} with {path} (schema version {revision})?", abort=True)
+    db.session.remove()
+    db.engine.dispose()
+    kept = backups.restore_sqlite(path, live)
+    click.echo(f"Restored {path} into {live}.")
+    if kept:
+        click.echo(f"The database it replaced is kept as {kept}.")
+    if revision != head:
+        click.echo("The backup has an older schema; run `crm db upgrade` before starting the app.")
+
+
+@click.group("privacy")
+def privacy_group():
+    """Export or erase everything held about one contact."""
+
+
+@privacy_group.command("export")
+@click.argument("contact_id", type=int)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=".", show_default=True,
+              help="Directory to write the zip into.")
+@with_appcontext
+def privacy_export(contact_id, out):
+    """Write a zip of everything held about a contact (JSON and CSV) and print its path."""
+    from crm.models import utcnow
+    from crm.services import privacy
+    from crm.services.errors import NotFound
+
+    now = utcnow()
+    try:
+        data = privacy.export_contact(contact_id, now=now)
+    except NotFound as error:
+        raise click.ClickException(str(error))
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / privacy.export_filename(contact_id, now)
+    target.write_bytes(data)
+    db.session.commit()
+    click.echo(str(target))
+
+
+@privacy_group.command("erase")
+@click.argument("contact_id", type=int)
+@click.option("--yes", is_flag=True, help="Confirm: erasing cannot be undone.")
+@click.option("--block-email", is_flag=True, help="Keep a hash of the email so imports and webhooks skip it.")
+@with_appcontext
+def privacy_erase(contact_id, yes, block_email):
+    """Anonymise a contact for good, keeping its orders without a name (needs --yes)."""
+    from crm.models import Contact
+    from crm.services import privacy
+
+    contact = db.session.get(Contact, contact_id)
+    if contact is None:
+        raise click.ClickException(f"There is no contact #{contact_id}.")
+    if not yes:
+        raise click.ClickException(f"Erasing contact #{contact_id} cannot be undone; run again with --yes to do it.")
+    result = privacy.erase_contact(contact, None, block_email=block_email)
+    db.session.commit()
+    if result.already_erased:
+        click.echo(f"Contact #{contact_id} was already erased; nothing changed.")
+        return
+    click.echo(f"Erased contact #{contact_id}: {result.interactions} interactions and {result.tasks} to-dos "
+               f"de-identified, {result.audit_entries} audit entries scrubbed"
+               + ("; the email is blocked." if result.email_blocked else "."))
+
+
 def register_commands(app: Flask) -> None:
     """Add the shop's commands to the app's CLI."""
     # One line per command; keep the list sorted so parallel additions merge cleanly.
     for command in (
         api_token_group,
+        backup_command,
         create_user_command,
         demo_command,
+        privacy_group,
+        restore_command,
     ):
         app.cli.add_command(command)

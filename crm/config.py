@@ -15,6 +15,8 @@ DEFAULTS = {
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
     "RATELIMIT_STORAGE_URI": "memory://",
+    # If Redis goes away, count per process in memory rather than fail every request.
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     "RATELIMIT_HEADERS_ENABLED": True,
     "LOGIN_RATE_LIMIT": "10 per minute",
     "API_RATE_LIMIT": "600 per minute",
@@ -23,6 +25,7 @@ DEFAULTS = {
     "SHOP_TIMEZONE": "UTC",
     "SHOP_CURRENCY": "EUR",
     "PAGE_SIZE": 50,
+    "RETENTION_MONTHS": 36,  # months without an order or interaction before a contact is up for review
 }
 
 

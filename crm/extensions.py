@@ -1,6 +1,9 @@
 """Extension objects, created once and bound to the app in create_app()."""
+import hashlib
+
+from flask import current_app, request
 from flask_htmx import HTMX
-from flask_limiter import Limiter
+from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -9,8 +12,34 @@ from flask_wtf.csrf import CSRFProtect
 from crm.models.base import db
 
 __all__ = ["csrf", "db", "htmx", "limiter", "login_manager", "migrate"]
+
+
+def api_client_key() -> str:
+    """Return who an API request counts against: its bearer token (hashed), else its address."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer ") and header[7:].strip():
+        return "token:" + hashlib.sha256(header[7:].strip().encode()).hexdigest()[:32]
+    return "ip:" + (get_remote_address() or "unknown")
+
+
+def _api_rate_limit() -> str:
+    return current_app.config["API_RATE_LIMIT"]
+
+
+def _not_api_request() -> bool:
+    return not request.path.startswith("/api/")
+
+
 migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = HTMX()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# API_RATE_LIMIT covers every path under /api/ as one budget per token (or address),
+# whichever blueprint serves it, checked before sign-in so token guessing counts too.
+# RATELIMIT_STORAGE_URI=redis://... lets several workers share the counts.
+limiter = Limiter(
+    key_func=get_remote_address,
+    default_limits=[],
+    application_limits=[ApplicationLimit(_api_rate_limit, key_function=api_client_key, scope="api",
+                                         exempt_when=_not_api_request)],
+)

@@ -1,6 +1,8 @@
 """Users: creating them, checking sign-ins and session versions."""
 from __future__ import annotations
 
+import secrets
+
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
@@ -87,10 +89,83 @@ def user_for_session(session_id: str) -> User | None:
     return user
 
 
-def change_password(user: User, new_password: str, *, actor_id: int | None = None) -> None:
+def change_password(user: User, new_password: str, *, actor_id: int | None = None,
+                    action: str = "change_password") -> None:
     """Set a new password and end the user's other sessions, or raise ValidationError."""
     if len(new_password or "") < MIN_PASSWORD_LENGTH:
         raise ValidationError(fields={"password": f"Use at least {MIN_PASSWORD_LENGTH} characters."})
     user.set_password(new_password)
     user.session_version += 1
-    audit.record("change_password", "user", user.id, user_id=actor_id or user.id)
+    audit.record(action, "user", user.id, user_id=actor_id or user.id)
+
+
+# No 0/O, 1/l/I: a generated password is often read out or typed from a screen.
+PASSWORD_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def generate_password() -> str:
+    """Return a new random password of four groups of five characters (about 115 bits)."""
+    return "-".join("".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(5)) for _ in range(4))
+
+
+def list_users() -> list[User]:
+    """Return every user, active ones first, then by name."""
+    return list(db.session.scalars(select(User).order_by(User.active.desc(), func.lower(User.name), User.id)))
+
+
+def active_admin_count() -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))
+    ) or 0
+
+
+def _is_last_active_admin(user: User) -> bool:
+    return user.role == "admin" and user.active and active_admin_count() <= 1
+
+
+def set_role(user: User, role: str, *, actor_id: int | None) -> bool:
+    """Give a user another role; return whether it changed, or raise ValidationError.
+
+    The last active admin keeps the admin role, so the shop cannot lock itself out.
+    """
+    if role not in ROLES:
+        raise ValidationError(fields={"role": f"Role must be one of {', '.join(ROLES)}."})
+    if role == user.role:
+        return False
+    if _is_last_active_admin(user):
+        raise ValidationError(fields={"role": f"{user.name} is the last active admin; make someone else admin first."})
+    before = user.role
+    user.role = role
+    audit.record("change_role", "user", user.id, user_id=actor_id, before={"role": before}, after={"role": role})
+    return True
+
+
+def set_active(user: User, active: bool, *, actor_id: int | None) -> bool:
+    """Enable or disable a user; return whether it changed, or raise ValidationError.
+
+    Disabling ends the user's sessions and API tokens at once (both check `active`),
+    and the session version moves on so that enabling again does not revive old cookies.
+    """
+    if bool(active) == user.active:
+        return False
+    if not active and _is_last_active_admin(user):
+        raise ValidationError(fields={"active": f"{user.name} is the last active admin and cannot be disabled."})
+    user.active = bool(active)
+    user.session_version += 1
+    audit.record("enable" if active else "disable", "user", user.id, user_id=actor_id,
+                 before={"active": not active}, after={"active": bool(active)})
+    return True
+
+
+def reset_password(user: User, new_password: str | None = None, *, actor_id: int | None) -> str:
+    """Set a password an admin chose (or a generated one) and return it, to be shown once."""
+    password = (new_password or "").strip() or generate_password()
+    change_password(user, password, actor_id=actor_id, action="reset_password")
+    return password
+
+
+def change_own_password(user: User, current_password: str, new_password: str) -> None:
+    """Change a user's own password after checking the current one, or raise ValidationError."""
+    if not user.check_password(current_password or ""):
+        raise ValidationError(fields={"current_password": "That is not your current password."})
+    change_password(user, new_password, actor_id=user.id)

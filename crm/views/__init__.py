@@ -63,11 +63,13 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
+        if error.code == 413:
+            error.description = _too_large_message(app)
         if access.is_api_request():
             return api_error_response(error)
         response = error.get_response()
         if error.code in (400, 403, 404, 405, 413, 429):
-            template = f"errors/{error.code}.html" if error.code in (403, 404, 429) else "errors/error.html"
+            template = f"errors/{error.code}.html" if error.code in (403, 404, 413, 429) else "errors/error.html"
             response.set_data(render_template(template, error=error))
             response.mimetype = "text/html"
         return response
@@ -79,15 +81,25 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import auth, main, settings
+    from crm.views import audit, auth, main, privacy, settings, users
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
+        audit.bp,
         auth.bp,
         main.bp,
+        privacy.bp,
         settings.bp,
+        users.bp,
     ):
         app.register_blueprint(blueprint)
+
+
+def _too_large_message(app: Flask) -> str:
+    from crm.services.uploads import human_size
+
+    limit = human_size(int(app.config.get("MAX_CONTENT_LENGTH") or 0))
+    return f"The upload is larger than the {limit} this CRM accepts; nothing was saved."
 
 
 def _init_login(app: Flask) -> None:

@@ -21,7 +21,10 @@ def api_error(status: int, message: str, fields: dict | None = None, code: str |
 def api_error_response(error):
     """Turn an HTTP exception (or an unexpected error) into the API's JSON error shape."""
     if isinstance(error, HTTPException):
-        response = api_error(error.code or 500, error.description or error.name)
+        message = error.description or error.name
+        if error.code == 429:
+            message = f"Too many requests: the limit is {message}. Wait the Retry-After seconds and try again."
+        response = api_error(error.code or 500, message)
         for name, value in error.get_response().headers.items():
             if name.lower() in ("retry-after", "www-authenticate", "allow") or name.lower().startswith("x-ratelimit"):
                 response.headers[name] = value

@@ -76,6 +76,27 @@ def time_ago(value: datetime | None, now: datetime | None = None) -> str:
     return "just now"
 
 
+# Where a record of an entity is shown, by the endpoint each area is expected to provide.
+RECORD_PAGES = {
+    "contact": ("contacts.detail", "contacts.show", "contacts.view"),
+    "order": ("orders.detail", "orders.show", "orders.view"),
+    "task": ("tasks.detail", "tasks.show"),
+    "import_run": ("imports.detail", "imports.report", "imports.show"),
+}
+
+
+def record_url(entity: str, record_id: int | None) -> str | None:
+    """Return the URL of the page showing one record, or None when no such page exists yet."""
+    if record_id is None:
+        return None
+    for endpoint in RECORD_PAGES.get(entity, ()):
+        rules = current_app.url_map.iter_rules(endpoint) if endpoint in current_app.view_functions else ()
+        for rule in rules:
+            if len(rule.arguments) == 1 and "GET" in (rule.methods or ()):
+                return url_for(endpoint, **{next(iter(rule.arguments)): record_id})
+    return None
+
+
 def navigation():
     """Return the (label, url, active) entries of the areas that exist and the user may open."""
     items = []
@@ -96,4 +117,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["local"] = local
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["navigation"] = navigation
+    app.jinja_env.globals["record_url"] = record_url
     app.jinja_env.globals["shop_name"] = lambda: current_app.config.get("SHOP_NAME", "CRM")

@@ -1,6 +1,7 @@
 """Helpers shared by the web forms."""
 from __future__ import annotations
 
+from flask import request
 from flask_wtf import FlaskForm
 
 from crm.services.errors import ValidationError
@@ -16,3 +17,11 @@ def apply_errors(form: FlaskForm, error: ValidationError) -> None:
             form.form_errors.append(reason)
     if not error.fields:
         form.form_errors.append(error.message)
+
+
+def page_number(limit: int = 100_000) -> int:
+    """Return the ?page= of a paginated list: 1 for anything that is not a sensible page number."""
+    try:
+        return max(1, min(int(request.args.get("page", 1)), limit))
+    except ValueError:
+        return 1
