@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, ContactExternalId, ErasedEmail, Order, OrderLine
-from crm.services import orders
+from crm.services import orders, privacy
 from crm.services.importing.readers import read_shopify_orders
 from crm.services.importing.records import CustomerRecord, LineRecord, OrderRecord, Rejected
 
@@ -113,7 +113,7 @@ def test_blank_fields_of_a_known_contact_are_filled_not_overwritten(app):
 
 
 def test_an_erased_and_blocked_email_is_not_imported_again(app):
-    db.session.add(ErasedEmail(email_hash=orders.email_hash("anna@example.com")))
+    db.session.add(ErasedEmail(email_hash=privacy.email_hash("anna@example.com")))
     db.session.commit()
     outcome = orders.record_order(order())
     assert outcome.result == "rejected" and "blocked" in outcome.reason

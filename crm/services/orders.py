@@ -8,7 +8,6 @@ lets the journey, score and to-do rules react. `record_order` is the same for on
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +16,8 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from crm.extensions import db
-from crm.models import Contact, ContactExternalId, ErasedEmail, Order, OrderLine, utcnow
-from crm.services import aggregates, audit, engine_hooks
+from crm.models import Contact, ContactExternalId, Order, OrderLine, utcnow
+from crm.services import aggregates, audit, engine_hooks, privacy
 from crm.services import contacts as contact_service
 from crm.services.errors import ValidationError
 from crm.services.importing.records import CustomerRecord, OrderRecord
@@ -57,22 +56,6 @@ class BatchSummary:
     @property
     def contacts_created(self) -> int:
         return sum(1 for o in self.outcomes if o.contact_created)
-
-
-def email_hash(email: str) -> str:
-    """Return the hash under which an erased email is kept on the block list."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
-
-
-def blocked_emails(emails: Iterable[str]) -> set[str]:
-    """Return those of the (normalised) emails that were erased and blocked from re-import."""
-    by_hash = {email_hash(e): e for e in emails if e}
-    found: set[str] = set()
-    hashes = list(by_hash)
-    for start in range(0, len(hashes), CHUNK):
-        chunk = hashes[start:start + CHUNK]
-        found |= {by_hash[h] for h in db.session.scalars(select(ErasedEmail.email_hash).where(ErasedEmail.email_hash.in_(chunk)))}
-    return found
 
 
 def _chunks(items: Sequence, size: int = CHUNK):
@@ -232,7 +215,7 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
     summary = BatchSummary(outcomes=[OrderOutcome(r.line, "rejected") for r in records])
     if not records:
         return summary
-    blocked = blocked_emails({r.customer.email for r in records if r.customer.email})
+    blocked = privacy.blocked_among(r.customer.email for r in records if r.customer.email)
     accepted = []
     for index, record in enumerate(records):
         if record.customer.email in blocked:
