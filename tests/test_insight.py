@@ -212,7 +212,8 @@ def customer(name, spent, **fields):
 
 
 def test_about_to_lose_lists_valuable_customers_unlikely_to_be_alive(app):
-    first = customer("Ann", "500.00", p_alive=0.2, predicted_value_12m=Decimal("50.00"))
+    # 1,500 sorts before 200 as text: the median must compare amounts as numbers.
+    first = customer("Ann", "1500.00", p_alive=0.2, predicted_value_12m=Decimal("50.00"))
     customer("Ben", "400.00", p_alive=0.9, predicted_value_12m=Decimal("60.00"))  # still buying
     customer("Cem", "300.00", p_alive=0.1, predicted_value_12m=Decimal("10.00"))  # at the median, not above
     second = customer("Dora", "200.00", p_alive=0.3, predicted_value_12m=Decimal("900.00"))  # predicted high

@@ -21,7 +21,7 @@ def dashboard():
     now = utcnow()
     zone = current_app.config.get("SHOP_TIMEZONE") or "UTC"
     return render_template(
-        "main/dashboard.html", now=now, summary=overview.summary(now),
+        "main/dashboard.html", summary=overview.summary(now),
         insight=insight.dashboard(current_user.id, now, zone),
     )
 
