@@ -324,3 +324,33 @@ def test_an_overdue_expected_order_says_so(app):
     db.session.commit()
     lines = [text_of(li) for li in render_figures(app, person, now).select(".figures li")]
     assert lines[-1] == "Next order: was expected 2 weeks ago (1 Jun 2026); the order is overdue."
+
+
+# ---------------------------------------------------------------------------- chart words
+
+
+@pytest.mark.parametrize("amount, label", [
+    (Decimal("0"), "€0"), (Decimal("840.40"), "€840"), (Decimal("1000"), "€1k"), (Decimal("1250"), "€1.2k"),
+    (Decimal("12345.67"), "€12k"), (Decimal("2500000"), "€2.5M"), (None, "—"),
+])
+def test_chart_amounts_are_short(app, amount, label):
+    from crm.views.main import money_short
+
+    assert money_short(amount) == label
+
+
+@pytest.mark.parametrize("share, label", [(None, "—"), (0, "0%"), (0.004, "<1%"), (0.5, "50%"), (0.996, ">99%"), (1, "100%")])
+def test_shares_never_round_a_few_to_nothing(share, label):
+    from crm.views.main import percent
+
+    assert percent(share) == label
+
+
+@pytest.mark.parametrize("seconds, words", [
+    (None, "—"), (600, "under an hour"), (5 * 3600, "5 hours"), (86400, "1 day"), (12 * 86400, "12 days"),
+    (35 * 86400, "5 weeks"), (173.5 * 86400, "6 months"), (800 * 86400, "2.2 years"),
+])
+def test_durations_read_in_the_unit_that_fits(seconds, words):
+    from crm.views.main import duration
+
+    assert duration(seconds) == words
