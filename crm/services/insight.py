@@ -1,0 +1,669 @@
+"""Customer insight: the journey funnel, cohorts, revenue, scores, segments, who is slipping away.
+
+Every figure is computed set-based (GROUP BY and window functions), so the dashboard costs the
+same handful of queries for ten contacts or a hundred thousand. Each function takes `now`, so a
+test (or a report for a past day) sees the shop as it was then. Months are calendar months in
+the shop's time zone: exact on PostgreSQL; on SQLite, which has no time zones, shifted by the
+zone's UTC offset at `now` (an order within an hour of midnight at the turn of a month may fall
+in the neighbouring month around a daylight-saving change).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Integer, and_, case, cast, distinct, exists, extract, func, or_, select, union_all
+from sqlalchemy.orm import aliased
+
+from crm.extensions import db
+from crm.models import PAID_STATUSES, STAGES, Contact, Order, StageChange, Task, utcnow
+
+CENT = Decimal("0.01")
+COHORT_MONTHS = 12  # months since the first order shown for each cohort: 0 … 11
+COHORTS = 12
+REVENUE_MONTHS = 12
+SPARKLINE_MONTHS = 24
+SCORE_BIN = 10
+AT_RISK_P_ALIVE = 0.5
+AT_RISK_LIMIT = 10
+TASK_LIMIT = 10
+
+STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _money(value) -> Decimal:
+    """Return a database sum or average as Decimal with two places (SQLite sums text as floats)."""
+    return Decimal(str(value if value is not None else 0)).quantize(CENT)
+
+
+def _zone(zone: ZoneInfo | str | None) -> ZoneInfo:
+    if isinstance(zone, ZoneInfo):
+        return zone
+    return ZoneInfo(zone or "UTC")
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _month_number(moment: datetime, zone: ZoneInfo) -> int:
+    """Return the month of an instant in the shop's zone as year * 12 + month - 1."""
+    local = moment.astimezone(zone)
+    return local.year * 12 + local.month - 1
+
+
+def _month_start(number: int) -> date:
+    return date(number // 12, number % 12 + 1, 1)
+
+
+def _month_begins_at(number: int, zone: ZoneInfo) -> datetime:
+    """Return the instant the month `number` begins in the shop's zone."""
+    return datetime.combine(_month_start(number), time(0), tzinfo=zone)
+
+
+def _month_index(column, zone: ZoneInfo, now: datetime):
+    """Return SQL for the month of a timestamp column in the shop's zone (year * 12 + month - 1)."""
+    if _dialect() == "postgresql":
+        local = func.timezone(zone.key, column)
+    else:
+        # SQLite keeps UTC text and knows no zones: shift by the zone's offset at `now`.
+        minutes = int(now.astimezone(zone).utcoffset().total_seconds() // 60)
+        local = func.datetime(column, f"{minutes:+d} minutes") if minutes else column
+    return cast(extract("year", local), Integer) * 12 + cast(extract("month", local), Integer) - 1
+
+
+def _seconds_between(earlier, later):
+    """Return SQL for the seconds from one timestamp column to another."""
+    if _dialect() == "postgresql":
+        return extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _stage_rank(column):
+    return case(STAGE_RANK, value=column)
+
+
+def _median_rows(values, *group, where=()):
+    """Return a select of (group…, median, size) of `values` among the rows `where` selects.
+
+    ROW_NUMBER and COUNT windows work the same on SQLite 3.25+ and PostgreSQL, which
+    have no common MEDIAN; an even count averages the two middle rows.
+    """
+    partition = list(group) or None
+    ranked = select(
+        *group, values.label("value"),
+        func.row_number().over(partition_by=partition, order_by=values).label("position"),
+        func.count().over(partition_by=partition).label("size"),
+    ).where(*where).subquery()
+    middle = or_(ranked.c.position == (ranked.c.size + 1) // 2, ranked.c.position == (ranked.c.size + 2) // 2)
+    group_columns = [ranked.c[column.key] for column in group]
+    return (
+        select(*group_columns, func.avg(ranked.c.value).label("median"), func.max(ranked.c.size).label("size"))
+        .where(middle).group_by(*group_columns)
+    )
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+# ---------------------------------------------------------------------------- the journey
+
+
+@dataclass
+class FunnelStage:
+    stage: str
+    contacts: int  # in this stage now
+    share: float | None  # of all contacts
+    entered: int  # ever entered this stage (by the history, or standing in it now)
+    moved_on: int  # of those, later reached a stage further on
+    median_seconds: float | None  # median completed stay in this stage
+    stays: int  # completed stays the median is taken over
+
+    @property
+    def conversion(self) -> float | None:
+        """Share of those who entered this stage who later reached a stage further on."""
+        return _share(self.moved_on, self.entered)
+
+
+@dataclass
+class Funnel:
+    stages: list[FunnelStage]
+    total: int
+    has_history: bool
+
+    @property
+    def widest(self) -> int:
+        return max((s.contacts for s in self.stages), default=0)
+
+
+def journey_funnel(now: datetime | None = None) -> Funnel:
+    """Return contacts per stage, conversion to later stages and the median time in each stage.
+
+    Conversion: of the contacts who ever entered stage S, the share whose history later
+    shows a stage beyond S (the next one, or further when a rule skipped one: a first
+    purchase without an enquiry goes straight from awareness to conversion). A contact's
+    stages are those its changes went to or came from, and the one it stands in now.
+    Time in stage: from a change into S to the contact's next change, completed stays only.
+    Four queries whatever the data size.
+    """
+    now = now or utcnow()
+    counts = dict(db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
+    total = sum(counts.values())
+
+    entries = union_all(
+        select(StageChange.contact_id, StageChange.to_stage.label("stage"), StageChange.changed_at.label("at")),
+        select(StageChange.contact_id, StageChange.from_stage, StageChange.changed_at)
+        .where(StageChange.from_stage.is_not(None)),
+        select(Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at)),
+    ).subquery()
+    first_entry = (
+        select(entries.c.contact_id, entries.c.stage, func.min(entries.c.at).label("at"))
+        .group_by(entries.c.contact_id, entries.c.stage).subquery()
+    )
+    later = aliased(StageChange)
+    moved_on = exists().where(
+        later.contact_id == first_entry.c.contact_id,
+        _stage_rank(later.to_stage) > _stage_rank(first_entry.c.stage),
+        later.changed_at >= first_entry.c.at,
+    )
+    conversions = {
+        stage: (entered, int(moved or 0))
+        for stage, entered, moved in db.session.execute(
+            select(first_entry.c.stage, func.count(), func.sum(case((moved_on, 1), else_=0)))
+            .group_by(first_entry.c.stage)
+        )
+    }
+
+    stays = select(
+        StageChange.to_stage.label("stage"),
+        StageChange.changed_at.label("began"),
+        func.lead(StageChange.changed_at).over(
+            partition_by=StageChange.contact_id, order_by=(StageChange.changed_at, StageChange.id)
+        ).label("ended"),
+    ).subquery()
+    durations = (
+        select(stays.c.stage, _seconds_between(stays.c.began, stays.c.ended).label("seconds"))
+        .where(stays.c.ended.is_not(None)).subquery()
+    )
+    medians = {
+        stage: (float(median), size)
+        for stage, median, size in db.session.execute(_median_rows(durations.c.seconds, durations.c.stage))
+    }
+    has_history = bool(db.session.scalar(select(exists().where(StageChange.id.is_not(None)))))
+    stages = []
+    for stage in STAGES:
+        entered, moved = conversions.get(stage, (0, 0))
+        median, size = medians.get(stage, (None, 0))
+        stages.append(FunnelStage(
+            stage=stage, contacts=counts.get(stage, 0), share=_share(counts.get(stage, 0), total),
+            entered=entered, moved_on=moved, median_seconds=median, stays=size,
+        ))
+    return Funnel(stages=stages, total=total, has_history=has_history)
+
+
+# ---------------------------------------------------------------------------- cohorts and revenue
+
+
+def _paid_orders_since(start_month: int, zone: ZoneInfo, now: datetime):
+    """Return a subquery of paid orders from `start_month` on: contact, month, first-order month, amount.
+
+    The first-order month comes from the contact's stored first_order_at (kept current by
+    the aggregates), so only the window's orders are read; a stale null counts the order's own month.
+    """
+    month = _month_index(Order.placed_at, zone, now)
+    # A day's margin covers SQLite's fixed-offset month boundaries; the month filter is exact.
+    since = _month_begins_at(start_month, zone) - timedelta(days=1)
+    return (
+        select(
+            Order.contact_id,
+            month.label("month"),
+            func.coalesce(_month_index(Contact.first_order_at, zone, now), month).label("cohort"),
+            (Order.total - Order.refunded).label("amount"),
+        )
+        .join(Contact, Contact.id == Order.contact_id)
+        .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since)
+        .subquery()
+    )
+
+
+@dataclass
+class CohortCell:
+    months_since: int
+    customers: int  # who ordered (again) in that month
+    share: float
+
+
+@dataclass
+class CohortRow:
+    month: date
+    customers: int  # new customers: first paid order in this month
+    # One per month since the first order; None where that month has not come yet.
+    cells: list[CohortCell | None]
+
+
+@dataclass
+class Cohorts:
+    rows: list[CohortRow]
+    months: int = COHORT_MONTHS
+
+    @property
+    def customers(self) -> int:
+        return sum(row.customers for row in self.rows)
+
+    @property
+    def highest_share(self) -> float:
+        return max((c.share for row in self.rows for c in row.cells if c is not None), default=0.0)
+
+
+def cohort_retention(now: datetime | None = None, zone: ZoneInfo | str | None = None) -> Cohorts:
+    """Return the last 12 monthly cohorts of new customers and who ordered again in each month after.
+
+    Month 0 is the month of the first paid order; its share is the customers who placed a
+    second order within that same month. Month k > 0 is the share who ordered at all in the
+    k-th calendar month after. One query.
+    """
+    now, zone = now or utcnow(), _zone(zone)
+    current = _month_number(now, zone)
+    first = current - COHORTS + 1
+    orders = _paid_orders_since(first, zone, now)
+    per_customer = (
+        select(orders.c.contact_id, orders.c.cohort, (orders.c.month - orders.c.cohort).label("age"),
+               func.count().label("orders"))
+        .where(orders.c.cohort >= first, orders.c.month <= current)
+        .group_by(orders.c.contact_id, orders.c.cohort, orders.c.month).subquery()
+    )
+    found = {
+        (cohort, age): (customers, int(repeat or 0))
+        for cohort, age, customers, repeat in db.session.execute(
+            select(per_customer.c.cohort, per_customer.c.age, func.count(),
+                   func.sum(case((per_customer.c.orders > 1, 1), else_=0)))
+            .group_by(per_customer.c.cohort, per_customer.c.age)
+        )
+    }
+    rows = []
+    for cohort in range(first, current + 1):
+        size, repeat_in_first_month = found.get((cohort, 0), (0, 0))
+        cells: list[CohortCell | None] = []
+        for age in range(COHORT_MONTHS):
+            if cohort + age > current or not size:
+                cells.append(None)
+                continue
+            customers = repeat_in_first_month if age == 0 else found.get((cohort, age), (0, 0))[0]
+            cells.append(CohortCell(months_since=age, customers=customers, share=customers / size))
+        rows.append(CohortRow(month=_month_start(cohort), customers=size, cells=cells))
+    return Cohorts(rows=rows)
+
+
+@dataclass
+class MonthRevenue:
+    month: date
+    new: Decimal  # from customers whose first paid order fell in this month
+    returning: Decimal
+    new_customers: int
+    returning_customers: int
+
+    @property
+    def total(self) -> Decimal:
+        return self.new + self.returning
+
+
+@dataclass
+class Revenue:
+    months: list[MonthRevenue]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((m.total for m in self.months), Decimal("0.00"))
+
+    @property
+    def highest(self) -> Decimal:
+        return max((m.total for m in self.months), default=Decimal("0.00"))
+
+
+def revenue_by_month(now: datetime | None = None, zone: ZoneInfo | str | None = None,
+                     months: int = REVENUE_MONTHS) -> Revenue:
+    """Return paid revenue (total less refunds) per month, split into new and returning customers.
+
+    A customer is new in the month of their first paid order, returning after. One query.
+    """
+    now, zone = now or utcnow(), _zone(zone)
+    current = _month_number(now, zone)
+    first = current - months + 1
+    orders = _paid_orders_since(first, zone, now)
+    is_new = orders.c.month <= orders.c.cohort
+    found = {
+        month: (_money(new), _money(returning), new_customers, returning_customers)
+        for month, new, returning, new_customers, returning_customers in db.session.execute(
+            select(
+                orders.c.month,
+                func.sum(case((is_new, orders.c.amount), else_=0)),
+                func.sum(case((is_new, 0), else_=orders.c.amount)),
+                func.count(distinct(case((is_new, orders.c.contact_id)))),
+                func.count(distinct(case((is_new, None), else_=orders.c.contact_id))),
+            )
+            .where(orders.c.month >= first, orders.c.month <= current)
+            .group_by(orders.c.month)
+        )
+    }
+    nothing = (Decimal("0.00"), Decimal("0.00"), 0, 0)
+    return Revenue(months=[
+        MonthRevenue(_month_start(month), *found.get(month, nothing)) for month in range(first, current + 1)
+    ])
+
+
+# ---------------------------------------------------------------------------- scores and segments
+
+
+@dataclass
+class ScoreBin:
+    low: int
+    high: int
+    contacts: int
+
+
+@dataclass
+class ScoreHistogram:
+    bins: list[ScoreBin]
+
+    @property
+    def total(self) -> int:
+        return sum(b.contacts for b in self.bins)
+
+    @property
+    def highest(self) -> int:
+        return max((b.contacts for b in self.bins), default=0)
+
+
+def lead_score_histogram() -> ScoreHistogram:
+    """Return how many contacts have a lead score in each 10-point bin (90–100 is the last). One query."""
+    clamped = case((Contact.lead_score < 0, 0), (Contact.lead_score > 100, 100), else_=Contact.lead_score)
+    bin_number = case((clamped >= 90, 9), else_=clamped // SCORE_BIN)
+    found = dict(db.session.execute(select(bin_number, func.count()).group_by(bin_number)).all())
+    return ScoreHistogram(bins=[
+        ScoreBin(low=n * SCORE_BIN, high=100 if n == 9 else n * SCORE_BIN + SCORE_BIN - 1, contacts=found.get(n, 0))
+        for n in range(10)
+    ])
+
+
+@dataclass
+class Segment:
+    name: str
+    customers: int
+    value: Decimal  # what they have spent in total
+    share_of_value: float | None
+
+
+@dataclass
+class Segments:
+    segments: list[Segment]
+
+    @property
+    def customers(self) -> int:
+        return sum(s.customers for s in self.segments)
+
+    @property
+    def largest(self) -> int:
+        return max((s.customers for s in self.segments), default=0)
+
+
+def rfm_segments() -> Segments:
+    """Return each RFM segment's customers and their total spent, largest value first. One query.
+
+    Empty until `crm predict` has written segments.
+    """
+    rows = db.session.execute(
+        select(Contact.rfm_segment, func.count(), func.coalesce(func.sum(Contact.total_spent), 0))
+        .where(Contact.rfm_segment.is_not(None), Contact.erased_at.is_(None))
+        .group_by(Contact.rfm_segment)
+    ).all()
+    value_total = sum((_money(value) for _name, _count, value in rows), Decimal("0.00"))
+    segments = [
+        Segment(name=name, customers=count, value=_money(value),
+                share_of_value=float(_money(value) / value_total) if value_total else None)
+        for name, count, value in rows
+    ]
+    segments.sort(key=lambda s: (-s.value, -s.customers, s.name))
+    return Segments(segments=segments)
+
+
+# ---------------------------------------------------------------------------- who is slipping away
+
+
+@dataclass
+class SlippingCustomer:
+    contact_id: int
+    name: str
+    total_spent: Decimal
+    order_count: int
+    last_order_at: datetime | None
+    p_alive: float | None
+    predicted_value_12m: Decimal | None
+    health: str | None
+
+
+@dataclass
+class AboutToLose:
+    customers: list[SlippingCustomer]
+    # "p_alive" when the predictions ranked them; "health" when there are none yet.
+    basis: str
+    median_spent: Decimal | None
+
+    @property
+    def highest_spent(self) -> Decimal:
+        return max((c.total_spent for c in self.customers), default=Decimal("0.00"))
+
+
+def about_to_lose(now: datetime | None = None, limit: int = AT_RISK_LIMIT) -> AboutToLose:
+    """Return the valuable customers least likely to still be buying, most spent first.
+
+    Valuable: spent more than the median customer, or a predicted 12-month value above the
+    median prediction. Slipping: a probability of being alive under 0.5; before `crm predict`
+    has run (no p_alive anywhere) the health flag stands in (at risk or lapsed). Two queries.
+    """
+    now = now or utcnow()
+    customers = and_(Contact.order_count > 0, Contact.erased_at.is_(None))
+    spent_median = _median_rows(Contact.total_spent, where=[customers]).subquery()
+    predicted = Contact.predicted_value_12m
+    predicted_median = _median_rows(predicted, where=[customers, predicted.is_not(None)]).subquery()
+    median_spent, median_predicted, with_p_alive = db.session.execute(select(
+        select(spent_median.c.median).scalar_subquery(),
+        select(predicted_median.c.median).scalar_subquery(),
+        select(func.count(Contact.p_alive)).where(customers).scalar_subquery(),
+    )).one()
+    if median_spent is None:
+        return AboutToLose(customers=[], basis="p_alive" if with_p_alive else "health", median_spent=None)
+    valuable = Contact.total_spent > _money(median_spent)
+    if median_predicted is not None:
+        valuable = or_(valuable, predicted > _money(median_predicted))
+    if with_p_alive:
+        basis, slipping = "p_alive", Contact.p_alive < AT_RISK_P_ALIVE
+    else:
+        basis, slipping = "health", Contact.health.in_(("at_risk", "lapsed"))
+    found = db.session.scalars(
+        select(Contact).where(customers, valuable, slipping)
+        .order_by(Contact.total_spent.desc(), Contact.p_alive.asc().nulls_last(), Contact.id).limit(limit)
+    )
+    return AboutToLose(
+        customers=[
+            SlippingCustomer(
+                contact_id=c.id, name=c.name, total_spent=c.total_spent, order_count=c.order_count,
+                last_order_at=c.last_order_at, p_alive=c.p_alive, predicted_value_12m=c.predicted_value_12m,
+                health=c.health,
+            )
+            for c in found
+        ],
+        basis=basis,
+        median_spent=_money(median_spent),
+    )
+
+
+# ---------------------------------------------------------------------------- to-dos
+
+
+@dataclass
+class DueTask:
+    task_id: int
+    title: str
+    kind: str
+    due_at: datetime
+    overdue: bool  # due before today began
+    contact_id: int
+    contact_name: str
+
+
+@dataclass
+class DueTasks:
+    tasks: list[DueTask]
+    total: int  # all that are due, the list shows the first few
+
+
+def tasks_due_today(user_id: int | None, now: datetime | None = None, zone: ZoneInfo | str | None = None,
+                    limit: int = TASK_LIMIT) -> DueTasks:
+    """Return the user's open to-dos due today or earlier (shop time), not snoozed, oldest due first.
+
+    One query: the window count gives the total beside the first `limit` rows.
+    """
+    now, zone = now or utcnow(), _zone(zone)
+    today = now.astimezone(zone).date()
+    today_begins = datetime.combine(today, time(0), tzinfo=zone)
+    tomorrow_begins = datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone)
+    if user_id is None:
+        return DueTasks(tasks=[], total=0)
+    rows = db.session.execute(
+        select(Task, Contact, func.count().over())
+        .join(Contact, Contact.id == Task.contact_id)
+        .where(
+            Task.assignee_id == user_id, Task.status == "open", Task.due_at < tomorrow_begins,
+            or_(Task.snoozed_until.is_(None), Task.snoozed_until <= now),
+        )
+        .order_by(Task.due_at, Task.id).limit(limit)
+    ).all()
+    return DueTasks(
+        tasks=[
+            DueTask(task_id=task.id, title=task.title, kind=task.kind, due_at=task.due_at,
+                    overdue=task.due_at < today_begins, contact_id=contact.id, contact_name=contact.name)
+            for task, contact, _total in rows
+        ],
+        total=rows[0][2] if rows else 0,
+    )
+
+
+# ---------------------------------------------------------------------------- the dashboard
+
+
+@dataclass
+class Dashboard:
+    funnel: Funnel
+    cohorts: Cohorts
+    revenue: Revenue
+    scores: ScoreHistogram
+    segments: Segments
+    at_risk: AboutToLose
+    tasks: DueTasks
+
+
+def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo | str | None = None) -> Dashboard:
+    """Return every chart of the dashboard for a user, in a fixed number of queries."""
+    now, zone = now or utcnow(), _zone(zone)
+    return Dashboard(
+        funnel=journey_funnel(now),
+        cohorts=cohort_retention(now, zone),
+        revenue=revenue_by_month(now, zone),
+        scores=lead_score_histogram(),
+        segments=rfm_segments(),
+        at_risk=about_to_lose(now),
+        tasks=tasks_due_today(user_id, now, zone),
+    )
+
+
+# ---------------------------------------------------------------------------- one customer
+
+
+@dataclass
+class MonthTotal:
+    month: date
+    amount: Decimal
+    orders: int
+
+
+@dataclass
+class CustomerFigures:
+    """A customer's figures; None where there is not enough data for an honest number."""
+
+    historic_value: Decimal
+    order_count: int
+    predicted_value_12m: Decimal | None
+    expected_orders_90d: float | None
+    average_order_value: Decimal | None
+    average_days_between_orders: float | None
+    p_alive: float | None
+    next_order_expected_at: datetime | None
+    days_to_next_order: int | None  # negative when the expected day has passed
+    months: list[MonthTotal] = field(default_factory=list)  # the sparkline, oldest first
+
+    @property
+    def churn_probability(self) -> float | None:
+        return None if self.p_alive is None else 1.0 - self.p_alive
+
+    @property
+    def highest_month(self) -> Decimal:
+        return max((m.amount for m in self.months), default=Decimal("0.00"))
+
+    @property
+    def has_orders_in_window(self) -> bool:
+        return any(m.orders for m in self.months)
+
+
+def customer_figures(contact: Contact, now: datetime | None = None,
+                     zone: ZoneInfo | str | None = None) -> CustomerFigures:
+    """Return a customer's historic and predicted figures and their monthly order totals (24 months).
+
+    Averages come from the stored aggregates; predictions from `crm predict`, None until it
+    has run. One query, for the sparkline.
+    """
+    now, zone = now or utcnow(), _zone(zone)
+    current = _month_number(now, zone)
+    first = current - SPARKLINE_MONTHS + 1
+    month = _month_index(Order.placed_at, zone, now)
+    since = _month_begins_at(first, zone) - timedelta(days=1)
+    per_month = (
+        select(month.label("month"),
+               (Order.total - Order.refunded).label("amount"))
+        .where(Order.contact_id == contact.id, Order.status.in_(PAID_STATUSES), Order.placed_at >= since)
+        .subquery()
+    )
+    nothing = (Decimal("0.00"), 0)
+    found = {
+        number: (_money(amount), orders)
+        for number, amount, orders in db.session.execute(
+            select(per_month.c.month, func.sum(per_month.c.amount), func.count())
+            .where(per_month.c.month >= first, per_month.c.month <= current)
+            .group_by(per_month.c.month)
+        )
+    }
+    count = contact.order_count or 0
+    spent = contact.total_spent if contact.total_spent is not None else Decimal("0.00")
+    between = None
+    if count >= 2 and contact.first_order_at and contact.last_order_at:
+        between = (contact.last_order_at - contact.first_order_at).total_seconds() / 86400 / (count - 1)
+    next_at = contact.next_order_expected_at
+    return CustomerFigures(
+        historic_value=spent,
+        order_count=count,
+        predicted_value_12m=contact.predicted_value_12m,
+        expected_orders_90d=contact.expected_orders_90d,
+        average_order_value=(spent / count).quantize(CENT) if count else None,
+        average_days_between_orders=between,
+        p_alive=contact.p_alive,
+        next_order_expected_at=next_at,
+        days_to_next_order=(next_at.astimezone(zone).date() - now.astimezone(zone).date()).days if next_at else None,
+        months=[
+            MonthTotal(_month_start(n), *found.get(n, nothing)) for n in range(first, current + 1)
+        ],
+    )
