@@ -1,11 +1,17 @@
 """A lightweight, self-hosted CRM for small online shops."""
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Return a configured app: defaults, instance/config.py, environment, then `config`."""
+    # Imported here so that pure modules (crm.services.importing) load without Flask.
+    from flask import Flask
+
     app = Flask(__name__, instance_relative_config=True)
     from crm import config as config_module
 
