@@ -79,13 +79,17 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import auth, main, settings
+    from crm.views import auth, journey, leads, main, rules, settings, tasks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
         auth.bp,
+        journey.bp,
+        leads.bp,
         main.bp,
+        rules.bp,
         settings.bp,
+        tasks.bp,
     ):
         app.register_blueprint(blueprint)
 
