@@ -487,10 +487,11 @@ def _expire(model, ids: set[int], attributes: Sequence[str] | None = None) -> No
 def _write(writes: _Writes, summary: RefreshSummary) -> None:
     if writes.contacts:
         db.session.execute(update(Contact), writes.contacts)
+    # render_nulls: rows with and without a NULL go in one executemany, not one per shape.
     if writes.stage_changes:
-        db.session.execute(insert(StageChange), writes.stage_changes)
+        db.session.execute(insert(StageChange).execution_options(render_nulls=True), writes.stage_changes)
     if writes.scores:
-        db.session.execute(insert(ScoreHistory), writes.scores)
+        db.session.execute(insert(ScoreHistory).execution_options(render_nulls=True), writes.scores)
     if writes.new_tasks:
         _insert_tasks(writes.new_tasks)
         summary.tasks_created += len(writes.new_tasks)

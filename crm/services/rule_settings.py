@@ -172,7 +172,7 @@ def _differences(defaults: Mapping[str, Any], values: Mapping[str, Any]) -> dict
             if inner:
                 diff[key] = inner
         elif isinstance(default, (list, tuple)):
-            if list(value) != list(default):
+            if sorted(value) != sorted(default):  # kinds are a set: order means nothing
                 diff[key] = list(value)
         elif value != default:
             diff[key] = value
@@ -213,8 +213,9 @@ def save(kind: str, values: Mapping[str, Any], actor_id: int | None) -> dict[str
         row.value = stored
     db.session.flush()
     if before != merged:
+        # Keys carry the setting's name ("rules.scoring.weights.cart"): the entry keeps only what changed.
         audit.record("update", "setting", None, user_id=actor_id,
-                     before={"key": key, **_flat(before)}, after={"key": key, **_flat(merged)})
+                     before=_flat(before, f"{key}."), after=_flat(merged, f"{key}."))
     return merged
 
 

@@ -16,3 +16,12 @@ def apply_errors(form: FlaskForm, error: ValidationError) -> None:
             form.form_errors.append(reason)
     if not error.fields:
         form.form_errors.append(error.message)
+
+
+def choices(pairs) -> list:
+    """Return select options from (value, label) pairs, in the form this WTForms version prefers."""
+    try:
+        from wtforms.fields.choices import SelectChoice
+    except ImportError:  # WTForms before 3.3 takes plain pairs
+        return list(pairs)
+    return [SelectChoice(value, label) for value, label in pairs]

@@ -16,7 +16,7 @@ from crm.models import utcnow
 from crm.services import engine, rule_settings
 from crm.services.errors import ValidationError
 from crm.views.access import access
-from crm.views.forms import apply_errors
+from crm.views.forms import apply_errors, choices
 
 bp = Blueprint("rules", __name__, url_prefix="/settings/rules")
 
@@ -104,9 +104,9 @@ def _label(path: str) -> str:
 def _field(path: str, default: Any):
     key, label = path.rsplit(".", 1)[-1], _label(path)
     if key == "assignee":
-        return SelectField(label, choices=ASSIGNEE_CHOICES)
+        return SelectField(label, choices=choices(ASSIGNEE_CHOICES))
     if key == "role":
-        return SelectField(label, choices=[(r, r.capitalize()) for r in rule_settings.ASSIGNABLE_ROLES])
+        return SelectField(label, choices=choices((r, r.capitalize()) for r in rule_settings.ASSIGNABLE_ROLES))
     if isinstance(default, bool):
         return BooleanField(label)
     if isinstance(default, int):
@@ -114,7 +114,7 @@ def _field(path: str, default: Any):
     if isinstance(default, float):
         return FloatField(label, validators=[InputRequired("Give a number.")])
     if isinstance(default, (list, tuple)):
-        return MultiCheckboxField(label, choices=[(c, c.replace("_", " ")) for c in rule_settings.LIST_CHOICES[key]])
+        return MultiCheckboxField(label, choices=choices((c, c.replace("_", " ")) for c in rule_settings.LIST_CHOICES[key]))
     raise ValueError(f"no form field for setting {path}")
 
 

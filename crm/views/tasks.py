@@ -16,13 +16,15 @@ from crm.services import tasks as task_service
 from crm.services.clock import shop_today
 from crm.services.errors import ValidationError
 from crm.views.access import access, can
+from crm.views.forms import choices
 
 bp = Blueprint("tasks", __name__)
 
 
 class CompleteForm(FlaskForm):
     outcome = StringField("Outcome")
-    sentiment = SelectField("Sentiment", choices=[("", "—"), *[(s, s.capitalize()) for s in SENTIMENTS]])
+    sentiment = SelectField("Sentiment", choices=choices([("", "—"), *[(s, s.capitalize()) for s in SENTIMENTS]]),
+                            validate_choice=False)  # the service names a bad one
 
 
 class SnoozeForm(FlaskForm):
@@ -39,7 +41,8 @@ class DismissForm(FlaskForm):
 
 class NewTaskForm(FlaskForm):
     title = StringField("What needs doing")
-    kind = SelectField("Kind", choices=[(k, task_service.KIND_LABELS[k]) for k in task_service.MANUAL_KINDS])
+    kind = SelectField("Kind", choices=choices((k, task_service.KIND_LABELS[k]) for k in task_service.MANUAL_KINDS),
+                       validate_choice=False)
     due_at = DateField("Due", validators=[Optional()])
     assignee_id = IntegerField("Assign to", validators=[Optional()])
     reason = TextAreaField("Notes")
