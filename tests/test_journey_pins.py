@@ -96,3 +96,36 @@ def test_the_journey_page_shows_the_history_with_time_in_each_stage_and_the_scor
     score = page.select_one("section.lead-score")
     assert text_of(score.select_one("strong.score")) == str(anna.lead_score)
     assert [tr["data-rule"] for tr in score.select("tr[data-rule]")] == [l["rule"] for l in anna.score_breakdown]
+
+
+def test_the_contact_page_partials_render_with_only_the_contact(app, auth, client):
+    from flask import render_template
+
+    from crm.models import Task
+
+    auth.as_role("sales")
+    anna = _customer()
+    db.session.add(Task(contact_id=anna.id, kind="call", title="Call Anna", due_at=T0))
+    db.session.commit()
+    partials = {
+        "journey/_stage_controls.html": "div.stage-controls form.pin",
+        "journey/_stage_history.html": "section.stage-history tr.stage-change",
+        "leads/_score.html": "section.lead-score tr[data-rule]",
+        "tasks/_for_contact.html": "section.contact-tasks tr.task form.complete",
+        "tasks/_new.html": "section.new-task form",
+    }
+    with app.test_request_context():
+        from flask_login import login_user
+
+        from crm.services import users
+
+        login_user(users.by_email("sales@example.com"))
+        for name, selector in partials.items():
+            html = render_template(name, contact=anna)
+            assert soup_of(html).select_one(selector) is not None, name
+
+
+def soup_of(html):
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(html, "html.parser")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from crm.extensions import db
 from crm.models import STAGES, Contact, ScoreHistory, Tag, Task, User, contact_tags, utcnow
 from crm.services.errors import ValidationError
+from crm.services.paging import clamp_page
 
 TREND_DAYS = (7, 30)
 TOP_REASONS = 3
@@ -114,14 +115,13 @@ def lead_page(filters: LeadFilters, page: int = 1, per_page: int = 50, now: date
     now = now or utcnow()
     conditions = _conditions(filters)
     total = db.session.scalar(select(func.count()).select_from(Contact).where(*conditions)) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
+    page, pages = clamp_page(total, page, per_page)
     week, month = (_score_at(Contact.id, now - timedelta(days=d)).label(f"score_{d}d") for d in TREND_DAYS)
     rows = db.session.execute(
         select(Contact, User.name, week, month)
         .outerjoin(User, User.id == Contact.owner_id)
         .where(*conditions)
-        .order_by(Contact.lead_score.desc(), Contact.id)
+        .order_by(Contact.lead_score.desc(), Contact.id.desc())  # both ways along the score index
         .offset((page - 1) * per_page).limit(per_page)
     ).all()
     tasks = next_open_tasks([contact.id for contact, *_ in rows])

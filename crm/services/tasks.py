@@ -19,6 +19,7 @@ from crm.models import SENTIMENTS, TASK_STATUSES, Contact, Interaction, Task, Us
 from crm.services import audit, interactions
 from crm.services.clock import shop_day_bounds, shop_today, start_of_shop_day
 from crm.services.errors import ValidationError
+from crm.services.paging import clamp_page
 
 # Every kind of to-do, with the words people see. Rule kinds come from crm.services.retention.
 KIND_LABELS = {
@@ -281,8 +282,7 @@ def task_page(filters: TaskFilters, page: int = 1, per_page: int = 50) -> TaskPa
     if filters.due_to:
         conditions.append(Task.due_at < start_of_shop_day(filters.due_to + timedelta(days=1)))
     total = db.session.scalar(select(func.count()).select_from(Task).where(*conditions)) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
+    page, pages = clamp_page(total, page, per_page)
     tasks = list(db.session.scalars(_with_people(
         select(Task).where(*conditions).order_by(Task.due_at, Task.id).offset((page - 1) * per_page).limit(per_page))))
     return TaskPage(tasks, total, page, pages)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, IntegerField, SelectField, SelectMultipleField
@@ -179,12 +179,10 @@ def index():
     return _page({kind: _filled_form(kind) for kind in rule_settings.KINDS})
 
 
-@bp.route("/<kind>", methods=["POST"])
+@bp.route(f"/<any({', '.join(rule_settings.KINDS)}):kind>", methods=["POST"])
 @access("admin")
 def save(kind: str):
     """Save one kind of rule settings; the form comes back in place with the reasons for any refusal."""
-    if kind not in FORMS:
-        abort(404)
     form = _form(kind)
     saved = False
     if form.validate():
