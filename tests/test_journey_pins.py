@@ -29,6 +29,8 @@ def test_pinning_in_place_swaps_the_controls_and_records_who_did_it(client, auth
     assert text_of(controls.select_one(".stage-reason")) == "pinned by hand: Wrote about us in her blog"
     assert text_of(controls.select_one(".confirmation")) == "Pinned at advocacy."
     assert controls.select_one("form.unpin") is not None
+    history = soup(response).select_one("section.stage-history[hx-swap-oob=true]")
+    assert "pinned by hand: Wrote about us in her blog" in text_of(history.select_one("tr.stage-change"))
     from crm.services import users
 
     change = db.session.scalar(select(StageChange).order_by(StageChange.id.desc()))

@@ -48,5 +48,8 @@ def stage(contact_id: int):
     context = {"contact": contact, "stage_errors": errors, "stage_notice": notice,
                "stage_values": request.form if errors else {}}
     if htmx and not htmx.boosted:
-        return render_template("journey/_stage_controls.html", **context)
+        # The history on the page gains the change too, swapped out of band.
+        return render_template("journey/_stage_controls.html", **context) + (
+            render_template("journey/_stage_history.html", contact=contact, stage_history_oob=True)
+            if request.method == "POST" and not errors else "")
     return render_template("journey/stage.html", **context)
