@@ -396,31 +396,21 @@ def _shop(n):
     db.session.commit()
 
 
-def test_gathering_facts_takes_the_same_queries_for_3_or_60_contacts(app):
+@pytest.mark.parametrize("run, most", [
+    (lambda: list(engine.gather_facts(None, T0 + days(10))), 12),  # reading the facts
+    (lambda: refresh(T0 + days(40)), 25),  # reading, deciding and writing
+])
+def test_the_engine_takes_the_same_queries_for_3_or_60_contacts(app, run, most):
+    from tests.conftest import _empty_all_tables
+
     counts = []
     for n in (3, 60):
-        from tests.conftest import _empty_all_tables
-
         _empty_all_tables()
         _shop(n)
         with QueryCounter() as queries:
-            facts = list(engine.gather_facts(None, T0 + days(10)))
-        assert len(facts) == n
+            run()
         counts.append(len(queries))
-    assert counts[0] == counts[1] <= 12
-
-
-def test_applying_the_rules_takes_the_same_queries_for_3_or_60_contacts(app):
-    counts = []
-    for n in (3, 60):
-        from tests.conftest import _empty_all_tables
-
-        _empty_all_tables()
-        _shop(n)
-        with QueryCounter() as queries:
-            refresh(T0 + days(40))
-        counts.append(len(queries))
-    assert counts[0] == counts[1] <= 25
+    assert counts[0] == counts[1] <= most
 
 
 def test_facts_read_from_the_database_match_the_orders_and_interactions(app):
