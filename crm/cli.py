@@ -65,6 +65,44 @@ def demo_command(contacts, seed):
     )
 
 
+def _as_of(_ctx, _param, value):
+    """Return --as-of as an aware UTC time: a date means noon UTC that day."""
+    from datetime import datetime, time, timezone
+
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.combine(datetime.strptime(value, "%Y-%m-%d").date(), time(12), tzinfo=timezone.utc)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("use a date such as 2026-12-01 or a UTC time such as 2026-12-01T08:30")
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+@click.command("refresh")
+@click.option("--as-of", "now", callback=_as_of, metavar="DATE",
+              help="Run the rules as at this date (noon UTC) or UTC time instead of now.")
+@with_appcontext
+def refresh_command(now):
+    """Re-derive stages, health, scores and to-dos for everyone (safe to run twice)."""
+    import time
+
+    from crm.services import engine
+
+    started = time.perf_counter()
+    with click.progressbar(length=engine.contact_count(), label="Refreshing contacts", file=None) as bar:
+
+        def batch_done(count):
+            # Commit each batch so the shop's own writes never wait long for the lock.
+            db.session.commit()
+            bar.update(count)
+
+        summary = engine.refresh(now, progress=batch_done)
+    db.session.commit()
+    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
+
+
 @click.group("api-token")
 def api_token_group():
     """Create and revoke API tokens."""
@@ -219,6 +257,7 @@ def register_commands(app: Flask) -> None:
         create_user_command,
         demo_command,
         privacy_group,
+        refresh_command,
         restore_command,
     ):
         app.cli.add_command(command)

@@ -81,15 +81,19 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import audit, auth, main, privacy, settings, users
+    from crm.views import audit, auth, journey, leads, main, privacy, rules, settings, tasks, users
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
         audit.bp,
         auth.bp,
+        journey.bp,
+        leads.bp,
         main.bp,
         privacy.bp,
+        rules.bp,
         settings.bp,
+        tasks.bp,
         users.bp,
     ):
         app.register_blueprint(blueprint)

@@ -25,3 +25,12 @@ def page_number(limit: int = 100_000) -> int:
         return max(1, min(int(request.args.get("page", 1)), limit))
     except ValueError:
         return 1
+
+
+def choices(pairs) -> list:
+    """Return select options from (value, label) pairs, in the form this WTForms version prefers."""
+    try:
+        from wtforms.fields.choices import SelectChoice
+    except ImportError:  # WTForms before 3.3 takes plain pairs
+        return list(pairs)
+    return [SelectChoice(value, label) for value, label in pairs]

@@ -1,0 +1,300 @@
+"""To-dos: working them (complete, snooze, reassign, dismiss), making them by hand, and the lists.
+
+Rule to-dos are made and closed as moot by the engine; a person completes one with an
+outcome (which is logged on the contact's timeline as an interaction linked to the to-do),
+snoozes it to a later day, hands it to someone else, or dismisses it with a reason. Every
+change is audited; bad input raises ValidationError naming the field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
+
+from crm.extensions import db
+from crm.models import SENTIMENTS, TASK_STATUSES, Contact, Interaction, Task, User, utcnow
+from crm.services import audit, interactions
+from crm.services.clock import shop_day_bounds, shop_today, start_of_shop_day
+from crm.services.errors import ValidationError
+from crm.services.paging import clamp_page
+
+# Every kind of to-do, with the words people see. Rule kinds come from crm.services.retention.
+KIND_LABELS = {
+    "call": "Call",
+    "email": "Email",
+    "meeting": "Meeting",
+    "other": "Other",
+    "followup_call": "Satisfaction call",
+    "testimonial_request": "Testimonial request",
+    "winback": "Win-back",
+    "birthday": "Birthday greeting",
+    "cart_followup": "Abandoned cart",
+    "replenishment": "Replenishment reminder",
+    "survey": "Survey",
+    "hot_lead": "Hot lead",
+    "stay_in_touch": "Stay in touch",
+}
+MANUAL_KINDS = ("call", "email", "meeting", "other")
+# The interaction a completed to-do leaves on the timeline.
+CALL_KINDS = frozenset({"call", "followup_call", "hot_lead"})
+EMAIL_KINDS = frozenset({"email", "testimonial_request", "survey", "birthday", "cart_followup", "replenishment"})
+AUDITED = ("status", "assignee_id", "due_at", "snoozed_until", "closed_at", "close_reason", "outcome")
+TEXT_LIMIT = 300
+
+
+def interaction_kind(task_kind: str) -> str:
+    """Return the interaction kind that records a completed to-do of this kind."""
+    if task_kind in CALL_KINDS:
+        return "call"
+    if task_kind in EMAIL_KINDS:
+        return "email"
+    return "note"
+
+
+def _require_open(task: Task, field_name: str) -> None:
+    if task.status != "open":
+        raise ValidationError(fields={field_name: f"This to-do is already {task.status}."})
+
+
+def _text(value: Any, field_name: str, what: str, limit: int = TEXT_LIMIT) -> str:
+    text = str(value or "").strip()
+    if not text:
+        raise ValidationError(fields={field_name: what})
+    if len(text) > limit:
+        raise ValidationError(fields={field_name: f"Keep it under {limit} characters."})
+    return text
+
+
+def _changed(task: Task, action: str, before: dict, actor_id: int | None) -> None:
+    db.session.flush()
+    audit.record(action, "task", task.id, user_id=actor_id, before=before, after=audit.snapshot(task, AUDITED))
+
+
+def assignable_user(user_id: Any, field_name: str = "assignee_id") -> User:
+    """Return the active, non-viewer user with this id, or raise ValidationError."""
+    try:
+        user = db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        user = None
+    if user is None:
+        raise ValidationError(fields={field_name: "Choose someone from the list."})
+    if not user.active or user.role == "viewer":
+        raise ValidationError(fields={field_name: f"{user.name} cannot work to-dos."})
+    return user
+
+
+def complete_task(task: Task, outcome: str, actor_id: int | None, now: datetime | None = None,
+                  sentiment: str | None = None) -> Interaction:
+    """Mark a to-do done with its outcome and log that on the contact's timeline; return the interaction."""
+    now = now or utcnow()
+    _require_open(task, "outcome")
+    outcome = _text(outcome, "outcome", "Say how it went.")
+    sentiment = sentiment or None
+    if sentiment not in (None, *SENTIMENTS):
+        raise ValidationError(fields={"sentiment": "Sentiment must be negative, neutral or positive."})
+    before = audit.snapshot(task, AUDITED)
+    # Done before the interaction is logged, so the engine does not close it as moot meanwhile.
+    task.status, task.outcome, task.closed_at = "done", outcome, now
+    _changed(task, "complete", before, actor_id)
+    kind = interaction_kind(task.kind)
+    return interactions.log_interaction(
+        db.session.get(Contact, task.contact_id),
+        {"kind": kind, "direction": "internal" if kind == "note" else "outbound", "subject": task.title,
+         "outcome": outcome, "sentiment": sentiment},
+        author_id=actor_id, task_id=task.id, now=now,
+    )
+
+
+def dismiss_task(task: Task, reason: str, actor_id: int | None, now: datetime | None = None) -> None:
+    """Close a to-do nobody will do, with the reason (flushed, audited)."""
+    now = now or utcnow()
+    _require_open(task, "reason")
+    reason = _text(reason, "reason", "Say why it will not be done.")
+    before = audit.snapshot(task, AUDITED)
+    task.status, task.close_reason, task.closed_at = "dismissed", reason, now
+    _changed(task, "dismiss", before, actor_id)
+
+
+def snooze_task(task: Task, until: date | datetime | str, actor_id: int | None, now: datetime | None = None) -> None:
+    """Hide a to-do from its assignee's list until a later day (the start of that shop day).
+
+    The to-do falls due then too, if it was due earlier.
+    """
+    now = now or utcnow()
+    _require_open(task, "until")
+    if isinstance(until, str):
+        try:
+            until = date.fromisoformat(until.strip())
+        except ValueError:
+            raise ValidationError(fields={"until": "Give a date such as 2026-05-31."}) from None
+    if isinstance(until, datetime):
+        moment = until if until.tzinfo else until.replace(tzinfo=timezone.utc)
+    elif isinstance(until, date):
+        moment = start_of_shop_day(until)
+    else:
+        raise ValidationError(fields={"until": "Give a date such as 2026-05-31."})
+    if moment <= now:
+        raise ValidationError(fields={"until": "Pick a day after today."})
+    before = audit.snapshot(task, AUDITED)
+    task.snoozed_until = moment
+    if task.due_at < moment:
+        task.due_at = moment
+    _changed(task, "snooze", before, actor_id)
+
+
+def reassign_task(task: Task, user_id: int, actor_id: int | None, now: datetime | None = None) -> User:
+    """Hand a to-do to another person who can work to-dos; return that person."""
+    _require_open(task, "assignee_id")
+    user = assignable_user(user_id)
+    if task.assignee_id == user.id:
+        return user
+    before = audit.snapshot(task, AUDITED)
+    task.assignee_id = user.id
+    _changed(task, "reassign", before, actor_id)
+    return user
+
+
+def create_task(contact: Contact, values: dict[str, Any], actor_id: int | None, now: datetime | None = None) -> Task:
+    """Make a to-do by hand for a contact (assigned to the maker unless someone else is named)."""
+    now = now or utcnow()
+    errors: dict[str, str] = {}
+    title = (values.get("title") or "").strip()
+    if not title:
+        errors["title"] = "Say what needs doing."
+    elif len(title) > TEXT_LIMIT:
+        errors["title"] = f"Keep it under {TEXT_LIMIT} characters."
+    kind = values.get("kind") or "call"
+    if kind not in MANUAL_KINDS:
+        errors["kind"] = f"Choose one of {', '.join(MANUAL_KINDS)}."
+    reason = (values.get("reason") or "").strip()
+    if len(reason) > 500:
+        errors["reason"] = "Keep it under 500 characters."
+    due = values.get("due_at")
+    if isinstance(due, str):
+        try:
+            due = date.fromisoformat(due.strip()) if due.strip() else None
+        except ValueError:
+            errors["due_at"] = "Give a date such as 2026-05-31."
+            due = None
+    if isinstance(due, datetime):
+        due_at = due if due.tzinfo else due.replace(tzinfo=timezone.utc)
+    elif isinstance(due, date):
+        due_at = start_of_shop_day(due)
+        if due < shop_today(now):
+            errors["due_at"] = "Pick today or a later day."
+    else:
+        due_at = now
+    assignee_id = values.get("assignee_id") or actor_id
+    try:
+        assignee = assignable_user(assignee_id)
+    except ValidationError as error:
+        errors.update(error.fields)
+        assignee = None
+    if errors:
+        raise ValidationError(fields=errors)
+    task = Task(contact_id=contact.id, kind=kind, rule_key=None, title=title, reason=reason, due_at=due_at,
+                status="open", assignee_id=assignee.id, created_at=now)
+    db.session.add(task)
+    db.session.flush()
+    audit.record("create", "task", task.id, user_id=actor_id,
+                 after={"contact_id": contact.id, "kind": kind, "title": title, **audit.snapshot(task, AUDITED)})
+    return task
+
+
+# -- lists -----------------------------------------------------------------------------------
+
+
+def _with_people(query):
+    return query.options(joinedload(Task.contact), joinedload(Task.assignee))
+
+
+@dataclass
+class MyTasks:
+    """A person's open to-dos, by when they are due in the shop's days."""
+
+    overdue: list[Task] = field(default_factory=list)
+    today: list[Task] = field(default_factory=list)
+    upcoming: list[Task] = field(default_factory=list)
+    more: int = 0  # open to-dos beyond the ones listed
+
+    @property
+    def count(self) -> int:
+        return len(self.overdue) + len(self.today) + len(self.upcoming)
+
+
+def my_tasks(user_id: int, now: datetime | None = None, limit: int = 200) -> MyTasks:
+    """Return the user's open to-dos, snoozed ones hidden until their day, soonest due first."""
+    now = now or utcnow()
+    visible = (Task.status == "open", Task.assignee_id == user_id,
+               or_(Task.snoozed_until.is_(None), Task.snoozed_until <= now))
+    tasks = list(db.session.scalars(
+        _with_people(select(Task).where(*visible).order_by(Task.due_at, Task.id).limit(limit + 1))))
+    mine = MyTasks()
+    if len(tasks) > limit:
+        tasks = tasks[:limit]
+        mine.more = (db.session.scalar(select(func.count()).select_from(Task).where(*visible)) or 0) - limit
+    start, end = shop_day_bounds(shop_today(now))
+    for task in tasks:
+        if task.due_at < start:
+            mine.overdue.append(task)
+        elif task.due_at < end:
+            mine.today.append(task)
+        else:
+            mine.upcoming.append(task)
+    return mine
+
+
+@dataclass
+class TaskFilters:
+    status: str | None = "open"  # None: any status
+    kind: str | None = None
+    assignee: int | str | None = None  # a user id, or "none" for unassigned
+    due_from: date | None = None  # shop days, inclusive
+    due_to: date | None = None
+
+
+@dataclass
+class TaskPage:
+    tasks: list[Task]
+    total: int
+    page: int
+    pages: int
+
+
+def task_page(filters: TaskFilters, page: int = 1, per_page: int = 50) -> TaskPage:
+    """Return one page of to-dos matching the filters, soonest due first, in two queries."""
+    conditions = []
+    if filters.status:
+        if filters.status not in TASK_STATUSES:
+            raise ValidationError(fields={"status": f"Choose one of {', '.join(TASK_STATUSES)}."})
+        conditions.append(Task.status == filters.status)
+    if filters.kind:
+        conditions.append(Task.kind == filters.kind)
+    if filters.assignee == "none":
+        conditions.append(Task.assignee_id.is_(None))
+    elif filters.assignee is not None:
+        conditions.append(Task.assignee_id == int(filters.assignee))
+    if filters.due_from:
+        conditions.append(Task.due_at >= start_of_shop_day(filters.due_from))
+    if filters.due_to:
+        conditions.append(Task.due_at < start_of_shop_day(filters.due_to + timedelta(days=1)))
+    total = db.session.scalar(select(func.count()).select_from(Task).where(*conditions)) or 0
+    page, pages = clamp_page(total, page, per_page)
+    tasks = list(db.session.scalars(_with_people(
+        select(Task).where(*conditions).order_by(Task.due_at, Task.id).offset((page - 1) * per_page).limit(per_page))))
+    return TaskPage(tasks, total, page, pages)
+
+
+def assignable_users() -> list[User]:
+    """Return the people to-dos can be handed to, by name."""
+    return list(db.session.scalars(
+        select(User).where(User.active.is_(True), User.role != "viewer").order_by(User.name, User.id)))
+
+
+def open_tasks_for(contact_id: int) -> list[Task]:
+    """Return a contact's open to-dos, soonest due first."""
+    return list(db.session.scalars(_with_people(
+        select(Task).where(Task.contact_id == contact_id, Task.status == "open").order_by(Task.due_at, Task.id))))

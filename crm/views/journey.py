@@ -1,0 +1,55 @@
+"""The journey on a contact: the stage with its reason, pinning it by hand, and its history."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from crm.extensions import db, htmx
+from crm.models import STAGES, Contact
+from crm.services import stages
+from crm.services.errors import ValidationError
+from crm.views.access import access
+
+bp = Blueprint("journey", __name__)
+
+
+@bp.app_template_global()
+def stage_history(contact) -> list[stages.StagePeriod]:
+    """Return a contact's stage changes with the time in each stage, for journey/_stage_history.html."""
+    return stages.stage_history(contact.id)
+
+
+@bp.app_context_processor
+def _stage_names():
+    return {"journey_stages": STAGES}
+
+
+@bp.route("/contacts/<int:contact_id>/stage", methods=["GET", "POST"])
+@access("read", post="write")
+def stage(contact_id: int):
+    """Show a contact's stage; pin it by hand with a reason, or unpin it (the form swaps itself)."""
+    contact = db.get_or_404(Contact, contact_id)
+    errors, notice = {}, None
+    if request.method == "POST":
+        try:
+            if request.form.get("action") == "unpin":
+                stages.unpin_stage(contact, current_user.id)
+                notice = f"Unpinned; the rules now keep it at {contact.stage}."
+            else:
+                stages.pin_stage(contact, request.form.get("stage", ""), request.form.get("reason", ""), current_user.id)
+                notice = f"Pinned at {contact.stage}."
+        except ValidationError as error:
+            errors = dict(error.fields)
+        else:
+            db.session.commit()
+        if not (htmx and not htmx.boosted):
+            flash(" ".join(errors.values()) if errors else notice, "error" if errors else "success")
+            return redirect(request.referrer or url_for("journey.stage", contact_id=contact.id))
+    context = {"contact": contact, "stage_errors": errors, "stage_notice": notice,
+               "stage_values": request.form if errors else {}}
+    if htmx and not htmx.boosted:
+        # The history on the page gains the change too, swapped out of band.
+        return render_template("journey/_stage_controls.html", **context) + (
+            render_template("journey/_stage_history.html", contact=contact, stage_history_oob=True)
+            if request.method == "POST" and not errors else "")
+    return render_template("journey/stage.html", **context)

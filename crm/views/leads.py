@@ -1,0 +1,55 @@
+"""Leads: the sales view of contacts ranked by lead score, and the score partial of a contact."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request, url_for
+
+from crm.extensions import htmx
+from crm.models import STAGES
+from crm.services import leads
+from crm.views.access import access
+
+bp = Blueprint("leads", __name__, url_prefix="/leads")
+
+# Where a contact is shown, by the endpoint the contacts area provides.
+CONTACT_PAGES = ("contacts.detail", "contacts.show", "contacts.view")
+
+
+@bp.app_template_global()
+def contact_url(contact_id: int) -> str | None:
+    """Return the URL of a contact's page, or None while no contact page exists."""
+    for endpoint in CONTACT_PAGES:
+        if endpoint in current_app.view_functions:
+            for rule in current_app.url_map.iter_rules(endpoint):
+                if len(rule.arguments) == 1:
+                    return url_for(endpoint, **{next(iter(rule.arguments)): contact_id})
+    return None
+
+
+@bp.app_template_global()
+def score_trend(contact) -> leads.Trend:
+    """Return a contact's score and its 7- and 30-day change, for leads/_score.html."""
+    return leads.score_trend(contact)
+
+
+def _filters() -> leads.LeadFilters:
+    """Read the filters from the query string; a value that is not one of the choices is ignored."""
+    stage = request.args.get("stage") or None
+    owner = request.args.get("owner") or None
+    if owner not in (None, "none") and not owner.isdigit():
+        owner = None
+    return leads.LeadFilters(stage=stage if stage in STAGES else None, owner=owner,
+                             tag=(request.args.get("tag") or "").strip() or None)
+
+
+@bp.route("/")
+@access("read")
+def index():
+    """List contacts by lead score with the reasons, the trend, the last touch and the next to-do."""
+    filters = _filters()
+    page = leads.lead_page(filters, page=request.args.get("page", 1, type=int),
+                           per_page=current_app.config["PAGE_SIZE"])
+    context = {"page": page, "filters": filters}
+    if htmx and not htmx.boosted:
+        return render_template("leads/_list.html", **context)
+    return render_template("leads/index.html", stages=STAGES, owners=leads.owners(), tags=leads.tag_names(),
+                           **context)

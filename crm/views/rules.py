@@ -1,0 +1,214 @@
+"""Settings → rules: the journey, health, score and to-do rules an admin tunes, and "refresh now"."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, FloatField, IntegerField, SelectField, SelectMultipleField
+from wtforms.validators import InputRequired
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from crm.extensions import db, htmx
+from crm.models import utcnow
+from crm.services import engine, rule_settings
+from crm.services.errors import ValidationError
+from crm.views.access import access
+from crm.views.forms import apply_errors, choices
+
+bp = Blueprint("rules", __name__, url_prefix="/settings/rules")
+
+SECTION_TITLES = {
+    "journey": "Journey stages",
+    "health": "Customer health",
+    "scoring": "Lead score",
+    "retention": "To-do rules",
+}
+RULE_TITLES = {
+    "followup_first_order": "Satisfaction call after the first order",
+    "testimonial_request": "Ask a happy repeat customer for a testimonial",
+    "winback": "Win back a valuable customer who is slipping away",
+    "birthday": "Birthday greeting",
+    "abandoned_cart": "Follow up an abandoned cart",
+    "replenishment": "Replenishment reminder",
+    "survey": "Satisfaction survey",
+    "hot_lead": "Call a hot lead",
+    "stay_in_touch": "Stay in touch (contacts with a cadence)",
+}
+GROUP_TITLES = {"weights": "Points per rule (negative numbers take points away)", **RULE_TITLES}
+# Labels by dotted path, then by the setting's own name.
+LABELS = {
+    "conversion_window_days": "First-purchase window (days in conversion after the first paid order)",
+    "repeat_order_is_retention": "A second paid order moves a customer to retention",
+    "advocacy_kinds": "Interactions that make a customer an advocate",
+    "advocacy_survey_min_orders": "Paid orders before a positive survey makes an advocate",
+    "not_engagement_kinds": "Inbound interactions that do not count as engagement",
+    "engagement_kinds": "Interactions that count as engagement in any direction",
+    "at_risk_after_gaps": "At risk after this many usual gaps without an order",
+    "lapsed_after_gaps": "Lapsed after this many usual gaps without an order",
+    "fallback_gap_days": "Usual gap while the shop has no repeat customers (days)",
+    "min_gap_days": "A usual gap is never shorter than (days)",
+    "use_p_alive": "Judge repeat customers by the predicted chance they still buy",
+    "p_alive_at_risk": "At risk below this chance (0 to 1)",
+    "p_alive_lapsed": "Lapsed below this chance (0 to 1)",
+    "weights.reachable": "Has an email address or a phone number",
+    "weights.consent": "Agreed to hear from the shop",
+    "weights.company": "Works at a company",
+    "weights.engagement_inbound": "Each inbound interaction (before decay)",
+    "weights.engagement_meeting": "Each meeting (before decay)",
+    "weights.cart": "Abandoned a cart recently",
+    "weights.open_question": "Asked a question nobody answered yet",
+    "weights.rfm_per_quintile": "Per quintile of recency, frequency and money spent",
+    "weights.complaint": "Complaint not resolved",
+    "weights.do_not_contact": "Marked do not contact",
+    "engagement_half_life_days": "Engagement half-life (an interaction this many days old counts half)",
+    "engagement_max_points": "Most points engagement can add",
+    "cart_window_days": "An abandoned cart counts for (days)",
+    "question_window_days": "An unanswered question counts for (days)",
+    "question_kinds": "Interactions that can be an open question",
+    "hot_threshold": "Hot lead from this score (a call to-do for sales)",
+    "enabled": "On",
+    "delay_days": "Due this many days after the occasion",
+    "grace_days": "Still made for this many days after it falls due",
+    "assignee": "Who gets it",
+    "role": "Role that takes turns",
+    "min_orders": "At least this many paid orders",
+    "max_days_since_order": "At most this many days since the last order",
+    "complaint_lookback_days": "No complaint or negative feedback in the last (days)",
+    "testimonial_kinds": "Interactions that count as a testimonial already given",
+    "health": "Health that calls for it",
+    "days_ahead": "Due this many days before the birthday",
+    "delay_hours": "Due this many hours after the cart was left",
+    "max_age_days": "Only for carts younger than (days)",
+    "days_before": "Due this many days before the usual gap is up",
+    "after_order_count": "After this paid order (1st, 2nd, 3rd …)",
+}
+ASSIGNEE_CHOICES = [("owner", "The contact's owner, else the role takes turns"), ("round_robin", "The role takes turns")]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def field_name(path: str) -> str:
+    return path.replace(".", "__")
+
+
+def _label(path: str) -> str:
+    return LABELS.get(path) or LABELS.get(path.rsplit(".", 1)[-1]) or path.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+
+
+def _field(path: str, default: Any):
+    key, label = path.rsplit(".", 1)[-1], _label(path)
+    if key == "assignee":
+        return SelectField(label, choices=choices(ASSIGNEE_CHOICES))
+    if key == "role":
+        return SelectField(label, choices=choices((r, r.capitalize()) for r in rule_settings.ASSIGNABLE_ROLES))
+    if isinstance(default, bool):
+        return BooleanField(label)
+    if isinstance(default, int):
+        return IntegerField(label, validators=[InputRequired("Give a whole number.")])
+    if isinstance(default, float):
+        return FloatField(label, validators=[InputRequired("Give a number.")])
+    if isinstance(default, (list, tuple)):
+        return MultiCheckboxField(label, choices=choices((c, c.replace("_", " ")) for c in rule_settings.LIST_CHOICES[key]))
+    raise ValueError(f"no form field for setting {path}")
+
+
+def _leaves(settings: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    leaves = []
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            leaves.extend(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves.append((f"{prefix}{key}", value))
+    return leaves
+
+
+def _layout(kind: str) -> list[tuple[str | None, list[str]]]:
+    """Return the form's groups: (title or None, [field names]) in the defaults' order."""
+    groups: dict[str | None, list[str]] = {}
+    for path, _default in _leaves(rule_settings.DEFAULTS[kind]):
+        group = path.split(".")[0] if "." in path else None
+        groups.setdefault(group, []).append(field_name(path))
+    return [(GROUP_TITLES.get(g, g) if g else None, names) for g, names in groups.items()]
+
+
+FORMS: dict[str, type[FlaskForm]] = {
+    kind: type(f"{kind.title()}RulesForm", (FlaskForm,),
+               {field_name(path): _field(path, default) for path, default in _leaves(defaults)})
+    for kind, defaults in rule_settings.DEFAULTS.items()
+}
+LAYOUTS = {kind: _layout(kind) for kind in rule_settings.KINDS}
+
+
+def _form(kind: str, **kwargs) -> FlaskForm:
+    return FORMS[kind](prefix=kind, **kwargs)
+
+
+def _filled_form(kind: str) -> FlaskForm:
+    """Return the form holding the shop's current settings."""
+    current = {field_name(path): value for path, value in _leaves(rule_settings.load(kind))}
+    return _form(kind, formdata=None, data=current)
+
+
+def _values(kind: str, form: FlaskForm) -> dict[str, Any]:
+    """Return the form's values shaped like the settings."""
+    values: dict[str, Any] = {}
+    for path, _default in _leaves(rule_settings.DEFAULTS[kind]):
+        *groups, key = path.split(".")
+        target = values
+        for group in groups:
+            target = target.setdefault(group, {})
+        target[key] = form[field_name(path)].data
+    return values
+
+
+def _page(forms: dict[str, FlaskForm], **context):
+    return render_template("rules/index.html", forms=forms, layouts=LAYOUTS, titles=SECTION_TITLES,
+                           kinds=rule_settings.KINDS, **context)
+
+
+@bp.route("/")
+@access("admin")
+def index():
+    """Show every rule setting, editable, and the refresh button."""
+    return _page({kind: _filled_form(kind) for kind in rule_settings.KINDS})
+
+
+@bp.route(f"/<any({', '.join(rule_settings.KINDS)}):kind>", methods=["POST"])
+@access("admin")
+def save(kind: str):
+    """Save one kind of rule settings; the form comes back in place with the reasons for any refusal."""
+    form = _form(kind)
+    saved = False
+    if form.validate():
+        try:
+            rule_settings.save(kind, _values(kind, form), current_user.id)
+        except ValidationError as error:
+            apply_errors(form, ValidationError(error.message, {field_name(p): r for p, r in error.fields.items()}))
+        else:
+            db.session.commit()
+            saved = True
+    notice = f"{SECTION_TITLES[kind]} saved. Contacts follow on their next change, or everyone at once with Refresh now."
+    if htmx and not htmx.boosted:
+        return render_template("rules/_form.html", kind=kind, form=form, layout=LAYOUTS[kind],
+                               title=SECTION_TITLES[kind], notice=notice if saved else None)
+    if saved:
+        flash(notice, "success")
+        return redirect(url_for("rules.index"))
+    forms = {k: form if k == kind else _filled_form(k) for k in rule_settings.KINDS}
+    return _page(forms)
+
+
+@bp.route("/refresh", methods=["POST"])
+@access("admin")
+def refresh():
+    """Run the rules for every contact now and report what changed."""
+    summary = engine.refresh(utcnow())
+    db.session.commit()
+    flash(f"Refreshed {summary}.", "success")
+    return redirect(url_for("rules.index"))

@@ -1,0 +1,233 @@
+"""To-dos: my list (overdue, today, upcoming), all to-dos with filters, and working one in place."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import Optional
+
+from crm.extensions import db, htmx
+from crm.models import SENTIMENTS, TASK_STATUSES, Contact, Task, utcnow
+from crm.services import tasks as task_service
+from crm.services.clock import shop_today
+from crm.services.errors import ValidationError
+from crm.views.access import access, can
+from crm.views.forms import choices
+
+bp = Blueprint("tasks", __name__)
+
+
+class CompleteForm(FlaskForm):
+    outcome = StringField("Outcome")
+    sentiment = SelectField("Sentiment", choices=choices([("", "—"), *[(s, s.capitalize()) for s in SENTIMENTS]]),
+                            validate_choice=False)  # the service names a bad one
+
+
+class SnoozeForm(FlaskForm):
+    until = DateField("Until", validators=[Optional()])
+
+
+class ReassignForm(FlaskForm):
+    assignee_id = IntegerField("Assign to", validators=[Optional()])
+
+
+class DismissForm(FlaskForm):
+    reason = StringField("Reason")
+
+
+class NewTaskForm(FlaskForm):
+    title = StringField("What needs doing")
+    kind = SelectField("Kind", choices=choices((k, task_service.KIND_LABELS[k]) for k in task_service.MANUAL_KINDS),
+                       validate_choice=False)
+    due_at = DateField("Due", validators=[Optional()])
+    assignee_id = IntegerField("Assign to", validators=[Optional()])
+    reason = TextAreaField("Notes")
+
+
+@bp.app_template_global()
+def task_kind_label(kind: str) -> str:
+    return task_service.KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
+@bp.app_template_global()
+def shop_date(days_ahead: int = 0) -> date:
+    """Return the shop's date today (or some days ahead), for due labels and date pickers."""
+    return shop_today(utcnow()) + timedelta(days=days_ahead)
+
+
+@bp.app_template_global()
+def task_assignees():
+    """Return the people to-dos can be handed to (for the assignee selects)."""
+    return task_service.assignable_users()
+
+
+@bp.app_template_global()
+def open_tasks_for(contact):
+    """Return a contact's open to-dos (for tasks/_for_contact.html on the contact page)."""
+    return task_service.open_tasks_for(contact.id)
+
+
+def _partial() -> bool:
+    return bool(htmx) and not htmx.boosted
+
+
+def _first_errors(form: FlaskForm) -> dict[str, str]:
+    return {name: errors[0] for name, errors in form.errors.items() if errors}
+
+
+def _row(task: Task, **context):
+    return render_template("tasks/_row.html", task=task, assignees=task_service.assignable_users(),
+                           today=shop_today(utcnow()), can_write=can("write"), **context)
+
+
+def _filters() -> tuple[task_service.TaskFilters, dict[str, str]]:
+    """Read the list filters from the query string; a bad value is named and left out."""
+    args, errors = request.args, {}
+    status = args.get("status", "open")
+    if status not in (*TASK_STATUSES, "any"):
+        errors["status"], status = "Choose a status from the list.", "open"
+    kind = args.get("kind") or None
+    if kind is not None and kind not in task_service.KIND_LABELS:
+        errors["kind"], kind = "Choose a kind from the list.", None
+    assignee = args.get("assignee") or None
+    if assignee not in (None, "none") and not assignee.isdigit():
+        errors["assignee"], assignee = "Choose someone from the list.", None
+    days = {}
+    for name in ("due_from", "due_to"):
+        try:
+            days[name] = date.fromisoformat(args[name]) if args.get(name) else None
+        except ValueError:
+            errors[name], days[name] = "Give a date such as 2026-05-31.", None
+    filters = task_service.TaskFilters(status=None if status == "any" else status, kind=kind,
+                                       assignee=assignee, **days)
+    return filters, errors
+
+
+@bp.route("/tasks")
+@access("read")
+def index():
+    """Show my open to-dos by when they are due, or all to-dos with filters."""
+    view = request.args.get("view") or ("mine" if can("write") else "all")
+    now = utcnow()
+    context = {"view": view, "assignees": task_service.assignable_users(), "today": shop_today(now),
+               "can_write": can("write"), "kinds": task_service.KIND_LABELS, "statuses": TASK_STATUSES}
+    if view == "mine":
+        context["mine"] = task_service.my_tasks(current_user.id, now)
+    else:
+        context["view"] = "all"
+        filters, errors = _filters()
+        context.update(filters=filters, filter_errors=errors, args=request.args,
+                       page=task_service.task_page(filters, request.args.get("page", 1, type=int),
+                                                   current_app.config["PAGE_SIZE"]))
+    if _partial():
+        return render_template("tasks/_list.html", **context)
+    return render_template("tasks/index.html", **context)
+
+
+@bp.route("/tasks/<int:task_id>")
+@access("read")
+def detail(task_id: int):
+    """Show one to-do, with what can be done with it."""
+    task = db.get_or_404(Task, task_id)
+    return render_template("tasks/detail.html", task=task, assignees=task_service.assignable_users(),
+                           today=shop_today(utcnow()), can_write=can("write"))
+
+
+def _act(task_id: int, form_class: type[FlaskForm], action: str, work: Callable[[Task, FlaskForm], str]):
+    """Validate the action's form, let the service act, commit, and answer with the row in its new
+    state (htmx) or a redirect with a flash; errors come back on the row, its form open."""
+    task = db.get_or_404(Task, task_id)
+    form = form_class()
+    errors = {} if form.validate() else _first_errors(form)
+    notice = None
+    if not errors:
+        try:
+            notice = work(task, form)
+        except ValidationError as error:
+            db.session.rollback()
+            task = db.get_or_404(Task, task_id)
+            errors = dict(error.fields) or {"form": error.message}
+        else:
+            db.session.commit()
+    if _partial():
+        return _row(task, notice=notice, errors=errors, open_form=action if errors else None)
+    if errors:
+        flash(" ".join(errors.values()), "error")
+    else:
+        flash(notice, "success")
+    return redirect(request.referrer or url_for("tasks.index"))
+
+
+@bp.route("/tasks/<int:task_id>/complete", methods=["POST"])
+@access("write")
+def complete(task_id: int):
+    """Mark a to-do done with its outcome; the outcome goes on the contact's timeline."""
+    def work(task, form):
+        task_service.complete_task(task, form.outcome.data, current_user.id, sentiment=form.sentiment.data or None)
+        return f"Done: {task.outcome}"
+    return _act(task_id, CompleteForm, "complete", work)
+
+
+@bp.route("/tasks/<int:task_id>/snooze", methods=["POST"])
+@access("write")
+def snooze(task_id: int):
+    """Hide a to-do until a later day."""
+    def work(task, form):
+        if form.until.data is None:
+            raise ValidationError(fields={"until": "Pick the day it should come back."})
+        task_service.snooze_task(task, form.until.data, current_user.id)
+        return f"Snoozed until {form.until.data.strftime('%-d %b %Y')}"
+    return _act(task_id, SnoozeForm, "snooze", work)
+
+
+@bp.route("/tasks/<int:task_id>/reassign", methods=["POST"])
+@access("write")
+def reassign(task_id: int):
+    """Hand a to-do to someone else."""
+    def work(task, form):
+        user = task_service.reassign_task(task, form.assignee_id.data, current_user.id)
+        return f"Now with {user.name}"
+    return _act(task_id, ReassignForm, "reassign", work)
+
+
+@bp.route("/tasks/<int:task_id>/dismiss", methods=["POST"])
+@access("write")
+def dismiss(task_id: int):
+    """Close a to-do that will not be done, with the reason."""
+    def work(task, form):
+        task_service.dismiss_task(task, form.reason.data, current_user.id)
+        return f"Dismissed: {task.close_reason}"
+    return _act(task_id, DismissForm, "dismiss", work)
+
+
+@bp.route("/contacts/<int:contact_id>/tasks", methods=["POST"])
+@access("write")
+def create(contact_id: int):
+    """Add a to-do for a contact by hand (the form in tasks/_new.html)."""
+    contact = db.get_or_404(Contact, contact_id)
+    form = NewTaskForm()
+    errors = {} if form.validate() else _first_errors(form)
+    created = None
+    if not errors:
+        try:
+            created = task_service.create_task(contact, {
+                "title": form.title.data, "kind": form.kind.data, "due_at": form.due_at.data,
+                "assignee_id": form.assignee_id.data, "reason": form.reason.data}, current_user.id)
+        except ValidationError as error:
+            db.session.rollback()
+            contact = db.get_or_404(Contact, contact_id)
+            errors = dict(error.fields)
+        else:
+            db.session.commit()
+    if _partial():
+        values = {} if created else request.form
+        return render_template("tasks/_new.html", contact=contact, created=created, errors=errors, values=values)
+    if errors:
+        flash(" ".join(errors.values()), "error")
+    else:
+        flash(f"To-do added: {created.title}", "success")
+    return redirect(request.referrer or url_for("tasks.index"))

@@ -1,0 +1,163 @@
+"""Settings → rules: stored over the defaults, validated with clear reasons, admin only, refresh now."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from crm.extensions import db
+from crm.models import AuditEntry, Contact, Setting
+from crm.services import rule_settings
+from crm.services.errors import ValidationError
+from crm.services.rules_config import DEFAULT_RETENTION, DEFAULT_SCORING
+from tests.conftest import soup, text_of
+from tests.engine_data import T0, buy, days
+
+
+def _form_data(page, kind):
+    """The values the rules form of `kind` would post as it stands."""
+    form = page.select_one(f"#rules-{kind} form")
+    data = {}
+    for field in form.select("input, select"):
+        name = field.get("name")
+        if not name or field.get("type") == "submit":
+            continue
+        if field.get("type") == "checkbox":
+            if field.has_attr("checked"):
+                data.setdefault(name, []).append(field.get("value", "y"))
+        elif field.name == "select":
+            chosen = field.select_one("option[selected]") or field.select_one("option")
+            data[name] = chosen["value"]
+        else:
+            data[name] = field.get("value", "")
+    return data
+
+
+# -- the service -------------------------------------------------------------------------------
+
+
+def test_load_gives_the_defaults_until_something_is_saved(app):
+    assert rule_settings.load("scoring") == dict(rule_settings.load("scoring"), hot_threshold=70)
+    assert rule_settings.load("retention")["winback"]["role"] == DEFAULT_RETENTION["winback"]["role"]
+
+
+def test_save_keeps_only_what_differs_from_the_defaults_and_audits(app):
+    merged = rule_settings.save("scoring", {"weights": {"cart": 25}, "hot_threshold": 70}, actor_id=None)
+    assert merged["weights"]["cart"] == 25 and merged["weights"]["consent"] == DEFAULT_SCORING["weights"]["consent"]
+    assert db.session.get(Setting, "rules.scoring").value == {"weights": {"cart": 25}}
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.entity == "setting"))
+    assert (entry.before, entry.after) == ({"rules.scoring.weights.cart": 15}, {"rules.scoring.weights.cart": 25})
+    assert rule_settings.load_all().scoring["weights"]["cart"] == 25
+
+
+@pytest.mark.parametrize("values, field", [
+    ({"hot_threshold": 500}, "hot_threshold"),
+    ({"hot_threshold": "70"}, "hot_threshold"),
+    ({"weights": {"cartt": 3}}, "weights.cartt"),
+    ({"weights": {"cart": -500}}, "weights.cart"),
+    ({"engagement_half_life_days": 0}, "engagement_half_life_days"),
+    ({"question_kinds": ["email", "pigeon"]}, "question_kinds"),
+])
+def test_save_names_each_bad_value(app, values, field):
+    with pytest.raises(ValidationError) as refused:
+        rule_settings.save("scoring", values, actor_id=None)
+    assert field in refused.value.fields
+    assert db.session.get(Setting, "rules.scoring") is None
+
+
+def test_save_refuses_health_thresholds_that_contradict_each_other(app):
+    with pytest.raises(ValidationError) as refused:
+        rule_settings.save("health", {"at_risk_after_gaps": 3.0, "lapsed_after_gaps": 2.0}, actor_id=None)
+    assert "lapsed_after_gaps" in refused.value.fields
+    with pytest.raises(ValidationError) as refused:
+        rule_settings.save("retention", {"winback": {"role": "viewer", "health": []}}, actor_id=None)
+    assert set(refused.value.fields) == {"winback.role", "winback.health"}
+
+
+# -- the page ------------------------------------------------------------------------------------
+
+
+def test_the_rules_page_is_for_admins_only(client, auth):
+    auth.as_role("sales")
+    assert client.get("/settings/rules/").status_code == 403
+    response = client.post("/settings/rules/scoring", data={"scoring-hot_threshold": "5"})
+    assert response.status_code == 403
+    assert client.post("/settings/rules/refresh").status_code == 403
+    assert db.session.get(Setting, "rules.scoring") is None
+
+
+def test_the_page_shows_every_setting_with_its_current_value(client, auth):
+    auth.as_role("admin")
+    rule_settings.save("retention", {"winback": {"enabled": False, "role": "support"}}, actor_id=None)
+    db.session.commit()
+    page = soup(client.get("/settings/rules/"))
+    assert [text_of(h) for h in page.select(".rules-section h2")] == [
+        "Journey stages", "Customer health", "Lead score", "To-do rules"]
+    assert page.select_one("#scoring-hot_threshold")["value"] == "70"
+    assert page.select_one("#scoring-engagement_half_life_days")["value"] == "30"
+    assert not page.select_one("#retention-winback__enabled").has_attr("checked")
+    assert page.select_one("#retention-winback__role option[selected]")["value"] == "support"
+    legends = [text_of(l) for l in page.select("#rules-retention fieldset.rule-group > legend")]
+    assert "Win back a valuable customer who is slipping away" in legends
+    assert page.select_one("form[action='/settings/rules/refresh'] button") is not None
+    # The settings index links here.
+    assert soup(client.get("/settings/")).select_one("a[href='/settings/rules/']") is not None
+
+
+def test_saving_through_htmx_swaps_the_form_with_a_confirmation(client, auth):
+    auth.as_role("admin")
+    data = _form_data(soup(client.get("/settings/rules/")), "scoring")
+    data.update({"scoring-hot_threshold": "80", "scoring-weights__cart": "20"})
+    response = client.post("/settings/rules/scoring", data=data, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    section = soup(response)
+    assert section.select_one("header") is None and section.select_one("section#rules-scoring") is not None
+    assert "Lead score saved" in text_of(section.select_one(".confirmation"))
+    assert section.select_one("#scoring-hot_threshold")["value"] == "80"
+    assert rule_settings.load("scoring")["hot_threshold"] == 80
+    assert db.session.get(Setting, "rules.scoring").value == {"weights": {"cart": 20}, "hot_threshold": 80}
+
+
+def test_a_bad_value_comes_back_in_place_with_its_reason_and_nothing_is_stored(client, auth):
+    auth.as_role("admin")
+    data = _form_data(soup(client.get("/settings/rules/")), "health")
+    data.update({"health-lapsed_after_gaps": "1.0", "health-min_gap_days": "lots"})
+    response = client.post("/settings/rules/health", data=data, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    section = soup(response)
+    assert section.select_one(".confirmation") is None
+    assert text_of(section.select_one("#health-min_gap_days-error"))
+    assert section.select_one("#health-min_gap_days")["aria-invalid"] == "true"
+    assert db.session.get(Setting, "rules.health") is None
+    # Once the form is fine, the range check speaks.
+    data["health-min_gap_days"] = "14"
+    section = soup(client.post("/settings/rules/health", data=data, headers={"HX-Request": "true"}))
+    assert "more gaps than at risk" in text_of(section.select_one("#health-lapsed_after_gaps-error"))
+    assert db.session.get(Setting, "rules.health") is None
+
+
+def test_a_to_do_rule_switched_off_and_handed_to_another_role(client, auth):
+    auth.as_role("admin")
+    data = _form_data(soup(client.get("/settings/rules/")), "retention")
+    data.pop("retention-abandoned_cart__enabled")
+    data.update({"retention-survey__role": "sales", "retention-survey__delay_days": "5",
+                 "retention-winback__health": ["lapsed"]})
+    response = client.post("/settings/rules/retention", data=data)
+    assert response.status_code == 302
+    saved = rule_settings.load("retention")
+    assert saved["abandoned_cart"]["enabled"] is False
+    assert (saved["survey"]["role"], saved["survey"]["delay_days"]) == ("sales", 5)
+    assert saved["winback"]["health"] == ["lapsed"]
+    page = soup(client.get("/settings/rules/"))
+    assert "To-do rules saved" in text_of(page.select_one(".flash-success"))
+
+
+def test_refresh_now_runs_the_rules_for_everyone_and_says_what_changed(client, auth):
+    auth.as_role("admin")
+    cid = buy("1", "anna@example.com", T0)
+    rule_settings.save("journey", {"conversion_window_days": 1}, actor_id=None)
+    db.session.commit()
+    response = client.post("/settings/rules/refresh", follow_redirects=True)
+    flash = text_of(soup(response).select_one(".flash-success"))
+    assert flash.startswith("Refreshed 1 contacts: 1 stage changes")
+    assert db.session.get(Contact, cid).stage == "retention"
+    assert T0 + days(1) < db.session.get(Contact, cid).stage_since
