@@ -97,10 +97,17 @@ def test_the_demo_shop_draws_every_chart_with_its_numbers(client, auth, demo_sho
         assert svg is not None, chart_id
         assert_accessible_chart(svg)
         assert svg.find_parent("section").select_one("details.chart-data table") is not None
-    # Until the journey engine runs, every demo contact is in awareness.
+    # The engine places the demo's 300 contacts across the journey: each stage's count is drawn.
+    from sqlalchemy import func, select
+
+    from crm.extensions import db
+    from crm.models import Contact
+
     funnel = texts(page.find("svg", id="journey-funnel"))
-    assert "300 · 100%" in funnel
-    assert "300" in texts(page.find("svg", id="lead-scores"))
+    per_stage = dict(db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
+    assert len(per_stage) == 5 and sum(per_stage.values()) == 300
+    for count in per_stage.values():
+        assert any(t.startswith(f"{count} · ") for t in funnel), (count, funnel)
     cells = texts(page.find("svg", id="cohort-retention"))
     assert cells and any(t.endswith("%") for t in cells)
     amounts = [t for t in texts(page.find("svg", id="revenue-by-month")) if t.startswith("€")]
