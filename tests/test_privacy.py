@@ -181,7 +181,9 @@ def test_erasing_removes_the_person_everywhere_and_keeps_the_orders(contact, ids
     assert "grace@example.com" in leftovers  # other people are untouched
     erase_entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "erase"))
     assert erase_entry.user_id == admin.id and erase_entry.after["erased"] is True
-    assert result.interactions == 2 and result.tasks == 1 and result.audit_entries >= 3
+    # The engine may have added rule to-dos (e.g. a follow-up call) beside the one made by hand.
+    tasks_of_contact = db.session.scalar(select(func.count()).select_from(Task).where(Task.contact_id == contact.id))
+    assert result.interactions == 2 and result.tasks == tasks_of_contact >= 1 and result.audit_entries >= 3
 
 
 def test_an_erased_email_can_be_blocked_from_coming_back(contact):
