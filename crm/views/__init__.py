@@ -79,11 +79,12 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import auth, main, settings
+    from crm.views import auth, contacts, main, settings
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
         auth.bp,
+        contacts.bp,
         main.bp,
         settings.bp,
     ):
