@@ -478,7 +478,7 @@ def open_tasks(contact_id: int, limit: int = 50) -> list[Task]:
     ))
 
 
-def exists(contact_id: int) -> bool:
+def contact_exists(contact_id: int) -> bool:
     """Return whether there is a contact with this id."""
     return db.session.scalar(select(Contact.id).where(Contact.id == contact_id)) is not None
 

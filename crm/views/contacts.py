@@ -149,7 +149,7 @@ def show(contact_id: int):
 @access("read")
 def timeline(contact_id: int):
     """Return the next page of a contact's timeline (the page asks when its last item scrolls into view)."""
-    if not contact_queries.exists(contact_id):
+    if not contact_queries.contact_exists(contact_id):
         abort(404)
     page = contact_queries.timeline(contact_id, cursor=request.args.get("cursor"))
     return render_template("contacts/_timeline_items.html", contact_id=contact_id, timeline=page)
