@@ -10,7 +10,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, insert, literal, select, update
+from sqlalchemy import Select, delete, exists, func, insert, literal, select, update
 from sqlalchemy.orm import selectinload
 
 from crm.database import read_only
@@ -44,16 +44,16 @@ def add_tag(selection: Select, name: str, *, actor_id: int | None = None, now=No
     db.session.flush()
     ids = _ids(selection)
     has_tag = exists().where(contact_tags.c.contact_id == Contact.id, contact_tags.c.tag_id == tag.id)
-    result = db.session.execute(
-        insert(contact_tags).from_select(
-            ["contact_id", "tag_id"],
-            select(Contact.id, literal(tag.id)).where(Contact.id.in_(selection.subquery().select()), ~has_tag),
-        )
+    untagged = select(Contact.id).where(Contact.id.in_(selection.subquery().select()), ~has_tag)
+    # Counted first: drivers differ in what rowcount says after INSERT … SELECT.
+    added = db.session.scalar(select(func.count()).select_from(untagged.subquery()))
+    db.session.execute(
+        insert(contact_tags).from_select(["contact_id", "tag_id"], untagged.add_columns(literal(tag.id)))
     )
     _record("bulk_tag", ids, actor_id, tag=tag.name)
     db.session.expire_all()
     engine_hooks.after_contacts_changed(ids, now=now)
-    return result.rowcount
+    return added
 
 
 def remove_tag(selection: Select, name: str, *, actor_id: int | None = None, now=None) -> int:
