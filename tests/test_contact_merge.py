@@ -152,7 +152,7 @@ def test_the_merge_page_finds_candidates_as_you_type(client, pair):
     survivor, loser = pair
     sign_in(client, "admin")
     page = soup(client.get(f"/contacts/{survivor.id}/merge"))
-    search = page.select_one("form[role=search]")
+    search = page.select_one("form#merge-search")
     assert search["hx-target"] == "#merge-candidates" and "input changed" in search["hx-trigger"]
     fragment = soup(client.get(f"/contacts/{survivor.id}/merge?q=schmidt", headers=hx()))
     assert fragment.find("html") is None

@@ -125,6 +125,11 @@ class ContactFilters:
         """Whether any filter or search narrows the list."""
         return bool(self.to_args(with_sort=False))
 
+    @property
+    def beyond_search(self) -> bool:
+        """Whether anything but the search box is set (a filter, or another sort)."""
+        return self.sort != DEFAULT_SORT or any(name != "q" for name, _ in self.to_args(with_sort=False))
+
 
 PHONE_QUERY = re.compile(r"^[\d\s+()./-]+$")
 
