@@ -278,7 +278,7 @@ def _sort_values(sort: Sort, cursor: str | None) -> list[Any] | None:
     if values is None or len(values) != len(sort.keys):
         return None
     try:
-        return [_typed(key, value) for key, value in zip(sort.keys, values)]
+        return [_typed(key, value) for key, value in zip(sort.keys, values, strict=True)]
     except (ValueError, TypeError):
         return None
 

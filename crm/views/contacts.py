@@ -8,7 +8,7 @@ from flask import (
 from flask_login import current_user
 
 from crm.extensions import db, htmx
-from crm.models import Contact, Interaction, utcnow
+from crm.models import STAGES, Contact, Interaction, utcnow
 from crm.services import contact_bulk, contact_queries, contacts, interactions, merge
 from crm.services.contact_queries import ContactFilters
 from crm.services.errors import ValidationError
@@ -19,6 +19,23 @@ from crm.views.contact_forms import (
 from crm.views.forms import apply_errors
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
+
+
+# What _save returns when the service refused the input.
+REFUSED = object()
+
+
+def _save(form, action):
+    """Return what a service call for a valid form gave back, committed; or REFUSED, rolled
+    back, with the service's reasons on the form's fields."""
+    try:
+        result = action()
+    except ValidationError as error:
+        db.session.rollback()
+        apply_errors(form, error)
+        return REFUSED
+    db.session.commit()
+    return result
 
 
 def _fragment_wanted() -> bool:
@@ -66,8 +83,14 @@ def index():
     context = {"page": result, "filters": filters, "list_url": _list_url}
     if _fragment_wanted():
         return render_template("contacts/_results.html", **context)
-    return render_template("contacts/index.html", tag_names=contact_queries.tag_names(),
-                           owners=contact_queries.owner_choices(), sorts=contact_queries.SORTS, **context)
+    tag_names, owners = contact_queries.tag_names(), contact_queries.owner_choices()
+    choices = {
+        "stage": [(stage, stage.capitalize()) for stage in STAGES],
+        "tag": [(name, name) for name in tag_names],
+        "owner": [(str(user.id), user.name) for user in owners],
+        "sort": [(key, sort.label) for key, sort in contact_queries.SORTS.items()],
+    }
+    return render_template("contacts/index.html", tag_names=tag_names, owners=owners, choices=choices, **context)
 
 
 @bp.route("/bulk", methods=["POST"])
@@ -137,11 +160,13 @@ def _export(selection, filters: ContactFilters, description: dict) -> Response:
 @access("read")
 def show(contact_id: int):
     """Show a contact: who they are, their stage and score, to-dos, and the whole timeline."""
-    contact = _contact_or_404(contact_id)
+    return _contact_page(_contact_or_404(contact_id), _log_form())
+
+
+def _contact_page(contact: Contact, log_form: InteractionForm):
     return render_template(
         "contacts/show.html", contact=contact, timeline=contact_queries.timeline(contact.id),
-        tasks=contact_queries.open_tasks(contact.id), log_form=_log_form(),
-        tag_names=contact_queries.tag_names(),
+        tasks=contact_queries.open_tasks(contact.id), log_form=log_form, tag_names=contact_queries.tag_names(),
     )
 
 
@@ -170,26 +195,16 @@ def log(contact_id: int):
     """Log an interaction; htmx gets the new timeline item and a fresh form, or the form with its errors."""
     contact = _contact_or_404(contact_id)
     form = _log_form()
-    if form.validate():
-        try:
-            interaction = interactions.log_interaction(contact, form.values(), author_id=current_user.id)
-        except ValidationError as error:
-            db.session.rollback()
-            apply_errors(form, error)
-        else:
-            db.session.commit()
-            if not _fragment_wanted():
-                flash("Logged.", "success")
-                return redirect(url_for("contacts.show", contact_id=contact.id))
-            item = contact_queries.timeline_item("interaction", interaction)
-            return render_template("contacts/_logged.html", contact=contact, item=item,
-                                   log_form=_log_form(fresh=True))
+    interaction = _save(form, lambda: interactions.log_interaction(contact, form.values(), author_id=current_user.id)) \
+        if form.validate() else REFUSED
+    if interaction is not REFUSED:
+        if not _fragment_wanted():
+            flash("Logged.", "success")
+            return redirect(url_for("contacts.show", contact_id=contact.id))
+        item = contact_queries.timeline_item("interaction", interaction)
+        return render_template("contacts/_logged.html", contact=contact, item=item, log_form=_log_form(fresh=True))
     if not _fragment_wanted():
-        return render_template(
-            "contacts/show.html", contact=contact, timeline=contact_queries.timeline(contact.id),
-            tasks=contact_queries.open_tasks(contact.id), log_form=form,
-            tag_names=contact_queries.tag_names(),
-        ), 422
+        return _contact_page(contact, form), 422
     response = Response(render_template("contacts/_log_form.html", contact=contact, log_form=form))
     response.headers["HX-Retarget"] = "#log-form"
     response.headers["HX-Reswap"] = "outerHTML"
@@ -227,20 +242,15 @@ def edit_interaction(contact_id: int, interaction_id: int):
     if not may_change(record):
         abort(403)
     form = _edit_form(record)
-    if form.validate_on_submit():
-        try:
-            interactions.update_interaction(record, form.values(), actor_id=current_user.id)
-        except ValidationError as error:
-            db.session.rollback()
-            apply_errors(form, error)
-        else:
-            db.session.commit()
-            if not _fragment_wanted():
-                flash("Saved.", "success")
-                return redirect(url_for("contacts.show", contact_id=contact_id))
-            record = _interaction_or_404(contact_id, interaction_id)
-            return render_template("contacts/_timeline_item.html", contact_id=contact_id,
-                                   item=contact_queries.timeline_item("interaction", record))
+    if form.validate_on_submit() and _save(
+            form, lambda: interactions.update_interaction(record, form.values(), actor_id=current_user.id)
+    ) is not REFUSED:
+        if not _fragment_wanted():
+            flash("Saved.", "success")
+            return redirect(url_for("contacts.show", contact_id=contact_id))
+        record = _interaction_or_404(contact_id, interaction_id)
+        return render_template("contacts/_timeline_item.html", contact_id=contact_id,
+                               item=contact_queries.timeline_item("interaction", record))
     template = "contacts/_interaction_edit.html" if _fragment_wanted() else "contacts/interaction_edit.html"
     status = 422 if form.errors and not _fragment_wanted() else 200
     return render_template(template, contact_id=contact_id, record=record, form=form), status
@@ -300,9 +310,9 @@ def _tags_response(contact_id: int, error: str | None = None):
 # ---------------------------------------------------------------------------
 # Create, edit, merge, delete
 
-def _duplicate_of(form: ContactForm, error: ValidationError, contact: Contact | None = None) -> Contact | None:
-    """Return the contact that already has the email the form asked for, to link to it."""
-    if "email" not in error.fields:
+def _duplicate_of(form: ContactForm, contact: Contact | None = None) -> Contact | None:
+    """Return the contact that already has the email a refused form asked for, to link to it."""
+    if not form.email.errors:
         return None
     other = contacts.by_email(form.email.data)
     return other if other is not None and (contact is None or other.id != contact.id) else None
@@ -313,21 +323,14 @@ def _duplicate_of(form: ContactForm, error: ValidationError, contact: Contact | 
 def new():
     """Create a contact."""
     form = ContactForm().with_owners(contact_queries.owner_choices())
-    duplicate = None
-    if form.validate_on_submit():
-        try:
-            tags = contacts.clean_tag_names(form.tags.data) if (form.tags.data or "").strip() else []
-            contact = contacts.create_contact(form.values(), actor_id=current_user.id, tags=tags)
-        except ValidationError as error:
-            db.session.rollback()
-            apply_errors(form, error)
-            duplicate = _duplicate_of(form, error)
-        else:
-            db.session.commit()
-            flash(f"{contact.name} is in the CRM.", "success")
-            return redirect(url_for("contacts.show", contact_id=contact.id))
-    return render_template("contacts/form.html", form=form, contact=None, duplicate=duplicate), \
-        422 if form.is_submitted() else 200
+
+    def save() -> Contact:
+        tags = contacts.clean_tag_names(form.tags.data) if (form.tags.data or "").strip() else []
+        created = contacts.create_contact(form.values(), actor_id=current_user.id, tags=tags)
+        flash(f"{created.name} is in the CRM.", "success")
+        return created
+
+    return _contact_form(form, None, save)
 
 
 @bp.route("/<int:contact_id>/edit", methods=["GET", "POST"])
@@ -337,20 +340,24 @@ def edit(contact_id: int):
     contact = _contact_or_404(contact_id)
     form = ContactForm.for_contact(contact, contact_queries.owner_choices())
     del form.tags  # tags are changed on the contact page
-    duplicate = None
-    if form.validate_on_submit():
-        try:
-            contacts.update_contact(contact, form.values(), actor_id=current_user.id)
-        except ValidationError as error:
-            db.session.rollback()
-            apply_errors(form, error)
-            duplicate = _duplicate_of(form, error, contact)
-        else:
-            db.session.commit()
-            flash("Saved.", "success")
-            return redirect(url_for("contacts.show", contact_id=contact.id))
-    return render_template("contacts/form.html", form=form, contact=contact, duplicate=duplicate), \
-        422 if form.is_submitted() else 200
+
+    def save() -> Contact:
+        contacts.update_contact(contact, form.values(), actor_id=current_user.id)
+        flash("Saved.", "success")
+        return contact
+
+    return _contact_form(form, contact, save)
+
+
+def _contact_form(form: ContactForm, contact: Contact | None, save):
+    """Save a posted contact form and go to the contact, or show the form with its errors
+    (a duplicate email links to the contact who has it)."""
+    saved = _save(form, save) if form.validate_on_submit() else REFUSED
+    if saved is not REFUSED:
+        return redirect(url_for("contacts.show", contact_id=saved.id))
+    status = 422 if form.is_submitted() else 200
+    return render_template("contacts/form.html", form=form, contact=contact, duplicate=_duplicate_of(form, contact)), \
+        status
 
 
 @bp.route("/<int:contact_id>/merge", methods=["GET", "POST"])
