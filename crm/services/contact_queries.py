@@ -376,7 +376,8 @@ def page(filters: ContactFilters, *, after: str | None = None, before: str | Non
         query = query.where(keyset_condition(sort, after_values, by_index=by_index))
     elif backwards:
         query = query.where(keyset_condition(sort, before_values, backwards=True, by_index=by_index))
-    rows = db.session.execute(query).unique().all()
+    # Nothing matches (a search being typed, say): the count already read every row.
+    rows = db.session.execute(query).unique().all() if total else []
     more = len(rows) > size
     rows = rows[:size]
     if backwards:
