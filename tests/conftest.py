@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 
 import pytest
 from bs4 import BeautifulSoup
 from flask import g
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from crm import create_app
 from crm.extensions import db
@@ -142,3 +143,30 @@ def soup(response) -> BeautifulSoup:
 
 def text_of(node) -> str:
     return re.sub(r"\s+", " ", node.get_text(" ")).strip() if node is not None else ""
+
+
+# Statements that only open or close a transaction; what a page costs is the rest.
+_TRANSACTION_STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA")
+
+
+@contextmanager
+def count_queries():
+    """Collect the SQL statements run inside the block (transaction control left out):
+    `with count_queries() as statements: ...` then `len(statements)`."""
+    statements: list[str] = []
+
+    def _before(_connection, _cursor, statement, _parameters, _context, _executemany):
+        if not statement.lstrip().upper().startswith(_TRANSACTION_STATEMENTS):
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", _before)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", _before)
+
+
+@pytest.fixture(name="count_queries")
+def count_queries_fixture(app):
+    """The count_queries context manager, for tests that bound the queries of a page."""
+    return count_queries

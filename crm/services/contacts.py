@@ -219,3 +219,65 @@ def find_or_create(source: str, external_id: str | None, email: str | None, defa
             changed = update_contact(contact, fill, actor_id=actor_id, now=now) if fill else {}
     link_external_id(contact, source, external_id)
     return ContactChange(contact, created=False, changed=changed)
+
+
+# Audit snapshots of a whole contact (delete, merge) keep the derived figures too.
+SNAPSHOT = ("id", "source", "created_at", *AUDITED, "consent_at", "stage", "stage_reason", "health", "lead_score",
+            "order_count", "total_spent", "first_order_at", "last_order_at", "last_interaction_at")
+
+
+def full_snapshot(contact: Contact) -> dict[str, Any]:
+    """Return a contact's fields, tags and external ids as JSON-ready values for the audit log."""
+    return {
+        **audit.snapshot(contact, SNAPSHOT),
+        "tags": sorted(t.name for t in contact.tags),
+        "external_ids": sorted(f"{e.source}:{e.external_id}" for e in contact.external_ids),
+    }
+
+
+def clean_tag_names(names: list[str] | str) -> list[str]:
+    """Return tag names trimmed and lower-cased (a string may hold several, comma-separated),
+    or raise ValidationError on the field "tag"."""
+    if isinstance(names, str):
+        names = names.split(",")
+    cleaned = sorted({n.strip().lower() for n in names if n and n.strip()})
+    if not cleaned:
+        raise ValidationError(fields={"tag": "Type a tag name."})
+    if any(len(name) > 80 for name in cleaned):
+        raise ValidationError(fields={"tag": "Keep a tag under 80 characters."})
+    return cleaned
+
+
+def add_tags(contact: Contact, names: list[str] | str, *, actor_id: int | None = None, now=None) -> list[str]:
+    """Tag a contact and return the names it did not have yet."""
+    wanted = tags_by_name(clean_tag_names(names))
+    before = sorted(t.name for t in contact.tags)
+    new = [tag for tag in wanted if tag.name not in before]
+    if new:
+        contact.tags = sorted([*contact.tags, *new], key=lambda tag: tag.name)
+        db.session.flush()
+        audit.record("tag", "contact", contact.id, user_id=actor_id, before={"tags": before},
+                     after={"tags": sorted(t.name for t in contact.tags)})
+        engine_hooks.after_contacts_changed([contact.id], now=now)
+    return [tag.name for tag in new]
+
+
+def remove_tag(contact: Contact, name: str, *, actor_id: int | None = None, now=None) -> bool:
+    """Take a tag off a contact; return whether it had it."""
+    before = sorted(t.name for t in contact.tags)
+    name = (name or "").strip().lower()
+    if name not in before:
+        return False
+    contact.tags = [tag for tag in contact.tags if tag.name != name]
+    db.session.flush()
+    audit.record("untag", "contact", contact.id, user_id=actor_id, before={"tags": before},
+                 after={"tags": sorted(t.name for t in contact.tags)})
+    engine_hooks.after_contacts_changed([contact.id], now=now)
+    return True
+
+
+def delete_contact(contact: Contact, *, actor_id: int | None = None) -> None:
+    """Delete a contact with its orders, interactions and to-dos, keeping a full snapshot in the audit log."""
+    audit.record("delete", "contact", contact.id, user_id=actor_id, before=full_snapshot(contact))
+    db.session.delete(contact)
+    db.session.flush()

@@ -11,3 +11,12 @@ document.addEventListener("htmx:responseError", function (event) {
     : "The server could not do that (" + xhr.status + "); nothing was changed.";
   box.appendChild(p);
 });
+
+// A header checkbox with data-select-all="<selector>" ticks or unticks every box it names.
+document.addEventListener("change", function (event) {
+  var box = event.target;
+  if (!box.matches || !box.matches("[data-select-all]")) return;
+  document.querySelectorAll(box.getAttribute("data-select-all")).forEach(function (other) {
+    other.checked = box.checked;
+  });
+});

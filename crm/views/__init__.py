@@ -81,12 +81,13 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import audit, auth, journey, leads, main, privacy, rules, settings, tasks, users
+    from crm.views import audit, auth, contacts, journey, leads, main, privacy, rules, settings, tasks, users
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
         audit.bp,
         auth.bp,
+        contacts.bp,
         journey.bp,
         leads.bp,
         main.bp,
