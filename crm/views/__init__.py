@@ -79,13 +79,18 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import auth, main, settings
+    from crm.views import api, auth, imports, main, orders, settings, tokens, webhooks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
+        api.bp,
         auth.bp,
+        imports.bp,
         main.bp,
+        orders.bp,
         settings.bp,
+        tokens.bp,
+        webhooks.bp,
     ):
         app.register_blueprint(blueprint)
 
