@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ def receive(source: str, *, body: bytes, signature: str | None, topic: str | Non
             return Answer(200, "Already received; nothing changed.", delivery)
     if delivery is None:
         # A failed delivery sent again with the same id is tried again on the same row.
-        delivery = WebhookDelivery(source=source, delivery_id=delivery_id)
+        delivery = WebhookDelivery(source=source, delivery_id=delivery_id, status="failed", error="not processed yet")
         db.session.add(delivery)
     delivery.topic, delivery.received_at = topic, now
     # Kept as text for the log; a NUL byte cannot be stored in PostgreSQL text.
@@ -236,10 +237,10 @@ def erase_contact(contact: Contact, now: datetime) -> None:
     Raises LookupError when `crm.services.privacy` is not installed yet.
     """
     try:
-        from crm.services import privacy
-    except ImportError as error:
-        if getattr(error, "name", None) not in ("crm.services.privacy", None):
-            raise
+        privacy = importlib.import_module("crm.services.privacy")
+    except ModuleNotFoundError as error:
+        if error.name != "crm.services.privacy":
+            raise  # the module is there but something it needs is not: a real bug
         raise LookupError("erasing needs crm.services.privacy, which is not installed yet") from error
     # Blocked from re-import, so an old export imported later cannot bring the customer back.
     privacy.erase_contact(contact, actor_id=None, block_email=True, now=now)
@@ -298,6 +299,15 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 
 
 # -- the log -----------------------------------------------------------------------------------
+
+def already_received(source: str, delivery_id: str | None) -> bool:
+    """Return whether a delivery with this id was processed or ignored before."""
+    if not delivery_id:
+        return False
+    return db.session.scalar(select(WebhookDelivery.id).where(
+        WebhookDelivery.source == source, WebhookDelivery.delivery_id == delivery_id[:120],
+        WebhookDelivery.status != "failed")) is not None
+
 
 def deliveries(status: str | None = None, *, before_id: int | None = None, limit: int = 50) -> list[WebhookDelivery]:
     """Return deliveries, newest first, optionally of one status, for a page of the log."""

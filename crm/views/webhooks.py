@@ -23,6 +23,13 @@ PAGE = 50
 WOO_PING = re.compile(rb"webhook_id=\d{1,20}")
 
 
+DELIVERY_ID_HEADERS = {"shopify": "X-Shopify-Webhook-Id", "woocommerce": "X-WC-Webhook-Delivery-ID"}
+
+
+def _delivery_id(source: str) -> str | None:
+    return request.headers.get(DELIVERY_ID_HEADERS[source])
+
+
 def _refusal_limit() -> str:
     return current_app.config.get("WEBHOOK_REFUSAL_LIMIT", "60 per minute")
 
@@ -32,14 +39,17 @@ def _only_refusals(response) -> bool:
     return response.status_code == 401
 
 
-def _answer(answer: webhooks.Answer):
-    """Commit what the delivery changed and answer the shop with a small JSON body."""
+def _receive(source: str, receive):
+    """Run `receive()`, commit what the delivery changed and answer the shop with a small JSON body."""
     try:
+        answer = receive()
         db.session.commit()
     except IntegrityError:
-        # The same delivery id arrived twice at the same moment; the other request recorded it.
+        # Another request wrote the same row at the same moment (this delivery, or the same order).
         db.session.rollback()
-        return jsonify(status="duplicate", message="Already received; nothing changed."), 200
+        if webhooks.already_received(source, _delivery_id(source)):
+            return jsonify(status="duplicate", message="Already received; nothing changed."), 200
+        return jsonify(status="conflict", message="Another delivery changed the same record; send it again."), 409
     delivery = answer.delivery
     response = jsonify(status=delivery.status if delivery is not None else None, message=answer.message)
     response.status_code = answer.status
@@ -53,9 +63,9 @@ def _answer(answer: webhooks.Answer):
 def shopify():
     """Receive a Shopify webhook (orders, customers and the privacy topics)."""
     headers = request.headers
-    return _answer(webhooks.receive(
+    return _receive("shopify", lambda: webhooks.receive(
         "shopify", body=request.get_data(), signature=headers.get("X-Shopify-Hmac-Sha256"),
-        topic=headers.get("X-Shopify-Topic"), delivery_id=headers.get("X-Shopify-Webhook-Id"),
+        topic=headers.get("X-Shopify-Topic"), delivery_id=_delivery_id("shopify"),
     ))
 
 
@@ -69,10 +79,9 @@ def woocommerce():
     body = request.get_data()
     signature, topic = headers.get("X-WC-Webhook-Signature"), headers.get("X-WC-Webhook-Topic")
     if not signature and not topic and WOO_PING.fullmatch(body.strip()):
-        return _answer(webhooks.record_ping("woocommerce", body.strip()))
-    return _answer(webhooks.receive(
-        "woocommerce", body=body, signature=signature, topic=topic,
-        delivery_id=headers.get("X-WC-Webhook-Delivery-ID"),
+        return _receive("woocommerce", lambda: webhooks.record_ping("woocommerce", body.strip()))
+    return _receive("woocommerce", lambda: webhooks.receive(
+        "woocommerce", body=body, signature=signature, topic=topic, delivery_id=_delivery_id("woocommerce"),
     ))
 
 
