@@ -34,7 +34,9 @@ def _reason_fields(reason: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     for part in _REASON_SPLIT.split(reason):
         label, sep, why = part.partition(": ")
-        name = "email" if label == "customer_id or email" else label
+        if label == "customer_id or email":
+            label, why = "email", "Give the customer's email or customer_id."
+        name = label
         if not sep or name not in GENERIC_FIELDS:
             name, why = "body", part
         fields[name] = f"{fields[name]} {why}".strip() if name in fields else why

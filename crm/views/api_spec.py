@@ -23,9 +23,11 @@ def _nullable(schema: dict) -> dict:
 STRING = {"type": "string"}
 TIME = _nullable({"type": "string", "format": "date-time"})
 DECIMAL = {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "description": "An amount as a decimal string, e.g. \"12.50\"."}
-AMOUNT_IN = {"oneOf": [{"type": "string", "maxLength": 40}, {"type": "number"}],
+AMOUNT_IN = {"oneOf": [{"type": "string", "maxLength": 40, "pattern": r"^-?[0-9][0-9.,' ]*$"}, {"type": "number"}],
              "description": "An amount: a number or text such as \"12.50\" or \"1.234,50\"."}
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+ORDER_STATUS_SYNONYMS = ["completed", "complete", "shipped", "delivered", "processing", "canceled", "voided",
+                         "failed", "on_hold", "authorized"]
 
 ERRORS = {
     400: "The body is not valid JSON or not a JSON object.",
@@ -69,7 +71,7 @@ READ_ERRORS = (401, 403, 422, 429)
 WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 429)
 
 CONTACT_INPUT_PROPERTIES = {
-    "email": _nullable({"type": "string", "maxLength": 320}),
+    "email": _nullable({"type": "string", "format": "email", "maxLength": 320}),
     "first_name": _nullable({"type": "string", "maxLength": 120}),
     "last_name": _nullable({"type": "string", "maxLength": 120}),
     "phone": _nullable({"type": "string", "maxLength": 40, "description": "With the country code; stored as E.164."}),
@@ -78,7 +80,7 @@ CONTACT_INPUT_PROPERTIES = {
     "birthday": _nullable({"type": "string", "format": "date"}),
     "address": _nullable({"type": "string", "maxLength": 400}),
     "city": _nullable({"type": "string", "maxLength": 120}),
-    "country": _nullable({"type": "string", "minLength": 2, "maxLength": 2, "description": "ISO 3166-1 alpha-2."}),
+    "country": _nullable({"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "ISO 3166-1 alpha-2."}),
     "owner_id": _nullable(ID),
     "consent": {"type": "boolean"},
     "do_not_contact": {"type": "boolean"},
@@ -164,6 +166,7 @@ SCHEMAS: dict[str, Any] = {
     "OrderInput": {
         "type": "object", "additionalProperties": False,
         "required": ["order_id", "placed_at", "total"],
+        "anyOf": [{"required": ["email"]}, {"required": ["customer_id"]}],
         "description": ("The fields of the generic orders file, checked the same way, plus `source` and `lines`. "
                         "A customer needs `customer_id` or `email`. Sending the same (source, order_id) again updates "
                         "that order (200) instead of adding one."),
@@ -171,17 +174,20 @@ SCHEMAS: dict[str, Any] = {
             "order_id": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 120}, {"type": "integer"}]},
             "source": {"type": "string", "minLength": 1, "maxLength": 40, "default": "api"},
             "customer_id": _nullable({"oneOf": [{"type": "string", "maxLength": 120}, {"type": "integer"}]}),
-            "email": _nullable({"type": "string", "maxLength": 320}),
+            "email": _nullable({"type": "string", "format": "email", "maxLength": 320}),
             "first_name": _nullable({"type": "string", "maxLength": 120}),
             "last_name": _nullable({"type": "string", "maxLength": 120}),
             "phone": _nullable({"type": "string", "maxLength": 40}),
-            "placed_at": {"type": "string", "description": "A date or a timestamp (ISO 8601; UTC when no offset)."},
+            "placed_at": {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
+                          "description": "A date or a timestamp (ISO 8601; UTC when no offset)."},
             "total": AMOUNT_IN,
             "subtotal": _nullable(AMOUNT_IN), "discount": _nullable(AMOUNT_IN),
             "shipping": _nullable(AMOUNT_IN), "tax": _nullable(AMOUNT_IN),
-            "currency": _nullable({"type": "string", "description": "ISO 4217, e.g. EUR; the shop's currency when left out."}),
-            "status": _nullable({"type": "string", "description": f"One of {', '.join(ORDER_STATUSES)} (or completed, "
-                                                                   "processing, shipped ...); paid when left out."}),
+            "currency": _nullable({"type": "string", "pattern": "^[A-Za-z]{3}$",
+                                   "description": "ISO 4217, e.g. EUR; the shop's currency when left out."}),
+            "status": _nullable({"type": "string", "enum": [*ORDER_STATUSES, *ORDER_STATUS_SYNONYMS],
+                                 "description": "Paid when left out; shop words such as completed or shipped are read "
+                                                "as our statuses."}),
             "number": _nullable({"type": "string", "maxLength": 60}),
             "lines": {"type": "array", "maxItems": 500, "items": _ref("OrderLineInput")},
         },
