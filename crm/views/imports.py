@@ -42,9 +42,9 @@ TOKEN_LENGTH = 32
 
 
 class UploadForm(FlaskForm):
-    kind = SelectField("What the file holds", choices=list(importing.KIND_LABELS.items()))
-    fmt = SelectField("Format", choices=[("", "From the file name"), ("csv", "CSV"), ("tsv", "TSV"),
-                                         ("json", "JSON"), ("ndjson", "NDJSON")], default="")
+    kind = SelectField("What the file holds", choices=dict(importing.KIND_LABELS))
+    fmt = SelectField("Format", choices={"": "From the file name", "csv": "CSV", "tsv": "TSV", "json": "JSON",
+                                         "ndjson": "NDJSON"}, default="")
     file = FileField("File", validators=[FileRequired("Choose a file to import.")])
     source = StringField("Where the orders come from", validators=[Optional(), Length(max=40)],
                          description="For “any orders file”: a short name such as etsy (default: import).")

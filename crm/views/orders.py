@@ -97,7 +97,7 @@ class LineForm(Form):
 class OrderForm(FlaskForm):
     number = StringField("Order number", validators=[Optional(), Length(max=60)])
     placed_at = DateTimeLocalField("Placed at", format="%Y-%m-%dT%H:%M", validators=[InputRequired()])
-    status = SelectField("Status", choices=[(s, s.replace("_", " ").capitalize()) for s in ORDER_STATUSES],
+    status = SelectField("Status", choices={s: s.replace("_", " ").capitalize() for s in ORDER_STATUSES},
                          default="paid")
     currency = StringField("Currency", validators=[InputRequired(), Length(min=3, max=3)])
     lines = FieldList(FormField(LineForm), min_entries=LINE_ROWS, max_entries=50)
@@ -120,9 +120,9 @@ def new(contact_id: int):
         form.placed_at.data = datetime.now(shop_zone()).replace(second=0, microsecond=0, tzinfo=None)
     elif form.validate_on_submit():
         placed_at = form.placed_at.data.replace(tzinfo=shop_zone()).astimezone(timezone.utc)
-        lines = [ManualLine(sku=(entry.sku.data or "").strip() or None, name=(entry.name.data or "").strip(),
-                            quantity=entry.quantity.data or 1, unit_price=entry.unit_price.data or 0)
-                 for entry in form.lines]
+        lines = [ManualLine(sku=(line.sku.data or "").strip() or None, name=(line.name.data or "").strip(),
+                            quantity=line.quantity.data or 1, unit_price=line.unit_price.data or 0)
+                 for line in (entry.form for entry in form.lines)]
         try:
             record = manual_order_record(
                 contact, lines=lines, placed_at=placed_at, status=form.status.data, currency=form.currency.data,
