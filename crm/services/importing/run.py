@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 from crm.extensions import db
 from crm.models import ImportRejection, ImportRun, utcnow
@@ -38,6 +38,7 @@ from crm.services.importing.readers import READERS, detect_format
 from crm.services.importing.records import CustomerRecord, OrderRecord, Rejected
 
 BATCH = 1000
+ANALYZE_AFTER = 10_000  # rows created; a big import changes the table sizes the query planner assumes
 MAX_TOUCHED = 200_000
 MAX_REASON = 500
 COUNTS = ("read", "orders_created", "orders_updated", "orders_unchanged", "contacts_created",
@@ -233,6 +234,8 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
             audit.record("import", "import_run", run_id, user_id=user_id,
                          after={"kind": kind, "filename": filename, **tally.counts})
         db.session.commit()
+        if not dry_run and tally.counts["orders_created"] + tally.counts["contacts_created"] >= ANALYZE_AFTER:
+            _refresh_statistics()
     except BaseException as exc:  # Ctrl-C too: the run must not stay "running"
         db.session.rollback()
         if run_id is not None and not dry_run:
@@ -250,6 +253,17 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
     run = db.session.get(ImportRun, run_id)
     db.session.refresh(run)
     return run
+
+
+def _refresh_statistics() -> None:
+    """Let the query planner see the new table sizes (a never-analysed SQLite picks poor indexes)."""
+    if db.engine.dialect.name == "sqlite":
+        # A sampled ANALYZE: quick even on millions of rows.
+        db.session.execute(text("PRAGMA analysis_limit=1000"))
+        db.session.execute(text("ANALYZE"))
+    else:
+        db.session.execute(text("ANALYZE contacts, contact_external_ids, orders, order_lines"))
+    db.session.commit()
 
 
 def _outcome(tally: _Tally) -> tuple[str, str | None]:
