@@ -43,41 +43,43 @@ def _require_open(task: Task) -> None:
         raise TaskNotOpen(f"This to-do is already {task.status}.", fields={"status": f"The to-do is already {task.status}."})
 
 
-def _close(task: Task, status: str, *, actor_id: int | None, now: datetime, **values) -> None:
+def _change(task: Task, *, actor_id: int | None, **values) -> None:
+    """Set fields of a to-do and audit the before and after."""
     before = audit.snapshot(task, AUDITED)
-    task.status, task.closed_at = status, now
     for name, value in values.items():
         setattr(task, name, value)
     db.session.flush()
     audit.record("update", "task", task.id, user_id=actor_id, before=before, after=audit.snapshot(task, AUDITED))
 
 
+def _short_text(name: str, value: str | None, missing: str) -> str:
+    """Return the stripped text of a required field of at most 300 characters, or raise ValidationError."""
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError(fields={name: missing})
+    if len(value) > 300:
+        raise ValidationError(fields={name: "Keep it under 300 characters."})
+    return value
+
+
 def complete_task(task: Task, outcome: str, *, actor_id: int | None, now: datetime | None = None) -> Interaction:
     """Mark a to-do done and return the interaction that records its outcome."""
     now = now or utcnow()
     _require_open(task)
-    outcome = (outcome or "").strip()
-    if not outcome:
-        raise ValidationError(fields={"outcome": "Say how it went, e.g. 'Called, happy with the order'."})
-    if len(outcome) > 300:
-        raise ValidationError(fields={"outcome": "Keep it under 300 characters."})
+    outcome = _short_text("outcome", outcome, "Say how it went, e.g. 'Called, happy with the order'.")
     contact = db.session.get(Contact, task.contact_id)
     kind = task.kind if task.kind in INTERACTION_KINDS else "call"
     interaction = log_interaction(contact, {"kind": kind, "subject": task.title[:300], "outcome": outcome},
                                   author_id=actor_id, task_id=task.id, now=now)
-    _close(task, "done", actor_id=actor_id, now=now, outcome=outcome, close_reason="done")
+    _change(task, actor_id=actor_id, status="done", closed_at=now, outcome=outcome, close_reason="done")
     return interaction
 
 
 def dismiss_task(task: Task, reason: str, *, actor_id: int | None, now: datetime | None = None) -> None:
     """Close a to-do that will not be done, keeping the reason."""
     _require_open(task)
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError(fields={"reason": "Say why it will not be done."})
-    if len(reason) > 300:
-        raise ValidationError(fields={"reason": "Keep it under 300 characters."})
-    _close(task, "dismissed", actor_id=actor_id, now=now or utcnow(), close_reason=reason)
+    reason = _short_text("reason", reason, "Say why it will not be done.")
+    _change(task, actor_id=actor_id, status="dismissed", closed_at=now or utcnow(), close_reason=reason)
     engine_hooks.after_contacts_changed([task.contact_id], now=now)
 
 
@@ -89,10 +91,7 @@ def snooze_task(task: Task, until: datetime | None, *, actor_id: int | None, now
         until = until if until.tzinfo else until.replace(tzinfo=timezone.utc)
         if until <= now:
             raise ValidationError(fields={"snoozed_until": "Choose a time in the future."})
-    before = audit.snapshot(task, AUDITED)
-    task.snoozed_until = until
-    db.session.flush()
-    audit.record("update", "task", task.id, user_id=actor_id, before=before, after=audit.snapshot(task, AUDITED))
+    _change(task, actor_id=actor_id, snoozed_until=until)
 
 
 def reassign_task(task: Task, user_id: int | None, *, actor_id: int | None) -> None:
@@ -102,7 +101,4 @@ def reassign_task(task: Task, user_id: int | None, *, actor_id: int | None) -> N
         user = db.session.get(User, user_id)
         if user is None or not user.active or user.role == "viewer":
             raise ValidationError(fields={"assignee_id": "Choose an active admin, sales or support user."})
-    before = audit.snapshot(task, AUDITED)
-    task.assignee_id = user_id
-    db.session.flush()
-    audit.record("update", "task", task.id, user_id=actor_id, before=before, after=audit.snapshot(task, AUDITED))
+    _change(task, actor_id=actor_id, assignee_id=user_id)

@@ -56,10 +56,14 @@ def _receive(source: str, receive):
     return response
 
 
+def receiver(view):
+    """Make a view a webhook endpoint: public (the signature is the check), without CSRF (shops send
+    no token), and slowed down after a burst of refused requests from one address."""
+    return access("public")(csrf.exempt(limiter.limit(_refusal_limit, deduct_when=_only_refusals)(view)))
+
+
 @bp.route("/webhooks/shopify", methods=["POST"])
-@access("public")
-@csrf.exempt
-@limiter.limit(_refusal_limit, deduct_when=_only_refusals)
+@receiver
 def shopify():
     """Receive a Shopify webhook (orders, customers and the privacy topics)."""
     headers = request.headers
@@ -70,9 +74,7 @@ def shopify():
 
 
 @bp.route("/webhooks/woocommerce", methods=["POST"])
-@access("public")
-@csrf.exempt
-@limiter.limit(_refusal_limit, deduct_when=_only_refusals)
+@receiver
 def woocommerce():
     """Receive a WooCommerce webhook (orders and customers), or the ping sent when one is saved."""
     headers = request.headers
