@@ -387,3 +387,8 @@ def test_people_see_their_own_tokens_and_admins_see_all(client, auth):
     client.post(f"/settings/tokens/{sales_token.id}/revoke")
     db.session.expire_all()
     assert db.session.get(ApiToken, sales_token.id).revoked_at is not None
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_api_writes_need_no_csrf_token(api, app_config):
+    assert api.post("/contacts", {"first_name": "Ada"}).status_code == 201

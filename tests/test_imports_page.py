@@ -151,3 +151,13 @@ def test_discarding_an_upload(client, auth, app):
     client.post(f"/imports/upload/{token}/discard")
     assert client.get(location).status_code == 404
     assert count(ImportRun) == 0
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_an_upload_needs_the_csrf_token(client, app_config):
+    make_user("support")
+    token = soup(client.get("/login")).select_one("input[name=csrf_token]")["value"]
+    client.post("/login", data={"email": "support@example.com", "password": "correct horse battery", "csrf_token": token})
+    assert upload(client, SHOPIFY_ORDERS).status_code == 400
+    form_token = soup(client.get("/imports/")).select_one("#upload input[name=csrf_token]")["value"]
+    assert upload(client, SHOPIFY_ORDERS, csrf_token=form_token).status_code == 302

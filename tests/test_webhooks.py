@@ -300,3 +300,15 @@ def test_erasing_reports_a_missing_privacy_service_clearly(app, monkeypatch):
     db.session.flush()
     with pytest.raises(LookupError, match="crm.services.privacy"):
         webhooks.erase_contact(contact, now=None)
+
+
+@pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
+def test_shops_need_no_csrf_token_but_the_secrets_form_does(client, auth, secrets, app_config):
+    assert shopify(client, "orders/create", SHOPIFY_ORDER).status_code == 200
+    assert client.post("/webhooks/woocommerce", data=b"webhook_id=3").status_code == 200
+    make_user("admin")
+    page = soup(client.get("/login"))
+    token = page.select_one("input[name=csrf_token]")["value"]
+    client.post("/login", data={"email": "admin@example.com", "password": "correct horse battery", "csrf_token": token})
+    assert client.post("/settings/webhooks", data={"shopify_secret": "stolen"}).status_code == 400
+    assert webhooks.secret("shopify") == SECRET

@@ -287,6 +287,10 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("shopify", "orders/create"): _order(parse_shopify_order_json),
     ("shopify", "orders/updated"): _order(parse_shopify_order_json),
     ("shopify", "orders/cancelled"): _order(parse_shopify_order_json),
+    # These carry the same order resource, so they are one more chance to be up to date.
+    ("shopify", "orders/paid"): _order(parse_shopify_order_json),
+    ("shopify", "orders/fulfilled"): _order(parse_shopify_order_json),
+    ("shopify", "orders/partially_fulfilled"): _order(parse_shopify_order_json),
     ("shopify", "customers/create"): _customer(parse_shopify_customer_json),
     ("shopify", "customers/update"): _customer(parse_shopify_customer_json),
     ("shopify", "customers/redact"): _shopify_redact,
