@@ -248,6 +248,72 @@ def privacy_erase(contact_id, yes, block_email):
                + ("; the email is blocked." if result.email_blocked else "."))
 
 
+IMPORT_KINDS = ("shopify-orders", "shopify-customers", "woocommerce-orders", "woocommerce-customers", "orders")
+
+
+@click.command("import")
+@click.argument("kind", type=click.Choice(IMPORT_KINDS))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option("--format", "fmt", type=click.Choice(("csv", "tsv", "json", "ndjson")),
+              help="The file's format (default: from its extension, else the kind's usual one).")
+@click.option("--map", "mapping", multiple=True, metavar="FILECOL=field",
+              help="For `orders`: read a file column as one of the fields (order_id, customer_id, email, "
+                   "first_name, last_name, placed_at, total, currency, status, phone, number, subtotal, "
+                   "discount, shipping, tax). Repeat for each column.")
+@click.option("--source", help="For `orders`: where the orders come from (default 'import').")
+@click.option("--dry-run", is_flag=True, help="Read and check everything, report the counts, store nothing.")
+@click.option("--rejected-csv", type=click.Path(dir_okay=False, writable=True),
+              help="Also write every rejected row (line, reason, the row) to this CSV file.")
+@with_appcontext
+def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
+    """Import orders or customers from a Shopify, WooCommerce or any orders file."""
+    import csv
+    import os
+    import sys
+
+    from crm.services.importing import run as importing
+
+    with open(file, "rb") as handle:
+        reason = importing.not_text_reason(handle.read(8192))
+    if reason:
+        raise click.ClickException(f"{file}: {reason}")
+    try:
+        mapping_dict = importing.parse_mapping(mapping)
+        with open(file, "rb") as handle, click.progressbar(
+            length=os.path.getsize(file) or 1, label=f"Importing {os.path.basename(file)}",
+            file=sys.stderr,
+        ) as bar:
+            done = [0]
+
+            def progress(position):
+                bar.update(max(position - done[0], 0))
+                done[0] = max(done[0], position)
+
+            run = importing.run_import(kind, handle, os.path.basename(file), fmt=fmt, mapping=mapping_dict,
+                                       source=source, dry_run=dry_run, progress=progress)
+    except importing.ImportRefused as error:
+        raise click.ClickException(str(error))
+    title = "Dry run (nothing was stored)" if dry_run else f"Import #{run.id}"
+    click.echo(f"{title}: {kind} from {run.filename}")
+    for line in importing.summary_lines(run):
+        click.echo(f"  {line}")
+    if run.status == "failed":
+        raise click.ClickException(f"The file could not be read: {run.error}")
+    rejected = run.counts.get("rejected", 0)
+    if rejected:
+        shown = importing.first_rejections(run.id, 5)
+        click.echo("First rejected rows:")
+        for rejection in shown:
+            click.echo(f"  line {rejection.line}: {rejection.reason}")
+        if rejected_csv:
+            with open(rejected_csv, "w", newline="", encoding="utf-8") as out:
+                csv.writer(out).writerows(importing.rejection_rows(run.id))
+            click.echo(f"All {rejected} rejected rows are in {rejected_csv}.")
+        else:
+            click.echo(f"All {rejected} rejected rows: the Imports page (/imports/{run.id}) has them as CSV, "
+                       "or run again with --rejected-csv FILE.")
+
+
 def register_commands(app: Flask) -> None:
     """Add the shop's commands to the app's CLI."""
     # One line per command; keep the list sorted so parallel additions merge cleanly.
@@ -256,6 +322,7 @@ def register_commands(app: Flask) -> None:
         backup_command,
         create_user_command,
         demo_command,
+        import_command,
         privacy_group,
         refresh_command,
         restore_command,

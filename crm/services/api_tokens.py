@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from flask import current_app, has_app_context
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 
+from crm.database import write_intent
 from crm.extensions import db
 from crm.models import ApiToken, User, utcnow
 from crm.services import audit
 from crm.services.errors import ValidationError
 
 PREFIX = "crm_"
+# last_used_at is a hint for people, so it is written at most this often per token.
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def _hash(token: str) -> str:
@@ -32,11 +38,13 @@ def create_token(user: User, name: str, *, actor_id: int | None = None) -> tuple
     return token, plain
 
 
-def authenticate(plain: str) -> User | None:
-    """Return the active user behind a live token, or None."""
+def authenticate(plain: str, *, now: datetime | None = None) -> User | None:
+    """Return the active user behind a live token, or None; note when the token was last used."""
     if not plain.startswith(PREFIX):
         return None
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(plain)))
+    digest = _hash(plain)
+    _note_use(digest, now or utcnow())
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
     return token.user
@@ -45,3 +53,37 @@ def authenticate(plain: str) -> User | None:
 def revoke(token: ApiToken, *, actor_id: int | None = None) -> None:
     token.revoked_at = utcnow()
     audit.record("revoke", "api_token", token.id, user_id=actor_id)
+
+
+def _note_use(digest: str, now: datetime) -> None:
+    """Set last_used_at (at most once a minute) in a short transaction of its own, or skip it.
+
+    It runs before the request's own transaction begins, on a separate connection, so a GET
+    stays a read-only (deferred) transaction on SQLite. It never waits: when another writer
+    holds SQLite's lock, the hint is skipped and written on a later request.
+    """
+    statement = (
+        update(ApiToken)
+        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None),
+               or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_EVERY))
+        .values(last_used_at=now)
+    )
+    engine = db.engine
+    sqlite = engine.dialect.name == "sqlite"
+    intent = write_intent.set(True)
+    try:
+        with engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            if sqlite:
+                raw.execute("PRAGMA busy_timeout=0")
+            try:
+                connection.execute(statement)
+                connection.commit()
+            except OperationalError:
+                connection.rollback()
+            finally:
+                if sqlite:
+                    timeout = current_app.config.get("SQLITE_BUSY_TIMEOUT_MS", 30_000) if has_app_context() else 30_000
+                    raw.execute(f"PRAGMA busy_timeout={int(timeout)}")
+    finally:
+        write_intent.reset(intent)

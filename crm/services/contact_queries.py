@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from crm.extensions import db
 from crm.models import (
-    HEALTHS, STAGES, Contact, Interaction, Order, StageChange, Tag, Task, User, contact_tags,
+    HEALTHS, STAGES, Contact, ContactExternalId, Interaction, Order, StageChange, Tag, Task, User, contact_tags,
 )
 
 PAGE_SIZE = 50
@@ -158,6 +158,8 @@ def search_condition(query: str):
         # "0151 234", "+49 151-234" and "0049151234" all find +49151234…: a national
         # trunk 0 or an international 00 is not part of the stored number.
         return Contact.phone.contains(digits.lstrip("0") or digits, autoescape=True)
+    # A shop's customer id ("7000012", "gid://shopify/Customer/7") finds its contact exactly.
+    by_external_id = Contact.id.in_(select(ContactExternalId.contact_id).where(ContactExternalId.external_id == query))
     conditions = []
     for word in query.split()[:8]:
         options = [_contains(Contact.first_name, word), _contains(Contact.last_name, word),
@@ -165,7 +167,7 @@ def search_condition(query: str):
         if word.isdigit() and len(word) >= 3:
             options.append(Contact.phone.contains(word.lstrip("0") or word, autoescape=True))
         conditions.append(or_(*options))
-    return and_(*conditions)
+    return or_(and_(*conditions), by_external_id)
 
 
 def _with_open_todo():
@@ -525,3 +527,17 @@ def merge_candidates(contact: Contact, query: str, limit: int = 10) -> list[Cont
         select(Contact).where(search_condition(query), Contact.id != contact.id)
         .order_by(*_order_by(SORTS[DEFAULT_SORT])).limit(limit)
     ))
+
+
+def search_contacts(q: str | None = None, *, stage: str | None = None, after_id: int | None = None,
+                    limit: int = 50) -> list[Contact]:
+    """Return up to `limit` contacts in id order after `after_id` (the API's keyset page), matched by
+    the same search rule as the contact list, with tags and external ids loaded. Erased contacts are left out."""
+    query = (select(Contact).where(Contact.erased_at.is_(None), search_condition(q or ""))
+             .order_by(Contact.id).limit(limit)
+             .options(selectinload(Contact.tags), selectinload(Contact.external_ids)))
+    if stage:
+        query = query.where(Contact.stage == stage)
+    if after_id is not None:
+        query = query.where(Contact.id > after_id)
+    return list(db.session.scalars(query))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from crm.extensions import db
-from crm.models import Contact, ContactExternalId, Order, OrderLine, utcnow
+from crm.models import Contact, ContactExternalId, Order, OrderLine, Tag, contact_tags, utcnow
 from crm.services import aggregates, audit, engine_hooks, privacy
 from crm.services import contacts as contact_service
 from crm.services.errors import ValidationError
@@ -43,6 +43,7 @@ class OrderOutcome:
     contact_id: int | None = None
     contact_created: bool = False
     reason: str | None = None
+    field: str | None = None  # the field a rejection is about, when there is one
 
 
 @dataclass
@@ -93,11 +94,13 @@ def _new_contact_row(customer: CustomerRecord, now: datetime) -> dict[str, Any]:
     }
 
 
-def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime) -> tuple[list[int], set[int]]:
+def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime,
+                     updated: set[int] | None = None) -> tuple[list[int], set[int]]:
     """Return the contact id of each customer (creating missing contacts) and the ids created.
 
     Matching is by the source's customer id first, then by normalised email; two rows of one
-    batch for the same new customer make one contact.
+    batch for the same new customer make one contact. When `updated` is given, the ids of found
+    contacts that learnt something (a blank field filled, a new customer id) are added to it.
     """
     by_external: dict[tuple[str, str], int] = {}
     keys_by_source: dict[str, list[str]] = {}
@@ -156,15 +159,21 @@ def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime) -> tupl
         db.session.execute(insert(ContactExternalId), [
             {"source": s, "external_id": e, "contact_id": cid} for (s, e), cid in new_links.items()
         ])
-    _fill_blank_fields(customers, contact_ids, created)
+    filled = _fill_blank_fields(customers, contact_ids, created)
+    if updated is not None:
+        updated |= filled | {cid for cid in new_links.values() if cid not in created}
     return [int(cid) for cid in contact_ids], created
 
 
-def _fill_blank_fields(customers: Sequence[CustomerRecord], contact_ids: Sequence[int | None], created: set[int]) -> None:
-    """Fill fields a found contact lacks from the shop's customer record (never overwrite)."""
+def _fill_blank_fields(customers: Sequence[CustomerRecord], contact_ids: Sequence[int | None],
+                       created: set[int]) -> set[int]:
+    """Fill fields a found contact lacks from the shop's customer record (never overwrite).
+
+    Returns the ids of the contacts that got a field filled.
+    """
     found = sorted({cid for cid in contact_ids if cid is not None and cid not in created})
     if not found:
-        return
+        return set()
     current: dict[int, Any] = {}
     for chunk in _chunks(found):
         for row in db.session.execute(select(Contact.id, *[getattr(Contact, f) for f in FILLABLE]).where(Contact.id.in_(chunk))):
@@ -186,6 +195,61 @@ def _fill_blank_fields(customers: Sequence[CustomerRecord], contact_ids: Sequenc
         if values:
             db.session.execute(update(Contact).where(Contact.id == cid).values(**values)
                                .execution_options(synchronize_session=False))
+    return {cid for cid, values in updates.items() if values}
+
+
+def _limit(model, name: str) -> int | None:
+    return model.__table__.c[name].type.length
+
+
+# (label in a rejection reason, attribute, longest text the column holds)
+_ORDER_TEXT = (("order_id", "external_id", _limit(Order, "external_id")), ("number", "number", _limit(Order, "number")),
+               ("source", "source", _limit(Order, "source")), ("currency", "currency", _limit(Order, "currency")))
+_LINE_TEXT = (("sku", _limit(OrderLine, "sku")), ("name", _limit(OrderLine, "name")))
+_CUSTOMER_TEXT = (
+    ("customer_id", "external_id", _limit(ContactExternalId, "external_id")),
+    ("email", "email", _limit(Contact, "email")), ("email", "email_display", _limit(Contact, "email_display")),
+    ("company", "company", _limit(Contact, "company")), ("address", "address", _limit(Contact, "address")),
+    ("city", "city", _limit(Contact, "city")),
+    # Names and phones are cleaned later (an unusable one is dropped); here only what no column can hold.
+    ("first_name", "first_name", None), ("last_name", "last_name", None), ("phone", "phone", None),
+)
+
+
+def _text_problem(label: str, value: Any, limit: int | None) -> tuple[str, str] | None:
+    if not isinstance(value, str):
+        return None
+    if limit and len(value) > limit:
+        return label, f"{label}: {len(value)} characters, more than the {limit} that can be stored"
+    if "\x00" in value:
+        return label, f"{label}: contains a NUL character, which cannot be stored"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return label, f"{label}: contains characters that are not valid Unicode"
+    return None
+
+
+def unstorable(record: OrderRecord | CustomerRecord) -> tuple[str, str] | None:
+    """Return (field, reason) when a record holds text the database cannot store, else None.
+
+    The readers check meaning, not column sizes; without this, one over-long id would make
+    PostgreSQL refuse a whole batch (SQLite would store it). Names are left to `clean`, which
+    drops one that is too long instead of losing the order.
+    """
+    checks: list[tuple[str, Any, int | None]] = []
+    customer = record.customer if isinstance(record, OrderRecord) else record
+    if isinstance(record, OrderRecord):
+        checks += [(label, getattr(record, name), limit) for label, name, limit in _ORDER_TEXT]
+        checks += [(f"lines[{i}].{name}", getattr(line, name), limit)
+                   for i, line in enumerate(record.lines) for name, limit in _LINE_TEXT]
+    checks += [(label, getattr(customer, name), limit) for label, name, limit in _CUSTOMER_TEXT]
+    checks += [("tags", tag, None) for tag in customer.tags]
+    for label, value, limit in checks:
+        if problem := _text_problem(label, value, limit):
+            return problem
+    return None
 
 
 def _fingerprint(values: dict[str, Any], lines: Iterable) -> tuple:
@@ -206,10 +270,13 @@ def _line_values(record: OrderRecord) -> list[dict[str, Any]]:
 
 
 def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None, now: datetime | None = None,
-                  audit_each: bool = True, react: bool = True) -> BatchSummary:
+                  audit_each: bool = True, react: bool = True,
+                  contact_ids: Sequence[int | None] | None = None) -> BatchSummary:
     """Record a batch of orders idempotently and return what happened to each, in input order.
 
     Set `react=False` for bulk loads that refresh aggregates and rules once at the end.
+    `contact_ids` (aligned with `records`) names the contact of an order when the caller already
+    knows it (an order typed in on a contact's page); None entries are matched as usual.
     """
     now = now or utcnow()
     summary = BatchSummary(outcomes=[OrderOutcome(r.line, "rejected") for r in records])
@@ -218,26 +285,42 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
     blocked = privacy.blocked_among(r.customer.email for r in records if r.customer.email)
     accepted = []
     for index, record in enumerate(records):
+        outcome = summary.outcomes[index]
         if record.customer.email in blocked:
-            summary.outcomes[index].reason = (
-                f"the customer's email {record.customer.email} was erased and is blocked from re-import")
+            outcome.field = "email"
+            outcome.reason = f"the customer's email {record.customer.email} was erased and is blocked from re-import"
+        elif problem := unstorable(record):
+            outcome.field, outcome.reason = problem
         else:
             accepted.append(index)
     if not accepted:
         return summary
-    contact_ids, created = resolve_contacts([records[i].customer for i in accepted], now)
     existing = _existing_orders([records[i] for i in accepted])
+    # Only orders not stored yet need their customer matched: a stored order keeps its contact,
+    # and reading the same file again must not make contacts (a customer with neither an email
+    # nor a customer id matches nobody, so matching it again would create a duplicate).
+    known = {i: contact_ids[i] for i in accepted if contact_ids and contact_ids[i] is not None}
+    to_match, new_keys = [], set()
+    for index in accepted:
+        key = (records[index].source, str(records[index].external_id))
+        if key not in existing and key not in new_keys:
+            new_keys.add(key)
+            if index not in known:
+                to_match.append(index)
+    matched, created = resolve_contacts([records[i].customer for i in to_match], now) if to_match else ([], set())
+    contact_of = {**dict(zip(to_match, matched)), **known}
 
     new_orders: list[tuple[int, dict, list]] = []  # (input index, order row, lines)
-    for index, contact_id in zip(accepted, contact_ids):
+    for index in accepted:
         record = records[index]
         key = (record.source, str(record.external_id))
         values, lines = _order_values(record), _line_values(record)
         outcome = summary.outcomes[index]
-        outcome.contact_id, outcome.contact_created = contact_id, contact_id in created
-        created.discard(contact_id)  # count a new contact once
         before = existing.get(key)
         if before is None:
+            contact_id = contact_of[index]
+            outcome.contact_id, outcome.contact_created = contact_id, contact_id in created
+            created.discard(contact_id)  # count a new contact once
             row = {**values, "source": record.source, "external_id": str(record.external_id),
                    "contact_id": contact_id, "created_at": now, "updated_at": now}
             existing[key] = {"new": row, "lines": lines, "contact_id": contact_id, **values}
@@ -321,6 +404,90 @@ def _existing_orders(records: Sequence[OrderRecord]) -> dict[tuple[str, str], di
     return existing
 
 
-def record_order(record: OrderRecord, *, actor_id: int | None = None, now: datetime | None = None) -> OrderOutcome:
+def record_order(record: OrderRecord, *, actor_id: int | None = None, now: datetime | None = None,
+                 contact_id: int | None = None) -> OrderOutcome:
     """Record one order (see record_orders) and return its outcome."""
-    return record_orders([record], actor_id=actor_id, now=now).outcomes[0]
+    return record_orders([record], actor_id=actor_id, now=now, contact_ids=[contact_id]).outcomes[0]
+
+
+# -- customers ---------------------------------------------------------------------------------
+
+@dataclass
+class CustomerOutcome:
+    """What happened to one customer record: created, updated, unchanged or rejected (with the reason)."""
+
+    line: int
+    result: str
+    contact_id: int | None = None
+    reason: str | None = None
+
+
+def record_customers(records: Sequence[CustomerRecord], *, actor_id: int | None = None, now: datetime | None = None,
+                     audit_each: bool = True, react: bool = True) -> list[CustomerOutcome]:
+    """Record a batch of a shop's customers and return what happened to each, in input order.
+
+    Matching is `resolve_contacts` (the same as for an order's customer); a found contact only
+    gets its blank fields filled, the shop's customer id linked and the shop's tags added, so
+    re-reading a file changes nothing. A customer with neither an email nor a customer id is
+    refused: nothing could recognise it on the next import, which would make a duplicate.
+    """
+    now = now or utcnow()
+    outcomes = [CustomerOutcome(r.line, "rejected") for r in records]
+    blocked = privacy.blocked_among(r.email for r in records if r.email)
+    accepted = []
+    for index, record in enumerate(records):
+        if record.email and record.email in blocked:
+            outcomes[index].reason = f"the customer's email {record.email} was erased and is blocked from re-import"
+        elif problem := unstorable(record):
+            outcomes[index].reason = problem[1]
+        elif not record.email and not record.external_id:
+            outcomes[index].reason = ("no email and no customer id: the customer could not be recognised "
+                                      "on a later import, so it was not imported")
+        else:
+            accepted.append(index)
+    if not accepted:
+        return outcomes
+    updated: set[int] = set()
+    contact_ids, created = resolve_contacts([records[i] for i in accepted], now, updated)
+    updated |= _add_tags([(cid, records[i].tags) for i, cid in zip(accepted, contact_ids)]) - created
+    seen: set[int] = set()
+    for index, contact_id in zip(accepted, contact_ids):
+        outcome = outcomes[index]
+        outcome.contact_id = contact_id
+        # Two rows for one contact in a batch: report the change once, the repeat as unchanged.
+        if contact_id in seen:
+            outcome.result = "unchanged"
+            continue
+        seen.add(contact_id)
+        outcome.result = "created" if contact_id in created else "updated" if contact_id in updated else "unchanged"
+        if audit_each and outcome.result != "unchanged":
+            record = records[index]
+            audit.record("create" if outcome.result == "created" else "update", "contact", contact_id, user_id=actor_id,
+                         after={"from": record.source, "customer_id": record.external_id, "email": record.email})
+    if react and (created or updated):
+        engine_hooks.after_contacts_changed(created | updated, now=now)
+    return outcomes
+
+
+def _add_tags(wanted: Sequence[tuple[int, list[str]]]) -> set[int]:
+    """Give contacts the shop's tags they do not have yet (set-based); return the ids that got one."""
+    pairs = {(cid, name.strip().lower()[:80]) for cid, names in wanted for name in names if name and name.strip()}
+    if not pairs:
+        return set()
+    names = sorted({name for _, name in pairs})
+    tag_ids: dict[str, int] = {}
+    for chunk in _chunks(names):
+        tag_ids.update(db.session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(chunk))).all())
+    missing = [name for name in names if name not in tag_ids]
+    if missing:
+        db.session.execute(insert(Tag), [{"name": name} for name in missing])
+        for chunk in _chunks(missing):
+            tag_ids.update(db.session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(chunk))).all())
+    have: set[tuple[int, int]] = set()
+    for chunk in _chunks(sorted({cid for cid, _ in pairs})):
+        have.update(db.session.execute(select(contact_tags.c.contact_id, contact_tags.c.tag_id)
+                                       .where(contact_tags.c.contact_id.in_(chunk))).all())
+    new = sorted({(cid, tag_ids[name]) for cid, name in pairs} - have)
+    if new:
+        db.session.execute(insert(contact_tags), [{"contact_id": cid, "tag_id": tid} for cid, tid in new])
+    return {cid for cid, _ in new}

@@ -36,6 +36,7 @@ KIND_LABELS = {
     "survey": "Survey",
     "hot_lead": "Hot lead",
     "stay_in_touch": "Stay in touch",
+    "data_request": "Data request",
 }
 MANUAL_KINDS = ("call", "email", "meeting", "other")
 # The interaction a completed to-do leaves on the timeline.
@@ -54,9 +55,13 @@ def interaction_kind(task_kind: str) -> str:
     return "note"
 
 
+class TaskNotOpen(ValidationError):
+    """The to-do is already done, dismissed or closed, so it cannot change state."""
+
+
 def _require_open(task: Task, field_name: str) -> None:
     if task.status != "open":
-        raise ValidationError(fields={field_name: f"This to-do is already {task.status}."})
+        raise TaskNotOpen(f"This to-do is already {task.status}.", fields={field_name: f"This to-do is already {task.status}."})
 
 
 def _text(value: Any, field_name: str, what: str, limit: int = TEXT_LIMIT) -> str:
@@ -201,6 +206,22 @@ def create_task(contact: Contact, values: dict[str, Any], actor_id: int | None, 
     db.session.flush()
     audit.record("create", "task", task.id, user_id=actor_id,
                  after={"contact_id": contact.id, "kind": kind, "title": title, **audit.snapshot(task, AUDITED)})
+    return task
+
+
+def create_rule_task(contact_id: int, kind: str, title: str, *, reason: str = "", due_at: datetime,
+                     rule_key: str, assignee_id: int | None = None, actor_id: int | None = None) -> Task:
+    """Return the open to-do the system made for an occasion (a webhook's data request, say),
+    making it (flushed) unless one with this `rule_key` exists for the contact already."""
+    existing = db.session.scalar(select(Task).where(Task.contact_id == contact_id, Task.rule_key == rule_key))
+    if existing is not None:
+        return existing
+    task = Task(contact_id=contact_id, kind=kind[:40], rule_key=rule_key, title=title[:TEXT_LIMIT], reason=reason[:500],
+                due_at=due_at, status="open", assignee_id=assignee_id)
+    db.session.add(task)
+    db.session.flush()
+    audit.record("create", "task", task.id, user_id=actor_id,
+                 after={"contact_id": contact_id, "kind": task.kind, "title": task.title, **audit.snapshot(task, AUDITED)})
     return task
 
 

@@ -81,21 +81,26 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import audit, auth, contacts, journey, leads, main, privacy, rules, settings, tasks, users
+    from crm.views import api, audit, auth, contacts, imports, journey, leads, main, orders, privacy, rules, settings, tasks, tokens, users, webhooks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
+        api.bp,
         audit.bp,
         auth.bp,
         contacts.bp,
+        imports.bp,
         journey.bp,
         leads.bp,
         main.bp,
+        orders.bp,
         privacy.bp,
         rules.bp,
         settings.bp,
         tasks.bp,
+        tokens.bp,
         users.bp,
+        webhooks.bp,
     ):
         app.register_blueprint(blueprint)
 

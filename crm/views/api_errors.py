@@ -11,9 +11,13 @@ CODES = {
 }
 
 
-def api_error(status: int, message: str, fields: dict | None = None, code: str | None = None):
-    """Return a JSON error response with a status, a message and per-field reasons."""
-    response = jsonify(error={"code": code or CODES.get(status, "error"), "message": message, "fields": fields or {}})
+def api_error(status: int, message: str, fields: dict | None = None, code: str | None = None, **extra):
+    """Return a JSON error response with a status, a message and per-field reasons.
+
+    `extra` adds members to the error object, e.g. the id of the contact a duplicate names.
+    """
+    response = jsonify(error={"code": code or CODES.get(status, "error"), "message": message, "fields": fields or {},
+                              **extra})
     response.status_code = status
     return response
 

@@ -1,0 +1,381 @@
+"""Running an import: a file in, its orders or customers stored once, every refused row kept.
+
+`run_import` streams a reader from `readers.py` in batches through the one path every order
+takes (`orders.record_orders`) or the customer path (`orders.record_customers`), stores each
+rejected row with its line and reason, and keeps the counts on an `ImportRun`.
+
+Transactions (the one place a service commits, on purpose): a real run commits after every
+batch. A file of a million lines in one SQLite transaction would hold the write lock for
+minutes (every person logging a call would wait, then fail) and grow the WAL to the size of the
+whole import; committed batches let other writers in between. A crash leaves the batches done so
+far, each consistent (its orders, their contacts' stored aggregates and its rejected rows are
+committed together), and the run marked "running" or "failed"; running the same file again is
+correct because recording is idempotent on (source, external id). A dry run does the same work
+in one transaction that is rolled back, then stores only the run and its rejected rows.
+
+Memory stays flat: no ORM object per row (the writers use Core statements), rejected rows are
+written (or, in a dry run, spooled to a temporary file) per batch, and the ids of the contacts
+the file touched are kept as plain ints only up to MAX_TOUCHED; past that the engine is told to
+re-derive everyone once instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import IO, Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import insert, select, text, update
+
+from crm.extensions import db
+from crm.models import ImportRejection, ImportRun, utcnow
+from crm.services import aggregates, audit, engine_hooks
+from crm.services import orders as order_service
+from crm.services.importing.readers import READERS, detect_format
+from crm.services.importing.records import CustomerRecord, OrderRecord, Rejected
+
+BATCH = 1000
+ANALYZE_AFTER = 10_000  # rows created; a big import changes the table sizes the query planner assumes
+MAX_TOUCHED = 200_000
+MAX_REASON = 500
+COUNTS = ("read", "orders_created", "orders_updated", "orders_unchanged", "contacts_created",
+          "contacts_updated", "contacts_unchanged", "rejected")
+KIND_LABELS = {
+    "shopify-orders": "Shopify orders export (CSV)",
+    "shopify-customers": "Shopify customers export (CSV)",
+    "woocommerce-orders": "WooCommerce orders (JSON, NDJSON or CSV)",
+    "woocommerce-customers": "WooCommerce customers (JSON, NDJSON or CSV)",
+    "orders": "Orders from any CSV, TSV, JSON or NDJSON file",
+}
+GENERIC_KIND = "orders"
+
+
+class ImportRefused(ValueError):
+    """The import cannot start (unknown kind, format or column mapping); nothing was stored."""
+
+
+def is_order_kind(kind: str) -> bool:
+    return READERS[kind].record is OrderRecord
+
+
+def not_text_reason(head: bytes) -> str | None:
+    """Return why the first bytes of an upload are not a text file, or None when they may be."""
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
+        return "This is a spreadsheet (Excel) file, not text: save it as CSV (UTF-8) and upload that."
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "This file is UTF-16 text: save it as UTF-8 and upload it again."
+    if b"\x00" in head:
+        return "This is not a text file: upload a CSV, TSV, JSON or NDJSON file."
+    return None
+
+
+def resolve_format(kind: str, filename: str | None, fmt: str | None) -> str:
+    """Return the file format to read (chosen, else from the file name, else the kind's usual one)."""
+    if kind not in READERS:
+        raise ImportRefused(f"Unknown import kind {kind!r}; use one of {', '.join(READERS)}.")
+    spec = READERS[kind]
+    fmt = (fmt or detect_format(filename) or spec.default_format or "").lower()
+    if not fmt:
+        raise ImportRefused("Cannot tell the file's format from its name; choose csv, tsv, json or ndjson.")
+    if fmt not in spec.formats:
+        raise ImportRefused(f"A {kind} import reads {', '.join(spec.formats)}, not {fmt}.")
+    return fmt
+
+
+def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
+    """Return {file column: field} from "FILECOL=field" strings, or raise ImportRefused."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        pair = pair.strip()
+        if not pair:
+            continue
+        column, sep, field_name = pair.rpartition("=")
+        if not sep or not column.strip() or not field_name.strip():
+            raise ImportRefused(f"Write each column mapping as FILECOL=field, not {pair!r}.")
+        mapping[column.strip()] = field_name.strip()
+    return mapping
+
+
+def open_reader(kind: str, fileobj: Any, filename: str | None = None, *, fmt: str | None = None,
+                mapping: dict[str, str] | None = None, source: str | None = None,
+                default_currency: str | None = None) -> Iterator[OrderRecord | CustomerRecord | Rejected]:
+    """Return the reader that yields the file's records and rejected rows, or raise ImportRefused."""
+    fmt = resolve_format(kind, filename, fmt)
+    if kind != GENERIC_KIND and (mapping or source):
+        raise ImportRefused("A column mapping and a source name apply to the generic orders import only.")
+    options: dict[str, Any] = {}
+    if is_order_kind(kind):
+        options["default_currency"] = default_currency or _shop_currency()
+    try:
+        if kind == GENERIC_KIND:
+            source = (source or "import").strip()
+            if not source or len(source) > 40:
+                raise ImportRefused("Give the orders' source a name of 1 to 40 characters, e.g. 'etsy'.")
+            return READERS[kind].read(fileobj, fmt, mapping or None, source, **options)
+        return READERS[kind].read(fileobj, fmt, **options)
+    except ValueError as error:
+        if isinstance(error, ImportRefused):
+            raise
+        raise ImportRefused(str(error)) from error
+
+
+def _shop_currency() -> str:
+    return (current_app.config.get("SHOP_CURRENCY") if has_app_context() else None) or "EUR"
+
+
+def _batches(items: Iterator, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _position(fileobj: Any) -> int | None:
+    try:
+        return fileobj.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _rejection_row(line: int, reason: str, raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raw = {"rows": raw} if isinstance(raw, list) else {"value": raw}
+    reason = reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 3] + "..."
+    # The raw row must survive a JSON column whatever the reader put in it.
+    return {"line": line, "reason": reason, "raw": json.loads(json.dumps(raw, default=str))}
+
+
+class _Tally:
+    """Counts, the touched contacts and where the rejected rows go, for one run."""
+
+    def __init__(self, spool: IO[str] | None):
+        self.counts = dict.fromkeys(COUNTS, 0)
+        self.touched: set[int] | None = set()
+        self.spool = spool
+        self.first_rejection: str | None = None
+
+    def touch(self, ids: Iterable[int]) -> None:
+        if self.touched is None:
+            return
+        self.touched.update(ids)
+        if len(self.touched) > MAX_TOUCHED:
+            self.touched = None  # too many to keep: re-derive everyone at the end
+
+
+def run_import(kind: str, fileobj: Any, filename: str, *, fmt: str | None = None,
+               mapping: dict[str, str] | None = None, source: str | None = None, dry_run: bool = False,
+               user_id: int | None = None, progress: Callable[[int], None] | None = None,
+               now: datetime | None = None, batch_size: int = BATCH,
+               default_currency: str | None = None) -> ImportRun:
+    """Import a file and return its run (committed), with counts and rejected rows.
+
+    `fileobj` is a path or a binary file; `progress(bytes_read)` is called after each batch.
+    Raises ImportRefused before storing anything when the kind, format or mapping is wrong.
+    """
+    now = now or utcnow()
+    own_file = None
+    if isinstance(fileobj, (str, os.PathLike)):
+        own_file = fileobj = open(fileobj, "rb")
+    try:
+        items = open_reader(kind, fileobj, filename, fmt=fmt, mapping=mapping, source=source,
+                            default_currency=default_currency)
+        return _run(kind, items, fileobj, filename, dry_run=dry_run, user_id=user_id, progress=progress,
+                    now=now, batch_size=batch_size)
+    finally:
+        if own_file is not None:
+            own_file.close()
+
+
+def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bool, user_id: int | None,
+         progress: Callable[[int], None] | None, now: datetime, batch_size: int) -> ImportRun:
+    filename = (os.path.basename(filename or "") or "upload")[:300]
+    run_id = None
+    if not dry_run:
+        run = ImportRun(kind=kind, filename=filename, user_id=user_id, dry_run=False, status="running",
+                        started_at=now, counts=dict.fromkeys(COUNTS, 0))
+        db.session.add(run)
+        db.session.commit()
+        run_id = run.id
+    spool = tempfile.TemporaryFile("w+", encoding="utf-8") if dry_run else None
+    tally = _Tally(spool)
+    try:
+        for batch in _batches(items, batch_size):
+            _record_batch(kind, batch, tally, run_id, now)
+            if run_id is not None:
+                db.session.execute(update(ImportRun).where(ImportRun.id == run_id).values(counts=dict(tally.counts))
+                                   .execution_options(synchronize_session=False))
+                db.session.commit()
+            if progress is not None and (position := _position(fileobj)) is not None:
+                progress(position)
+        if tally.touched is None:
+            engine_hooks.after_bulk_change(now=now)
+        elif tally.touched:
+            engine_hooks.after_contacts_changed(sorted(tally.touched), now=now)
+        if dry_run:
+            db.session.rollback()
+        status, error = _outcome(tally)
+        if run_id is None:
+            run = ImportRun(kind=kind, filename=filename, user_id=user_id, dry_run=True, started_at=now)
+            db.session.add(run)
+            db.session.flush()
+            run_id = run.id
+            _unspool(spool, run_id)
+        db.session.execute(update(ImportRun).where(ImportRun.id == run_id).values(
+            counts=dict(tally.counts), status=status, error=error, finished_at=utcnow(),
+        ).execution_options(synchronize_session=False))
+        if not dry_run:
+            audit.record("import", "import_run", run_id, user_id=user_id,
+                         after={"kind": kind, "filename": filename, **tally.counts})
+        db.session.commit()
+        if not dry_run and tally.counts["orders_created"] + tally.counts["contacts_created"] >= ANALYZE_AFTER:
+            _refresh_statistics()
+    except BaseException as exc:  # Ctrl-C too: the run must not stay "running"
+        db.session.rollback()
+        if run_id is not None and not dry_run:
+            db.session.execute(update(ImportRun).where(ImportRun.id == run_id).values(
+                status="failed", finished_at=utcnow(), counts=dict(tally.counts),
+                error=f"Stopped by an unexpected error after {tally.counts['read']} records "
+                      f"({type(exc).__name__}: {str(exc)[:300]}); the batches before it are stored and "
+                      "running the same file again finishes the job.",
+            ).execution_options(synchronize_session=False))
+            db.session.commit()
+        raise
+    finally:
+        if spool is not None:
+            spool.close()
+    run = db.session.get(ImportRun, run_id)
+    db.session.refresh(run)
+    return run
+
+
+def _refresh_statistics() -> None:
+    """Let the query planner see the new table sizes (a never-analysed SQLite picks poor indexes)."""
+    if db.engine.dialect.name == "sqlite":
+        # A sampled ANALYZE: quick even on millions of rows.
+        db.session.execute(text("PRAGMA analysis_limit=1000"))
+        db.session.execute(text("ANALYZE"))
+    else:
+        db.session.execute(text("ANALYZE contacts, contact_external_ids, orders, order_lines"))
+    db.session.commit()
+
+
+def _outcome(tally: _Tally) -> tuple[str, str | None]:
+    """("finished", None), or ("failed", why) when the file could not be read at all."""
+    counts = tally.counts
+    if counts["read"] == counts["rejected"] == 1 and (tally.first_rejection or "").startswith("header:"):
+        return "failed", tally.first_rejection
+    return "finished", None
+
+
+def _record_batch(kind: str, batch: list, tally: _Tally, run_id: int | None, now: datetime) -> None:
+    counts = tally.counts
+    counts["read"] += len(batch)
+    rejections = [_rejection_row(item.line, item.reason, item.raw) for item in batch if isinstance(item, Rejected)]
+    records = [item for item in batch if not isinstance(item, Rejected)]
+    if records and is_order_kind(kind):
+        summary = order_service.record_orders(records, now=now, audit_each=False, react=False)
+        changed = set()
+        for record, outcome in zip(records, summary.outcomes):
+            if outcome.result == "rejected":
+                rejections.append(_rejection_row(record.line, outcome.reason or "refused", record.raw))
+                continue
+            counts[f"orders_{outcome.result}"] += 1
+            if outcome.result in ("created", "updated"):
+                changed.add(outcome.contact_id)
+        counts["contacts_created"] += summary.contacts_created
+        if changed:
+            # Refreshed with the batch, so a crash never leaves committed orders with stale totals.
+            aggregates.refresh(changed)
+        tally.touch(summary.contact_ids)
+    elif records:
+        outcomes = order_service.record_customers(records, now=now, audit_each=False, react=False)
+        for record, outcome in zip(records, outcomes):
+            if outcome.result == "rejected":
+                rejections.append(_rejection_row(record.line, outcome.reason or "refused", record.raw))
+                continue
+            counts[f"contacts_{outcome.result}"] += 1
+        tally.touch(o.contact_id for o in outcomes if o.contact_id)
+    if not rejections:
+        return
+    rejections.sort(key=lambda row: row["line"])
+    counts["rejected"] += len(rejections)
+    if tally.first_rejection is None:
+        tally.first_rejection = rejections[0]["reason"]
+    if tally.spool is not None:
+        for row in rejections:
+            tally.spool.write(json.dumps(row) + "\n")
+    else:
+        db.session.execute(insert(ImportRejection), [{**row, "run_id": run_id} for row in rejections])
+
+
+def _unspool(spool: IO[str], run_id: int) -> None:
+    spool.seek(0)
+    rows = []
+    for text in spool:
+        rows.append({**json.loads(text), "run_id": run_id})
+        if len(rows) >= BATCH:
+            db.session.execute(insert(ImportRejection), rows)
+            rows = []
+    if rows:
+        db.session.execute(insert(ImportRejection), rows)
+
+
+# -- reading the results -----------------------------------------------------------------------
+
+REJECTION_COLUMNS = ("line", "reason", "row")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> str:
+    """Return a CSV cell a spreadsheet will not run as a formula (a leading ' neutralises it)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def rejection_rows(run_id: int, chunk: int = 1000) -> Iterator[list[str]]:
+    """Yield the run's rejected rows as CSV cells (line, reason, the original row as JSON), in line order."""
+    yield list(REJECTION_COLUMNS)
+    last = (-1, 0)
+    while True:
+        rows = db.session.execute(
+            select(ImportRejection.line, ImportRejection.id, ImportRejection.reason, ImportRejection.raw)
+            .where(ImportRejection.run_id == run_id)
+            .where((ImportRejection.line > last[0]) | ((ImportRejection.line == last[0]) & (ImportRejection.id > last[1])))
+            .order_by(ImportRejection.line, ImportRejection.id).limit(chunk)
+        ).all()
+        if not rows:
+            return
+        for line, _id, reason, raw in rows:
+            yield [str(line), safe_cell(reason), safe_cell(json.dumps(raw, ensure_ascii=False) if raw else "")]
+        last = (rows[-1].line, rows[-1].id)
+
+
+def first_rejections(run_id: int, limit: int = 10) -> list[ImportRejection]:
+    """Return the run's first rejected rows, in line order."""
+    return list(db.session.scalars(
+        select(ImportRejection).where(ImportRejection.run_id == run_id)
+        .order_by(ImportRejection.line, ImportRejection.id).limit(limit)
+    ))
+
+
+def summary_lines(run: ImportRun) -> list[str]:
+    """Return the run's counts as short sentences for a person (CLI and page share them)."""
+    c = {**dict.fromkeys(COUNTS, 0), **(run.counts or {})}
+    lines = [f"{c['read']} records read" + (" (an order spread over several lines counts once)"
+                                            if run.kind == "shopify-orders" else "")]
+    if is_order_kind(run.kind):
+        lines.append(f"orders: {c['orders_created']} created, {c['orders_updated']} updated, "
+                     f"{c['orders_unchanged']} unchanged")
+        lines.append(f"contacts: {c['contacts_created']} created")
+    else:
+        lines.append(f"contacts: {c['contacts_created']} created, {c['contacts_updated']} updated, "
+                     f"{c['contacts_unchanged']} unchanged")
+    lines.append(f"{c['rejected']} row{'' if c['rejected'] == 1 else 's'} rejected")
+    return lines

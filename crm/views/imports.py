@@ -1,0 +1,253 @@
+"""Imports: upload a file, preview it as it will be read, run it, and the history of runs.
+
+The upload waits in instance/uploads/<random> between the preview and the run. A run happens
+inside the request, which is fine for files up to MAX_CONTENT_LENGTH; bigger files go through
+`crm import` on the command line.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import secrets
+import time
+from pathlib import Path
+
+from flask import (
+    Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.validators import Length, Optional
+
+from crm.extensions import db
+from crm.models import ImportRun, User
+from crm.services.importing import run as importing
+from crm.services.importing.readers import GENERIC_FIELDS
+from crm.services.importing.records import Rejected
+from crm.views.access import access
+
+bp = Blueprint("imports", __name__, url_prefix="/imports")
+
+PAGE = 50
+PREVIEW_ROWS = 20
+UPLOAD_MAX_AGE = 24 * 3600
+TOKEN_LENGTH = 32
+
+
+class UploadForm(FlaskForm):
+    kind = SelectField("What the file holds", choices=dict(importing.KIND_LABELS))
+    fmt = SelectField("Format", choices={"": "From the file name", "csv": "CSV", "tsv": "TSV", "json": "JSON",
+                                         "ndjson": "NDJSON"}, default="")
+    file = FileField("File", validators=[FileRequired("Choose a file to import.")])
+    source = StringField("Where the orders come from", validators=[Optional(), Length(max=40)],
+                         description="For “any orders file”: a short name such as etsy (default: import).")
+    mapping = TextAreaField("Column mapping", validators=[Optional(), Length(max=4000)],
+                            description="For “any orders file”: one FILECOL=field per line, e.g. Order Ref=order_id. "
+                                        "Fields: " + ", ".join(GENERIC_FIELDS) + ".")
+
+
+class RunForm(FlaskForm):
+    dry_run = BooleanField("Dry run: check everything and report, store nothing")
+
+
+def _uploads() -> Path:
+    path = Path(current_app.instance_path) / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _upload_paths(token: str) -> tuple[Path, Path]:
+    if len(token) != TOKEN_LENGTH or not all(c in "0123456789abcdef" for c in token):
+        abort(404)
+    folder = _uploads()
+    return folder / token, folder / f"{token}.json"
+
+
+def _load_upload(token: str) -> tuple[Path, dict]:
+    """The stored file and what was chosen for it; 404 unless it is this user's upload."""
+    data_path, meta_path = _upload_paths(token)
+    if not data_path.exists() or not meta_path.exists():
+        abort(404)
+    meta = json.loads(meta_path.read_text())
+    if meta.get("user_id") != current_user.id:
+        abort(404)
+    return data_path, meta
+
+
+def _is_own_upload(token: str) -> bool:
+    try:
+        _load_upload(token)
+    except HTTPException:
+        return False
+    return True
+
+
+def _forget_upload(token: str) -> None:
+    for path in _upload_paths(token):
+        path.unlink(missing_ok=True)
+
+
+def _forget_old_uploads() -> None:
+    cutoff = time.time() - UPLOAD_MAX_AGE
+    for path in _uploads().iterdir():
+        if path.is_file() and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error):
+    limit_mb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
+    error.description = (f"The file is larger than the upload limit ({limit_mb:g} MB). Import big files on the "
+                         "server with the command line: crm import KIND FILE.")
+    return render_template("errors/error.html", error=error), 413
+
+
+@bp.route("/", methods=["GET", "POST"])
+@access("read", post="write")
+def index():
+    """Show the upload form and the history of import runs; an upload goes on to the preview."""
+    form = UploadForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            token = _store_upload(form)
+            if token:
+                return redirect(url_for("imports.preview", token=token))
+        status = 400
+    before = request.args.get("before", type=int)
+    query = select(ImportRun, User.name).outerjoin(User, User.id == ImportRun.user_id) \
+        .order_by(ImportRun.id.desc()).limit(PAGE + 1)
+    if before:
+        query = query.where(ImportRun.id < before)
+    runs = db.session.execute(query).all()
+    return render_template(
+        "imports/index.html", form=form, runs=runs[:PAGE], older=runs[PAGE - 1][0].id if len(runs) > PAGE else None,
+        labels=importing.KIND_LABELS, summary=importing.summary_lines,
+    ), status
+
+
+def _store_upload(form: UploadForm) -> str | None:
+    """Keep the upload for the preview and return its token; None (errors on the form) when refused."""
+    upload = form.file.data
+    filename = Path(upload.filename or "upload").name[:300]
+    reason = importing.not_text_reason(upload.stream.read(8192))
+    if reason:
+        form.file.errors.append(reason)
+        return None
+    upload.stream.seek(0)
+    try:
+        fmt = importing.resolve_format(form.kind.data, filename, form.fmt.data or None)
+        mapping = importing.parse_mapping((form.mapping.data or "").splitlines())
+        if form.kind.data != importing.GENERIC_KIND and (mapping or (form.source.data or "").strip()):
+            raise importing.ImportRefused("A column mapping and a source apply to “any orders file” only.")
+    except importing.ImportRefused as error:
+        form.form_errors.append(str(error))
+        return None
+    _forget_old_uploads()
+    token = secrets.token_hex(TOKEN_LENGTH // 2)
+    data_path, meta_path = _upload_paths(token)
+    upload.save(data_path)
+    meta_path.write_text(json.dumps({
+        "user_id": current_user.id, "kind": form.kind.data, "fmt": fmt, "filename": filename,
+        "mapping": mapping, "source": (form.source.data or "").strip() or None,
+    }))
+    return token
+
+
+def _reader(meta: dict, handle):
+    return importing.open_reader(meta["kind"], handle, meta["filename"], fmt=meta["fmt"],
+                                 mapping=meta["mapping"] or None, source=meta["source"])
+
+
+@bp.route("/upload/<token>", methods=["GET"])
+@access("write")
+def preview(token: str):
+    """Show the first rows of an upload exactly as the import will read them."""
+    data_path, meta = _load_upload(token)
+    try:
+        with data_path.open("rb") as handle:
+            reader = _reader(meta, handle)
+            items = list(itertools.islice(reader, PREVIEW_ROWS))
+            reader.close()
+    except importing.ImportRefused as error:
+        flash(str(error), "error")
+        _forget_upload(token)
+        return redirect(url_for("imports.index"))
+    return render_template(
+        "imports/preview.html", token=token, meta=meta, label=importing.KIND_LABELS[meta["kind"]],
+        records=[i for i in items if not isinstance(i, Rejected)], rejected=[i for i in items if isinstance(i, Rejected)],
+        is_orders=importing.is_order_kind(meta["kind"]), form=RunForm(), size=data_path.stat().st_size,
+        shown=len(items), limit=PREVIEW_ROWS,
+    )
+
+
+@bp.route("/upload/<token>/run", methods=["POST"])
+@access("write")
+def run(token: str):
+    """Run the import of an upload (or a dry run) and show its summary."""
+    data_path, meta = _load_upload(token)
+    form = RunForm()
+    if not form.validate_on_submit():
+        abort(400)
+    with data_path.open("rb") as handle:
+        result = importing.run_import(meta["kind"], handle, meta["filename"], fmt=meta["fmt"],
+                                      mapping=meta["mapping"] or None, source=meta["source"],
+                                      dry_run=form.dry_run.data, user_id=current_user.id)
+    if not form.dry_run.data:
+        _forget_upload(token)
+    flash("Dry run finished: nothing was stored." if result.dry_run else "Import finished.",
+          "error" if result.status == "failed" else "success")
+    return redirect(url_for("imports.show", run_id=result.id, upload=token if result.dry_run else None))
+
+
+@bp.route("/upload/<token>/discard", methods=["POST"])
+@access("write")
+def discard(token: str):
+    """Throw away an upload without importing it."""
+    _load_upload(token)
+    _forget_upload(token)
+    flash("The upload was discarded.", "info")
+    return redirect(url_for("imports.index"))
+
+
+@bp.route("/<int:run_id>")
+@access("read")
+def show(run_id: int):
+    """Show an import run's summary and its first rejected rows."""
+    result = db.get_or_404(ImportRun, run_id)
+    upload = request.args.get("upload")
+    if upload and not _is_own_upload(upload):
+        upload = None
+    return render_template(
+        "imports/show.html", run=result, label=importing.KIND_LABELS.get(result.kind, result.kind),
+        summary=importing.summary_lines(result), rejections=importing.first_rejections(result.id, PREVIEW_ROWS),
+        by=db.session.get(User, result.user_id) if result.user_id else None, upload=upload,
+    )
+
+
+@bp.route("/<int:run_id>/rejections.csv")
+@access("read")
+def rejections_csv(run_id: int):
+    """Download every rejected row of a run: line, reason and the original row (as JSON)."""
+    result = db.get_or_404(ImportRun, run_id)
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")  # so spreadsheets open it as UTF-8
+        for row in importing.rejection_rows(result.id):
+            writer.writerow(row)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+
+    return Response(stream_with_context(generate()), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="import-{result.id}-rejected.csv"',
+    })
