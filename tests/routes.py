@@ -72,7 +72,7 @@ def seed_records(**contact_fields) -> dict[str, int]:
                               body="Wants a gift wrap", occurred_at=now - timedelta(days=1))
     task = Task(contact_id=contact.id, kind="call", title=f"Call {contact.first_name} back", assignee_id=owner.id,
                 due_at=now + timedelta(days=1))
-    run = ImportRun(kind="shopify_orders", filename="orders.csv", status="finished", counts={"orders": 1},
+    run = ImportRun(kind="shopify-orders", filename="orders.csv", status="finished", counts={"orders": 1},
                     rejections=[ImportRejection(line=3, reason="no email, name or phone", raw={"Name": "#1002"})])
     delivery = WebhookDelivery(source="shopify", delivery_id="d-1", topic="orders/create", status="processed",
                                payload='{"id": 1}')

@@ -32,11 +32,13 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("route", routes, ids=[f"{method} {path}" for path, _endpoint, method in routes])
 
 
-def fingerprint() -> str:
+def fingerprint(ignore: tuple[str, ...] = ()) -> str:
     """Return a hash of every row of every table: equal before and after means nothing changed."""
     digest = hashlib.sha256()
     db.session.expire_all()
     for table in db.metadata.sorted_tables:
+        if table.name in ignore:
+            continue
         order = list(table.primary_key.columns) or list(table.columns)
         for row in db.session.execute(select(table).order_by(*order)):
             digest.update(repr((table.name, tuple(row))).encode())
@@ -75,12 +77,15 @@ def check_route(app, path_rule: str, endpoint: str, method: str, ids: dict[str, 
     if declared is None:
         return [f"{method} {path_rule} ({endpoint}) declares no access rule: add @access(...)"]
     url = url_for_rule(rule, ids)
+    narrowed_to = getattr(app.view_functions[endpoint], "narrowed_to", None)
+    # A webhook receiver writes its refusal to the deliveries log (and only there) by design.
+    ignore = ("webhook_deliveries",) if path_rule.startswith("/webhooks/") else ()
     is_api = url.startswith("/api/")
     problems = []
     for role in ROLES:
         client = app.test_client() if is_api else client_as(app, role)
         headers = {"Authorization": f"Bearer {token_for(role)}"} if is_api and role != "anonymous" else {}
-        before = fingerprint()
+        before = fingerprint(ignore)
         response = client.open(url, method=method, headers=headers, data=None if method == "GET" else {})
         status = response.status_code
         location = response.headers.get("Location", "")
@@ -88,6 +93,10 @@ def check_route(app, path_rule: str, endpoint: str, method: str, ids: dict[str, 
         where = f"{method} {url} as {role} (rule {declared!r})"
         if status >= 500:
             problems.append(f"{where}: server error {status}")
+        elif outcome == "allowed" and status in (401, 403) and narrowed_to:
+            # The view lets in only some of the rule's users ("its author or an admin", "signed
+            # webhooks"): refusing the others is fine, as long as nothing changed (checked below).
+            outcome = "narrowed"
         elif outcome == "allowed" and (status in (401, 403) or (declared != "public" and location.startswith("/login"))):
             problems.append(f"{where}: refused with {status} but the rule lets {role} in")
         elif outcome == "sign-in" and is_api and status != 401:
@@ -96,7 +105,7 @@ def check_route(app, path_rule: str, endpoint: str, method: str, ids: dict[str, 
             problems.append(f"{where}: {status} instead of a redirect to /login")
         elif outcome == "forbidden" and status != 403:
             problems.append(f"{where}: {status} instead of 403")
-        if outcome != "allowed" and fingerprint() != before:
+        if outcome != "allowed" and fingerprint(ignore) != before:
             problems.append(f"{where}: refused, yet the database changed")
     return problems
 

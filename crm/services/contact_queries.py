@@ -153,13 +153,13 @@ def search_condition(query: str):
     query = query.strip()
     if not query:
         return true()
+    # A shop's customer id ("7000012", "gid://shopify/Customer/7") finds its contact exactly.
+    by_external_id = Contact.id.in_(select(ContactExternalId.contact_id).where(ContactExternalId.external_id == query))
     digits = re.sub(r"\D", "", query)
     if PHONE_QUERY.match(query) and len(digits) >= 3:
         # "0151 234", "+49 151-234" and "0049151234" all find +49151234…: a national
         # trunk 0 or an international 00 is not part of the stored number.
-        return Contact.phone.contains(digits.lstrip("0") or digits, autoescape=True)
-    # A shop's customer id ("7000012", "gid://shopify/Customer/7") finds its contact exactly.
-    by_external_id = Contact.id.in_(select(ContactExternalId.contact_id).where(ContactExternalId.external_id == query))
+        return or_(Contact.phone.contains(digits.lstrip("0") or digits, autoescape=True), by_external_id)
     conditions = []
     for word in query.split()[:8]:
         options = [_contains(Contact.first_name, word), _contains(Contact.last_name, word),

@@ -485,7 +485,12 @@ def task(task_id: int):
             tasks.reassign_task(found, change["assignee_id"], actor_id=current_user.id)
         if "snoozed_until" in change:
             until = change["snoozed_until"]
-            tasks.snooze_task(found, _parse_time("snoozed_until", until) if until else None, actor_id=current_user.id)
+            try:
+                tasks.snooze_task(found, _parse_time("snoozed_until", until) if until else None, actor_id=current_user.id)
+            except ValidationError as error:
+                # The service names its field "until", as the page form does; the API calls it snoozed_until.
+                fields = {("snoozed_until" if k == "until" else k): v for k, v in error.fields.items()}
+                raise type(error)(error.message, fields=fields) from None
         if status == "done":
             tasks.complete_task(found, change.get("outcome", ""), actor_id=current_user.id)
         elif status == "dismissed":

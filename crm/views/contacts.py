@@ -12,7 +12,7 @@ from crm.models import STAGES, Contact, Interaction, utcnow
 from crm.services import contact_bulk, contact_queries, contacts, interactions, merge
 from crm.services.contact_queries import ContactFilters
 from crm.services.errors import ValidationError
-from crm.views.access import access, can
+from crm.views.access import access, can, narrowed
 from crm.views.contact_forms import (
     CHANNELS, KIND_LABELS, ContactForm, InteractionForm, local, local_now, prefix_ids,
 )
@@ -236,6 +236,7 @@ def _edit_form(record: Interaction, **kwargs) -> InteractionForm:
 
 @bp.route("/<int:contact_id>/interactions/<int:interaction_id>/edit", methods=["GET", "POST"])
 @access("write")
+@narrowed("its author or an admin")
 def edit_interaction(contact_id: int, interaction_id: int):
     """Edit an interaction in place (its author or an admin)."""
     record = _interaction_or_404(contact_id, interaction_id)
@@ -258,6 +259,7 @@ def edit_interaction(contact_id: int, interaction_id: int):
 
 @bp.route("/<int:contact_id>/interactions/<int:interaction_id>/delete", methods=["POST"])
 @access("write")
+@narrowed("its author or an admin")
 def delete_interaction(contact_id: int, interaction_id: int):
     """Delete an interaction (its author or an admin); the audit log keeps what it said."""
     record = _interaction_or_404(contact_id, interaction_id)

@@ -14,7 +14,7 @@ from wtforms.validators import Length, Optional
 from crm.extensions import csrf, db, limiter
 from crm.models import WebhookDelivery
 from crm.services import webhooks
-from crm.views.access import access
+from crm.views.access import access, narrowed
 
 bp = Blueprint("webhooks", __name__)
 
@@ -59,7 +59,8 @@ def _receive(source: str, receive):
 def receiver(view):
     """Make a view a webhook endpoint: public (the signature is the check), without CSRF (shops send
     no token), and slowed down after a burst of refused requests from one address."""
-    return access("public")(csrf.exempt(limiter.limit(_refusal_limit, deduct_when=_only_refusals)(view)))
+    view = csrf.exempt(limiter.limit(_refusal_limit, deduct_when=_only_refusals)(view))
+    return narrowed("requests signed with the shop's webhook secret")(access("public")(view))
 
 
 @bp.route("/webhooks/shopify", methods=["POST"])

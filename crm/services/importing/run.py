@@ -58,7 +58,9 @@ class ImportRefused(ValueError):
 
 
 def is_order_kind(kind: str) -> bool:
-    return READERS[kind].record is OrderRecord
+    """Return whether an import kind reads orders (an unknown kind, e.g. from an old run, does not)."""
+    spec = READERS.get(kind)
+    return spec is not None and spec.record is OrderRecord
 
 
 def not_text_reason(head: bytes) -> str | None:
