@@ -307,7 +307,9 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
             click.echo(f"  line {rejection.line}: {rejection.reason}")
         if rejected_csv:
             with open(rejected_csv, "w", newline="", encoding="utf-8") as out:
-                csv.writer(out).writerows(importing.rejection_rows(run.id))
+                from crm.services.csv_safe import write_csv
+
+                write_csv(out, importing.rejection_rows(run.id), importing.REJECTION_COLUMNS)
             click.echo(f"All {rejected} rejected rows are in {rejected_csv}.")
         else:
             click.echo(f"All {rejected} rejected rows: the Imports page (/imports/{run.id}) has them as CSV, "

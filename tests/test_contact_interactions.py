@@ -88,7 +88,7 @@ def test_when_is_read_in_the_shop_time_zone_and_stored_in_utc(client):
     (saved,) = interactions_of(contact.id)
     assert saved.occurred_at == datetime(2025, 7, 1, 12, 30, tzinfo=timezone.utc)
     page = soup(client.get(f"/contacts/{contact.id}"))
-    assert text_of(page.select_one("#timeline time")).startswith("1 Jul 2025 14:30")
+    assert text_of(page.select_one("#timeline li.tl-interaction time")).startswith("1 Jul 2025 14:30")
 
 
 def test_without_htmx_logging_goes_back_to_the_contact_page(client):

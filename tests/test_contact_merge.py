@@ -100,6 +100,8 @@ def test_merge_moves_everything_and_loses_nothing(pair, monkeypatch):
 
 def test_a_duplicate_rule_to_do_is_closed_with_its_reason_not_lost(pair):
     survivor, loser = pair
+    # A do-not-contact flag would (rightly) close every rule to-do after the merge; keep it out.
+    loser.do_not_contact = False
     merge.merge(survivor, loser, now=NOW)
     db.session.commit()
     tasks = {t.title: t for t in db.session.scalars(select(Task))}
@@ -108,7 +110,9 @@ def test_a_duplicate_rule_to_do_is_closed_with_its_reason_not_lost(pair):
     assert duplicate.status == "closed" and duplicate.closed_at == NOW
     assert duplicate.rule_key == f"satisfaction:order-1~merged-{loser.id}"
     assert "Duplicate after merging" in duplicate.close_reason
-    assert tasks["Birthday greeting"].status == "open" and tasks["Birthday greeting"].rule_key == "birthday:2026"
+    # Moved across with its key; the engine then closes it, as neither contact has a birthday on file.
+    birthday = tasks["Birthday greeting"]
+    assert (birthday.contact_id, birthday.rule_key) == (survivor.id, "birthday:2026")
     assert tasks["Old done"].status == "done" and tasks["Hand-made to-do"].status == "open"
 
 

@@ -5,8 +5,6 @@ matches) and runs as one set-based statement, whatever the number of contacts.
 """
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from crm.database import read_only
 from crm.extensions import db
+from crm.services.csv_safe import csv_writer_rows
 from crm.models import Contact, Tag, User, contact_tags
 from crm.services import audit, engine_hooks
 from crm.services.contacts import clean_tag_names, tags_by_name
@@ -114,44 +113,25 @@ CSV_COLUMNS = (
     ("do_not_contact", lambda c: "yes" if c.do_not_contact else "no"),
     ("created_at", lambda c: c.created_at.isoformat() if c.created_at else None),
 )
-# A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_BATCH = 500
-
-
-def safe_cell(value: Any) -> str:
-    """Return a value as CSV cell text that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    if isinstance(value, str) and text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
 
 
 def csv_lines(contacts: Select) -> Iterator[str]:
     """Yield a CSV file of these contacts line by line (header first), reading them in batches
-    so that memory stays flat however many there are."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow([name for name, _ in CSV_COLUMNS])
-    yield "\ufeff" + flush()  # the BOM tells spreadsheets the file is UTF-8
+    so that memory stays flat however many there are; cells are made safe by csv_safe."""
     query = contacts.options(selectinload(Contact.owner), selectinload(Contact.tags)).execution_options(
         yield_per=EXPORT_BATCH
     )
-    # A long export must not hold SQLite's write lock: the caller commits its audit entry
-    # first, so this read begins a new, deferred transaction.
-    with read_only():
-        for number, contact in enumerate(db.session.scalars(query), start=1):
-            writer.writerow([safe_cell(value(contact)) for _, value in CSV_COLUMNS])
-            if number % EXPORT_BATCH == 0:
-                yield flush()
-        yield flush()
+
+    def rows():
+        # A long export must not hold SQLite's write lock: the caller commits its audit entry
+        # first, so this read begins a new, deferred transaction.
+        with read_only():
+            for contact in db.session.scalars(query):
+                yield [value(contact) for _, value in CSV_COLUMNS]
+
+    yield "\ufeff"  # the BOM tells spreadsheets the file is UTF-8
+    yield from csv_writer_rows(rows(), [name for name, _ in CSV_COLUMNS])
 
 
 def record_export(selection: Select, *, actor_id: int | None, description: dict[str, Any]) -> int:

@@ -6,8 +6,6 @@ inside the request, which is fine for files up to MAX_CONTENT_LENGTH; bigger fil
 """
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 import secrets
@@ -27,6 +25,7 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from crm.extensions import db
+from crm.services.csv_safe import csv_writer_rows
 from crm.models import ImportRun, User
 from crm.services.importing import run as importing
 from crm.services.importing.readers import GENERIC_FIELDS
@@ -239,14 +238,8 @@ def rejections_csv(run_id: int):
     result = db.get_or_404(ImportRun, run_id)
 
     def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")  # so spreadsheets open it as UTF-8
-        for row in importing.rejection_rows(result.id):
-            writer.writerow(row)
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+        yield "\ufeff"  # so spreadsheets open it as UTF-8
+        yield from csv_writer_rows(importing.rejection_rows(result.id), importing.REJECTION_COLUMNS)
 
     return Response(stream_with_context(generate()), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="import-{result.id}-rejected.csv"',

@@ -332,18 +332,11 @@ def _unspool(spool: IO[str], run_id: int) -> None:
 # -- reading the results -----------------------------------------------------------------------
 
 REJECTION_COLUMNS = ("line", "reason", "row")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> str:
-    """Return a CSV cell a spreadsheet will not run as a formula (a leading ' neutralises it)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def rejection_rows(run_id: int, chunk: int = 1000) -> Iterator[list[str]]:
-    """Yield the run's rejected rows as CSV cells (line, reason, the original row as JSON), in line order."""
-    yield list(REJECTION_COLUMNS)
+    """Yield the run's rejected rows (line, reason, the original row as JSON) in line order, for
+    crm.services.csv_safe to write; the header is REJECTION_COLUMNS."""
     last = (-1, 0)
     while True:
         rows = db.session.execute(
@@ -355,7 +348,7 @@ def rejection_rows(run_id: int, chunk: int = 1000) -> Iterator[list[str]]:
         if not rows:
             return
         for line, _id, reason, raw in rows:
-            yield [str(line), safe_cell(reason), safe_cell(json.dumps(raw, ensure_ascii=False) if raw else "")]
+            yield [line, reason, json.dumps(raw, ensure_ascii=False) if raw else ""]
         last = (rows[-1].line, rows[-1].id)
 
 
