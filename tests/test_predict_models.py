@@ -427,8 +427,18 @@ def test_bgnbd_penalizer_shrinks_towards_one(cdnow_like_fit):
 
 def test_bgnbd_fit_owns_up_to_failure():
     no_repeat = pm.fit_bgnbd(np.zeros(100), np.zeros(100), np.full(100, 30.0))
-    assert not no_repeat.converged
-    assert no_repeat.message
+    assert not no_repeat.converged and no_repeat.n_customers == 100
+    assert "repeat" in no_repeat.message
+    with pytest.raises(ValueError):
+        pm.bgnbd_p_alive(no_repeat, 1, 1.0, 2.0)  # nan parameters cannot be used by accident
+    # Every repeat buyer bought on the last day: no sign of anyone dropping
+    # out, so the dropout parameters (and with them the rest) run off.
+    x = np.tile([0.0, 1, 2, 3, 4], 10)
+    T = np.full(50, 30.0)
+    runaway = pm.fit_bgnbd(x, np.where(x > 0, T, 0.0), T)
+    assert not runaway.converged and "implausible" in runaway.message
+    # A small penalty is what keeps such fits finite.
+    assert pm.fit_bgnbd(x, np.where(x > 0, T, 0.0), T, penalizer=0.01).converged
     empty = pm.fit_bgnbd([], [], [])
     assert not empty.converged and empty.n_customers == 0
     with pytest.raises(ValueError):
@@ -574,6 +584,9 @@ def test_next_purchase_time():
     assert np.all(at_cap < 1.0)
     # A short cap turns far-off dates into "not expected".
     assert np.all(np.isinf(pm.next_purchase_time(CDNOW, xs, txs, T, max_horizon=0.01)))
+    # Scalars work for both rules.
+    assert np.isfinite(pm.next_purchase_time(CDNOW, 5, 38.0, T, rule="expected_count"))
+    assert np.isfinite(pm.next_purchase_time(CDNOW, 5, 38.0, T))
     with pytest.raises(ValueError):
         pm.next_purchase_time(CDNOW, xs, txs, T, rule="mean")
 
