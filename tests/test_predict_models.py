@@ -222,14 +222,15 @@ def test_summarise_one_time_buyers_and_exclusions():
     assert (one["x"], one["t_x"], one["T"], one["monetary_value"]) == (0, 0.0, 14.0, 0.0)
     assert one["total_amount"] == pytest.approx(15.0)
     # Orders on the as-of day itself count, whatever the hour.
-    late = pm.summarise_purchases([1, 1], ["2024-03-01", "2024-03-15T23:59"], [1.0, 2.0], dt.datetime(2024, 3, 15, 0, 1))
+    late = pm.summarise_purchases(
+        [1, 1], ["2024-03-01", "2024-03-15T23:59"], [1.0, 2.0], dt.datetime(2024, 3, 15, 0, 1))
     assert late.x.tolist() == [1]
 
 
 def test_summarise_accepts_aware_datetimes_as_utc():
     plus2 = dt.timezone(dt.timedelta(hours=2))
     times = [dt.datetime(2024, 5, 2, 1, 30, tzinfo=plus2),  # = 2024-05-01 23:30 UTC
-             dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)]
+             dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)]
     summary = pm.summarise_purchases(["z", "z"], times, [1.0, 2.0], dt.date(2024, 5, 3))
     assert summary.x.tolist() == [0]  # the same UTC day
     assert summary.total_amount.tolist() == [3.0]
@@ -246,7 +247,7 @@ def test_summarise_empty_and_bad_input():
 
 def _summarise_naively(ids, days, amounts, as_of, unit_days):
     per_customer: dict = {}
-    for cid, day, amount in zip(ids, days, amounts):
+    for cid, day, amount in zip(ids, days, amounts, strict=True):
         if day <= as_of:
             per_customer.setdefault(cid, {}).setdefault(day, 0.0)
             per_customer[cid][day] += amount
@@ -320,7 +321,10 @@ def test_bgnbd_likelihood_matches_the_paper_form():
     # x > 0: eq. 6 of FHL (2005) written out without logs.
     x, t_x, T = 3, 20.0, 39.0
     A = math.gamma(r + x) * alpha**r / math.gamma(r)
-    B = lambda u, w: math.gamma(u) * math.gamma(w) / math.gamma(u + w)  # noqa: E731
+
+    def B(u, w):
+        return math.gamma(u) * math.gamma(w) / math.gamma(u + w)
+
     expected = A * (B(a, b + x) / B(a, b) / (alpha + T) ** (r + x)
                     + B(a + 1, b + x - 1) / B(a, b) / (alpha + t_x) ** (r + x))
     assert pm.bgnbd_log_likelihood(CDNOW, x, t_x, T) == pytest.approx(math.log(expected), rel=1e-12)
@@ -362,14 +366,15 @@ def test_bgnbd_objective_gradient_is_right():
     weights = np.full(3000, 1 / 3000)
     for theta in (np.log(CDNOW), np.array([0.3, -1.2, 1.1, -0.7])):
         for penalizer in (0.0, 0.05):
-            def value(th):
+            def value(th, penalizer=penalizer):
                 return pm._bgnbd_objective(th, xu, inv, sim["t_x"], sim["T"], weights, penalizer)[0]
             _, grad = pm._bgnbd_objective(theta, xu, inv, sim["t_x"], sim["T"], weights, penalizer)
             numeric = np.array([
                 (value(theta + e) - value(theta - e)) / 2e-6 for e in np.eye(4) * 1e-6
             ])
             np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
-            expected = -np.mean(pm.bgnbd_log_likelihood(np.exp(theta), sim["x"], sim["t_x"], sim["T"], per_customer=True))
+            per_customer = pm.bgnbd_log_likelihood(np.exp(theta), sim["x"], sim["t_x"], sim["T"], per_customer=True)
+            expected = -np.mean(per_customer)
             assert value(theta) == pytest.approx(expected + penalizer * theta @ theta, rel=1e-12)
 
 
@@ -416,7 +421,7 @@ def test_bgnbd_fit_is_a_maximum(cdnow_like_fit):
 
 
 def test_bgnbd_penalizer_shrinks_towards_one(cdnow_like_fit):
-    sim, fit = cdnow_like_fit
+    sim, _ = cdnow_like_fit
     shrunk = pm.fit_bgnbd(sim["x"][:2000], sim["t_x"][:2000], sim["T"][:2000], penalizer=0.05)
     plain = pm.fit_bgnbd(sim["x"][:2000], sim["t_x"][:2000], sim["T"][:2000])
     assert shrunk.converged and plain.converged

@@ -33,8 +33,9 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import linalg, optimize, special
@@ -42,26 +43,26 @@ from scipy import linalg, optimize, special
 __all__ = [
     "SEGMENTS",
     "SEGMENT_LABELS",
+    "BgNbdFit",
+    "DataSufficiency",
+    "GammaGammaFit",
+    "PurchaseSummary",
+    "bgnbd_expected_purchases",
+    "bgnbd_log_likelihood",
+    "bgnbd_p_alive",
+    "bgnbd_prob_purchase_within",
+    "bgnbd_unconditional_expected",
+    "data_sufficiency",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
+    "gamma_gamma_expected_spend",
+    "gamma_gamma_log_likelihood",
+    "next_purchase_time",
+    "predicted_value",
     "rfm_scores",
     "rfm_segment",
     "rfm_segments",
-    "PurchaseSummary",
     "summarise_purchases",
-    "BgNbdFit",
-    "bgnbd_log_likelihood",
-    "fit_bgnbd",
-    "bgnbd_p_alive",
-    "bgnbd_expected_purchases",
-    "bgnbd_unconditional_expected",
-    "bgnbd_prob_purchase_within",
-    "next_purchase_time",
-    "GammaGammaFit",
-    "gamma_gamma_log_likelihood",
-    "fit_gamma_gamma",
-    "gamma_gamma_expected_spend",
-    "predicted_value",
-    "DataSufficiency",
-    "data_sufficiency",
 ]
 
 # --------------------------------------------------------------------------
@@ -150,7 +151,9 @@ def rfm_scores(
     ``recency_days`` is the time since the last purchase (smaller is better,
     so the most recent buyers get R = 5); ``frequency`` and ``monetary`` are
     larger-is-better.  Scores are relative to the customers passed in: see
-    ``_quintile_scores`` for the tie and small-sample rule.
+    ``_quintile_scores`` for the tie and small-sample rule.  From a
+    PurchaseSummary: ``recency_days``, ``x + 1`` (purchase days) and
+    ``total_amount``.
     """
     rec = _as_finite_1d("recency_days", recency_days)
     freq = _as_finite_1d("frequency", frequency)
@@ -224,7 +227,7 @@ def _to_day_numbers(values: Any, name: str) -> np.ndarray:
         if arr.dtype == object:
             # numpy would warn and silently use UTC; do it explicitly instead.
             flat = [
-                v.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+                v.astimezone(_dt.UTC).replace(tzinfo=None)
                 if isinstance(v, _dt.datetime) and v.tzinfo is not None
                 else v
                 for v in arr.reshape(-1)
@@ -389,7 +392,7 @@ def _judge_fit(objective, res, names: Sequence[str]) -> tuple[bool, str]:
         return False, "the optimiser ended on non-finite values"
     lo, hi = _SANE_RANGE
     runaway = [
-        f"{n}={v:.3g}" for n, v in zip(names, params) if not (lo <= v <= hi)
+        f"{n}={v:.3g}" for n, v in zip(names, params, strict=True) if not (lo <= v <= hi)
     ]
     if runaway:
         return False, (
@@ -461,8 +464,8 @@ def _check_rft(x: Any, t_x: Any, T: Any) -> tuple[np.ndarray, np.ndarray, np.nda
 def _bgnbd_ll_terms(r, alpha, a, b, x, t_x, T) -> np.ndarray:
     """Return per-customer BG/NBD log-likelihoods (eq. 6 of Fader, Hardie & Lee 2005).
 
-    L = B(a, b+x)/B(a, b) * G(r+x) a^r / (G(r) (alpha+T)^(r+x))
-      + [x > 0] B(a+1, b+x-1)/B(a, b) * G(r+x) a^r / (G(r) (alpha+t_x)^(r+x))
+    L = B(a, b+x)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+T)^(r+x))
+      + [x > 0] B(a+1, b+x-1)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x))
     The first term is "still alive at T", the second "dropped out right after
     the x-th repeat purchase"; the second does not exist when x == 0.
     """
@@ -604,7 +607,10 @@ def fit_bgnbd(
 
 
 def bgnbd_p_alive(fit: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
-    """Return P(customer is still active at T | x, t_x, T) (Fader, Hardie & Lee eq. 12 / appendix).
+    """Return P(customer is still active at T | x, t_x, T).
+
+    From Fader, Hardie & Lee (2005) and their note "Computing P(alive)
+    Using the BG/NBD Model":
 
     P = 1 / (1 + [x > 0] * a / (b + x - 1) * ((alpha + T) / (alpha + t_x))^(r + x)),
     computed as a logistic of the log-odds so it neither overflows nor
@@ -642,6 +648,9 @@ def bgnbd_p_alive(fit: Any, x: Any, t_x: Any, T: Any) -> np.ndarray:
 # The integrand is smooth on [0, 1]; it changes over p ~ 1 / (r' t / alpha'),
 # so the node count grows like sqrt(r' t / alpha').
 
+# Beyond this many nodes (r' t / alpha' above ~500,000, e.g. 5,000 repeat
+# purchases and a horizon 100 times alpha + T) the rule is used as is and
+# may lose accuracy; the hypergeometric form normally covers such cases.
 _MAX_NODES = 1500
 
 
@@ -966,7 +975,7 @@ def fit_gamma_gamma(
 
 
 def gamma_gamma_expected_spend(fit: Any, frequency: Any, monetary_value: Any) -> np.ndarray:
-    """Return E[order value | frequency, mean repeat order value] (Fader & Hardie 2013, eq. 5).
+    """Return E[order value | frequency, mean repeat order value] (Fader & Hardie 2013).
 
     E = (q - 1)/(p x + q - 1) * (p v / (q - 1)) + p x / (p x + q - 1) * mean,
     a weighted average of the population mean and the customer's own mean,
