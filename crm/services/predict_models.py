@@ -915,6 +915,13 @@ def fit_gamma_gamma(
     Fitting, penalty and honesty rules are those of fit_bgnbd.  The model
     assumes spend per order is independent of how often a customer buys;
     check that (e.g. their correlation) before relying on it.
+
+    Only (x, mean) enter the likelihood, so p and v are told apart by how
+    the spread of means shrinks with x, which few customers show poorly:
+    unpenalised, p ran off to infinity in 27 of 40 simulated shops with 10
+    repeat customers and 5 of 40 with 30.  ``penalizer=0.01`` made all of
+    them converge, with expected spends as close to the truth as the
+    customers' own means or closer.
     """
     if penalizer < 0:
         raise ValueError("penalizer must be >= 0")
