@@ -85,6 +85,11 @@ RECORD_PAGES = {
 }
 
 
+def contact_url(contact_id: int) -> str:
+    """Return the link to a contact's page."""
+    return url_for("contacts.show", contact_id=contact_id)
+
+
 def record_url(entity: str, record_id: int | None) -> str | None:
     """Return the URL of the page showing one record, or None when no such page exists yet."""
     if record_id is None:
@@ -117,5 +122,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["local"] = local
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["navigation"] = navigation
+    app.jinja_env.globals["contact_url"] = contact_url
     app.jinja_env.globals["record_url"] = record_url
     app.jinja_env.globals["shop_name"] = lambda: current_app.config.get("SHOP_NAME", "CRM")

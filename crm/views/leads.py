@@ -11,20 +11,6 @@ from crm.views.access import access
 bp = Blueprint("leads", __name__, url_prefix="/leads")
 
 # Where a contact is shown, by the endpoint the contacts area provides.
-CONTACT_PAGES = ("contacts.detail", "contacts.show", "contacts.view")
-
-
-@bp.app_template_global()
-def contact_url(contact_id: int) -> str | None:
-    """Return the URL of a contact's page, or None while no contact page exists."""
-    for endpoint in CONTACT_PAGES:
-        if endpoint in current_app.view_functions:
-            for rule in current_app.url_map.iter_rules(endpoint):
-                if len(rule.arguments) == 1:
-                    return url_for(endpoint, **{next(iter(rule.arguments)): contact_id})
-    return None
-
-
 @bp.app_template_global()
 def score_trend(contact) -> leads.Trend:
     """Return a contact's score and its 7- and 30-day change, for leads/_score.html."""

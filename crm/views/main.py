@@ -26,23 +26,6 @@ def dashboard():
     )
 
 
-@bp.app_template_global()
-def link_to(endpoint: str, fallback: str, **values) -> str:
-    """Return the URL of an endpoint, or a fixed path while the area behind it is not built yet."""
-    if endpoint in current_app.view_functions:
-        return url_for(endpoint, **values)
-    return fallback
-
-
-@bp.app_template_global()
-def contact_url(contact_id: int) -> str:
-    """Return the link to a contact's page, whatever the contacts area calls its view."""
-    for endpoint in ("contacts.detail", "contacts.show"):
-        if endpoint in current_app.view_functions:
-            return url_for(endpoint, contact_id=contact_id)
-    return f"/contacts/{contact_id}"
-
-
 @bp.app_template_filter()
 def money_short(value) -> str:
     """Return an amount short enough for a chart label: €840, €12.3k, €1.2M."""

@@ -6,7 +6,6 @@ from datetime import date, datetime, time, timedelta, timezone
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from werkzeug.routing import BuildError
 from wtforms import DateTimeLocalField, DecimalField, FieldList, Form, FormField, IntegerField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
@@ -23,21 +22,6 @@ bp = Blueprint("orders", __name__)
 
 PAGE = 50
 LINE_ROWS = 5
-# The contacts area provides the contact page; until it is merged the name is shown without a link.
-CONTACT_ENDPOINTS = ("contacts.show", "contacts.view", "contacts.detail")
-
-
-def contact_url(contact_id: int) -> str | None:
-    """Return the URL of a contact's page, or None when the contacts area is not installed."""
-    for endpoint in CONTACT_ENDPOINTS:
-        if endpoint in current_app.view_functions:
-            try:
-                return url_for(endpoint, contact_id=contact_id)
-            except BuildError:
-                return url_for(endpoint, id=contact_id)
-    return None
-
-
 def _day_start(value: date) -> datetime:
     """Return the UTC instant a shop-local day begins."""
     return datetime.combine(value, time.min, tzinfo=shop_zone()).astimezone(timezone.utc)
@@ -70,7 +54,7 @@ def index():
     )
     filters = {"q": q, "status": status or "", "from": placed_from.isoformat() if placed_from else "",
                "to": placed_to.isoformat() if placed_to else ""}
-    context = dict(result=result, filters=filters, statuses=ORDER_STATUSES, contact_url=contact_url,
+    context = dict(result=result, filters=filters, statuses=ORDER_STATUSES,
                    page_url=lambda n: url_for("orders.index", **{k: v for k, v in filters.items() if v}, page=n))
     if htmx and not htmx.boosted:
         return render_template("orders/_rows.html", **context)
@@ -84,7 +68,7 @@ def show(order_id: int):
     order = order_queries.order_with_lines(order_id)
     if order is None:
         abort(404)
-    return render_template("orders/show.html", order=order, contact_url=contact_url)
+    return render_template("orders/show.html", order=order)
 
 
 class LineForm(Form):
@@ -142,5 +126,5 @@ def new(contact_id: int):
                 db.session.commit()
                 flash(f"Order {record.number} recorded for {contact.name}.", "success")
                 return redirect(url_for("orders.show", order_id=outcome.order_id))
-    return render_template("orders/new.html", form=form, contact=contact, contact_url=contact_url), \
+    return render_template("orders/new.html", form=form, contact=contact), \
         400 if form.errors or form.form_errors else 200

@@ -71,7 +71,7 @@ def export(contact_id: int):
         db.session.commit()
         return send_file(io.BytesIO(data), mimetype="application/zip", as_attachment=True,
                          download_name=privacy.export_filename(contact.id, now), max_age=0)
-    return render_template("privacy/export.html", contact=contact, form=form, contact_url=record_url("contact", contact.id))
+    return render_template("privacy/export.html", contact=contact, form=form)
 
 
 @bp.route("/contacts/<int:contact_id>/privacy/erase", methods=["GET", "POST"])
@@ -90,5 +90,5 @@ def erase(contact_id: int):
                   f"de-identified, orders kept without a name"
                   + ("; the email is blocked from coming back." if result.email_blocked else "."), "success")
             return redirect(record_url("contact", contact.id) or url_for("privacy.index"))
-    return render_template("privacy/erase.html", contact=contact, form=form, contact_url=record_url("contact", contact.id),
+    return render_template("privacy/erase.html", contact=contact, form=form,
                            counts=privacy.record_counts(contact.id))
