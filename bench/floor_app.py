@@ -58,14 +58,14 @@ def insert_order(connection, order: dict) -> int:
     connection.execute("BEGIN IMMEDIATE")
     try:
         row = connection.execute("SELECT id FROM contacts WHERE email = ?",
-                                 (order["customer"]["email"].strip().lower(),)).fetchone()
+                                 (order["email"].strip().lower(),)).fetchone()
         if row is None:
             raise LookupError("unknown customer")
         cursor = connection.execute(
             "INSERT INTO orders (contact_id, source, external_id, number, placed_at, status, currency, subtotal, "
             "discount, shipping, tax, total, refunded, created_at, updated_at) "
             "VALUES (?, 'api', ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, 0, ?, ?)",
-            (row[0], order["external_id"], order["number"], now, order["status"], order["currency"],
+            (row[0], order["order_id"], order["number"], now, order["status"], order["currency"],
              order["total"], order["total"], now, now))
         order_id = cursor.lastrowid
         connection.executemany(

@@ -596,14 +596,11 @@ def measure_throughput(run: Run, database: Path, captured: dict[str, list]) -> N
 
 
 def api_order(email: str, number: int) -> bytes:
-    """Return the JSON body of a new order for the customer with this email.
-
-    The shape follows the order API's draft; align it with the API's documentation when the
-    endpoint lands (a 4xx answer is reported as an error with its message)."""
+    """Return the JSON body of a new order for the customer with this email (POST /api/v1/orders)."""
     return json.dumps({
-        "external_id": f"bench-{os.getpid()}-{number}", "number": f"B-{number}", "status": "paid", "currency": "EUR",
+        "source": "bench", "order_id": f"bench-{os.getpid()}-{number}", "number": f"B-{number}",
+        "email": email, "status": "paid", "currency": "EUR",
         "placed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "total": "27.40",
-        "customer": {"email": email},
         "lines": [{"sku": "TEA-00-100", "name": "Darjeeling First Flush 100g", "quantity": 2, "unit_price": "13.70"}],
     }).encode()
 

@@ -14,6 +14,8 @@ DEFAULTS = {
     "PERMANENT_SESSION_LIFETIME": 60 * 60 * 12,
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
+    # Stated per app: Flask-Limiter's extension object otherwise keeps the last app's choice.
+    "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",
     # If Redis goes away, count per process in memory rather than fail every request.
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
