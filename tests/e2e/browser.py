@@ -133,7 +133,7 @@ class Dashboard:
 
     def funnel(self) -> Locator:
         """Return the journey card: the funnel chart and its "Show the numbers" table."""
-        return self.page.locator("section", has=self.page.locator("svg#journey-funnel"))
+        return self.page.locator("section.insight-card", has=self.page.locator("svg#journey-funnel"))
 
     def funnel_bars(self) -> dict[str, int]:
         """Return what the funnel chart writes beside each bar as {stage: contacts}."""
