@@ -30,10 +30,22 @@ def _not_api_request() -> bool:
     return not request.path.startswith("/api/")
 
 
+class ShopHTMX(HTMX):
+    """flask-htmx's request details, except that a history restore is not a partial request.
+
+    When Back returns to a URL an htmx swap pushed, htmx (no history cache: historyCacheSize 0)
+    fetches that URL with HX-Request *and* HX-History-Restore-Request and puts the answer in
+    place of the whole <body>; the views must then send the whole page, not the swapped part.
+    """
+
+    def __bool__(self) -> bool:
+        return super().__bool__() and not self.history_restore_request
+
+
 migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
-htmx = HTMX()
+htmx = ShopHTMX()
 # API_RATE_LIMIT covers every path under /api/ as one budget per token (or address),
 # whichever blueprint serves it, checked before sign-in so token guessing counts too.
 # RATELIMIT_STORAGE_URI=redis://... lets several workers share the counts.

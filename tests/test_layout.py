@@ -1,6 +1,8 @@
 """The shell of the UI: headers, vendored assets, flash messages."""
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_user, soup
 
 STATIC = Path(__file__).resolve().parents[1] / "crm" / "static"
@@ -39,3 +41,24 @@ def test_flash_messages_show_after_sign_out(client, auth):
     auth.login()
     response = client.post("/logout", follow_redirects=True)
     assert "signed out" in soup(response).select_one(".flash").get_text()
+
+
+@pytest.mark.parametrize(("path", "part"), [
+    ("/contacts?q=anna", "#contact-results"),
+    ("/leads/?stage=awareness", "#lead-count"),
+    ("/tasks?view=all&status=open", "#task-list"),
+    ("/orders?q=1001", "table, .empty, p"),
+    ("/settings/audit", "li, p, table"),
+])
+def test_back_to_a_pushed_url_gets_the_whole_page_not_the_swapped_part(client, auth, path, part):
+    # A search pushes its URL (hx-push-url); Back then asks for that URL as a history restore,
+    # and htmx replaces the whole <body> with the answer, so it must be the whole page.
+    auth.as_role("admin")
+    swapped_part = soup(client.get(path, headers={"HX-Request": "true"}))
+    assert swapped_part.select_one(part) is not None
+    assert swapped_part.select_one("header.site-header") is None
+
+    restored = soup(client.get(path, headers={"HX-Request": "true", "HX-History-Restore-Request": "true",
+                                              "HX-Current-URL": "http://localhost/contacts/1"}))
+    assert restored.select_one("header.site-header nav") is not None
+    assert restored.select_one("main h1") is not None

@@ -27,11 +27,22 @@ def sign_out(page: Page) -> None:
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
+def labelled(scope: Scope, label: str) -> Locator:
+    """Return the form control whose label reads exactly `label`.
+
+    A <select> inside its <label> adds the text of all its options to the label's, so
+    Playwright's exact `get_by_label` misses it; such a select is found by the label's own text.
+    """
+    assert '"' not in label, "labels with double quotes are not supported"
+    wrapped_select = scope.locator(f'xpath=.//label[normalize-space(text()[1])="{label}"]//select')
+    return scope.get_by_label(label, exact=True).or_(wrapped_select)
+
+
 def fill_form(scope: Scope, values: dict[str, str | bool]) -> None:
     """Fill fields found by their exact label: text is typed, a bool ticks or clears a
     checkbox, and a <select> gets the option with that label."""
     for label, value in values.items():
-        control = scope.get_by_label(label, exact=True)
+        control = labelled(scope, label)
         if isinstance(value, bool):
             control.set_checked(value)
         elif control.evaluate("element => element.tagName") == "SELECT":
@@ -48,7 +59,7 @@ def submit(scope: Scope, button: str) -> None:
 def field_error(scope: Scope, label: str) -> Locator:
     """Return the reason shown under the field with this label (the `field()` macro
     renders it as <small class="field-error" id="<field id>-error">)."""
-    field_id = scope.get_by_label(label, exact=True).get_attribute("id")
+    field_id = labelled(scope, label).get_attribute("id")
     return scope.locator(f"[id='{field_id}-error']")
 
 
@@ -120,8 +131,23 @@ class Dashboard:
         cards = self.page.locator(".stat-grid article").all()
         return {card.locator("p").inner_text().strip(): card.locator(".stat").inner_text().strip() for card in cards}
 
+    def funnel(self) -> Locator:
+        """Return the journey card: the funnel chart and its "Show the numbers" table."""
+        return self.page.locator("section.insight-card", has=self.page.locator("svg#journey-funnel"))
+
+    def funnel_bars(self) -> dict[str, int]:
+        """Return what the funnel chart writes beside each bar as {stage: contacts}."""
+        chart = self.page.locator("svg#journey-funnel")
+        expect(chart).to_be_visible()
+        stages = [name.strip().lower() for name in chart.locator("text.stage-name").all_text_contents()]
+        # Each bar's label reads "<contacts> · <share>".
+        counts = [int(label.split("·")[0].strip().replace(",", ""))
+                  for label in chart.locator("text.value:has(tspan)").all_text_contents()]
+        return dict(zip(stages, counts, strict=True))
+
     def stage_counts(self) -> dict[str, int]:
-        """Return the journey table as {stage: number of contacts}."""
-        journey = self.page.locator("section", has=self.page.get_by_role("heading", name="Customer journey"))
-        return {row["Stage"].lower(): int(row["Contacts"].replace(",", ""))
-                for row in table_rows(journey.locator("table"))}
+        """Return the funnel's data table ("Show the numbers") as {stage: contacts now}."""
+        numbers = self.funnel().locator("details.chart-data")
+        if not numbers.evaluate("details => details.open"):
+            numbers.locator("summary").click()
+        return {row["Stage"].lower(): int(row["Now"].replace(",", "")) for row in table_rows(numbers.locator("table"))}

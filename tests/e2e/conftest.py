@@ -66,13 +66,15 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(_migrated):
+def live_server(_migrated, tmp_path_factory):
     app = create_app({
         "SQLALCHEMY_DATABASE_URI": _migrated,
         "SECRET_KEY": "e2e-secret",
         "WTF_CSRF_ENABLED": True,  # real forms, real tokens
         "SESSION_COOKIE_SECURE": False,
     })
+    # Uploads waiting for their import (instance/uploads) go to a temporary folder, not the checkout.
+    app.instance_path = str(tmp_path_factory.mktemp("instance"))
     server = LiveServer(app).start()
     yield server
     server.stop()

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from crm.database import read_only
 from crm.extensions import db
-from crm.models import Order, OrderLine, Task
-from crm.services import aggregates, contacts, engine_hooks, interactions, users
+from crm.services import contacts, interactions, tasks, users
+from crm.services import orders as orders_service
+from crm.services.importing.records import ZERO, CustomerRecord, LineRecord, OrderRecord
 from tests.conftest import PASSWORD
 
 
@@ -68,15 +69,16 @@ def _seeded(contact) -> SeededContact:
     return SeededContact(contact.id, contact.name, contact.email)
 
 
-def _paid_order(contact_id: int, number: int, placed_at: datetime, lines: list[tuple[str, str, int, str]]) -> Order:
-    # No orders service exists yet; when it lands (crm.services.orders), make these through it.
-    order_lines = [OrderLine(sku=sku, name=name, quantity=qty, unit_price=Decimal(price)) for sku, name, qty, price in lines]
-    subtotal = sum((line.unit_price * line.quantity for line in order_lines), Decimal("0"))
-    order = Order(contact_id=contact_id, source="shopify", external_id=str(5_500_000 + number), number=f"#{number}",
-                  placed_at=placed_at, status="fulfilled", currency="EUR", subtotal=subtotal, total=subtotal,
-                  lines=order_lines)
-    db.session.add(order)
-    return order
+def _paid_order(contact: SeededContact, number: int, placed_at: datetime,
+                lines: list[tuple[str, str, int, str]]) -> OrderRecord:
+    """Return a fulfilled Shopify order of this contact, as an import would read it."""
+    items = [LineRecord(sku=sku, name=name, quantity=qty, unit_price=Decimal(price)) for sku, name, qty, price in lines]
+    subtotal = sum((item.unit_price * item.quantity for item in items), Decimal("0"))
+    customer = CustomerRecord(line=1, source="shopify", email=contact.email.lower(), email_display=contact.email)
+    return OrderRecord(line=1, source="shopify", external_id=str(5_500_000 + number), number=f"#{number}",
+                       placed_at=placed_at, status="fulfilled", currency="EUR", subtotal=subtotal,
+                       discount=ZERO, shipping=ZERO, tax=ZERO, total=subtotal, refunded=ZERO,
+                       customer=customer, lines=items)
 
 
 def seed_shop(now: datetime | None = None) -> Shop:
@@ -97,12 +99,14 @@ def seed_shop(now: datetime | None = None) -> Shop:
          "consent": True, "consent_source": "newsletter form"}, actor_id=team["admin"].id, source="newsletter",
         tags=["newsletter"], now=now)
 
-    for number, days_ago, lines in (
+    orders = [_paid_order(_seeded(anna), number, now - timedelta(days=days_ago), lines) for number, days_ago, lines in (
         (1001, 200, [("TEA-DJ-100", "Darjeeling First Flush 100g", 2, "18.00"), ("POT-CI-BLU", "Cast Iron Teapot - Blue", 1, "48.00")]),
         (1003, 120, [("TEA-DJ-100", "Darjeeling First Flush 100g", 3, "12.00")]),
         (1007, 20, [("TEA-SK-050", "Sencha Kyoto 50g", 2, "24.00")]),
-    ):
-        _paid_order(anna.id, number, now - timedelta(days=days_ago), lines)
+    )]
+    recorded = orders_service.record_orders(orders, actor_id=team["admin"].id, now=now,
+                                            contact_ids=[anna.id] * len(orders))
+    assert [o.result for o in recorded.outcomes] == ["created"] * 3, recorded.outcomes
     interactions.log_interaction(anna, {"kind": "call", "direction": "inbound", "channel": "phone",
                                         "subject": "Asked when the Sencha is back in stock", "outcome": "Promised an email",
                                         "occurred_at": now - timedelta(days=19)}, author_id=author, now=now)
@@ -112,14 +116,9 @@ def seed_shop(now: datetime | None = None) -> Shop:
     interactions.log_interaction(bjorn, {"kind": "email", "direction": "inbound", "channel": "email",
                                          "subject": "Bulk prices for the office?",
                                          "occurred_at": now - timedelta(days=2)}, author_id=author, now=now)
-    # No to-do service exists yet; the engine will make tasks like this one by rule.
-    task = Task(contact_id=anna.id, kind="call", title="Satisfaction call after the Sencha order",
-                reason="Third order 20 days ago", due_at=now, status="open", assignee_id=team["sales"].id)
-    db.session.add(task)
-    db.session.flush()
-    ids = [anna.id, bjorn.id, carla.id]
-    aggregates.refresh(ids)
-    engine_hooks.after_contacts_changed(ids, now=now)
+    task = tasks.create_task(anna, {"kind": "call", "title": "Satisfaction call after the Sencha order",
+                                    "reason": "Third order 20 days ago", "due_at": now,
+                                    "assignee_id": team["sales"].id}, actor_id=team["admin"].id, now=now)
 
     shop = Shop(users=team, customer=_seeded(anna), lead=_seeded(bjorn), subscriber=_seeded(carla),
                 task=SeededTask(task.id, task.title, task.contact_id), now=now)
