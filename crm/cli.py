@@ -129,9 +129,15 @@ def predict_command(as_of, as_json):
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from crm.services import predict
 
+    from crm.database import read_only
+
     started = time.perf_counter()
-    # Commit each written batch so the shop's own writes never wait long for the lock.
-    result = predict.run(as_of, progress=lambda _count: db.session.commit())
+    # Read and fit in a read transaction (on SQLite it does not take the write lock), then write
+    # committing each batch, so the shop's own writes never wait long.
+    with read_only():
+        prepared = predict.prepare(as_of)
+        db.session.commit()
+    result = predict.store(prepared, progress=lambda _count: db.session.commit())
     db.session.commit()
     if as_json:
         click.echo(json.dumps(result.as_json()))

@@ -415,6 +415,34 @@ def test_crm_predict_without_enough_data_says_why_and_exits_0(runner, app):
     assert "Only 3 customers have bought anything so far; predictions need at least 20." in outcome.output
 
 
+def test_crm_predict_reads_and_fits_without_holding_sqlite_s_write_lock(runner, app, monkeypatch):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    import sqlite3
+
+    load(simulate_customers(seed=4, n=50))
+    others_could_write = []
+    original = predict.prepare
+
+    def prepare_then_try_to_write(as_of):
+        prepared = original(as_of)
+        other = sqlite3.connect(db.engine.url.database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # fails at once while anyone holds the write lock
+            other.execute("ROLLBACK")
+            others_could_write.append(True)
+        except sqlite3.OperationalError:
+            others_could_write.append(False)
+        finally:
+            other.close()
+        return prepared
+
+    monkeypatch.setattr(predict, "prepare", prepare_then_try_to_write)
+    outcome = runner.invoke(args=["predict", "--as-of", "2026-03-01"])
+    assert outcome.exit_code == 0, outcome.output
+    assert others_could_write == [True]
+
+
 def test_crm_predict_refuses_a_bad_date(runner, app):
     outcome = runner.invoke(args=["predict", "--as-of", "yesterday"])
     assert outcome.exit_code == 2 and "use a date such as 2026-12-01" in outcome.output

@@ -347,6 +347,39 @@ def _keep(result: PredictionRun) -> None:
 # -- the run -------------------------------------------------------------------------------------
 
 
+@dataclass
+class PreparedPrediction:
+    """What was read and fitted, ready to be stored."""
+
+    summary: models.PurchaseSummary
+    result: PredictionRun
+
+
+def prepare(as_of: datetime | None = None) -> PreparedPrediction:
+    """Return every customer's purchase summary and the fitted models at `as_of` (default now).
+
+    Reads only: a caller can run it in a read transaction and store it in a short write one.
+    """
+    as_of = require_aware(as_of or utcnow(), "as_of")
+    purchases = _read_purchases(as_of)
+    result = PredictionRun(as_of=as_of, orders=int(purchases.contact_ids.size))
+    summary = models.summarise_purchases(purchases.contact_ids, purchases.days, purchases.amounts,
+                                         np.datetime64(as_of.date(), "D"), unit_days=WEEK_DAYS)
+    _fit(summary, result)
+    return PreparedPrediction(summary, result)
+
+
+def store(prepared: PreparedPrediction, progress: Progress | None = None) -> PredictionRun:
+    """Return the run, after writing every customer's figures, blanking everyone else's and keeping
+    the run's summary (`predict.last_run`). `progress(n)` is called after each batch of n customers."""
+    result = prepared.result
+    _clear_the_others(result.as_of)
+    _write(_rows(prepared.summary, result), progress)
+    _keep(result)
+    _expire_loaded_contacts()
+    return result
+
+
 def run(as_of: datetime | None = None, progress: Progress | None = None) -> PredictionRun:
     """Return what a prediction run at `as_of` (default now) found, after storing every customer's
     RFM segment and predictions and the run's summary (`predict.last_run`).
@@ -354,15 +387,4 @@ def run(as_of: datetime | None = None, progress: Progress | None = None) -> Pred
     `progress(n)` is called after each written batch of n customers (the CLI commits there).
     Running it twice at the same `as_of` leaves the same database.
     """
-    as_of = require_aware(as_of or utcnow(), "as_of")
-    purchases = _read_purchases(as_of)
-    result = PredictionRun(as_of=as_of, orders=int(purchases.contact_ids.size))
-    summary = models.summarise_purchases(purchases.contact_ids, purchases.days, purchases.amounts,
-                                         np.datetime64(as_of.date(), "D"), unit_days=WEEK_DAYS)
-    del purchases
-    _fit(summary, result)
-    _clear_the_others(as_of)
-    _write(_rows(summary, result), progress)
-    _keep(result)
-    _expire_loaded_contacts()
-    return result
+    return store(prepare(as_of), progress)
