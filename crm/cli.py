@@ -127,9 +127,8 @@ def predict_command(as_of, as_json):
     # Before numpy loads: the fits are serial, and idle BLAS threads spinning on a busy
     # server only slow them down.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from crm.services import predict
-
     from crm.database import read_only
+    from crm.services import predict
 
     started = time.perf_counter()
     # Read and fit in a read transaction (on SQLite it does not take the write lock), then write

@@ -128,7 +128,7 @@ def simulated_shop(app):
 
 
 def test_predictions_recover_the_simulated_shop_and_match_a_fit_on_our_own_summary(simulated_shop):
-    customers, ids = simulated_shop
+    customers, _ids = simulated_shop
     result = predict.run(AS_OF)
     db.session.commit()
 
@@ -154,7 +154,7 @@ def test_predictions_recover_the_simulated_shop_and_match_a_fit_on_our_own_summa
     repeat = x > 0
     off = np.abs(pm.bgnbd_p_alive(result.bgnbd, x, t_x, T) - pm.bgnbd_p_alive(truth, x, t_x, T))[repeat]
     assert off.mean() < 0.06
-    r, alpha, a, b = truth
+    r, alpha, _a, _b = truth
     assert result.bgnbd.r / result.bgnbd.alpha == pytest.approx(r / alpha, rel=0.2)
     p, q, v = TRUE_GG
     gg = result.gamma_gamma
@@ -222,8 +222,7 @@ def test_the_figures_follow_the_customer(app):
 
 
 def test_only_paid_orders_up_to_the_as_of_time_of_contacts_not_erased_count(app):
-    customers = simulate_customers(seed=11, n=200)
-    ids = load(customers)
+    load(simulate_customers(seed=11, n=200))
     anna, ben, erased, later, prospect = load(
         [SimulatedCustomer([AS_OF_DAY - timedelta(days=30)], [Decimal("50.00")], True)] * 4
         + [SimulatedCustomer([], [], True)])
@@ -360,7 +359,7 @@ def _snapshot():
 
 
 def test_running_twice_leaves_the_same_database_and_no_contact_looks_edited(simulated_shop):
-    customers, ids = simulated_shop
+    _customers, ids = simulated_shop
     before_edit = {cid: c.updated_at for cid, c in stored(ids).items()}
     predict.run(AS_OF)
     db.session.commit()
@@ -452,7 +451,7 @@ def test_crm_predict_refuses_a_bad_date(runner, app):
 
 
 def test_crm_refresh_predicts_before_health_reads_the_chance_of_still_buying(runner, simulated_shop):
-    customers, ids = simulated_shop
+    _customers, ids = simulated_shop
     outcome = runner.invoke(args=["refresh", "--as-of", "2026-03-01"])
     assert outcome.exit_code == 0, outcome.output
     assert "RFM segments and predictions for 1,500 customers." in outcome.output
@@ -511,7 +510,7 @@ def test_the_dashboard_says_why_there_are_no_predictions(client, auth, app):
 
 
 def test_the_contact_page_shows_the_customer_value_in_words(client, auth, simulated_shop):
-    customers, ids = simulated_shop
+    _customers, ids = simulated_shop
     predict.run(AS_OF)
     db.session.commit()
     contacts = stored(ids)
