@@ -68,7 +68,6 @@ READ_CHUNK = 50_000
 # Below this many customers the totals are rough (predict_models.data_sufficiency: with 100
 # customers the predicted total of next-half-year orders was off by a median 20%).
 SMALL_SHOP = 200
-CENT = Decimal("0.01")
 # SQLite's julianday() of 1970-01-01 00:00 UTC, to turn its dates into day numbers.
 _UNIX_EPOCH_JULIAN_DAY = 2440587.5
 
