@@ -39,9 +39,11 @@ def test_the_header_shows_who_they_are_their_stage_with_its_reason_and_their_sco
     assert header.select_one(".badge.stage-retention") and header.select_one(".badge.health-at_risk")
     assert text_of(header.select_one(".badge.dnc")) == "Do not contact"
     assert text_of(page.select_one(".stage-reason")) == "First paid order 45 days ago"
-    assert text_of(page.select_one(".score-value")) == "64"
-    breakdown = [[text_of(td) for td in row.select("td")] for row in page.select(".score-breakdown tr")]
-    assert breakdown == [["Recent engagement", "+20", "Called 3 days ago"], ["Unsubscribed", "-5", "Left the newsletter"]]
+    score = page.select_one("section.lead-score")
+    assert text_of(score.select_one("strong.score")) == "64"
+    breakdown = [(row["data-rule"], [text_of(td) for td in row.select("td")]) for row in score.select("tr[data-rule]")]
+    assert breakdown == [("Recent engagement", ["+20", "Called 3 days ago"]),
+                         ("Unsubscribed", ["-5", "Left the newsletter"])]
     shown = facts(page)
     assert shown["Email"] == "Anna@Example.com" and shown["Phone"] == "+4915112345678"
     assert shown["Owner"] == "Sam Sales" and shown["Company"] == "Bäckerei Sonne"
@@ -105,7 +107,7 @@ def test_open_to_dos_are_listed_soonest_first(client):
     make_task(contact, NOW, title="Done already", status="done")
     db.session.commit()
     page = soup(client.get(f"/contacts/{contact.id}"))
-    assert [text_of(li.select_one("strong")) for li in page.select(".open-tasks li")] == ["Sooner", "Later"]
+    assert [text_of(a) for a in page.select("section.contact-tasks tr.task a.title")] == ["Sooner", "Later"]
 
 
 def test_an_empty_contact_page_says_there_is_no_history(client):
@@ -138,7 +140,7 @@ def test_support_sees_edit_but_not_merge_or_delete(client):
     contact = make_contact()
     db.session.commit()
     page = soup(client.get(f"/contacts/{contact.id}"))
-    assert [text_of(a) for a in page.select(".header-actions a")] == ["Edit"]
+    assert [text_of(a) for a in page.select(".header-actions a")] == ["Edit", "Add order"]
 
 
 def test_admins_see_merge_and_delete(client):
@@ -146,7 +148,22 @@ def test_admins_see_merge_and_delete(client):
     contact = make_contact()
     db.session.commit()
     page = soup(client.get(f"/contacts/{contact.id}"))
-    assert [text_of(a) for a in page.select(".header-actions a")] == ["Edit", "Merge…", "Delete…"]
+    assert [text_of(a) for a in page.select(".header-actions a")] == [
+        "Edit", "Add order", "Merge…", "Delete…", "Export data", "Erase…"]
+    links = {text_of(a): a["href"] for a in page.select(".header-actions a")}
+    assert links["Add order"] == f"/contacts/{contact.id}/orders/new"
+    assert links["Export data"] == f"/contacts/{contact.id}/privacy/export"
+    assert links["Erase…"] == f"/contacts/{contact.id}/privacy/erase"
+    for label in ("Add order", "Export data", "Erase…"):
+        assert client.get(links[label]).status_code == 200, label
+
+
+def test_an_erased_contact_offers_no_second_erasure(client):
+    sign_in(client, "admin")
+    contact = make_contact(erased_at=NOW)
+    db.session.commit()
+    page = soup(client.get(f"/contacts/{contact.id}"))
+    assert "Erase…" not in [text_of(a) for a in page.select(".header-actions a")]
 
 
 # ---------------------------------------------------------------------------

@@ -498,14 +498,6 @@ def timeline_item(kind: str, record: Any) -> TimelineItem:
     return TimelineItem(kind, getattr(record, at), record.id, record)
 
 
-def open_tasks(contact_id: int, limit: int = 50) -> list[Task]:
-    """Return a contact's open to-dos, soonest due first, with their assignee."""
-    return list(db.session.scalars(
-        select(Task).where(Task.contact_id == contact_id, Task.status == "open")
-        .options(joinedload(Task.assignee)).order_by(Task.due_at, Task.id).limit(limit)
-    ))
-
-
 def contact_exists(contact_id: int) -> bool:
     """Return whether there is a contact with this id."""
     return db.session.scalar(select(Contact.id).where(Contact.id == contact_id)) is not None

@@ -59,6 +59,8 @@ class RefreshSummary:
     scores_changed: int = 0
     tasks_created: int = 0
     tasks_closed: int = 0
+    # What the other refresh steps said (the predictions: how many customers, or why none).
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
@@ -530,13 +532,23 @@ def contact_count() -> int:
 # -- refresh: every time-based job, in order ---------------------------------------------------
 
 
+def _predict_step(now: datetime, progress: Progress | None) -> str:
+    # Imported here: numpy and scipy load only when predictions run, not with every web worker.
+    from crm.services import predict
+
+    # progress(0) lets the caller commit after each written batch without moving a bar
+    # that counts the rules' contacts.
+    return predict.run(now, progress=None if progress is None else (lambda _count: progress(0))).headline()
+
+
 def _rules_step(now: datetime, progress: Progress | None) -> RefreshSummary:
     return apply(None, now, progress)
 
 
-# The jobs `crm refresh` runs, in order. Predictions (p_alive, expected orders) go first when
-# they exist, because health and the win-back rule read p_alive: add that step above the rules.
-REFRESH_STEPS: list[Callable[[datetime, Progress | None], RefreshSummary | None]] = [
+# The jobs `crm refresh` runs, in order. Predictions (p_alive, expected orders) go first,
+# because health and the win-back rule read p_alive.
+REFRESH_STEPS: list[Callable[[datetime, Progress | None], RefreshSummary | str | None]] = [
+    _predict_step,
     _rules_step,
 ]
 
@@ -544,9 +556,12 @@ REFRESH_STEPS: list[Callable[[datetime, Progress | None], RefreshSummary | None]
 def refresh(now: datetime | None = None, progress: Progress | None = None) -> RefreshSummary:
     """Run every refresh step for everyone at `now` and return what the rules changed."""
     now = require_aware(now or utcnow(), "now")
-    summary = RefreshSummary()
+    summary, notes = RefreshSummary(), []
     for step in REFRESH_STEPS:
         result = step(now, progress)
         if isinstance(result, RefreshSummary):
             summary = result
+        elif isinstance(result, str):
+            notes.append(result)
+    summary.notes = notes
     return summary

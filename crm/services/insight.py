@@ -19,6 +19,8 @@ from sqlalchemy.orm import aliased
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, STAGES, Contact, Order, StageChange, Task, utcnow
+from crm.services.predict_status import PredictionStatus, prediction_status
+from crm.services.segments import segment_label
 
 CENT = Decimal("0.01")
 COHORT_MONTHS = 12  # months since the first order shown for each cohort: 0 … 11
@@ -413,9 +415,8 @@ class Segments:
 
 
 def rfm_segments() -> Segments:
-    """Return each RFM segment's customers and their total spent, largest value first. One query.
-
-    Empty until `crm predict` has written segments.
+    """Return each RFM segment (by name) with its customers and their total spent, largest value
+    first. One query. Empty until `crm predict` (or `crm refresh`) has written segments.
     """
     rows = db.session.execute(
         select(Contact.rfm_segment, func.count(), func.coalesce(func.sum(Contact.total_spent), 0))
@@ -424,7 +425,7 @@ def rfm_segments() -> Segments:
     ).all()
     value_total = sum((_money(value) for _name, _count, value in rows), Decimal("0.00"))
     segments = [
-        Segment(name=name, customers=count, value=_money(value),
+        Segment(name=segment_label(name), customers=count, value=_money(value),
                 share_of_value=float(_money(value) / value_total) if value_total else None)
         for name, count, value in rows
     ]
@@ -566,6 +567,7 @@ class Dashboard:
     segments: Segments
     at_risk: AboutToLose
     tasks: DueTasks
+    predictions: PredictionStatus
 
 
 def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo | str | None = None) -> Dashboard:
@@ -579,6 +581,7 @@ def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo |
         segments=rfm_segments(),
         at_risk=about_to_lose(now),
         tasks=tasks_due_today(user_id, now, zone),
+        predictions=prediction_status(),
     )
 
 
@@ -606,6 +609,10 @@ class CustomerFigures:
     next_order_expected_at: datetime | None
     days_to_next_order: int | None  # negative when the expected day has passed
     months: list[MonthTotal] = field(default_factory=list)  # the sparkline, oldest first
+    segment: str | None = None  # the RFM segment's name
+    rfm: tuple[int, int, int] | None = None  # recency, frequency, monetary scores 1..5
+    # Why predicted figures are missing, shop-wide (None: not asked for)
+    predictions: PredictionStatus | None = None
 
     @property
     def churn_probability(self) -> float | None:
@@ -625,7 +632,8 @@ def customer_figures(contact: Contact, now: datetime | None = None,
     """Return a customer's historic and predicted figures and their monthly order totals (24 months).
 
     Averages come from the stored aggregates; predictions from `crm predict`, None until it
-    has run. One query, for the sparkline.
+    has run or where the data could not support them (`predictions` says why). Two queries:
+    the sparkline and the predictions' status.
     """
     now, zone = now or utcnow(), _zone(zone)
     current = _month_number(now, zone)
@@ -666,4 +674,8 @@ def customer_figures(contact: Contact, now: datetime | None = None,
         months=[
             MonthTotal(_month_start(n), *found.get(n, nothing)) for n in range(first, current + 1)
         ],
+        segment=segment_label(contact.rfm_segment),
+        rfm=(contact.rfm_recency, contact.rfm_frequency, contact.rfm_monetary)
+        if contact.rfm_recency is not None else None,
+        predictions=prediction_status(),
     )

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 from scipy import linalg, optimize, special
 
+from crm.services.segments import SEGMENT_LABELS, SEGMENTS
+
 __all__ = [
     "SEGMENTS",
     "SEGMENT_LABELS",
@@ -69,27 +71,7 @@ __all__ = [
 # RFM
 # --------------------------------------------------------------------------
 
-SEGMENTS: tuple[str, ...] = (
-    "champions",
-    "loyal",
-    "potential_loyalists",
-    "new",
-    "at_risk",
-    "cant_lose",
-    "hibernating",
-    "lost",
-)
-
-SEGMENT_LABELS: dict[str, str] = {
-    "champions": "Champions",
-    "loyal": "Loyal",
-    "potential_loyalists": "Potential loyalists",
-    "new": "New customers",
-    "at_risk": "At risk",
-    "cant_lose": "Can't lose them",
-    "hibernating": "Hibernating",
-    "lost": "Lost",
-}
+# SEGMENTS and SEGMENT_LABELS live in crm.services.segments (no numpy there, for the pages).
 
 # Segment by R (rows, 5 = most recent) against FM, the mean of the F and M
 # scores rounded half up ((f + m + 1) // 2), so FM is again 1..5.

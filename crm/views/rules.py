@@ -210,5 +210,5 @@ def refresh():
     """Run the rules for every contact now and report what changed."""
     summary = engine.refresh(utcnow())
     db.session.commit()
-    flash(f"Refreshed {summary}.", "success")
+    flash(" ".join([f"Refreshed {summary}.", *summary.notes]), "success")
     return redirect(url_for("rules.index"))
