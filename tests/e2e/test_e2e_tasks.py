@@ -34,7 +34,7 @@ def test_completing_a_to_do_with_its_outcome_puts_the_outcome_on_the_timeline(pa
     expect(logged).to_contain_text(seeded.task.title)
     expect(logged).to_contain_text("Outcome: Loves the Sencha, wants the 100g tin")
     expect(logged.locator(".badge.sentiment-positive")).to_be_visible()
-    expect(page.locator(".open-tasks")).not_to_contain_text(seeded.task.title)
+    expect(page.locator(".contact-tasks")).not_to_contain_text(seeded.task.title)
     assert db_rows(select(Interaction.kind, Interaction.author_id).where(Interaction.task_id == seeded.task.id)) == [
         ("call", seeded.users["sales"].id)]
 
