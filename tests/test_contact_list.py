@@ -283,3 +283,13 @@ def test_the_last_order_column_says_how_long_ago(client):
     db.session.commit()
     cells = [text_of(row.select("td")[-3]) for row in soup(client.get("/contacts?sort=last_order")).select("tbody tr")]
     assert cells[0].endswith("ago") and cells[1] == "never"
+
+
+def test_an_owner_id_too_big_for_the_column_is_ignored_not_a_server_error(client):
+    from tests.conftest import make_user
+
+    make_user("viewer")
+    client.post("/login", data={"email": "viewer@example.com", "password": "correct horse battery"})
+    for path in ("/contacts", "/leads/", "/tasks"):
+        response = client.get(path, query_string={"owner": "109445769156552736", "assignee": "109445769156552736"})
+        assert response.status_code == 200, path

@@ -95,7 +95,8 @@ class ContactFilters:
         stage = args.get("stage") or None
         health = args.get("health") or None
         owner = (args.get("owner") or "").strip() or None
-        if owner is not None and owner not in ("me", "none") and not owner.isdigit():
+        # An id must fit the column (PostgreSQL refuses a larger integer outright).
+        if owner is not None and owner not in ("me", "none") and not (owner.isdigit() and int(owner) < 2**31):
             owner = None
         sort = args.get("sort") or DEFAULT_SORT
         return cls(

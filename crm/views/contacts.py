@@ -104,7 +104,7 @@ def bulk():
         selection = contact_queries.matching_ids(filters, user_id=current_user.id)
         description = {"filters": dict(filters.to_args())}
     else:
-        ids = sorted({int(value) for value in form.getlist("ids") if value.isdigit()})
+        ids = sorted({int(value) for value in form.getlist("ids") if value.isdigit() and int(value) < 2**31})
         if not ids:
             flash("Tick the contacts first, or choose every contact that matches.", "warning")
             return redirect(back)

@@ -21,7 +21,7 @@ def _filters() -> leads.LeadFilters:
     """Read the filters from the query string; a value that is not one of the choices is ignored."""
     stage = request.args.get("stage") or None
     owner = request.args.get("owner") or None
-    if owner not in (None, "none") and not owner.isdigit():
+    if owner not in (None, "none") and not (owner.isdigit() and int(owner) < 2**31):
         owner = None
     return leads.LeadFilters(stage=stage if stage in STAGES else None, owner=owner,
                              tag=(request.args.get("tag") or "").strip() or None)

@@ -94,7 +94,7 @@ def _filters() -> tuple[task_service.TaskFilters, dict[str, str]]:
     if kind is not None and kind not in task_service.KIND_LABELS:
         errors["kind"], kind = "Choose a kind from the list.", None
     assignee = args.get("assignee") or None
-    if assignee not in (None, "none") and not assignee.isdigit():
+    if assignee not in (None, "none") and not (assignee.isdigit() and int(assignee) < 2**31):
         errors["assignee"], assignee = "Choose someone from the list.", None
     days = {}
     for name in ("due_from", "due_to"):
