@@ -529,6 +529,11 @@ def test_the_contact_page_shows_the_customer_value_in_words(client, auth, simula
     assert panel.select_one("svg.chart") is not None  # the sparkline
     assert panel.select_one(".prediction-missing") is None
 
+    gone = next(c for c in contacts.values() if c.p_alive is not None and c.p_alive < 0.5)
+    panel = soup(client.get(f"/contacts/{gone.id}")).select_one("section.customer-figures")
+    lines = {text_of(li.strong): text_of(li) for li in panel.select(".figures li")}
+    assert lines["Next order:"] == "Next order: no date: they are more likely to have stopped buying than not."
+
     panel = soup(client.get(f"/contacts/{one_time.id}")).select_one("section.customer-figures")
     lines = {text_of(li.strong): text_of(li) for li in panel.select(".figures li")}
     assert lines["Still a customer?"] == ("Still a customer? not known yet: the model judges this only once "
