@@ -10,14 +10,10 @@ from crm.extensions import db
 from crm.models import ROLES, User, utcnow
 from crm.services import audit
 from crm.services.errors import ValidationError
+# One rule for matching emails, shared with the (Flask-free) import readers.
+from crm.services.importing.records import normalise_email  # noqa: F401  (re-exported)
 
 MIN_PASSWORD_LENGTH = 10
-
-
-def normalise_email(value: str | None) -> str | None:
-    """Return an email trimmed and lower-cased for matching, or None when empty."""
-    value = (value or "").strip()
-    return value.lower() or None
 
 
 def check_email_syntax(value: str) -> str | None:
