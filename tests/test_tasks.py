@@ -302,6 +302,10 @@ def test_a_to_do_added_from_the_contact_page_in_place(client, auth, anna):
                            headers={"HX-Request": "true"})
     section = soup(response).select_one("section.new-task")
     assert text_of(section.select_one(".confirmation")).startswith("To-do added: Send samples")
+    # The open to-dos list above the form is sent along and replaces the one on the page.
+    listing = soup(response).select_one(f"section#contact-tasks-{anna.id}")
+    assert listing["hx-swap-oob"] == "true"
+    assert [text_of(a) for a in listing.select("tr.task a.title")] == ["Send samples"]
     task = db.session.scalar(select(Task))
     assert (task.kind, task.title, task.assignee.role) == ("email", "Send samples", "support")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Setting, WebhookDelivery, utcnow
 from crm.services import audit
 from crm.services import orders as order_service
+from crm.services import privacy
 from crm.services import tasks as task_service
 from crm.services.importing.readers import (
     parse_shopify_customer_json, parse_shopify_order_json, parse_woocommerce_customer, parse_woocommerce_order,
@@ -231,21 +231,6 @@ def _privacy_customer(payload) -> tuple[dict, Contact | None]:
     return customer, contact
 
 
-def erase_contact(contact: Contact, now: datetime) -> None:
-    """Erase a contact through the privacy service, which another change provides.
-
-    Raises LookupError when `crm.services.privacy` is not installed yet.
-    """
-    try:
-        privacy = importlib.import_module("crm.services.privacy")
-    except ModuleNotFoundError as error:
-        if error.name != "crm.services.privacy":
-            raise  # the module is there but something it needs is not: a real bug
-        raise LookupError("erasing needs crm.services.privacy, which is not installed yet") from error
-    # Blocked from re-import, so an old export imported later cannot bring the customer back.
-    privacy.erase_contact(contact, actor_id=None, block_email=True, now=now)
-
-
 def _shopify_redact(payload, delivery, now):
     try:
         customer, contact = _privacy_customer(payload)
@@ -253,11 +238,8 @@ def _shopify_redact(payload, delivery, now):
         return "failed", Answer(400, f"Not a valid customers/redact body: {error}.")
     if contact is None:
         return "processed", Answer(200, f"No contact matches Shopify customer {customer.get('id')}; nothing to erase.")
-    try:
-        erase_contact(contact, now)
-    except LookupError as error:
-        return "failed", Answer(202, f"Contact #{contact.id} must be erased, but {error}; replay this delivery "
-                                     "once it is, or erase the contact by hand.")
+    # Blocked from re-import, so an old export imported later cannot bring the customer back.
+    privacy.erase_contact(contact, actor_id=None, block_email=True, now=now)
     return "processed", Answer(200, "Customer erased.")
 
 

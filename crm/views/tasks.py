@@ -225,7 +225,11 @@ def create(contact_id: int):
             db.session.commit()
     if _partial():
         values = {} if created else request.form
-        return render_template("tasks/_new.html", contact=contact, created=created, errors=errors, values=values)
+        form_part = render_template("tasks/_new.html", contact=contact, created=created, errors=errors, values=values)
+        if not created:
+            return form_part
+        # The open to-dos above the form gain the new one without a reload (an out-of-band swap).
+        return form_part + render_template("tasks/_for_contact.html", contact=contact, tasks_oob=True)
     if errors:
         flash(" ".join(errors.values()), "error")
     else:
