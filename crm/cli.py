@@ -100,7 +100,12 @@ def refresh_command(now):
             db.session.commit()
             bar.update(count)
 
-        summary = engine.refresh(now, progress=batch_done)
+        def step_started(label):
+            # The bar counts the rules' contacts; the label says what the wait before them is.
+            bar.label = label
+            bar.render_progress()
+
+        summary = engine.refresh(now, progress=batch_done, step_started=step_started)
     db.session.commit()
     click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
     for note in summary.notes:

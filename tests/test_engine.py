@@ -446,6 +446,8 @@ def test_crm_refresh_twice_gives_the_same_database_as_once(app, runner):
     result = runner.invoke(args=["refresh", "--as-of", "2026-07-15"])
     assert result.exit_code == 0, result.output
     assert "80 contacts:" in result.output and "to-dos created" in result.output
+    # The progress output names each step as it starts, not only the rules' count.
+    assert result.output.index("Predicting who buys again") < result.output.index("Stages, scores and to-dos")
     once = _dump()
     result = runner.invoke(args=["refresh", "--as-of", "2026-07-15"])
     assert result.exit_code == 0, result.output

@@ -545,19 +545,26 @@ def _rules_step(now: datetime, progress: Progress | None) -> RefreshSummary:
     return apply(None, now, progress)
 
 
-# The jobs `crm refresh` runs, in order. Predictions (p_alive, expected orders) go first,
-# because health and the win-back rule read p_alive.
-REFRESH_STEPS: list[Callable[[datetime, Progress | None], RefreshSummary | str | None]] = [
-    _predict_step,
-    _rules_step,
+# The jobs `crm refresh` runs, in order, each with what a person watching is told. Predictions
+# (p_alive, expected orders) go first, because health and the win-back rule read p_alive.
+RefreshStep = Callable[[datetime, Progress | None], RefreshSummary | str | None]
+REFRESH_STEPS: list[tuple[str, RefreshStep]] = [
+    ("Predicting who buys again", _predict_step),
+    ("Stages, scores and to-dos", _rules_step),
 ]
 
 
-def refresh(now: datetime | None = None, progress: Progress | None = None) -> RefreshSummary:
-    """Run every refresh step for everyone at `now` and return what the rules changed."""
+def refresh(now: datetime | None = None, progress: Progress | None = None,
+            step_started: Callable[[str], None] | None = None) -> RefreshSummary:
+    """Run every refresh step for everyone at `now` and return what the rules changed.
+
+    `step_started(label)` is called as each step begins, so a progress bar can say what it waits for.
+    """
     now = require_aware(now or utcnow(), "now")
     summary, notes = RefreshSummary(), []
-    for step in REFRESH_STEPS:
+    for label, step in REFRESH_STEPS:
+        if step_started is not None:
+            step_started(label)
         result = step(now, progress)
         if isinstance(result, RefreshSummary):
             summary = result
