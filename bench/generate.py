@@ -479,6 +479,7 @@ def load_database(app, scale: Scale, progress=None) -> Loaded:
     fill the stored aggregates and a stage and score for everyone. Return what was loaded."""
     from sqlalchemy import func, select
 
+    from crm.database import refresh_statistics
     from crm.extensions import db
     from crm.models import Contact
     from crm.services import aggregates, users
@@ -578,6 +579,9 @@ def load_database(app, scale: Scale, progress=None) -> Loaded:
         loaded.tasks = batches(task_rows(), "tasks", TASK_COLUMNS)
         aggregates.refresh()
         _derive_stages(db, scale, values)
+        db.session.commit()
+        # As after a big import: the planner sees the tables as loaded.
+        refresh_statistics(db.session)
         db.session.commit()
     loaded.seconds = time.perf_counter() - started
     return loaded

@@ -90,6 +90,7 @@ def refresh_command(now):
     import time
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads for the predictions, as in `crm predict`
+    from crm.database import refresh_statistics
     from crm.services import engine
 
     started = time.perf_counter()
@@ -106,6 +107,8 @@ def refresh_command(now):
             bar.render_progress()
 
         summary = engine.refresh(now, progress=batch_done, step_started=step_started)
+    db.session.commit()
+    refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
     db.session.commit()
     click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
     for note in summary.notes:

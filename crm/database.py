@@ -1,10 +1,10 @@
-"""Engine set-up: SQLite pragmas and write transactions that take the lock up front."""
+"""Engine set-up: SQLite pragmas, write transactions that take the lock up front, planner statistics."""
 from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 # Whether the transaction about to begin may write. Read-only web requests (GET)
@@ -20,6 +20,22 @@ def read_only():
         yield
     finally:
         write_intent.reset(token)
+
+
+def refresh_statistics(session) -> None:
+    """Let the query planner see the tables as they are now; the caller commits.
+
+    A never-analysed SQLite picks poor indexes once tables are big (it filters a million orders
+    by status instead of by date). The ANALYZE is sampled, so it is quick on millions of rows.
+    Run after big imports and by `crm refresh`, the nightly job, so a shop that grew order by
+    order through webhooks is covered too. PostgreSQL's autovacuum does this on its own; an
+    explicit ANALYZE there only makes it current at once.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA analysis_limit=1000"))
+        session.execute(text("ANALYZE"))
+    else:
+        session.execute(text("ANALYZE contacts, contact_external_ids, orders, order_lines, interactions, tasks"))
 
 
 def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000) -> None:

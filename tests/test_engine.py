@@ -455,6 +455,23 @@ def test_crm_refresh_twice_gives_the_same_database_as_once(app, runner):
     assert _dump() == once
 
 
+def test_crm_refresh_leaves_the_query_planner_current_statistics(app, runner):
+    """A shop that grew through webhooks was never analysed; the nightly refresh does it."""
+    from sqlalchemy import text
+
+    contact = Contact(email="planner@example.com")
+    db.session.add(contact)
+    db.session.commit()
+    result = runner.invoke(args=["refresh", "--as-of", "2026-07-15"])
+    assert result.exit_code == 0, result.output
+    if db.engine.dialect.name == "sqlite":
+        analysed = db.session.scalars(text("SELECT tbl FROM sqlite_stat1")).all()
+    else:
+        analysed = db.session.scalars(text(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL")).all()
+    assert "contacts" in analysed
+
+
 def test_crm_refresh_refuses_a_bad_date(runner):
     result = runner.invoke(args=["refresh", "--as-of", "next tuesday"])
     assert result.exit_code == 2 and "2026-12-01" in result.output

@@ -212,23 +212,31 @@ def journey_funnel(now: datetime | None = None) -> Funnel:
 # ---------------------------------------------------------------------------- cohorts and revenue
 
 
-def _paid_orders_since(start_month: int, zone: ZoneInfo, now: datetime):
-    """Return a subquery of paid orders from `start_month` on: contact, month, first-order month, amount.
+def _newcomers_paid_orders(start_month: int, zone: ZoneInfo, now: datetime):
+    """Return a subquery of the paid orders, from `start_month` on, of customers whose first paid
+    order falls in that window: contact, month, first-order month (cohort), amount.
 
-    The first-order month comes from the contact's stored first_order_at (kept current by
-    the aggregates), so only the window's orders are read; a stale null counts the order's own month.
+    Only these customers can be new or start a cohort in the window: a small set of contacts
+    (by their stored first_order_at, kept current by the aggregates in the same transaction as
+    every order write) whose orders are found through the (contact, placed_at) index, instead
+    of a contact lookup for every order of the window.
     """
     month = _month_index(Order.placed_at, zone, now)
     # A day's margin covers SQLite's fixed-offset month boundaries; the month filter is exact.
     since = _month_begins_at(start_month, zone) - timedelta(days=1)
+    newcomers = (
+        select(Contact.id, Contact.first_order_at)
+        .where(Contact.first_order_at >= since)
+        .cte("newcomers").prefix_with("MATERIALIZED")
+    )
     return (
         select(
             Order.contact_id,
             month.label("month"),
-            func.coalesce(_month_index(Contact.first_order_at, zone, now), month).label("cohort"),
+            _month_index(newcomers.c.first_order_at, zone, now).label("cohort"),
             (Order.total - Order.refunded).label("amount"),
         )
-        .join(Contact, Contact.id == Order.contact_id)
+        .join(newcomers, newcomers.c.id == Order.contact_id)
         .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since)
         .subquery()
     )
@@ -273,7 +281,7 @@ def cohort_retention(now: datetime | None = None, zone: ZoneInfo | str | None = 
     now, zone = now or utcnow(), _zone(zone)
     current = _month_number(now, zone)
     first = current - COHORTS + 1
-    orders = _paid_orders_since(first, zone, now)
+    orders = _newcomers_paid_orders(first, zone, now)
     per_customer = (
         select(orders.c.contact_id, orders.c.cohort, (orders.c.month - orders.c.cohort).label("age"),
                func.count().label("orders"))
@@ -332,31 +340,40 @@ def revenue_by_month(now: datetime | None = None, zone: ZoneInfo | str | None = 
                      months: int = REVENUE_MONTHS) -> Revenue:
     """Return paid revenue (total less refunds) per month, split into new and returning customers.
 
-    A customer is new in the month of their first paid order, returning after. One query.
+    A customer is new in the month of their first paid order, returning after. Two queries:
+    every order of the window summed by month (no join), and the new customers' orders, which
+    are few; returning is the difference. A customer's orders in one month are all new or all
+    returning, so the customer counts subtract too.
     """
     now, zone = now or utcnow(), _zone(zone)
     current = _month_number(now, zone)
     first = current - months + 1
-    orders = _paid_orders_since(first, zone, now)
-    is_new = orders.c.month <= orders.c.cohort
-    found = {
-        month: (_money(new), _money(returning), new_customers, returning_customers)
-        for month, new, returning, new_customers, returning_customers in db.session.execute(
-            select(
-                orders.c.month,
-                func.sum(case((is_new, orders.c.amount), else_=0)),
-                func.sum(case((is_new, 0), else_=orders.c.amount)),
-                func.count(distinct(case((is_new, orders.c.contact_id)))),
-                func.count(distinct(case((is_new, None), else_=orders.c.contact_id))),
-            )
-            .where(orders.c.month >= first, orders.c.month <= current)
-            .group_by(orders.c.month)
+    month = _month_index(Order.placed_at, zone, now)
+    since = _month_begins_at(first, zone) - timedelta(days=1)
+    totals = {
+        row_month: (_money(amount), customers)
+        for row_month, amount, customers in db.session.execute(
+            select(month, func.sum(Order.total - Order.refunded), func.count(distinct(Order.contact_id)))
+            .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since, month >= first, month <= current)
+            .group_by(month)
         )
     }
-    nothing = (Decimal("0.00"), Decimal("0.00"), 0, 0)
-    return Revenue(months=[
-        MonthRevenue(_month_start(month), *found.get(month, nothing)) for month in range(first, current + 1)
-    ])
+    newcomers = _newcomers_paid_orders(first, zone, now)
+    new = {
+        row_month: (_money(amount), customers)
+        for row_month, amount, customers in db.session.execute(
+            select(newcomers.c.month, func.sum(newcomers.c.amount), func.count(distinct(newcomers.c.contact_id)))
+            .where(newcomers.c.month <= newcomers.c.cohort, newcomers.c.month >= first, newcomers.c.month <= current)
+            .group_by(newcomers.c.month)
+        )
+    }
+    result = []
+    for number in range(first, current + 1):
+        total, customers = totals.get(number, (Decimal("0.00"), 0))
+        new_amount, new_customers = new.get(number, (Decimal("0.00"), 0))
+        result.append(MonthRevenue(_month_start(number), new_amount, total - new_amount, new_customers,
+                                   customers - new_customers))
+    return Revenue(months=result)
 
 
 # ---------------------------------------------------------------------------- scores and segments

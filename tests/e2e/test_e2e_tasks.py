@@ -42,3 +42,23 @@ def test_completing_a_to_do_with_its_outcome_puts_the_outcome_on_the_timeline(pa
     page.goto("/tasks")
     expect(page.get_by_role("heading", name="To-dos", exact=True)).to_be_visible()
     expect(page.locator(f"#task-{seeded.task.id}")).to_have_count(0)
+
+
+def test_a_to_do_added_on_the_contact_page_joins_the_open_list_without_a_reload(page, seeded):
+    sign_in(page, seeded.users["support"].email)
+    page.goto(f"/contacts/{seeded.customer.id}")
+    open_list = page.locator(".contact-tasks")
+    expect(open_list).not_to_contain_text("Send the spring catalogue")
+
+    with same_document(page):
+        new = page.locator("section.new-task")
+        new.get_by_text("Add a to-do", exact=True).click()
+        submit(new, "Add")
+        expect(page.locator("section.new-task .field-error")).to_contain_text("Say what needs doing.")
+        fill_form(page.locator("section.new-task"), {"What needs doing": "Send the spring catalogue"})
+        submit(page.locator("section.new-task"), "Add")
+        expect(page.locator("section.new-task").get_by_role("status")).to_contain_text(
+            "To-do added: Send the spring catalogue")
+        expect(open_list.locator("tr.task", has_text="Send the spring catalogue")).to_have_count(1)
+    assert db_rows(select(Task.title, Task.assignee_id).where(Task.title == "Send the spring catalogue")) == [
+        ("Send the spring catalogue", seeded.users["support"].id)]

@@ -28,8 +28,9 @@ from datetime import datetime
 from typing import IO, Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 
+from crm.database import refresh_statistics
 from crm.extensions import db
 from crm.models import ImportRejection, ImportRun, utcnow
 from crm.services import aggregates, audit, engine_hooks
@@ -237,7 +238,8 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
                          after={"kind": kind, "filename": filename, **tally.counts})
         db.session.commit()
         if not dry_run and tally.counts["orders_created"] + tally.counts["contacts_created"] >= ANALYZE_AFTER:
-            _refresh_statistics()
+            refresh_statistics(db.session)
+            db.session.commit()
     except BaseException as exc:  # Ctrl-C too: the run must not stay "running"
         db.session.rollback()
         if run_id is not None and not dry_run:
@@ -255,17 +257,6 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
     run = db.session.get(ImportRun, run_id)
     db.session.refresh(run)
     return run
-
-
-def _refresh_statistics() -> None:
-    """Let the query planner see the new table sizes (a never-analysed SQLite picks poor indexes)."""
-    if db.engine.dialect.name == "sqlite":
-        # A sampled ANALYZE: quick even on millions of rows.
-        db.session.execute(text("PRAGMA analysis_limit=1000"))
-        db.session.execute(text("ANALYZE"))
-    else:
-        db.session.execute(text("ANALYZE contacts, contact_external_ids, orders, order_lines"))
-    db.session.commit()
 
 
 def _outcome(tally: _Tally) -> tuple[str, str | None]:
