@@ -23,6 +23,9 @@ class Order(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("source", "external_id"),
         sa.Index("ix_orders_contact_placed", "contact_id", "placed_at"),
+        # Paid orders in a time window (the dashboard's figures): a few seeks instead of
+        # walking every paid order. Also serves a filter on status alone.
+        sa.Index("ix_orders_status_placed", "status", "placed_at"),
         sa.CheckConstraint(
             "status IN ('pending', 'paid', 'fulfilled', 'partially_refunded', 'refunded', 'cancelled')",
             name="status",
@@ -35,7 +38,7 @@ class Order(db.Model):
     external_id: Mapped[str] = mapped_column(sa.String(120))
     number: Mapped[str] = mapped_column(sa.String(60), index=True)
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    status: Mapped[str] = mapped_column(sa.String(20), default="paid", index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="paid")
     currency: Mapped[str] = mapped_column(sa.String(3), default="EUR")
     subtotal: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
     discount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
