@@ -582,7 +582,6 @@ def load_database(app, scale: Scale, progress=None) -> Loaded:
         db.session.commit()
         # As after a big import: the planner sees the tables as loaded.
         refresh_statistics(db.session)
-        db.session.commit()
     loaded.seconds = time.perf_counter() - started
     return loaded
 

@@ -109,7 +109,6 @@ def refresh_command(now):
         summary = engine.refresh(now, progress=batch_done, step_started=step_started)
     db.session.commit()
     refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
-    db.session.commit()
     click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
     for note in summary.notes:
         click.echo(note)

@@ -23,7 +23,7 @@ def read_only():
 
 
 def refresh_statistics(session) -> None:
-    """Let the query planner see the tables as they are now; the caller commits.
+    """Let the query planner see the tables as they are now, and commit.
 
     A never-analysed SQLite picks poor indexes once tables are big (it filters a million orders
     by status instead of by date). The ANALYZE reads every index in full: half a second for a
@@ -37,6 +37,7 @@ def refresh_statistics(session) -> None:
         session.execute(text("ANALYZE"))
     else:
         session.execute(text("ANALYZE contacts, contact_external_ids, orders, order_lines, interactions, tasks"))
+    session.commit()
 
 
 def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000) -> None:

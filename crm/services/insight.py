@@ -212,6 +212,14 @@ def journey_funnel(now: datetime | None = None) -> Funnel:
 # ---------------------------------------------------------------------------- cohorts and revenue
 
 
+def _window_since(start_month: int, zone: ZoneInfo) -> datetime:
+    """Return the earliest order time a window from `start_month` on can hold; filter the month exactly too.
+
+    A day's margin covers SQLite's fixed-offset month boundaries.
+    """
+    return _month_begins_at(start_month, zone) - timedelta(days=1)
+
+
 def _newcomers_paid_orders(start_month: int, zone: ZoneInfo, now: datetime):
     """Return a subquery of the paid orders, from `start_month` on, of customers whose first paid
     order falls in that window: contact, month, first-order month (cohort), amount.
@@ -222,8 +230,7 @@ def _newcomers_paid_orders(start_month: int, zone: ZoneInfo, now: datetime):
     of a contact lookup for every order of the window.
     """
     month = _month_index(Order.placed_at, zone, now)
-    # A day's margin covers SQLite's fixed-offset month boundaries; the month filter is exact.
-    since = _month_begins_at(start_month, zone) - timedelta(days=1)
+    since = _window_since(start_month, zone)
     newcomers = (
         select(Contact.id, Contact.first_order_at)
         .where(Contact.first_order_at >= since)
@@ -349,7 +356,7 @@ def revenue_by_month(now: datetime | None = None, zone: ZoneInfo | str | None = 
     current = _month_number(now, zone)
     first = current - months + 1
     month = _month_index(Order.placed_at, zone, now)
-    since = _month_begins_at(first, zone) - timedelta(days=1)
+    since = _window_since(first, zone)
     totals = {
         row_month: (_money(amount), customers)
         for row_month, amount, customers in db.session.execute(
@@ -656,7 +663,7 @@ def customer_figures(contact: Contact, now: datetime | None = None,
     current = _month_number(now, zone)
     first = current - SPARKLINE_MONTHS + 1
     month = _month_index(Order.placed_at, zone, now)
-    since = _month_begins_at(first, zone) - timedelta(days=1)
+    since = _window_since(first, zone)
     per_month = (
         select(month.label("month"),
                (Order.total - Order.refunded).label("amount"))

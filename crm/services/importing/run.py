@@ -239,7 +239,6 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
         db.session.commit()
         if not dry_run and tally.counts["orders_created"] + tally.counts["contacts_created"] >= ANALYZE_AFTER:
             refresh_statistics(db.session)
-            db.session.commit()
     except BaseException as exc:  # Ctrl-C too: the run must not stay "running"
         db.session.rollback()
         if run_id is not None and not dry_run:
