@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 from crm.extensions import db
 from crm.models import PAID_STATUSES, STAGES, Contact, Order, StageChange, Task, utcnow
 from crm.services.predict_status import PredictionStatus, prediction_status
-from crm.services.segments import segment_label
+from crm.services.rfm_segments import segment_label
 
 CENT = Decimal("0.01")
 COHORT_MONTHS = 12  # months since the first order shown for each cohort: 0 … 11

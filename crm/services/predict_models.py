@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy import linalg, optimize, special
 
-from crm.services.segments import SEGMENT_LABELS, SEGMENTS
+from crm.services.rfm_segments import SEGMENT_LABELS, SEGMENTS
 
 __all__ = [
     "SEGMENTS",
@@ -71,7 +71,7 @@ __all__ = [
 # RFM
 # --------------------------------------------------------------------------
 
-# SEGMENTS and SEGMENT_LABELS live in crm.services.segments (no numpy there, for the pages).
+# SEGMENTS and SEGMENT_LABELS live in crm.services.rfm_segments (no numpy there, for the pages).
 
 # Segment by R (rows, 5 = most recent) against FM, the mean of the F and M
 # scores rounded half up ((f + m + 1) // 2), so FM is again 1..5.
