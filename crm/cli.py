@@ -365,6 +365,36 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
                        "or run again with --rejected-csv FILE.")
 
 
+@click.group("email")
+def email_group():
+    """Send queued email, or a test message."""
+
+
+@email_group.command("send")
+@click.option("--limit", type=int, default=1000, show_default=True, help="At most this many messages in this run.")
+@with_appcontext
+def email_send(limit):
+    """Send the queued messages that are due now (what the worker does), and print the counts."""
+    from crm.services.email import sending
+
+    counts = sending.deliver_due(limit=limit)
+    db.session.commit()
+    click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "Nothing to send.")
+
+
+@email_group.command("test")
+@click.argument("to")
+@with_appcontext
+def email_test(to):
+    """Send a test message to TO and print the server's exact answer."""
+    from crm.services.email import sending
+
+    accepted, answer = sending.send_test(to)
+    click.echo(answer)
+    if not accepted:
+        raise SystemExit(1)
+
+
 def register_commands(app: Flask) -> None:
     """Add the shop's commands to the app's CLI."""
     # One line per command; keep the list sorted so parallel additions merge cleanly.
@@ -373,6 +403,7 @@ def register_commands(app: Flask) -> None:
         backup_command,
         create_user_command,
         demo_command,
+        email_group,
         import_command,
         predict_command,
         privacy_group,

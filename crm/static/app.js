@@ -20,3 +20,31 @@ document.addEventListener("change", function (event) {
     other.checked = box.checked;
   });
 });
+
+// An email editor with data-live-preview: typing refreshes the preview frame (a POST of the
+// same form to its preview button's formaction), at most every 600 ms.
+(function () {
+  var timer = null;
+  document.addEventListener("input", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-live-preview]");
+    if (!form) return;
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      var button = form.querySelector("button.preview");
+      if (button) form.requestSubmit(button);
+    }, 600);
+  });
+})();
+(function () {
+  function refresh(form) {
+    var button = form && form.querySelector("button.preview");
+    if (button) form.requestSubmit(button);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-live-preview]").forEach(refresh);
+  });
+  // A new list of contacts for the preview: show the first one.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    refresh(event.target.closest && event.target.closest("form[data-live-preview]"));
+  });
+})();
