@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from typing import Any, Callable
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
@@ -24,16 +24,6 @@ from crm.services import audit, interactions
 from crm.services.email import render, suppression, templates, tokens
 from crm.services.email.settings import EmailSettings, effective
 from crm.services.errors import ValidationError
-
-# Called with the new message ids once they are flushed (the job queue hooks in here).
-_after_queue: list[Callable[[list[int]], None]] = []
-
-
-def on_queued(callback: Callable[[list[int]], None]) -> None:
-    """Register what happens to queued messages (enqueue a job). Called once at start-up."""
-    if callback not in _after_queue:
-        _after_queue.append(callback)
-
 
 @dataclass
 class Draft:
@@ -141,8 +131,9 @@ def queue_message(contact: Contact, template_key: str, *, subject: str | None = 
                  after={"contact_id": contact.id, "template": template.key, "status": message.status,
                         "reason": message.reason, "subject": message.subject})
     if message.status == "queued":
-        for callback in _after_queue:
-            callback([message.id])
+        from crm.services.email.jobs import queue_delivery
+
+        queue_delivery([message.id])  # the worker gets it when the caller commits
     return message
 
 
