@@ -40,11 +40,15 @@ document.addEventListener("change", function (event) {
     var button = form && form.querySelector("button.preview");
     if (button) form.requestSubmit(button);
   }
-  document.addEventListener("DOMContentLoaded", function () {
+  // After "load", so the empty frame's own first load cannot cancel the preview's.
+  window.addEventListener("load", function () {
     document.querySelectorAll("form[data-live-preview]").forEach(refresh);
   });
-  // A new list of contacts for the preview: show the first one.
+  // New content: a list of contacts for the preview (show the first), or a whole page boosted in.
   document.addEventListener("htmx:afterSwap", function (event) {
-    refresh(event.target.closest && event.target.closest("form[data-live-preview]"));
+    var target = event.target;
+    var form = target.closest && target.closest("form[data-live-preview]");
+    if (form) { refresh(form); return; }
+    if (target.querySelectorAll) target.querySelectorAll("form[data-live-preview]").forEach(refresh);
   });
 })();
