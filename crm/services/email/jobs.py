@@ -13,12 +13,28 @@ from sqlalchemy import func, select
 from crm.extensions import db
 from crm.models import EmailMessage
 from crm.services.email import sending
-from crm.services.jobs import job
+from crm.services.jobs import job, set_progress
+
+
+BATCH = 100
 
 
 @job(name="email.send", retries=3, retry_delay=60)
 def send_email(message_id: int) -> str:
     """Send one queued email"""
+    return _send(message_id)
+
+
+@job(name="email.send_batch", retries=3, retry_delay=60)
+def send_batch(message_ids: list[int]) -> int:
+    """Send a batch of queued emails"""
+    for done, message_id in enumerate(message_ids, 1):
+        _send(message_id)  # safe to run again: a message already sent or handed over is left alone
+        set_progress(done, len(message_ids), "sending")
+    return len(message_ids)
+
+
+def _send(message_id: int) -> str:
     result = sending.deliver(message_id)
     if result.status == "queued" and result.retry_at is not None:
         eta = result.retry_at
@@ -33,6 +49,9 @@ def send_email(message_id: int) -> str:
 
 
 def queue_delivery(message_ids: list[int]) -> None:
-    """Queue a send job per message (sent to the worker when the caller commits)."""
-    for message_id in message_ids:
-        send_email(message_id)
+    """Queue the send jobs (to the worker when the caller commits): one per message, or per 100 of many."""
+    if len(message_ids) == 1:
+        send_email(message_ids[0])
+        return
+    for start in range(0, len(message_ids), BATCH):
+        send_batch(message_ids[start:start + BATCH])

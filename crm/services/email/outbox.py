@@ -15,12 +15,13 @@ from html import escape
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from crm.extensions import db
 from crm.models import Contact, EmailMessage, Interaction, Order, Task, User, utcnow
 from crm.models.order import PAID_STATUSES
-from crm.services import audit, interactions
+from crm.services import audit, engine_hooks
 from crm.services.email import render, suppression, templates, tokens
 from crm.services.email.settings import EmailSettings, effective
 from crm.services.errors import ValidationError
@@ -89,12 +90,42 @@ def _message_id(settings: EmailSettings) -> str:
 
 def queue_message(contact: Contact, template_key: str, *, subject: str | None = None, body: str | None = None,
                   actor_id: int | None = None, task: Task | None = None, now: datetime | None = None,
-                  settings: EmailSettings | None = None, order: Order | None = None,
-                  log_on_timeline: bool = True) -> EmailMessage:
+                  settings: EmailSettings | None = None) -> EmailMessage:
     """Render and store one message for a contact, queued or suppressed with the reason (flushed).
 
     Raises ValidationError when the subject or body does not render. A to-do, when given, is
     completed with the outcome "email sent" once the message is queued.
+    """
+    [message] = queue_messages([contact], template_key, subject=subject, body=body, actor_id=actor_id,
+                               task=task, now=now, settings=settings)
+    return message
+
+
+def _last_orders(contact_ids: list[int]) -> dict[int, Order]:
+    """Each contact's latest paid order, with its lines (two queries per 500 contacts)."""
+    found: dict[int, Order] = {}
+    for start in range(0, len(contact_ids), 500):
+        chunk = contact_ids[start:start + 500]
+        latest = (select(Order.contact_id, func.max(Order.placed_at).label("placed_at"))
+                  .where(Order.contact_id.in_(chunk), Order.status.in_(PAID_STATUSES))
+                  .group_by(Order.contact_id).subquery())
+        rows = db.session.scalars(select(Order).join(latest, (Order.contact_id == latest.c.contact_id)
+                                                     & (Order.placed_at == latest.c.placed_at))
+                                  .options(selectinload(Order.lines)))
+        for order in rows:
+            found.setdefault(order.contact_id, order)
+    return found
+
+
+def queue_messages(contacts: list[Contact], template_key: str, *, subject: str | None = None, body: str | None = None,
+                   actor_id: int | None = None, task: Task | None = None, now: datetime | None = None,
+                   settings: EmailSettings | None = None) -> list[EmailMessage]:
+    """Render and store one message per contact (flushed), each queued or suppressed with the reason.
+
+    The one path every sender takes (composer, to-do, API, and later flows and newsletters): the
+    template is checked once, suppressions and last orders are read in bulk, every message is
+    logged on its contact's timeline, the engine re-derives the contacts once, and the send jobs
+    go to the worker when the caller commits.
     """
     now = now or utcnow()
     settings = settings or effective()
@@ -103,38 +134,44 @@ def queue_message(contact: Contact, template_key: str, *, subject: str | None = 
     body = template.body if body is None else body
     if not str(subject).strip():
         raise ValidationError(fields={"subject": "Give the message a subject."})
-    subject, body = templates.clean(subject, body, shop_context(settings))
+    if (subject, body) != (template.subject, template.body):  # the stored ones were checked at save
+        subject, body = templates.clean(subject, body, shop_context(settings))
     marketing = template.marketing
     sender = db.session.get(User, actor_id) if actor_id else None
-    message = EmailMessage(
+    suppressed = suppression.suppressed_among(c.email for c in contacts if c.email)
+    orders = _last_orders([c.id for c in contacts])
+    messages = [EmailMessage(
         contact_id=contact.id, template_key=template.key, task_id=task.id if task else None, created_by_id=actor_id,
         marketing=marketing, to_address=contact.email or "", to_name=render.one_line(contact.name if contact.email else ""),
         message_id=_message_id(settings), status="queued", created_at=now, next_attempt_at=now,
-    )
-    db.session.add(message)
+    ) for contact in contacts]
+    db.session.add_all(messages)
     db.session.flush()
-    unsubscribe_url = tokens.url(settings.public_url, current_app.secret_key, contact.id, message.id) if marketing else None
-    try:
-        rendered = _render_for(contact, subject, body, settings, marketing, unsubscribe_url,
-                               sender.name if sender else "", order if order is not None else last_order(contact.id))
-    except render.TemplateProblem as error:
-        raise ValidationError(fields={"subject" if error.part == "Subject" else "body": str(error)}) from None
-    message.subject, message.html_body, message.text_body = rendered.subject, rendered.html, rendered.text
-    message.unsubscribe_url = unsubscribe_url
-    eligibility = suppression.eligibility(contact, marketing)
-    if not eligibility.ok:
-        message.status, message.reason, message.finished_at, message.next_attempt_at = "suppressed", eligibility.status, now, None
-    if log_on_timeline and not (contact.erased_at or not contact.email):
-        message.interaction_id = _log(contact, message, actor_id, task, now).id
+    secret = current_app.secret_key
+    for contact, message in zip(contacts, messages):
+        unsubscribe_url = tokens.url(settings.public_url, secret, contact.id, message.id) if marketing else None
+        try:
+            rendered = _render_for(contact, subject, body, settings, marketing, unsubscribe_url,
+                                   sender.name if sender else "", orders.get(contact.id))
+        except render.TemplateProblem as error:
+            raise ValidationError(fields={"subject" if error.part == "Subject" else "body": str(error)}) from None
+        message.subject, message.html_body, message.text_body = rendered.subject, rendered.html, rendered.text
+        message.unsubscribe_url = unsubscribe_url
+        eligibility = suppression.status_of(contact, marketing, suppressed.get(contact.email or ""), looked_up=True)
+        if not eligibility.ok:
+            message.status, message.reason, message.finished_at, message.next_attempt_at = "suppressed", eligibility.status, now, None
+    _log_all(contacts, messages, actor_id, task, now)
+    for message in messages:
+        audit.record("queue" if message.status == "queued" else "suppress", "email_message", message.id, user_id=actor_id,
+                     after={"contact_id": message.contact_id, "template": template.key, "status": message.status,
+                            "reason": message.reason, "subject": message.subject})
     db.session.flush()
-    audit.record("queue" if message.status == "queued" else "suppress", "email_message", message.id, user_id=actor_id,
-                 after={"contact_id": contact.id, "template": template.key, "status": message.status,
-                        "reason": message.reason, "subject": message.subject})
-    if message.status == "queued":
+    queued = [m.id for m in messages if m.status == "queued"]
+    if queued:
         from crm.services.email.jobs import queue_delivery
 
-        queue_delivery([message.id])  # the worker gets it when the caller commits
-    return message
+        queue_delivery(queued)  # the worker gets them when the caller commits
+    return messages
 
 
 def outcome_text(message: EmailMessage) -> str:
@@ -148,18 +185,32 @@ def outcome_text(message: EmailMessage) -> str:
     return "email queued"
 
 
-def _log(contact: Contact, message: EmailMessage, actor_id: int | None, task: Task | None, now: datetime) -> Interaction:
+def _log_all(contacts: list[Contact], messages: list[EmailMessage], actor_id: int | None, task: Task | None,
+             now: datetime) -> None:
+    """Put each message on its contact's timeline as an outbound email (a to-do's completion when it answers one)."""
     from crm.services import tasks as task_service
 
-    if task is not None and message.status == "queued":
-        interaction = task_service.complete_task(task, "email sent", actor_id, now=now)
-        interaction.channel, interaction.subject, interaction.body = "crm email", message.subject[:300], message.text_body
-        interaction.kind, interaction.direction = "email", "outbound"
-        return interaction
-    return interactions.log_interaction(
-        contact, {"kind": "email", "direction": "outbound", "channel": "crm email", "subject": message.subject[:300],
-                  "body": message.text_body, "outcome": outcome_text(message)},
-        author_id=actor_id, now=now)
+    entries: list[tuple[EmailMessage, Interaction]] = []
+    for contact, message in zip(contacts, messages):
+        if contact.erased_at is not None or not contact.email:
+            continue
+        if task is not None and message.status == "queued":
+            # Completing the to-do logs its interaction (and re-derives the contact); this is that entry.
+            interaction = task_service.complete_task(task, "email sent", actor_id, now=now)
+            interaction.channel, interaction.subject, interaction.body = "crm email", message.subject[:300], message.text_body
+            interaction.kind, interaction.direction = "email", "outbound"
+        else:
+            interaction = Interaction(contact_id=contact.id, author_id=actor_id, kind="email", direction="outbound",
+                                      channel="crm email", subject=message.subject[:300], body=message.text_body,
+                                      outcome=outcome_text(message), occurred_at=now, created_at=now, updated_at=now)
+            db.session.add(interaction)
+            if contact.last_interaction_at is None or now > contact.last_interaction_at:
+                contact.last_interaction_at = now
+        entries.append((message, interaction))
+    db.session.flush()
+    for message, interaction in entries:
+        message.interaction_id = interaction.id
+    engine_hooks.after_contacts_changed([m.contact_id for m, i in entries if i.task_id is None], now=now)
 
 
 def refresh_timeline(message: EmailMessage) -> None:
