@@ -367,7 +367,7 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
 
 @click.group("email")
 def email_group():
-    """Send queued email, or a test message."""
+    """Send queued email, read bounces, or send a test message."""
 
 
 @email_group.command("send")
@@ -380,6 +380,23 @@ def email_send(limit):
     counts = sending.deliver_due(limit=limit)
     db.session.commit()
     click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "Nothing to send.")
+
+
+@email_group.command("bounces")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def email_bounces(files):
+    """Read bounce messages (raw RFC 5322 files, one DSN each) and mark their messages and addresses."""
+    from crm.services.email import bounces
+
+    for path in files:
+        result = bounces.process(path.read_bytes())
+        db.session.commit()
+        if result.kind is None:
+            click.echo(f"{path}: nothing done. {result.note}")
+        else:
+            click.echo(f"{path}: message #{result.message_id} to {result.address} bounced ({result.kind})"
+                       + ("; the address is suppressed." if result.suppressed else "."))
 
 
 @email_group.command("test")

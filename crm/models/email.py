@@ -64,6 +64,9 @@ class EmailMessage(db.Model):
     # Set just before the message itself goes to the server: after this a restart must not resend.
     handed_over_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # A delivery-status notification that came back later: "hard" or "soft", and when.
+    bounce: Mapped[Optional[str]] = mapped_column(sa.String(10))
+    bounced_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
 
 class EmailSuppression(db.Model):

@@ -54,6 +54,8 @@ def upgrade():
     sa.Column('attempt_started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('handed_over_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('bounce', sa.String(length=10), nullable=True),
+    sa.Column('bounced_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed', 'suppressed')", name=op.f('ck_email_messages_status')),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_email_messages_contact_id_contacts'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_email_messages_created_by_id_users'), ondelete='SET NULL'),

@@ -170,7 +170,7 @@ def deliver(message_id: int, now: datetime | None = None, settings: EmailSetting
 
 
 def _talk(message: EmailMessage, mime: MimeMessage, settings: EmailSettings, now: datetime) -> Delivery:
-    envelope_from = settings.from_address
+    envelope_from = settings.return_path(message.id)
     try:
         server = connect(settings)
     except (OSError, smtplib.SMTPException) as error:

@@ -7,6 +7,7 @@ environment (``CRM_SMTP_HOST`` …) and says which fields the environment fixed.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -33,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "public_url": "",
     "shop_address": "",
     "per_minute": 60,
+    "bounce_domain": "",
 }
 # Field -> environment variable that wins over the page.
 ENVIRONMENT = {
@@ -43,6 +45,7 @@ ENVIRONMENT = {
     "smtp_password": "CRM_SMTP_PASSWORD",
     "public_url": "CRM_PUBLIC_URL",
     "shop_address": "CRM_SHOP_ADDRESS",
+    "bounce_domain": "CRM_BOUNCE_DOMAIN",
 }
 
 
@@ -64,6 +67,12 @@ class EmailSettings:
     @property
     def sender(self) -> Address:
         return Address(display_name=self.values["from_name"] or "", addr_spec=self.values["from_address"])
+
+    def return_path(self, message_id: int) -> str:
+        """The envelope sender: a VERP address naming the message when a bounce domain is set."""
+        if self.values.get("bounce_domain"):
+            return f"bounces+{message_id}@{self.values['bounce_domain']}"
+        return self.values["from_address"]
 
     @property
     def sender_domain(self) -> str:
@@ -118,7 +127,7 @@ def clean(form: dict[str, Any]) -> dict[str, Any]:
     """Return the settings from a form, or raise ValidationError naming each bad field."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
-    for name in ("smtp_host", "smtp_username", "from_name", "from_address", "reply_to", "public_url"):
+    for name in ("smtp_host", "smtp_username", "from_name", "from_address", "reply_to", "public_url", "bounce_domain"):
         values[name] = str(form.get(name) or "").strip()
         _no_newline(str(form.get(name) or ""), name, errors)
     values["shop_address"] = str(form.get("shop_address") or "").strip()[:500]
@@ -143,6 +152,8 @@ def clean(form: dict[str, Any]) -> dict[str, Any]:
                     raise ValueError
             except (ValueError, IndexError, TypeError):
                 errors[name] = "Give an email address such as hello@shop.example."
+    if values["bounce_domain"] and not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+", values["bounce_domain"]):
+        errors["bounce_domain"] = "Give a domain such as bounces.shop.example."
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
         errors["public_url"] = "Give the address starting with https:// (or http://)."
     password = form.get("smtp_password")
