@@ -272,3 +272,13 @@ def test_api_queues_reports_and_explains_suppression(app, client, smtp):
     sandbox = api.post(f"/contacts/{contact.id}/emails", {"subject": "x", "body": "{{ ''.__class__.__mro__ }}"})
     assert sandbox.status_code == 422 and "not allowed" in sandbox.json["error"]["fields"]["body"]
     assert api.get("/emails/999999").status_code == 404
+
+
+def test_choosing_another_template_in_the_composer_starts_from_it(app, client):
+    sign_in(client, "support")
+    contact = make_contact(consent=True)
+    db.session.commit()
+    page = soup(client.post(f"/contacts/{contact.id}/email", data={
+        "template": "birthday", "subject": "old subject", "body": "old body", "action": "choose"}))
+    assert page.select_one("#f-subject")["value"] == "Happy birthday, {{ contact.first_name }}!"
+    assert "old body" not in page.select_one("#f-body").get_text()

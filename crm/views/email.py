@@ -166,8 +166,10 @@ def compose(contact_id: int):
     key = request.values.get("template") or default_key
     template = _template_or_404(key)
     errors = {}
-    subject = request.form.get("subject", template.subject) if request.method == "POST" else template.subject
-    body = request.form.get("body", template.body) if request.method == "POST" else template.body
+    # "Use this template" starts again from the chosen template; otherwise the edited text is kept.
+    edited = request.method == "POST" and request.form.get("action") != "choose"
+    subject = request.form.get("subject", template.subject) if edited else template.subject
+    body = request.form.get("body", template.body) if edited else template.body
     if request.method == "POST" and request.form.get("action") == "send":
         try:
             if task is not None and task.status != "open":
@@ -196,7 +198,7 @@ def message(message_id: int):
     email = db.get_or_404(EmailMessage, message_id)
     contact = db.session.get(Contact, email.contact_id) if email.contact_id else None
     return render_template("email/message.html", email=email, contact=contact,
-                           reason=suppression.REASONS.get(email.reason or "", email.reason))
+                           reason=suppression.REASONS.get(email.reason or "") or sending.FAILURES.get(email.reason or "", email.reason))
 
 
 @bp.route("/emails/<int:message_id>/html")

@@ -30,6 +30,14 @@ from crm.models import Contact, EmailMessage, utcnow
 from crm.services.email import outbox, suppression
 from crm.services.email.settings import EmailSettings, effective
 
+# Why a message failed, in words (the reason keys a failed message carries).
+FAILURES = {
+    "bounced": "The server refused the address permanently; it is suppressed.",
+    "rejected": "The server refused the message.",
+    "temporary": "The server kept answering with a temporary error.",
+    "interrupted": "The worker stopped while handing it over; it was not sent again.",
+    "bad_address": "The address cannot be used in an email header.",
+}
 MAX_ATTEMPTS = 5
 BACKOFF = (60, 300, 900, 3600)  # seconds before the 2nd, 3rd, 4th and 5th attempt
 TIMEOUT = 30
