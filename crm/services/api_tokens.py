@@ -55,6 +55,15 @@ def revoke(token: ApiToken, *, actor_id: int | None = None) -> None:
     audit.record("revoke", "api_token", token.id, user_id=actor_id)
 
 
+def revoke_all(user: User) -> int:
+    """Revoke every live token of the user for good; return how many were live."""
+    now = utcnow()
+    live = list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))))
+    for token in live:
+        token.revoked_at = now
+    return len(live)
+
+
 def _note_use(digest: str, now: datetime) -> None:
     """Set last_used_at (at most once a minute) in a short transaction of its own, or skip it.
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Tag
+from crm.services.bounds import is_country_code
 from crm.services import audit, engine_hooks
 from crm.services.errors import ValidationError
 from crm.services.users import check_email_syntax, normalise_email
@@ -92,14 +93,16 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
             errors["phone"] = str(error)
     if "country" in cleaned:
         country = (cleaned["country"] or "").upper() or None
-        if country and (len(country) != 2 or not country.isalpha()):
-            errors["country"] = "Use the two-letter country code, e.g. DE."
+        if country and not is_country_code(country):
+            errors["country"] = "Use the two-letter country code (ISO 3166), e.g. DE."
         cleaned["country"] = country
     if "birthday" in cleaned and isinstance(cleaned["birthday"], str):
         try:
             cleaned["birthday"] = date.fromisoformat(cleaned["birthday"]) if cleaned["birthday"] else None
         except ValueError:
             errors["birthday"] = "Use the form YYYY-MM-DD."
+    if isinstance(cleaned.get("birthday"), date) and not date(1900, 1, 1) <= cleaned["birthday"] <= date.today():
+        errors["birthday"] = "Give a birthday from 1900-01-01 to today."
     if "stay_in_touch_days" in cleaned and cleaned["stay_in_touch_days"] not in (None, ""):
         try:
             days = int(cleaned["stay_in_touch_days"])

@@ -19,6 +19,7 @@ from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Order, OrderLine, Tag, contact_tags, utcnow
 from crm.services import aggregates, audit, engine_hooks, privacy
 from crm.services import contacts as contact_service
+from crm.services.bounds import MAX_QUANTITY, check_moment
 from crm.services.errors import ValidationError
 from crm.services.importing.records import CustomerRecord, OrderRecord
 
@@ -252,6 +253,54 @@ def unstorable(record: OrderRecord | CustomerRecord) -> tuple[str, str] | None:
     return None
 
 
+# Never quotes the address: a refused re-import must not store the blocked email in clear text.
+BLOCKED_REASON = "the customer was erased and is blocked from re-import (email or shop customer id)"
+
+
+def blocked_customers(customers: Sequence[CustomerRecord]) -> set[int]:
+    """Return the indexes of the customers that belong to an erased, blocked person: by the
+    normalised email, or by the shop's customer id (a body with the same id and no email)."""
+    emails = privacy.blocked_among(c.email for c in customers if c.email)
+    ids = privacy.blocked_customer_ids((c.source, str(c.external_id)) for c in customers if c.external_id)
+    return {i for i, c in enumerate(customers)
+            if (c.email and c.email in emails) or (c.external_id and (c.source, str(c.external_id)) in ids)}
+
+
+_MONEY_FIELDS = ("total", "refunded")
+
+
+def order_problem(record: OrderRecord, now: datetime) -> tuple[str, str] | None:
+    """Return (field, reason) when an order breaks a rule every path shares, else None.
+
+    A date outside 1970 .. ten years ahead is refused (a "no date" sentinel such as 9999-12-31
+    would otherwise break the rules' date arithmetic), and so is a negative amount: a refund is
+    recorded as the order's refunded amount or status, never as a negative total.
+    """
+    try:
+        check_moment(record.placed_at, now=now)
+    except ValueError as error:
+        return "placed_at", f"placed_at: {error}"
+    for name in _MONEY_FIELDS:
+        value = getattr(record, name)
+        if value is not None and value < 0:
+            return name, (f"{name}: {value} is negative; record a refund as the order's refunded amount "
+                          "(or status refunded), not as a negative amount")
+    for i, line in enumerate(record.lines):
+        if not 0 <= line.quantity <= MAX_QUANTITY:
+            return f"lines[{i}].quantity", f"lines[{i}].quantity: must be a whole number from 0 to {MAX_QUANTITY}"
+    return customer_problem(record.customer, now)
+
+
+def customer_problem(customer: CustomerRecord, now: datetime) -> tuple[str, str] | None:
+    """Return (field, reason) when a customer record carries a date outside the accepted window."""
+    if customer.created_at is not None:
+        try:
+            check_moment(customer.created_at, now=now)
+        except ValueError as error:
+            return "created_at", f"created_at: {error}"
+    return None
+
+
 def _fingerprint(values: dict[str, Any], lines: Iterable) -> tuple:
     return (
         tuple(values[name] for name in ORDER_FIELDS),
@@ -282,14 +331,13 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
     summary = BatchSummary(outcomes=[OrderOutcome(r.line, "rejected") for r in records])
     if not records:
         return summary
-    blocked = privacy.blocked_among(r.customer.email for r in records if r.customer.email)
+    blocked = blocked_customers([r.customer for r in records])
     accepted = []
     for index, record in enumerate(records):
         outcome = summary.outcomes[index]
-        if record.customer.email in blocked:
-            outcome.field = "email"
-            outcome.reason = f"the customer's email {record.customer.email} was erased and is blocked from re-import"
-        elif problem := unstorable(record):
+        if index in blocked:
+            outcome.field, outcome.reason = "email", BLOCKED_REASON
+        elif problem := unstorable(record) or order_problem(record, now):
             outcome.field, outcome.reason = problem
         else:
             accepted.append(index)
@@ -433,12 +481,12 @@ def record_customers(records: Sequence[CustomerRecord], *, actor_id: int | None 
     """
     now = now or utcnow()
     outcomes = [CustomerOutcome(r.line, "rejected") for r in records]
-    blocked = privacy.blocked_among(r.email for r in records if r.email)
+    blocked = blocked_customers(records)
     accepted = []
     for index, record in enumerate(records):
-        if record.email and record.email in blocked:
-            outcomes[index].reason = f"the customer's email {record.email} was erased and is blocked from re-import"
-        elif problem := unstorable(record):
+        if index in blocked:
+            outcomes[index].reason = BLOCKED_REASON
+        elif problem := unstorable(record) or customer_problem(record, now):
             outcomes[index].reason = problem[1]
         elif not record.email and not record.external_id:
             outcomes[index].reason = ("no email and no customer id: the customer could not be recognised "

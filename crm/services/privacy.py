@@ -112,6 +112,20 @@ def blocked_among(emails: Iterable[str | None]) -> set[str]:
     return blocked
 
 
+def customer_id_hash(source: str, external_id: str) -> str:
+    """Return the hash that blocks a shop's customer id (a body with that id and no email)."""
+    return hashlib.sha256(f"customer-id:{source}:{external_id}".encode()).hexdigest()
+
+
+def blocked_customer_ids(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Return which (source, customer id) pairs belong to an erased, blocked person."""
+    by_hash = {customer_id_hash(source, str(ext)): (source, str(ext)) for source, ext in keys if ext}
+    blocked: set[tuple[str, str]] = set()
+    for chunk in _in_batches(sorted(by_hash)):
+        blocked |= {by_hash[h] for h in db.session.scalars(select(ErasedEmail.email_hash).where(ErasedEmail.email_hash.in_(chunk)))}
+    return blocked
+
+
 def blocked_count() -> int:
     return db.session.scalar(select(func.count()).select_from(ErasedEmail)) or 0
 
@@ -353,6 +367,12 @@ def erase_contact(contact: Contact, actor_id: int | None, block_email: bool = Fa
     if block_email and contact.email:
         add_to_block_list(contact.email, now)
         result.email_blocked = True
+    if block_email:
+        # The shop's customer ids too: a customers/create with the same id and no email stays out.
+        for link in contact.external_ids:
+            digest = customer_id_hash(link.source, link.external_id)
+            if not db.session.scalar(select(exists().where(ErasedEmail.email_hash == digest))):
+                db.session.add(ErasedEmail(email_hash=digest, erased_at=now))
 
     # Scrub what quotes the contact before the fields that identify it are gone.
     result.audit_entries = _scrub_audit(contact, related, scrub)

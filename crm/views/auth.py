@@ -32,15 +32,21 @@ class SetupForm(FlaskForm):
 
 
 def safe_next(target: str | None) -> str | None:
-    """Return `target` only when it stays on this site, else None."""
-    if not target:
-        return None
-    if target.startswith("//") or "\\" in target:
+    """Return `target` only when it stays on this site, else None.
+
+    The check runs on the final, normalised value that goes into Location: a path
+    that starts with exactly one "/" (never "//", which a browser reads as another host).
+    """
+    if not target or "\\" in target or any(ord(ch) < 32 or ch.isspace() for ch in target):
         return None
     parts = urlsplit(urljoin(request.host_url, target))
     if parts.scheme not in ("http", "https") or parts.netloc != urlsplit(request.host_url).netloc:
         return None
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    final = parts.path + (f"?{parts.query}" if parts.query else "")
+    checked = urlsplit(final)
+    if not final.startswith("/") or final.startswith("//") or checked.scheme or checked.netloc:
+        return None
+    return final
 
 
 def _login_limit() -> str:
@@ -70,7 +76,11 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @access("public")
 def logout():
-    """End the session."""
+    """End the session, on the server too: the user's session version moves on, so a
+    cookie captured before sign-out (on this or any other browser) no longer works."""
+    if current_user.is_authenticated:
+        users.end_sessions(current_user)
+        db.session.commit()
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -15,6 +15,7 @@ from crm.extensions import csrf, db, limiter
 from crm.models import WebhookDelivery
 from crm.services import webhooks
 from crm.views.access import access, narrowed
+from crm.views.params import id_arg
 
 bp = Blueprint("webhooks", __name__)
 
@@ -113,7 +114,7 @@ def deliveries():
     status = request.args.get("status") or None
     if status not in (None, *webhooks.STATUSES):
         abort(404)
-    before = request.args.get("before", type=int)
+    before = id_arg("before")
     rows = webhooks.deliveries(status, before_id=before, limit=PAGE + 1)
     return render_template(
         "webhooks/deliveries.html", form=form, rows=rows[:PAGE], status=status, statuses=webhooks.STATUSES,

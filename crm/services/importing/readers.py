@@ -99,6 +99,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Union
 
+from crm.services.bounds import MAX_QUANTITY, is_country_code
 from crm.services.importing.records import (
     ORDER_STATUSES, ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, is_valid_email,
     normalise_email, parse_bool, parse_money, parse_timestamp, show,
@@ -551,7 +552,7 @@ def _first(*values: Any) -> Any:
 def _country(*values: Any) -> str | None:
     for value in values:
         text = _text(value).upper()
-        if len(text) == 2 and text.isalpha() and text.isascii():
+        if is_country_code(text):
             return text
     return None
 
@@ -645,17 +646,22 @@ class _Fields:
         return text
 
     def quantity(self, label: str, value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        text = _text(value)
-        if not text:
-            return 1
-        if text.isascii() and text.isdigit() and len(text) < 10:
-            return int(text)
-        if re.fullmatch(r"\+?\d{1,9}(\.0+)?", text):
-            return int(text.split(".")[0])
-        self.add(f"{label}: {show(text)} is not a quantity")
-        return 0
+        number = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = _text(value)
+            if not text:
+                return 1
+            if re.fullmatch(r"\+?\d{1,9}(\.0+)?", text, re.ASCII):
+                number = int(text.split(".")[0])
+        if number is None:
+            self.add(f"{label}: {show(value)} is not a quantity")
+            return 0
+        if not 0 <= number <= MAX_QUANTITY:
+            self.add(f"{label}: {show(value)} is not a quantity from 0 to {MAX_QUANTITY}")
+            return 0
+        return number
 
     def customer_identity(self, customer: CustomerRecord, what: str) -> None:
         if not (customer.email_display or customer.first_name or customer.last_name or customer.phone):
