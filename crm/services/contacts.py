@@ -133,10 +133,22 @@ class ContactChange:
     changed: dict[str, Any] = field(default_factory=dict)
 
 
+BLOCKED_EMAIL = "This address belongs to a person who was erased and asked not to be stored again."
+
+
+def _refuse_blocked_email(email: str | None) -> None:
+    """Every path that creates a contact (form, API, webhook, import) honours the erasure block list."""
+    from crm.services import privacy
+
+    if email and privacy.is_blocked(email):
+        raise ValidationError(fields={"email": BLOCKED_EMAIL})
+
+
 def create_contact(values: dict[str, Any], *, actor_id: int | None = None, source: str = "manual",
                    tags: list[str] | None = None, now=None) -> Contact:
     """Return a new contact (flushed) from validated values; stage, score and to-dos follow."""
     cleaned = clean(values)
+    _refuse_blocked_email(cleaned.get("email"))
     contact = Contact(source=source, **cleaned)
     if contact.consent and contact.consent_at is None:
         from crm.models import utcnow
@@ -154,6 +166,8 @@ def create_contact(values: dict[str, Any], *, actor_id: int | None = None, sourc
 def update_contact(contact: Contact, values: dict[str, Any], *, actor_id: int | None = None, now=None) -> dict:
     """Apply validated changes to a contact and return {field: (before, after)} of what changed."""
     cleaned = clean(values, contact=contact)
+    if cleaned.get("email") and cleaned["email"] != contact.email:
+        _refuse_blocked_email(cleaned["email"])
     before = audit.snapshot(contact, AUDITED)
     if cleaned.get("consent") and not contact.consent:
         from crm.models import utcnow

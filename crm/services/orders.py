@@ -142,11 +142,7 @@ def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime,
 
     created: set[int] = set()
     if pending:
-        keys = list(pending)
-        rows = [pending[k] for k in keys]
-        new_ids = db.session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), rows).scalars().all()
-        id_by_key = dict(zip(keys, new_ids))
-        created = set(new_ids)
+        id_by_key, created = _insert_contacts(pending)
         for i, batch_key in enumerate(pending_index):
             if batch_key is not None:
                 contact_ids[i] = id_by_key[batch_key]
@@ -157,13 +153,53 @@ def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime,
         if c.external_id and (c.source, str(c.external_id)) not in by_external:
             new_links[(c.source, str(c.external_id))] = cid
     if new_links:
-        db.session.execute(insert(ContactExternalId), [
+        # Another writer may link the same customer id at the same moment: theirs stands.
+        db.session.execute(_insert_ignoring_duplicates(ContactExternalId), [
             {"source": s, "external_id": e, "contact_id": cid} for (s, e), cid in new_links.items()
         ])
     filled = _fill_blank_fields(customers, contact_ids, created)
     if updated is not None:
         updated |= filled | {cid for cid in new_links.values() if cid not in created}
     return [int(cid) for cid in contact_ids], created
+
+
+def _insert_ignoring_duplicates(model):
+    """INSERT … ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(model).on_conflict_do_nothing()
+
+
+def _insert_contacts(pending: dict[str, dict]) -> tuple[dict[str, int], set[int]]:
+    """Insert new contacts as an upsert; return each batch key's contact id and the ids created.
+
+    Contact creation is not check-then-insert: two writers (two API calls, a webhook and an
+    import) may both find no contact for a new email and both insert it. The insert skips an
+    email another writer stored first (ON CONFLICT DO NOTHING, waiting for that writer to commit
+    on PostgreSQL), and the email is then looked up, so both orders land on the one contact.
+    """
+    id_by_key: dict[str, int] = {}
+    with_email = {key: row for key, row in pending.items() if row.get("email")}
+    without = [key for key in pending if key not in with_email]
+    created: set[int] = set()
+    if with_email:
+        inserted = db.session.execute(
+            _insert_ignoring_duplicates(Contact).returning(Contact.id, Contact.email), list(with_email.values())
+        ).all()
+        created |= {cid for cid, _email in inserted}
+        by_email = {email: cid for cid, email in inserted}
+        missing = sorted({row["email"] for row in with_email.values()} - set(by_email))
+        for chunk in _chunks(missing):
+            by_email.update(db.session.execute(select(Contact.email, Contact.id).where(Contact.email.in_(chunk))).all())
+        id_by_key.update({key: by_email[row["email"]] for key, row in with_email.items()})
+    if without:
+        new_ids = db.session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True),
+                                     [pending[key] for key in without]).scalars().all()
+        id_by_key.update(zip(without, new_ids))
+        created |= set(new_ids)
+    return id_by_key, created
 
 
 def _fill_blank_fields(customers: Sequence[CustomerRecord], contact_ids: Sequence[int | None],

@@ -112,9 +112,13 @@ def blocked_among(emails: Iterable[str | None]) -> set[str]:
     return blocked
 
 
+CUSTOMER_ID_MARK = "id:"
+
+
 def customer_id_hash(source: str, external_id: str) -> str:
     """Return the hash that blocks a shop's customer id (a body with that id and no email)."""
-    return hashlib.sha256(f"customer-id:{source}:{external_id}".encode()).hexdigest()
+    # "id:" marks it (an email's hash is hex only), so blocked_count() still counts emails.
+    return CUSTOMER_ID_MARK + hashlib.sha256(f"{source}:{external_id}".encode()).hexdigest()[:61]
 
 
 def blocked_customer_ids(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -127,7 +131,9 @@ def blocked_customer_ids(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]
 
 
 def blocked_count() -> int:
-    return db.session.scalar(select(func.count()).select_from(ErasedEmail)) or 0
+    """Return how many erased emails are blocked (the customer ids blocked beside them not counted)."""
+    return db.session.scalar(select(func.count()).select_from(ErasedEmail)
+                             .where(ErasedEmail.email_hash.not_like(CUSTOMER_ID_MARK + "%"))) or 0
 
 
 def add_to_block_list(email: str, now: datetime | None = None) -> bool:
