@@ -65,7 +65,7 @@ def _lock(ids: list[int]) -> None:
     if db.session.get_bind().dialect.name != "postgresql":
         return
     db.session.execute(select(Contact.id).where(Contact.id.in_(ids)).order_by(Contact.id)
-                       .with_for_update(key_share=False, no_key=True))
+                       .with_for_update(key_share=True))  # FOR NO KEY UPDATE
 
 
 def stale_ids() -> list[int]:

@@ -5,9 +5,10 @@ import secrets
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from crm.extensions import db
-from crm.models import ROLES, User, utcnow
+from crm.models import ROLES, Setting, User, utcnow
 from crm.services import api_tokens, audit
 from crm.services.errors import ValidationError
 # One rule for matching emails, shared with the (Flask-free) import readers.
@@ -27,6 +28,24 @@ def check_email_syntax(value: str) -> str | None:
 
 def user_count() -> int:
     return db.session.scalar(select(func.count()).select_from(User)) or 0
+
+
+SETUP_KEY = "setup.first_admin"
+
+
+def claim_setup() -> bool:
+    """Claim the first-run setup for this transaction; return False when someone else has it.
+
+    The claim is a row with a fixed primary key: of several concurrent first-run requests the
+    first insert wins, the others wait for it (PostgreSQL) and then fail on the key, so only one
+    admin is ever created by /setup. The row goes with the transaction if the setup fails.
+    """
+    try:
+        with db.session.begin_nested():
+            db.session.add(Setting(key=SETUP_KEY, value=utcnow().isoformat()))
+    except IntegrityError:
+        return False
+    return user_count() == 0
 
 
 def by_email(email: str) -> User | None:

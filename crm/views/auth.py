@@ -94,6 +94,9 @@ def setup():
         abort(404)
     form = SetupForm()
     if form.validate_on_submit():
+        if not users.claim_setup():
+            db.session.rollback()
+            abort(404)  # another request created the first admin a moment ago
         try:
             user = users.create_user(form.email.data, form.name.data, "admin", form.password.data)
         except ValidationError as error:
