@@ -101,6 +101,12 @@ def sign(secret_value: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret_value.encode(), body, hashlib.sha256).digest()).decode()
 
 
+def is_signed(source: str, body: bytes, signature: str | None) -> bool:
+    """Return whether a request carries the right signature for the source's secret."""
+    secret_value = secret(source)
+    return bool(secret_value) and signature_valid(secret_value, body, signature)
+
+
 def signature_valid(secret_value: str, body: bytes, signature: str | None) -> bool:
     if not signature:
         return False

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from crm.extensions import csrf, db, limiter
+from crm.extensions import csrf, db
 from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task, User
 from crm.services import audit, contact_queries, interactions, tasks
 from crm.services import contacts as contact_service
@@ -64,19 +63,7 @@ class Refused(Exception):
         self.status, self.message, self.fields, self.extra = status, message, fields or {}, extra
 
 
-def _api_limit() -> str:
-    return current_app.config.get("API_RATE_LIMIT", "600 per minute")
-
-
-def _api_client() -> str:
-    """Rate-limit per token (several systems may share one address), else per address."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:24]
-    return "ip:" + (request.remote_addr or "")
-
-
-limiter.limit(_api_limit, key_func=_api_client)(bp)
+# The API's rate limit is the application limit in crm/extensions.py: one budget, one key.
 
 
 @bp.errorhandler(Refused)

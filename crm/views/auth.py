@@ -9,9 +9,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from crm.extensions import db, limiter
+from crm.extensions import db
 from crm.services import users
 from crm.services.errors import ValidationError
+from crm.views import limits
 from crm.views.access import access
 from crm.views.forms import apply_errors
 
@@ -49,13 +50,8 @@ def safe_next(target: str | None) -> str | None:
     return final
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @access("public")
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=lambda response: response.status_code != 302)
 def login():
     """Show the sign-in form and sign the user in."""
     if users.user_count() == 0:
@@ -64,11 +60,22 @@ def login():
         return redirect(url_for("main.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
+        # Failed sign-ins count per address (LOGIN_RATE_LIMIT) and per account
+        # (LOGIN_ACCOUNT_RATE_LIMIT). An account over its limit is refused even with the right
+        # password; an address over its limit alone is not, so an office behind one NAT is not
+        # locked out by someone else's typos, while guessing one account stays slow.
+        account = users.normalise_email(form.email.data) or ""
+        if not limits.within("LOGIN_ACCOUNT_RATE_LIMIT", "login-account", account):
+            limits.refuse("LOGIN_ACCOUNT_RATE_LIMIT")
+        address_ok = limits.within("LOGIN_RATE_LIMIT", "login-address", limits.address())
         user = users.authenticate(form.email.data, form.password.data)
         if user is not None:
             db.session.commit()
             login_user(user)
             return redirect(safe_next(request.args.get("next")) or url_for("main.dashboard"))
+        limits.count("LOGIN_ACCOUNT_RATE_LIMIT", "login-account", account)
+        if not limits.count("LOGIN_RATE_LIMIT", "login-address", limits.address()) or not address_ok:
+            limits.refuse("LOGIN_RATE_LIMIT")
         form.password.errors.append("That email and password do not match an active account.")
     return render_template("auth/login.html", form=form)
 
