@@ -311,3 +311,25 @@ def test_a_country_code_must_be_iso_3166(client):
     assert response.status_code == 422 and "country" in response.get_json()["error"]["fields"]
     response = client.post("/api/v1/contacts", json={"email": "d@example.com", "country": "de"}, headers=bearer(plain))
     assert response.status_code == 201
+
+
+# -- also: CSV export formula variants -------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["＝1+1", "\u200b=1+1", "\ufeff=1+1", " =1+1", "\u00a0+1", "﹢1", "＠SUM(A1)",
+                                  "－1+1", "\u2060@x", "\u3000=1"])
+def test_csv_export_neutralises_formula_variants(text):
+    from crm.services.csv_safe import safe_cell
+
+    assert safe_cell(text).startswith("'")
+
+
+@given(text=st.text(max_size=8))
+def test_a_safe_cell_never_reads_as_a_formula(text):
+    import unicodedata
+
+    from crm.services.csv_safe import FORMULA_STARTS, safe_cell
+
+    cell = safe_cell(text)
+    visible = "".join(ch for ch in unicodedata.normalize("NFKC", cell)
+                      if unicodedata.category(ch) not in ("Cf", "Zs", "Zl", "Zp", "Cc") or ch in "\t\r")
+    assert cell.startswith("'") or not visible.startswith(FORMULA_STARTS)
