@@ -333,3 +333,59 @@ def test_a_safe_cell_never_reads_as_a_formula(text):
     visible = "".join(ch for ch in unicodedata.normalize("NFKC", cell)
                       if unicodedata.category(ch) not in ("Cf", "Zs", "Zl", "Zp", "Cc") or ch in "\t\r")
     assert cell.startswith("'") or not visible.startswith(FORMULA_STARTS)
+
+
+# -- 6. uploads: memory, runaway quotes, stored rejections ----------------------------------------
+
+def _import(tmp_path, name, content: bytes, kind="orders"):
+    from crm.services.importing import run as importing
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    return importing.run_import(kind, str(path), name)
+
+
+def test_a_one_line_csv_is_refused_in_bounded_memory(app, tmp_path):
+    import tracemalloc
+
+    from crm.services.importing.readers import MAX_LINE_CHARS
+
+    from crm.services.importing import run as importing
+
+    path = tmp_path / "wide.csv"
+    with open(path, "wb") as out:
+        out.write(b"order_id,email,placed_at,total\nX-1,x@example.com,2026-01-02,")
+        for _ in range(20):
+            out.write(b"9" * MAX_LINE_CHARS)
+        out.write(b"\nX-2,y@example.com,2026-01-02,5\n")
+    tracemalloc.start()
+    run = importing.run_import("orders", str(path), "wide.csv")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # A 20 MB line costs a few MB (a piece at a time), not 45 times the line.
+    assert peak < 8 * MAX_LINE_CHARS, f"peak {peak / 1e6:.0f} MB for a 20 MB line"
+    assert run.counts["orders_created"] == 1 and run.counts["rejected"] == 1
+    reason = db.session.scalar(select(ImportRejection.reason))
+    assert "line 2 is longer than" in reason
+
+
+def test_an_unterminated_quote_is_reported_at_its_line_and_the_rest_is_read(app, tmp_path):
+    rows = ["order_id,email,placed_at,total", 'Q-1,"q@example.com,2026-01-02,5']
+    rows += [f"Q-{n},q{n}@example.com,2026-01-02,5" for n in range(2, 1200)]
+    run = _import(tmp_path, "quote.csv", ("\n".join(rows) + "\n").encode())
+    rejected = list(db.session.scalars(select(ImportRejection)))
+    assert [(r.line, "quote" in r.reason) for r in rejected] == [(2, True)]
+    assert run.counts["orders_created"] == 1198
+    # Later rows keep their own physical line numbers.
+    assert db.session.scalar(select(func.count()).select_from(Order).where(Order.external_id == "Q-1199")) == 1
+
+
+def test_stored_rejections_are_capped_per_run_with_the_count_kept(app, tmp_path):
+    from crm.services.importing import run as importing
+
+    run = _import(tmp_path, "numbers.json", json.dumps(list(range(3000))).encode())
+    assert run.counts["rejected"] == 3000
+    stored = db.session.scalar(select(func.count()).select_from(ImportRejection))
+    assert stored == importing.MAX_STORED_REJECTIONS
+    assert db.session.scalar(select(func.min(ImportRejection.line))) == 1
+    assert any("only the first 1,000" in line for line in importing.summary_lines(run))
