@@ -295,7 +295,7 @@ def _record_batch(kind: str, batch: list, tally: _Tally, run_id: int | None, now
         changed = set()
         for record, outcome in zip(records, summary.outcomes):
             if outcome.result == "rejected":
-                rejections.append(_rejection_row(record.line, outcome.reason or "refused", record.raw))
+                rejections.append(_rejection_row(record.line, outcome.reason or "refused", _kept_raw(outcome, record)))
                 continue
             counts[f"orders_{outcome.result}"] += 1
             if outcome.result in ("created", "updated"):
@@ -309,7 +309,7 @@ def _record_batch(kind: str, batch: list, tally: _Tally, run_id: int | None, now
         outcomes = order_service.record_customers(records, now=now, audit_each=False, react=False)
         for record, outcome in zip(records, outcomes):
             if outcome.result == "rejected":
-                rejections.append(_rejection_row(record.line, outcome.reason or "refused", record.raw))
+                rejections.append(_rejection_row(record.line, outcome.reason or "refused", _kept_raw(outcome, record)))
                 continue
             counts[f"contacts_{outcome.result}"] += 1
         tally.touch(o.contact_id for o in outcomes if o.contact_id)
@@ -328,6 +328,11 @@ def _record_batch(kind: str, batch: list, tally: _Tally, run_id: int | None, now
             tally.spool.write(json.dumps(row) + "\n")
     else:
         db.session.execute(insert(ImportRejection), [{**row, "run_id": run_id} for row in rejections])
+
+
+def _kept_raw(outcome, record) -> Any:
+    """The original row to keep with a rejection: none for an erased, blocked person's row."""
+    return {} if outcome.reason == order_service.BLOCKED_REASON else record.raw
 
 
 def _unspool(spool: IO[str], run_id: int) -> None:
