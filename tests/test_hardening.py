@@ -389,3 +389,51 @@ def test_stored_rejections_are_capped_per_run_with_the_count_kept(app, tmp_path)
     assert stored == importing.MAX_STORED_REJECTIONS
     assert db.session.scalar(select(func.min(ImportRejection.line))) == 1
     assert any("only the first 1,000" in line for line in importing.summary_lines(run))
+
+
+# -- property: every JSON body route, every nesting depth; every route id --------------------------
+
+def _json_routes(app):
+    return [(rule.rule, method) for rule, method in app_routes(app, methods=("POST", "PATCH", "PUT"))
+            if rule.rule.startswith(("/api/", "/webhooks/"))]
+
+
+@given(depth=st.integers(1, 5000), data=st.data())
+@FAST
+def test_no_json_route_fails_on_any_nesting_depth(app, client, depth, data):
+    if users.by_email("sales@example.com") is None:
+        make_role_users()
+    if db.session.get(Setting, "webhooks.shopify_secret") is None:
+        db.session.add_all([Setting(key="webhooks.shopify_secret", value=SECRET),
+                            Setting(key="webhooks.woocommerce_secret", value=SECRET)])
+        db.session.commit()
+    path_rule, method = data.draw(st.sampled_from(_json_routes(app)))
+    path = path_rule
+    for name in ("contact_id", "task_id", "id"):
+        path = path.replace(f"<int:{name}>", "1")
+    opener, closer = data.draw(st.sampled_from([('{"a":', "}"), ("[", "]")]))
+    body = (opener * depth + "1" + closer * depth).encode()
+    headers = {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
+               "X-Shopify-Hmac-Sha256": webhooks.sign(SECRET, body), "X-WC-Webhook-Topic": "order.created",
+               "X-WC-Webhook-Signature": webhooks.sign(SECRET, body)}
+    if path.startswith("/api/"):
+        headers["Authorization"] = f"Bearer {api_token('admin')[1]}"
+    response = client.open(path, method=method, data=body, headers=headers)
+    assert response.status_code < 500, (path, depth, response.status_code)
+    if depth > bounds.MAX_JSON_DEPTH:
+        assert response.status_code in (400, 404, 405, 429), (path, depth, response.status_code)
+
+
+@given(number=st.one_of(st.integers(2**31, 2**80), st.integers(-(2**80), -1)), data=st.data())
+@FAST
+def test_no_route_fails_on_any_integer_in_its_path(app, client, number, data):
+    if users.by_email("admin@example.com") is None:
+        make_role_users()
+        client.post("/login", data={"email": "admin@example.com", "password": PASSWORD})
+    rules = [(rule, method) for rule, method in app_routes(app, methods=("GET", "POST")) if rule._converters]
+    rule, method = data.draw(st.sampled_from(rules))
+    path = rule.rule
+    for name, converter in rule._converters.items():
+        path = path.replace(f"<int:{name}>", str(number)).replace(f"<{name}>", str(number))
+    response = client.open(path, method=method)
+    assert response.status_code < 500, (path, response.status_code)
