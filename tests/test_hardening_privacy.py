@@ -17,6 +17,7 @@ from crm.models import (
 from crm.services import api_tokens, audit, contacts, merge, privacy, webhooks
 from tests.conftest import make_user
 from tests.routes import seed_records
+from tests.test_privacy import _all_text
 
 SECRET = "shpss_test_secret"
 
@@ -29,15 +30,6 @@ def app_config():
 @pytest.fixture
 def contact(app):
     return db.session.get(Contact, seed_records()["contact"])
-
-
-def _all_text() -> str:
-    parts = []
-    for table in db.metadata.sorted_tables:
-        columns = [column for column in table.columns if not column.name.endswith("_hash")]
-        for row in db.session.execute(select(*columns)):
-            parts.append(repr(tuple(row)))
-    return "\n".join(parts).lower()
 
 
 def _shopify(client, topic, payload, delivery):
