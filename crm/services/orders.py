@@ -181,7 +181,10 @@ def _insert_contacts(pending: dict[str, dict]) -> tuple[dict[str, int], set[int]
     on PostgreSQL), and the email is then looked up, so both orders land on the one contact.
     """
     id_by_key: dict[str, int] = {}
-    with_email = {key: row for key, row in pending.items() if row.get("email")}
+    # In email order: two writers inserting the same new emails then wait for each other in one
+    # order, never in a cycle (a deadlock on PostgreSQL).
+    with_email = {key: row for key, row in sorted(pending.items(), key=lambda item: item[1].get("email") or "")
+                  if row.get("email")}
     without = [key for key in pending if key not in with_email]
     created: set[int] = set()
     if with_email:
@@ -436,6 +439,7 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
         before["lines"] = lines
 
     if new_orders:
+        new_orders.sort(key=lambda item: (item[1]["source"], item[1]["external_id"]))  # one write order for all writers
         ids = db.session.execute(insert(Order).returning(Order.id, sort_by_parameter_order=True),
                                  [row for _, row, _ in new_orders]).scalars().all()
         line_rows = []
