@@ -108,7 +108,7 @@ def worker_environment(app) -> dict[str, str]:
     env["SECRET_KEY"] = app.config["SECRET_KEY"]
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.path.join(ROOT, "tests"), env.get("PYTHONPATH")]))
     for key in ("JOBS_SQLITE_PATH", "JOBS_QUEUE_NAME", "REDIS_URL", "SHOP_TIMEZONE", "SHOP_CURRENCY",
-                "JOBS_EXTRA_MODULES", "JOBS_STALE_AFTER", "UPLOAD_FOLDER"):
+                "JOBS_EXTRA_MODULES", "JOBS_STALE_AFTER", "IMPORT_BATCH_SIZE"):
         value = app.config.get(key)
         if value is not None:
             env["CRM_" + key] = value if isinstance(value, str) else json.dumps(value)
