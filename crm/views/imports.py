@@ -10,7 +10,6 @@ import hashlib
 import itertools
 import json
 import secrets
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from crm.services.importing import jobs as import_jobs
 from crm.services.importing import run as importing
 from crm.services.importing.readers import GENERIC_FIELDS
 from crm.services.importing.records import Rejected
+from crm.services.uploads import forget_old_uploads
 from crm.views.access import access
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
@@ -97,10 +97,7 @@ def _forget_upload(token: str) -> None:
 
 
 def _forget_old_uploads() -> None:
-    cutoff = time.time() - UPLOAD_MAX_AGE
-    for path in _uploads().iterdir():
-        if path.is_file() and path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
+    forget_old_uploads(_uploads(), UPLOAD_MAX_AGE, keep=importing.active_upload_paths())
 
 
 @bp.errorhandler(RequestEntityTooLarge)

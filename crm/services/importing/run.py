@@ -290,6 +290,13 @@ def queue_file(kind: str, path: str | os.PathLike, filename: str, *, fmt: str | 
     return run
 
 
+def active_upload_paths() -> set[str]:
+    """Return the stored files that queued or running imports still need."""
+    return {path for path in db.session.scalars(
+        select(ImportRun.upload_path).where(ImportRun.status.in_(("queued", "running")),
+                                            ImportRun.upload_path.is_not(None)))}
+
+
 def count_records(kind: str, path: str | os.PathLike, filename: str, *, options: dict[str, Any],
                   report: Callable[[int], None] | None = None) -> int:
     """Return how many records (read rows, rejected ones included) the file holds, as the import counts them."""

@@ -285,7 +285,7 @@ def _execute_in_app(job: Job, task: Any, args: tuple, kwargs: dict) -> Any:
         raise
     finally:
         _current.reset(token)
-    runs.mark_finished(running.run_id, "done")
+    runs.mark_finished(running.run_id, "done", result=result[:300] if isinstance(result, str) else None)
     db.session.commit()
     return result
 

@@ -8,6 +8,7 @@ import importlib
 TASK_MODULES = [
     "crm.services.importing.jobs",
     "crm.services.jobs.builtin",
+    "crm.services.jobs.maintenance",
 ]
 
 
