@@ -103,9 +103,12 @@ class DailyAt:
 
 # -- the jobs ----------------------------------------------------------------------------------
 
-def refresh_everyone_now() -> str:
-    """Run the predictions and the rules for everyone, committing each batch, with progress."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+def refresh_everyone_now(*, now: datetime | None = None, on_batch: Callable[[int], None] | None = None,
+                         on_step: Callable[[str], None] | None = None):
+    """Run the predictions and the rules for everyone, committing each batch (so the shop's own
+    writes never wait long), then the planner statistics; return the engine's summary.
+    `crm refresh` and the refresh jobs share it; in a job the progress goes to the jobs page."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads for the predictions
     from crm.database import refresh_statistics
     from crm.services import engine
 
@@ -113,31 +116,39 @@ def refresh_everyone_now() -> str:
     state = {"done": 0, "phase": "starting"}
 
     def batch_done(count: int) -> None:
-        db.session.commit()  # each batch, so the shop's own writes never wait long
+        db.session.commit()
         state["done"] += count
         set_progress(state["done"], total, state["phase"])
+        if on_batch is not None:
+            on_batch(count)
 
     def step_started(label: str) -> None:
         state["phase"] = label
         set_progress(state["done"], total, label, force=True)
+        if on_step is not None:
+            on_step(label)
 
-    summary = engine.refresh(utcnow(), progress=batch_done, step_started=step_started)
+    summary = engine.refresh(now or utcnow(), progress=batch_done, step_started=step_started)
     db.session.commit()
-    refresh_statistics(db.session)
+    refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
+    return summary
+
+
+def _said(summary) -> str:
     return " ".join([f"Refreshed {summary}.", *summary.notes])
 
 
 @job(name="engine.refresh", lock="refresh", label="Refresh everyone")
 def refresh_everyone() -> str:
     """Refresh predictions, stages, scores and to-dos for everyone"""
-    return refresh_everyone_now()
+    return _said(refresh_everyone_now())
 
 
 @periodic_job(DailyAt(lambda: load()["refresh_time"], "daily at the time set below"),
               name="schedule.nightly_refresh", lock="refresh", label="Nightly refresh")
 def nightly_refresh() -> str:
     """Nightly refresh: predictions, stages, scores and to-dos for everyone"""
-    return refresh_everyone_now()
+    return _said(refresh_everyone_now())
 
 
 @periodic_job(DailyAt(lambda: BACKUP_TIME, f"daily at {BACKUP_TIME}"), name="schedule.backup", lock="backup",
