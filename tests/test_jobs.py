@@ -209,3 +209,77 @@ def test_an_order_from_the_api_updates_the_contact_now_and_queues_the_shop_figur
     assert jobs.huey.pending_count() == 1
     task = jobs.huey.pending()[0]
     assert task.eta is not None  # after JOBS_FIGURES_DELAY, so orders arriving together share it
+
+
+def _wait_for(predicate, timeout=60):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        done = predicate()
+        db.session.rollback()  # never sleep holding SQLite's write lock: the worker needs it
+        if done:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _start_worker(app, tmp_path):
+    import subprocess
+
+    from conftest import CRM_COMMAND, ROOT, worker_environment
+
+    return subprocess.Popen([CRM_COMMAND, "worker"], env=worker_environment(app), cwd=ROOT,
+                            stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT)
+
+
+def test_sigterm_lets_the_running_job_finish(app, tmp_path):
+    import signal
+
+    run = job_samples.count_up("graceful", 10, 0.3)
+    db.session.commit()
+    worker = _start_worker(app, tmp_path)
+    try:
+        assert _wait_for(lambda: (_setting("graceful") or 0) >= 2)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    db.session.expire_all()
+    assert _setting("graceful") == 10
+    assert db.session.get(JobRun, run.id).status == "done"
+    assert "Shutting down gracefully" in (tmp_path / "worker.log").read_text()
+
+
+def test_ctrl_c_stops_the_running_job_which_the_next_worker_resumes(app, tmp_path, run_worker):
+    import signal
+
+    run = job_samples.count_up("resumed", 30, 0.2)
+    db.session.commit()
+    worker = _start_worker(app, tmp_path)
+    try:
+        assert _wait_for(lambda: (_setting("resumed") or 0) >= 2)
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    db.session.expire_all()
+    stopped_at = _setting("resumed")
+    assert 2 <= stopped_at < 30
+    assert db.session.get(JobRun, run.id).status == "queued"  # queued again, not "running" forever
+    run_worker()
+    assert _setting("resumed") == 30
+    run = db.session.get(JobRun, run.id)
+    assert run.status == "done" and run.attempts == 2
+
+
+def test_a_message_no_job_reads_does_not_stop_the_worker(app, run_worker):
+    jobs.huey.storage.enqueue(b"not a message", 0)
+    job_samples.remember("still", "runs")
+    db.session.commit()
+    result = run_worker()
+    assert _setting("still") == "runs"
+    assert "could not be read" in result.stderr
