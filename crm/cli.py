@@ -86,29 +86,20 @@ def _as_of(_ctx, _param, value):
 @with_appcontext
 def refresh_command(now):
     """Re-derive predictions, stages, health, scores and to-dos for everyone (safe to run twice)."""
-    import os
     import time
 
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads for the predictions, as in `crm predict`
-    from crm.database import refresh_statistics
     from crm.services import engine
+    from crm.services.jobs.maintenance import refresh_everyone_now
 
     started = time.perf_counter()
     with click.progressbar(length=engine.contact_count(), label="Refreshing contacts", file=None) as bar:
-
-        def batch_done(count):
-            # Commit each batch so the shop's own writes never wait long for the lock.
-            db.session.commit()
-            bar.update(count)
 
         def step_started(label):
             # The bar counts the rules' contacts; the label says what the wait before them is.
             bar.label = label
             bar.render_progress()
 
-        summary = engine.refresh(now, progress=batch_done, step_started=step_started)
-    db.session.commit()
-    refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
+        summary = refresh_everyone_now(now=now, on_batch=bar.update, on_step=step_started)
     click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
     for note in summary.notes:
         click.echo(note)
