@@ -290,7 +290,7 @@ def _single(field: Field, value: Any) -> Any:
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _Refusal("Give a number.")
-        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+        if abs(value) > MAX_NUMBER or not math.isfinite(value):  # NaN fails both; a huge int the first
             raise _Refusal("Give a finite number of a sensible size.")
         return value
     if kind == "money":

@@ -221,3 +221,23 @@ def from_filters(filters: contact_queries.ContactFilters, *, user_id: int | None
             conditions += [c for c in saved.definition.get("conditions", [])] if saved.definition.get(
                 "match", "all") == "all" else [saved.definition]
     return {"match": "all", "conditions": conditions}
+
+
+def members_after(definition: Group, *, after_id: int | None = None, limit: int = 50) -> list[Contact]:
+    """Return up to `limit` members in id order after `after_id` (the API's keyset page),
+    with tags and external ids loaded."""
+    from sqlalchemy.orm import selectinload
+
+    query = (select(Contact).where(condition(definition)).order_by(Contact.id).limit(limit)
+             .options(selectinload(Contact.tags), selectinload(Contact.external_ids)))
+    if after_id is not None:
+        query = query.where(Contact.id > after_id)
+    return list(db.session.scalars(query))
+
+
+def page_after(*, after_id: int | None = None, limit: int = 50) -> list[Segment]:
+    """Return up to `limit` saved segments in id order after `after_id`."""
+    query = select(Segment).order_by(Segment.id).limit(limit)
+    if after_id is not None:
+        query = query.where(Segment.id > after_id)
+    return list(db.session.scalars(query))
