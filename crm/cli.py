@@ -108,8 +108,13 @@ def refresh_command(now):
 
         summary = engine.refresh(now, progress=batch_done, step_started=step_started)
     db.session.commit()
+    from crm.services.clock import shop_today
+    from crm.services.segments.store import record_segment_sizes
+
+    recorded = record_segment_sizes(shop_today(now) if now else None)  # each segment's size for the day
+    db.session.commit()
     refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
-    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
+    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s; recorded the size of {recorded} segment(s).")
     for note in summary.notes:
         click.echo(note)
 
