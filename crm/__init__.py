@@ -29,6 +29,10 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
 
+    from crm.services import jobs
+
+    jobs.init_app(app)
+
     from crm import views
 
     views.init_app(app)

@@ -1,7 +1,7 @@
 """Segments: saved audiences and their daily sizes
 
 Revision ID: 0003_segments
-Revises: 0002
+Revises: 0003_jobs
 Create Date: 2026-12-05 18:30:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0003_segments'
-down_revision = '0002'
+down_revision = '0003_jobs'
 branch_labels = None
 depends_on = None
 
