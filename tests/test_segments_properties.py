@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from crm.extensions import db
 from crm.models import (
@@ -265,3 +265,33 @@ def test_the_generators_reach_every_field_and_operator():
     operator added later is tested without changes here."""
     assert {f.kind for f in FIELDS.values()} == set(OPERATORS)
     assert all(field.operators for field in FIELDS.values())
+
+
+filters = st.builds(
+    dict,
+    stage=maybe(st.sampled_from(STAGES)), health=maybe(st.sampled_from(HEALTHS)),
+    tag=st.lists(st.sampled_from(TAGS), max_size=2), score_min=maybe(st.sampled_from(("0", "50", "70"))),
+    score_max=maybe(st.sampled_from(("10", "70"))), todo=maybe(st.sampled_from(("yes", "no"))),
+    owner=maybe(st.sampled_from(("none", 0, 1))),  # 0 and 1: the shop's two users
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                      HealthCheck.too_slow])
+@given(shop=shops, arguments=filters)
+def test_the_contact_lists_filters_saved_as_a_segment_find_the_same_contacts(app, shop, arguments):
+    """The filters and the segment built from them are two spellings of one rule: they must agree."""
+    from werkzeug.datastructures import MultiDict
+
+    from crm.services import contact_queries
+
+    facts = _build(shop)
+    if isinstance(arguments["owner"], int):
+        arguments["owner"] = str(sorted(db.session.scalars(select(User.id)))[arguments["owner"]])
+    pairs = [(name, value) for name, value in arguments.items() if value is not None and name != "tag"]
+    pairs += [("tag", tag) for tag in arguments["tag"]]
+    chosen = contact_queries.ContactFilters.from_args(MultiDict(pairs))
+    erased = {c["id"] for c in facts if c["erased"]}
+    listed = set(db.session.scalars(contact_queries.matching_ids(chosen))) - erased
+    definition = parse(store.from_filters(chosen))
+    assert set(db.session.scalars(store.member_ids(definition, TODAY))) == listed, to_json(definition)
