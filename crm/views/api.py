@@ -553,8 +553,9 @@ def segment_list():
         if missing:
             raise ValidationError(fields=missing)
         segment = segments.create(values, actor_id=current_user.id)
+        size = segments.count(_definition(segment.definition))  # past the time limit: 422, nothing saved
         db.session.commit()
-        response = jsonify(segment_json(segment, segments.count(_definition(segment.definition))))
+        response = jsonify(segment_json(segment, size))
         response.status_code = 201
         response.headers["Location"] = url_for("api.segment", segment_id=segment.id)
         return response
@@ -585,8 +586,9 @@ def segment(segment_id: int):
         return "", 204
     if request.method == "PATCH":
         segments.update(found, _segment_values(_json_body()), actor_id=current_user.id)
-        db.session.commit()
-    return jsonify(segment_json(found, segments.count(_definition(found.definition))))
+    size = segments.count(_definition(found.definition))  # past the time limit: 422, nothing changed
+    db.session.commit()
+    return jsonify(segment_json(found, size))
 
 
 @bp.route("/segments/<int:segment_id>/contacts", methods=["GET"])

@@ -31,7 +31,10 @@ def _preview(builder: segment_builder.Builder) -> dict:
         definition = parse(segment_builder.to_definition(builder))
     except DefinitionError as error:
         return {"count": None, "sample": [], "problems": segment_builder.put_errors(builder, error.problems)}
-    return {"count": segments.count(definition), "sample": segments.sample(definition), "problems": []}
+    try:
+        return {"count": segments.count(definition), "sample": segments.sample(definition), "problems": []}
+    except segments.SegmentTooSlow as error:
+        return {"count": None, "sample": [], "problems": list(error.fields.values())}
 
 
 def _choices() -> dict:
@@ -113,9 +116,14 @@ def create():
 def _show_context(segment) -> dict:
     definition = parse(segment.definition)
     history = segments.history(segment.id)
-    return {"segment": segment, "size": segments.count(definition), "history": history,
-            "peak": max([size for _day, size in history] + [1]), "spend": segments.spend(definition),
-            "members": segments.sample(definition), "summary": segment_builder.describe(segment.definition)}
+    context = {"segment": segment, "history": history, "peak": max([size for _day, size in history] + [1]),
+               "summary": segment_builder.describe(segment.definition), "too_slow": None}
+    try:
+        context.update(size=segments.count(definition), spend=segments.spend(definition),
+                       members=segments.sample(definition))
+    except segments.SegmentTooSlow as error:
+        context.update(size=None, spend=None, members=[], too_slow=error.fields["definition"])
+    return context
 
 
 @bp.route("/<int:segment_id>")

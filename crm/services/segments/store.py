@@ -2,12 +2,17 @@
 record their sizes day by day; turn the contact list's filters into a definition."""
 from __future__ import annotations
 
+import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, false, func, select
+from flask import current_app
+from sqlalchemy import delete, false, func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from crm.extensions import db
 from crm.models import Contact, Segment, SegmentSize, utcnow
@@ -19,6 +24,48 @@ from crm.services.segments.definition import Group, parse, to_json
 
 SAMPLE_SIZE = 10
 HISTORY_DAYS = 90
+# How long one segment query may run before it is stopped (setting SEGMENT_QUERY_LIMIT_MS).
+DEFAULT_LIMIT_MS = 5_000
+log = logging.getLogger(__name__)
+
+
+class SegmentTooSlow(ValidationError):
+    """A segment query ran past the time limit and was stopped."""
+
+    def __init__(self, limit_ms: int):
+        super().__init__("The segment took too long to count.", {
+            "definition": f"Counting this segment took longer than {limit_ms / 1000:g} s and was stopped; "
+                          "narrow it (fewer product or event conditions, a shorter time window)."})
+
+
+@contextmanager
+def time_limited():
+    """Run the block's queries under the segment time limit; raise SegmentTooSlow past it.
+
+    SQLite: a progress handler interrupts the statement. PostgreSQL: statement_timeout, set inside
+    a savepoint so that a cancelled query leaves the transaction usable."""
+    limit_ms = max(1, int(current_app.config.get("SEGMENT_QUERY_LIMIT_MS", DEFAULT_LIMIT_MS)))
+    connection = db.session.connection()
+    try:
+        if connection.dialect.name == "sqlite":
+            raw = connection.connection.dbapi_connection
+            deadline = time.monotonic() + limit_ms / 1000
+            raw.set_progress_handler(lambda: time.monotonic() > deadline, 1_000)
+            try:
+                yield
+            finally:
+                raw.set_progress_handler(None, 0)
+        else:
+            with db.session.begin_nested():
+                before = db.session.scalar(text("SELECT current_setting('statement_timeout')"))
+                db.session.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(limit_ms)})
+                yield
+                db.session.execute(text("SELECT set_config('statement_timeout', :before, true)"), {"before": before})
+    except DBAPIError as error:
+        message = str(error.orig).lower()
+        if "interrupted" in message or "statement timeout" in message or "canceling statement" in message:
+            raise SegmentTooSlow(limit_ms) from None
+        raise
 
 
 def today() -> date:
@@ -45,15 +92,17 @@ def member_ids(definition: Group, day: date | None = None):
 
 
 def count(definition: Group, day: date | None = None) -> int:
-    """Return how many contacts a definition matches (one query)."""
-    return db.session.scalar(select(func.count()).select_from(Contact).where(condition(definition, day))) or 0
+    """Return how many contacts a definition matches (one query, time-limited)."""
+    with time_limited():
+        return db.session.scalar(select(func.count()).select_from(Contact).where(condition(definition, day))) or 0
 
 
 def sample(definition: Group, size: int = SAMPLE_SIZE) -> list[Contact]:
-    """Return the first members in the contact list's default order."""
-    return list(db.session.scalars(
-        select(Contact).where(condition(definition)).order_by(*contact_queries.sort_clauses()).limit(size)
-    ))
+    """Return the first members in the contact list's default order (time-limited)."""
+    with time_limited():
+        return list(db.session.scalars(
+            select(Contact).where(condition(definition)).order_by(*contact_queries.sort_clauses()).limit(size)
+        ))
 
 
 @dataclass
@@ -71,10 +120,11 @@ class Spend:
 def spend(definition: Group) -> Spend:
     """Return what the members have spent, in one query."""
     where = condition(definition)
-    members, customers, total, orders = db.session.execute(select(
+    with time_limited():
+        members, customers, total, orders = db.session.execute(select(
         func.count(), func.count(Contact.id).filter(Contact.order_count > 0),
-        func.coalesce(func.sum(Contact.total_spent), 0), func.coalesce(func.sum(Contact.order_count), 0),
-    ).where(where)).one()
+            func.coalesce(func.sum(Contact.total_spent), 0), func.coalesce(func.sum(Contact.order_count), 0),
+        ).where(where)).one()
     return Spend(members, customers, Decimal(str(total)).quantize(Decimal("0.01")), int(orders))
 
 
@@ -90,15 +140,22 @@ def history(segment_id: int, day: date | None = None) -> list[tuple[date, int]]:
 
 def record_segment_sizes(day: date | None = None) -> int:
     """Record every segment's size for the shop day `day` (today by default); recording twice on
-    a day keeps the later figure. Return how many segments were counted."""
+    a day keeps the later figure. Return how many segments were counted (one past the time limit
+    is skipped and logged)."""
     day = day or today()
     segments = list(db.session.execute(select(Segment.id, Segment.definition)))
+    counted = 0
     for segment_id, raw in segments:
-        size = count(parse(raw), day)
+        try:
+            size = count(parse(raw), day)
+        except SegmentTooSlow:
+            log.warning("Segment %s took too long to count; no size recorded for %s", segment_id, day)
+            continue
         db.session.execute(delete(SegmentSize).where(SegmentSize.segment_id == segment_id, SegmentSize.day == day))
         db.session.add(SegmentSize(segment_id=segment_id, day=day, size=size))
+        counted += 1
     db.session.flush()
-    return len(segments)
+    return counted
 
 
 def latest_sizes() -> dict[int, int]:
@@ -232,7 +289,8 @@ def members_after(definition: Group, *, after_id: int | None = None, limit: int 
              .options(selectinload(Contact.tags), selectinload(Contact.external_ids)))
     if after_id is not None:
         query = query.where(Contact.id > after_id)
-    return list(db.session.scalars(query))
+    with time_limited():
+        return list(db.session.scalars(query))
 
 
 def page_after(*, after_id: int | None = None, limit: int = 50) -> list[Segment]:
