@@ -156,3 +156,33 @@ def test_sizes_are_recorded_per_shop_day_and_by_the_refresh(app, runner, shop):
     result = runner.invoke(args=["refresh"])
     assert result.exit_code == 0, result.output
     assert db.session.query(SegmentSize).filter_by(segment_id=segment.id, day=segments.today()).one().size == 2
+
+
+def test_a_segments_contact_list_costs_the_same_queries_at_any_size(auth, shop, count_queries):
+    segment = segments.create({"name": "Gent", "definition": {"match": "all", "conditions": [
+        {"field": "city", "op": "=", "value": "Gent"},
+        {"field": "ordered", "op": "has_not", "value": {"within_days": 30}}]}})
+    db.session.commit()
+    client = auth.as_role("sales")
+    client.get(f"/contacts?segment={segment.id}")
+
+    def statements() -> int:
+        db.session.expire_all()  # as in a real request, nothing is loaded yet
+        with count_queries() as seen:
+            assert client.get(f"/contacts?segment={segment.id}").status_code == 200
+        return len(seen)
+
+    few = statements()
+    for n in range(30):
+        contacts.create_contact({"first_name": f"More{n}", "city": "Gent"})
+    db.session.commit()
+    assert statements() == few
+
+
+def test_a_stored_definition_that_no_longer_parses_lists_nobody_instead_of_failing(auth, shop):
+    segment = segments.create({"name": "Old", "definition": GENT})
+    db.session.commit()
+    segment.definition = {"match": "all", "conditions": [{"field": "gone", "op": "=", "value": 1}]}
+    db.session.commit()
+    page = auth.as_role("sales").get(f"/contacts?segment={segment.id}")
+    assert page.status_code == 200 and not soup(page).select("td.name")

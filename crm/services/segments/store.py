@@ -20,7 +20,7 @@ from crm.services import audit, contact_queries
 from crm.services.clock import shop_today
 from crm.services.errors import ValidationError
 from crm.services.segments import compile as compiler
-from crm.services.segments.definition import Group, parse, to_json
+from crm.services.segments.definition import DefinitionError, Group, parse, to_json
 
 SAMPLE_SIZE = 10
 HISTORY_DAYS = 90
@@ -79,11 +79,17 @@ def condition(definition: Group, day: date | None = None):
 
 
 def segment_condition(segment_id: int):
-    """Return the WHERE clause of a saved segment (matching nobody when there is no such segment)."""
-    raw = db.session.scalar(select(Segment.definition).where(Segment.id == segment_id))
-    if raw is None:
+    """Return the WHERE clause of a saved segment (matching nobody when there is no such segment).
+    The segment is read once per session: a page that counts and then lists costs one query."""
+    segment = get(segment_id)
+    if segment is None:
         return false()
-    return condition(parse(raw))
+    try:
+        return condition(parse(segment.definition))
+    except DefinitionError:
+        # Saved before a field or limit changed: match nobody rather than fail every page using it.
+        log.warning("Segment %s no longer has a valid definition", segment_id)
+        return false()
 
 
 def member_ids(definition: Group, day: date | None = None):
