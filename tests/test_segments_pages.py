@@ -186,3 +186,14 @@ def test_a_stored_definition_that_no_longer_parses_lists_nobody_instead_of_faili
     db.session.commit()
     page = auth.as_role("sales").get(f"/contacts?segment={segment.id}")
     assert page.status_code == 200 and not soup(page).select("td.name")
+
+
+def test_choosing_another_kind_of_field_clears_the_old_value(auth, shop):
+    client = auth.as_role("sales")
+    answer = soup(client.post("/segments/builder", data=_form(**{"field-0": "lead_score", "shown-0": "city"}),
+                              headers={"HX-Request": "true", "HX-Target": "builder-rows"}))
+    assert answer.select_one("input[name=value-0]")["value"] == ""
+    assert text_of(answer.select_one("#row-error-0")) == "Give a number."
+    kept = soup(client.post("/segments/builder", data=_form(**{"field-0": "company", "shown-0": "city"}),
+                            headers={"HX-Request": "true", "HX-Target": "builder-rows"}))
+    assert kept.select_one("input[name=value-0]")["value"] == "Gent"

@@ -120,6 +120,10 @@ def from_form(form, *, add: str | None = None, remove: str | None = None) -> Bui
         row = Row(name, op, form.get(f"value-{index}", ""), form.get(f"value2-{index}", ""),
                   int(group) if group.isdigit() and len(group) < 4 else 0,
                   {key: form.get(f"{key}-{index}", "") for key in OPTION_INPUTS})
+        shown = form.get(f"shown-{index}")
+        if shown in FIELDS and FIELDS[shown].kind != row.kind:
+            # Another kind of field: the old value means nothing to it (a city is not a lead score).
+            row.value, row.value2, row.options = "", "", {}
         builder.rows.append(row)
     for row in builder.rows:
         if row.group and row.group not in builder.group_matches:

@@ -2,6 +2,8 @@
 page (size today and over 90 days, members' spend), duplicate and delete."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -116,7 +118,9 @@ def create():
 def _show_context(segment) -> dict:
     definition = parse(segment.definition)
     history = segments.history(segment.id)
+    first_day = segments.today() - timedelta(days=segments.HISTORY_DAYS - 1)
     context = {"segment": segment, "history": history, "peak": max([size for _day, size in history] + [1]),
+               "bars": [((day - first_day).days, size) for day, size in history], "days": segments.HISTORY_DAYS,
                "summary": segment_builder.describe(segment.definition), "too_slow": None}
     try:
         context.update(size=segments.count(definition), spend=segments.spend(definition),
