@@ -130,7 +130,7 @@ def test_the_worker_stops_cleanly_on_sigterm(app, tmp_path):
     import subprocess
     import time
 
-    from conftest import CRM_COMMAND, ROOT, worker_environment
+    from tests.conftest import CRM_COMMAND, ROOT, worker_environment
 
     run = job_samples.remember("served", "by the consumer")
     db.session.commit()
