@@ -100,7 +100,12 @@ def refresh_command(now):
             bar.render_progress()
 
         summary = refresh_everyone_now(now=now, on_batch=bar.update, on_step=step_started)
-    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
+    from crm.services.clock import shop_today
+    from crm.services.segments.store import record_segment_sizes
+
+    recorded = record_segment_sizes(shop_today(now) if now else None)  # each segment's size for the day
+    db.session.commit()
+    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s; recorded the size of {recorded} segment(s).")
     for note in summary.notes:
         click.echo(note)
 
