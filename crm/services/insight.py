@@ -3,9 +3,9 @@
 Every figure is computed set-based (GROUP BY and window functions), so the dashboard costs the
 same handful of queries for ten contacts or a hundred thousand. Each function takes `now`, so a
 test (or a report for a past day) sees the shop as it was then. Months are calendar months in
-the shop's time zone: exact on PostgreSQL; on SQLite, which has no time zones, shifted by the
-zone's UTC offset at `now` (an order within an hour of midnight at the turn of a month may fall
-in the neighbouring month around a daylight-saving change).
+the shop's time zone, exact on both databases: PostgreSQL converts with its zone database;
+SQLite, which knows no zones, compares each timestamp with the instants the window's months
+begin in the shop's zone (worked out here with zoneinfo, daylight saving included).
 """
 from __future__ import annotations
 
@@ -68,15 +68,19 @@ def _month_begins_at(number: int, zone: ZoneInfo) -> datetime:
     return datetime.combine(_month_start(number), time(0), tzinfo=zone)
 
 
-def _month_index(column, zone: ZoneInfo, now: datetime):
-    """Return SQL for the month of a timestamp column in the shop's zone (year * 12 + month - 1)."""
+def _month_index(column, zone: ZoneInfo, first: int, last: int):
+    """Return SQL for the month of a timestamp column in the shop's zone (year * 12 + month - 1).
+
+    Exact for months `first` … `last`; callers keep to that window. PostgreSQL converts with its
+    zone database. SQLite compares the column (UTC text) with the instants each month of the
+    window begins in the zone, so a daylight-saving change never moves an order across a month
+    boundary: a time before the window reads as `first - 1`, one after it as `last + 1`.
+    """
     if _dialect() == "postgresql":
         local = func.timezone(zone.key, column)
-    else:
-        # SQLite keeps UTC text and knows no zones: shift by the zone's offset at `now`.
-        minutes = int(now.astimezone(zone).utcoffset().total_seconds() // 60)
-        local = func.datetime(column, f"{minutes:+d} minutes") if minutes else column
-    return cast(extract("year", local), Integer) * 12 + cast(extract("month", local), Integer) - 1
+        return cast(extract("year", local), Integer) * 12 + cast(extract("month", local), Integer) - 1
+    whens = [(column < _month_begins_at(number, zone), number - 1) for number in range(first, last + 2)]
+    return case(*whens, else_=last + 1)
 
 
 def _seconds_between(earlier, later):
@@ -209,18 +213,120 @@ def journey_funnel(now: datetime | None = None) -> Funnel:
     return Funnel(stages=stages, total=total, has_history=has_history)
 
 
+# ---------------------------------------------------------------------------- the period shown
+
+
+PERIOD_KINDS = ("12m", "year", "range", "all")
+
+
+@dataclass(frozen=True)
+class Period:
+    """The months a dashboard shows, `first` … `last` (year * 12 + month - 1, shop time), and the
+    as-of instant: nothing placed, changed or entered after `as_of` counts."""
+
+    kind: str  # one of PERIOD_KINDS
+    first: int
+    last: int
+    as_of: datetime
+
+    @property
+    def first_month(self) -> date:
+        return _month_start(self.first)
+
+    @property
+    def last_month(self) -> date:
+        return _month_start(self.last)
+
+    @property
+    def months(self) -> int:
+        return self.last - self.first + 1
+
+    @property
+    def label(self) -> str:
+        if self.kind == "12m":
+            return "the last 12 months"
+        if self.kind == "year":
+            return str(self.first // 12)
+        if self.kind == "all":
+            return "all history"
+        return f"{self.first_month:%b %Y} – {self.last_month:%b %Y}"
+
+    def begins_at(self, zone: ZoneInfo | str | None) -> datetime:
+        return _month_begins_at(self.first, _zone(zone))
+
+
+@dataclass(frozen=True)
+class DataRange:
+    """The months that hold paid orders (up to the as-of), to offer when a period is empty."""
+
+    first: int | None
+    last: int | None
+
+    @property
+    def empty(self) -> bool:
+        return self.first is None
+
+
+def data_range(as_of: datetime, zone: ZoneInfo | str | None = None) -> DataRange:
+    """Return the first and last month with a paid order placed by `as_of`. One query (index seeks)."""
+    zone = _zone(zone)
+    first, last = db.session.execute(
+        select(func.min(Order.placed_at), func.max(Order.placed_at))
+        .where(Order.status.in_(PAID_STATUSES), Order.placed_at <= as_of)
+    ).one()
+    if first is None:
+        return DataRange(None, None)
+    return DataRange(_month_number(first, zone), _month_number(last, zone))
+
+
+def period(kind: str = "12m", as_of: datetime | None = None, zone: ZoneInfo | str | None = None, *,
+           year: int | None = None, start: date | None = None, end: date | None = None,
+           history: DataRange | None = None) -> Period:
+    """Return the period a dashboard shows, ending no later than `as_of` (default now).
+
+    "12m": the 12 months up to the as-of month; "year": a calendar year (the as-of moves back to
+    the year's end when that is earlier); "range": the months from `start` to `end` (both
+    included, end capped at the as-of); "all": from the first month with a paid order
+    (`history`) to the as-of month. Raises ValueError for a period that cannot be shown.
+    """
+    zone = _zone(zone)
+    as_of = as_of or utcnow()
+    current = _month_number(as_of, zone)
+    if kind == "12m":
+        return Period(kind, current - REVENUE_MONTHS + 1, current, as_of)
+    if kind == "year":
+        if year is None or not 1900 <= year <= 9999:
+            raise ValueError("Choose a year between 1900 and 9999.")
+        first, last = year * 12, year * 12 + 11
+    elif kind == "range":
+        if start is None or end is None:
+            raise ValueError("Give both the first and the last month of the range.")
+        first, last = start.year * 12 + start.month - 1, end.year * 12 + end.month - 1
+        if last < first:
+            raise ValueError("The range ends before it begins.")
+    elif kind == "all":
+        history = history or data_range(as_of, zone)
+        first = history.first if history.first is not None else current
+        last = current
+    else:
+        raise ValueError(f"Unknown period {kind!r}; choose one of {', '.join(PERIOD_KINDS)}.")
+    if first > current:
+        raise ValueError(f"The period begins after the as-of date ({as_of.astimezone(zone):%d %b %Y}).")
+    if last < current:
+        # The period ended before the as-of: it is seen as at its own end.
+        as_of = _month_begins_at(last + 1, zone) - timedelta(microseconds=1)
+    return Period(kind, first, min(last, current), as_of)
+
+
 # ---------------------------------------------------------------------------- cohorts and revenue
 
 
 def _window_since(start_month: int, zone: ZoneInfo) -> datetime:
-    """Return the earliest order time a window from `start_month` on can hold; filter the month exactly too.
-
-    A day's margin covers SQLite's fixed-offset month boundaries.
-    """
-    return _month_begins_at(start_month, zone) - timedelta(days=1)
+    """Return the instant a window from `start_month` on begins (months are exact on both databases)."""
+    return _month_begins_at(start_month, zone)
 
 
-def _newcomers_paid_orders(start_month: int, zone: ZoneInfo, now: datetime):
+def _newcomers_paid_orders(start_month: int, zone: ZoneInfo, end_month: int, until: datetime):
     """Return a subquery of the paid orders, from `start_month` on, of customers whose first paid
     order falls in that window: contact, month, first-order month (cohort), amount.
 
@@ -229,22 +335,22 @@ def _newcomers_paid_orders(start_month: int, zone: ZoneInfo, now: datetime):
     every order write) whose orders are found through the (contact, placed_at) index, instead
     of a contact lookup for every order of the window.
     """
-    month = _month_index(Order.placed_at, zone, now)
+    month = _month_index(Order.placed_at, zone, start_month, end_month)
     since = _window_since(start_month, zone)
     newcomers = (
         select(Contact.id, Contact.first_order_at)
-        .where(Contact.first_order_at >= since)
+        .where(Contact.first_order_at >= since, Contact.first_order_at <= until)
         .cte("newcomers").prefix_with("MATERIALIZED")
     )
     return (
         select(
             Order.contact_id,
             month.label("month"),
-            _month_index(newcomers.c.first_order_at, zone, now).label("cohort"),
+            _month_index(newcomers.c.first_order_at, zone, start_month, end_month).label("cohort"),
             (Order.total - Order.refunded).label("amount"),
         )
         .join(newcomers, newcomers.c.id == Order.contact_id)
-        .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since)
+        .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since, Order.placed_at <= until)
         .subquery()
     )
 
@@ -278,17 +384,19 @@ class Cohorts:
         return max((c.share for row in self.rows for c in row.cells if c is not None), default=0.0)
 
 
-def cohort_retention(now: datetime | None = None, zone: ZoneInfo | str | None = None) -> Cohorts:
-    """Return the last 12 monthly cohorts of new customers and who ordered again in each month after.
+def cohort_retention(now: datetime | None = None, zone: ZoneInfo | str | None = None,
+                     shown: Period | None = None) -> Cohorts:
+    """Return the monthly cohorts of new customers of a period (default: the last 12 months) and
+    who ordered again in each month after, up to the period's as-of.
 
     Month 0 is the month of the first paid order; its share is the customers who placed a
-    second order within that same month. Month k > 0 is the share who ordered at all in the
-    k-th calendar month after. One query.
+    second order within that same month (by the as-of). Month k > 0 is the share who ordered at
+    all in the k-th calendar month after. One query.
     """
     now, zone = now or utcnow(), _zone(zone)
-    current = _month_number(now, zone)
-    first = current - COHORTS + 1
-    orders = _newcomers_paid_orders(first, zone, now)
+    shown = shown or period("12m", now, zone)
+    now, current, first = shown.as_of, shown.last, shown.first
+    orders = _newcomers_paid_orders(first, zone, current, now)
     per_customer = (
         select(orders.c.contact_id, orders.c.cohort, (orders.c.month - orders.c.cohort).label("age"),
                func.count().label("orders"))
@@ -344,28 +452,31 @@ class Revenue:
 
 
 def revenue_by_month(now: datetime | None = None, zone: ZoneInfo | str | None = None,
-                     months: int = REVENUE_MONTHS) -> Revenue:
+                     months: int = REVENUE_MONTHS, shown: Period | None = None) -> Revenue:
     """Return paid revenue (total less refunds) per month, split into new and returning customers.
 
     A customer is new in the month of their first paid order, returning after. Two queries:
     every order of the window summed by month (no join), and the new customers' orders, which
     are few; returning is the difference. A customer's orders in one month are all new or all
-    returning, so the customer counts subtract too.
+    returning, so the customer counts subtract too. The months are those of `shown` (default: the
+    last `months` up to `now`); nothing placed after its as-of counts.
     """
     now, zone = now or utcnow(), _zone(zone)
-    current = _month_number(now, zone)
-    first = current - months + 1
-    month = _month_index(Order.placed_at, zone, now)
+    if shown is None:
+        current = _month_number(now, zone)
+        shown = Period("12m", current - months + 1, current, now)
+    now, current, first = shown.as_of, shown.last, shown.first
+    month = _month_index(Order.placed_at, zone, first, current)
     since = _window_since(first, zone)
     totals = {
         row_month: (_money(amount), customers)
         for row_month, amount, customers in db.session.execute(
             select(month, func.sum(Order.total - Order.refunded), func.count(distinct(Order.contact_id)))
-            .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since, month >= first, month <= current)
+            .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since, Order.placed_at <= now)
             .group_by(month)
         )
     }
-    newcomers = _newcomers_paid_orders(first, zone, now)
+    newcomers = _newcomers_paid_orders(first, zone, current, now)
     new = {
         row_month: (_money(amount), customers)
         for row_month, amount, customers in db.session.execute(
@@ -662,12 +773,13 @@ def customer_figures(contact: Contact, now: datetime | None = None,
     now, zone = now or utcnow(), _zone(zone)
     current = _month_number(now, zone)
     first = current - SPARKLINE_MONTHS + 1
-    month = _month_index(Order.placed_at, zone, now)
+    month = _month_index(Order.placed_at, zone, first, current)
     since = _window_since(first, zone)
     per_month = (
         select(month.label("month"),
                (Order.total - Order.refunded).label("amount"))
-        .where(Order.contact_id == contact.id, Order.status.in_(PAID_STATUSES), Order.placed_at >= since)
+        .where(Order.contact_id == contact.id, Order.status.in_(PAID_STATUSES), Order.placed_at >= since,
+               Order.placed_at <= now)
         .subquery()
     )
     nothing = (Decimal("0.00"), 0)
