@@ -148,25 +148,47 @@ class Funnel:
         return max((s.contacts for s in self.stages), default=0)
 
 
-def journey_funnel(now: datetime | None = None) -> Funnel:
+def journey_funnel(now: datetime | None = None, shown: "Period | None" = None) -> Funnel:
     """Return contacts per stage, conversion to later stages and the median time in each stage.
 
-    Conversion: of the contacts who ever entered stage S, the share whose history later
-    shows a stage beyond S (the next one, or further when a rule skipped one: a first
-    purchase without an enquiry goes straight from awareness to conversion). A contact's
-    stages are those its changes went to or came from, and the one it stands in now.
-    Time in stage: from a change into S to the contact's next change, completed stays only.
+    Conversion: of the contacts who entered stage S (within the period `shown`, when given),
+    the share whose history shows a stage beyond S by the as-of (the next one, or further when
+    a rule skipped one: a first purchase without an enquiry goes straight from awareness to
+    conversion). A contact's stages are those its changes went to or came from, and the one it
+    stands in. Time in stage: from a change into S to the contact's next change, completed
+    stays begun in the period only. Nothing changed after the as-of counts; with an as-of in
+    the past the contacts per stage are those of that moment (their last change by then).
     Four queries whatever the data size.
     """
     now = now or utcnow()
-    counts = dict(db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
+    as_of = shown.as_of if shown is not None else now
+    since = shown.begins_at if shown is not None and shown.kind != "all" else None
+    past = as_of < now - timedelta(minutes=1)
+    if past:
+        latest = select(
+            StageChange.contact_id, StageChange.to_stage,
+            func.row_number().over(partition_by=StageChange.contact_id,
+                                   order_by=(StageChange.changed_at.desc(), StageChange.id.desc())).label("n"),
+        ).where(StageChange.changed_at <= as_of).subquery()
+        stage_then = func.coalesce(latest.c.to_stage, Contact.stage)
+        counts = dict(db.session.execute(
+            select(stage_then, func.count())
+            .select_from(Contact).outerjoin(latest, and_(latest.c.contact_id == Contact.id, latest.c.n == 1))
+            .where(Contact.created_at <= as_of).group_by(stage_then)).all())
+        standing = select(Contact.id, stage_then, func.coalesce(Contact.stage_since, Contact.created_at)) \
+            .outerjoin(latest, and_(latest.c.contact_id == Contact.id, latest.c.n == 1)) \
+            .where(Contact.created_at <= as_of)
+    else:
+        counts = dict(db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
+        standing = select(Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at))
     total = sum(counts.values())
 
     entries = union_all(
-        select(StageChange.contact_id, StageChange.to_stage.label("stage"), StageChange.changed_at.label("at")),
+        select(StageChange.contact_id, StageChange.to_stage.label("stage"), StageChange.changed_at.label("at"))
+        .where(StageChange.changed_at <= as_of),
         select(StageChange.contact_id, StageChange.from_stage, StageChange.changed_at)
-        .where(StageChange.from_stage.is_not(None)),
-        select(Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at)),
+        .where(StageChange.from_stage.is_not(None), StageChange.changed_at <= as_of),
+        standing,
     ).subquery()
     first_entry = (
         select(entries.c.contact_id, entries.c.stage, func.min(entries.c.at).label("at"))
@@ -177,12 +199,14 @@ def journey_funnel(now: datetime | None = None) -> Funnel:
         later.contact_id == first_entry.c.contact_id,
         _stage_rank(later.to_stage) > _stage_rank(first_entry.c.stage),
         later.changed_at >= first_entry.c.at,
+        later.changed_at <= as_of,
     )
+    entered_in_period = [] if since is None else [first_entry.c.at >= since]
     conversions = {
         stage: (entered, int(moved or 0))
         for stage, entered, moved in db.session.execute(
             select(first_entry.c.stage, func.count(), func.sum(case((moved_on, 1), else_=0)))
-            .group_by(first_entry.c.stage)
+            .where(*entered_in_period).group_by(first_entry.c.stage)
         )
     }
 
@@ -192,16 +216,17 @@ def journey_funnel(now: datetime | None = None) -> Funnel:
         func.lead(StageChange.changed_at).over(
             partition_by=StageChange.contact_id, order_by=(StageChange.changed_at, StageChange.id)
         ).label("ended"),
-    ).subquery()
+    ).where(StageChange.changed_at <= as_of).subquery()
+    began_in_period = [] if since is None else [stays.c.began >= since]
     durations = (
         select(stays.c.stage, _seconds_between(stays.c.began, stays.c.ended).label("seconds"))
-        .where(stays.c.ended.is_not(None)).subquery()
+        .where(stays.c.ended.is_not(None), *began_in_period).subquery()
     )
     medians = {
         stage: (float(median), size)
         for stage, median, size in db.session.execute(_median_rows(durations.c.seconds, durations.c.stage))
     }
-    has_history = bool(db.session.scalar(select(exists().where(StageChange.id.is_not(None)))))
+    has_history = bool(db.session.scalar(select(exists().where(StageChange.changed_at <= as_of))))
     stages = []
     for stage in STAGES:
         entered, moved = conversions.get(stage, (0, 0))
@@ -228,6 +253,7 @@ class Period:
     first: int
     last: int
     as_of: datetime
+    zone: str = "UTC"  # the shop's time zone, whose months these are
 
     @property
     def first_month(self) -> date:
@@ -251,8 +277,9 @@ class Period:
             return "all history"
         return f"{self.first_month:%b %Y} – {self.last_month:%b %Y}"
 
-    def begins_at(self, zone: ZoneInfo | str | None) -> datetime:
-        return _month_begins_at(self.first, _zone(zone))
+    @property
+    def begins_at(self) -> datetime:
+        return _month_begins_at(self.first, _zone(self.zone))
 
 
 @dataclass(frozen=True)
@@ -293,7 +320,7 @@ def period(kind: str = "12m", as_of: datetime | None = None, zone: ZoneInfo | st
     as_of = as_of or utcnow()
     current = _month_number(as_of, zone)
     if kind == "12m":
-        return Period(kind, current - REVENUE_MONTHS + 1, current, as_of)
+        return Period(kind, current - REVENUE_MONTHS + 1, current, as_of, zone.key)
     if kind == "year":
         if year is None or not 1900 <= year <= 9999:
             raise ValueError("Choose a year between 1900 and 9999.")
@@ -315,7 +342,7 @@ def period(kind: str = "12m", as_of: datetime | None = None, zone: ZoneInfo | st
     if last < current:
         # The period ended before the as-of: it is seen as at its own end.
         as_of = _month_begins_at(last + 1, zone) - timedelta(microseconds=1)
-    return Period(kind, first, min(last, current), as_of)
+    return Period(kind, first, min(last, current), as_of, zone.key)
 
 
 # ---------------------------------------------------------------------------- cohorts and revenue
@@ -464,7 +491,7 @@ def revenue_by_month(now: datetime | None = None, zone: ZoneInfo | str | None = 
     now, zone = now or utcnow(), _zone(zone)
     if shown is None:
         current = _month_number(now, zone)
-        shown = Period("12m", current - months + 1, current, now)
+        shown = Period("12m", current - months + 1, current, now, zone.key)
     now, current, first = shown.as_of, shown.last, shown.first
     month = _month_index(Order.placed_at, zone, first, current)
     since = _window_since(first, zone)
@@ -549,15 +576,30 @@ class Segments:
         return max((s.customers for s in self.segments), default=0)
 
 
-def rfm_segments() -> Segments:
-    """Return each RFM segment (by name) with its customers and their total spent, largest value
-    first. One query. Empty until `crm predict` (or `crm refresh`) has written segments.
+def rfm_segments(shown: Period | None = None) -> Segments:
+    """Return each RFM segment (by name) with its customers and what they spent, largest value
+    first: their total spent, or with a period `shown` their paid orders placed in it (by its
+    as-of). One query. Empty until `crm predict` (or `crm refresh`) has written segments.
     """
-    rows = db.session.execute(
-        select(Contact.rfm_segment, func.count(), func.coalesce(func.sum(Contact.total_spent), 0))
-        .where(Contact.rfm_segment.is_not(None), Contact.erased_at.is_(None))
-        .group_by(Contact.rfm_segment)
-    ).all()
+    segment_members = (Contact.rfm_segment.is_not(None), Contact.erased_at.is_(None))
+    if shown is None:
+        statement = (
+            select(Contact.rfm_segment, func.count(), func.coalesce(func.sum(Contact.total_spent), 0))
+            .where(*segment_members).group_by(Contact.rfm_segment)
+        )
+    else:
+        spent = (
+            select(Order.contact_id, func.sum(Order.total - Order.refunded).label("amount"))
+            .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= shown.begins_at,
+                   Order.placed_at <= shown.as_of)
+            .group_by(Order.contact_id).subquery()
+        )
+        statement = (
+            select(Contact.rfm_segment, func.count(), func.coalesce(func.sum(spent.c.amount), 0))
+            .select_from(Contact).outerjoin(spent, spent.c.contact_id == Contact.id)
+            .where(*segment_members).group_by(Contact.rfm_segment)
+        )
+    rows = db.session.execute(statement).all()
     value_total = sum((_money(value) for _name, _count, value in rows), Decimal("0.00"))
     segments = [
         Segment(name=segment_label(name), customers=count, value=_money(value),
@@ -595,44 +637,61 @@ class AboutToLose:
         return max((c.total_spent for c in self.customers), default=Decimal("0.00"))
 
 
-def about_to_lose(now: datetime | None = None, limit: int = AT_RISK_LIMIT) -> AboutToLose:
+def about_to_lose(now: datetime | None = None, limit: int = AT_RISK_LIMIT, *,
+                  as_of: datetime | None = None) -> AboutToLose:
     """Return the valuable customers least likely to still be buying, most spent first.
 
     Valuable: spent more than the median customer, or a predicted 12-month value above the
     median prediction. Slipping: a probability of being alive under 0.5; before `crm predict`
     has run (no p_alive anywhere) the health flag stands in (at risk or lapsed). Two queries.
+    With an `as_of` in the past, what they spent, their orders and their last order are those
+    placed by then (summed from the orders instead of the stored figures).
     """
     now = now or utcnow()
-    customers = and_(Contact.order_count > 0, Contact.erased_at.is_(None))
-    spent_median = _median_rows(Contact.total_spent, where=[customers]).subquery()
+    past = as_of is not None and as_of < now - timedelta(minutes=1)
+    if past:
+        by_then = (
+            select(Order.contact_id.label("contact_id"), func.count().label("orders"),
+                   func.sum(Order.total - Order.refunded).label("spent"), func.max(Order.placed_at).label("last"))
+            .where(Order.status.in_(PAID_STATUSES), Order.placed_at <= as_of)
+            .group_by(Order.contact_id).subquery()
+        )
+        spent, orders, last = by_then.c.spent, by_then.c.orders, by_then.c.last
+        customers = and_(by_then.c.contact_id == Contact.id, Contact.erased_at.is_(None))
+    else:
+        spent, orders, last = Contact.total_spent, Contact.order_count, Contact.last_order_at
+        customers = and_(Contact.order_count > 0, Contact.erased_at.is_(None))
+    spent_median = _median_rows(spent, where=[customers]).subquery()
     predicted = Contact.predicted_value_12m
-    predicted_median = _median_rows(predicted, where=[customers, predicted.is_not(None)]).subquery()
+    predicted_median = _median_rows(predicted, where=[Contact.order_count > 0, Contact.erased_at.is_(None),
+                                                      predicted.is_not(None)]).subquery()
     median_spent, median_predicted, with_p_alive = db.session.execute(select(
         select(spent_median.c.median).scalar_subquery(),
         select(predicted_median.c.median).scalar_subquery(),
-        select(func.count(Contact.p_alive)).where(customers).scalar_subquery(),
+        select(func.count(Contact.p_alive)).where(Contact.order_count > 0, Contact.erased_at.is_(None))
+        .scalar_subquery(),
     )).one()
     if median_spent is None:
         return AboutToLose(customers=[], basis="p_alive" if with_p_alive else "health", median_spent=None)
-    valuable = Contact.total_spent > _money(median_spent)
+    valuable = spent > _money(median_spent)
     if median_predicted is not None:
         valuable = or_(valuable, predicted > _money(median_predicted))
     if with_p_alive:
         basis, slipping = "p_alive", Contact.p_alive < AT_RISK_P_ALIVE
     else:
         basis, slipping = "health", Contact.health.in_(("at_risk", "lapsed"))
-    found = db.session.scalars(
-        select(Contact).where(customers, valuable, slipping)
-        .order_by(Contact.total_spent.desc(), Contact.p_alive.asc().nulls_last(), Contact.id).limit(limit)
-    )
+    found = db.session.execute(
+        select(Contact, spent, orders, last).where(customers, valuable, slipping)
+        .order_by(spent.desc(), Contact.p_alive.asc().nulls_last(), Contact.id).limit(limit)
+    ).all()
     return AboutToLose(
         customers=[
             SlippingCustomer(
-                contact_id=c.id, name=c.name, total_spent=c.total_spent, order_count=c.order_count,
-                last_order_at=c.last_order_at, p_alive=c.p_alive, predicted_value_12m=c.predicted_value_12m,
+                contact_id=c.id, name=c.name, total_spent=_money(c_spent), order_count=c_orders,
+                last_order_at=c_last, p_alive=c.p_alive, predicted_value_12m=c.predicted_value_12m,
                 health=c.health,
             )
-            for c in found
+            for c, c_spent, c_orders, c_last in found
         ],
         basis=basis,
         median_spent=_money(median_spent),
@@ -703,20 +762,35 @@ class Dashboard:
     at_risk: AboutToLose
     tasks: DueTasks
     predictions: PredictionStatus
+    period: Period | None = None
+    history: DataRange | None = None  # the months with paid orders, to offer when the period has none
+
+    @property
+    def as_of(self) -> datetime | None:
+        return self.period.as_of if self.period is not None else None
 
 
-def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo | str | None = None) -> Dashboard:
-    """Return every chart of the dashboard for a user, in a fixed number of queries."""
+def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo | str | None = None,
+              shown: Period | None = None, history: DataRange | None = None) -> Dashboard:
+    """Return every chart of the dashboard for a user, in a fixed number of queries.
+
+    `shown` is the period (default: the last 12 months up to `now`); every figure sees only
+    what happened by its as-of. `history` (the months with paid orders) is read when not given.
+    """
     now, zone = now or utcnow(), _zone(zone)
+    shown = shown or period("12m", now, zone)
+    history = history or data_range(shown.as_of, zone)
     return Dashboard(
-        funnel=journey_funnel(now),
-        cohorts=cohort_retention(now, zone),
-        revenue=revenue_by_month(now, zone),
+        funnel=journey_funnel(now, shown),
+        cohorts=cohort_retention(now, zone, shown),
+        revenue=revenue_by_month(now, zone, shown=shown),
         scores=lead_score_histogram(),
-        segments=rfm_segments(),
-        at_risk=about_to_lose(now),
+        segments=rfm_segments(shown),
+        at_risk=about_to_lose(now, as_of=shown.as_of),
         tasks=tasks_due_today(user_id, now, zone),
         predictions=prediction_status(),
+        period=shown,
+        history=history,
     )
 
 

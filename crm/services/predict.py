@@ -202,7 +202,7 @@ class _Purchases:
     amounts: np.ndarray  # float: total less refunds
 
 
-def _read_purchases(as_of: datetime) -> _Purchases:
+def read_purchases(as_of: datetime) -> _Purchases:
     """Return every paid order on or before `as_of` of contacts not erased, as numpy arrays.
 
     One query, streamed in chunks (yield_per) and ordered, so the sums come out the same on
@@ -365,7 +365,7 @@ def prepare(as_of: datetime | None = None) -> PreparedPrediction:
     Reads only: a caller can run it in a read transaction and store it in a short write one.
     """
     as_of = require_aware(as_of or utcnow(), "as_of")
-    purchases = _read_purchases(as_of)
+    purchases = read_purchases(as_of)
     result = PredictionRun(as_of=as_of, orders=int(purchases.contact_ids.size))
     summary = models.summarise_purchases(purchases.contact_ids, purchases.days, purchases.amounts,
                                          np.datetime64(as_of.date(), "D"), unit_days=WEEK_DAYS)
