@@ -170,14 +170,28 @@ def journey_funnel(now: datetime | None = None, shown: "Period | None" = None) -
             func.row_number().over(partition_by=StageChange.contact_id,
                                    order_by=(StageChange.changed_at.desc(), StageChange.id.desc())).label("n"),
         ).where(StageChange.changed_at <= as_of).subquery()
-        stage_then = func.coalesce(latest.c.to_stage, Contact.stage)
+        earliest = select(
+            StageChange.contact_id, StageChange.from_stage,
+            func.row_number().over(partition_by=StageChange.contact_id,
+                                   order_by=(StageChange.changed_at, StageChange.id)).label("n"),
+        ).subquery()
+        # Their last change by then; with changes only later, where the first of those came from
+        # (the first stage when it was their first ever); with no history at all, where they stand.
+        stage_then = func.coalesce(
+            latest.c.to_stage,
+            case((earliest.c.contact_id.is_not(None), func.coalesce(earliest.c.from_stage, STAGES[0]))),
+            Contact.stage,
+        )
+
+        def at_the_time(statement):
+            return (statement.outerjoin(latest, and_(latest.c.contact_id == Contact.id, latest.c.n == 1))
+                    .outerjoin(earliest, and_(earliest.c.contact_id == Contact.id, earliest.c.n == 1))
+                    .where(Contact.created_at <= as_of))
+
         counts = dict(db.session.execute(
-            select(stage_then, func.count())
-            .select_from(Contact).outerjoin(latest, and_(latest.c.contact_id == Contact.id, latest.c.n == 1))
-            .where(Contact.created_at <= as_of).group_by(stage_then)).all())
-        standing = select(Contact.id, stage_then, func.coalesce(Contact.stage_since, Contact.created_at)) \
-            .outerjoin(latest, and_(latest.c.contact_id == Contact.id, latest.c.n == 1)) \
-            .where(Contact.created_at <= as_of)
+            at_the_time(select(stage_then, func.count()).select_from(Contact)).group_by(stage_then)).all())
+        standing = at_the_time(select(Contact.id, stage_then, func.coalesce(Contact.stage_since, Contact.created_at))
+                               .select_from(Contact))
     else:
         counts = dict(db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
         standing = select(Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at))
