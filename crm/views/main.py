@@ -107,8 +107,9 @@ def money_short(value) -> str:
         text = f"{amount / 1_000:.1f}k"
     else:
         text = f"{amount:.0f}"
-    text = text.replace(".0k", "k").replace(".0M", "M")
-    return f"{sign}{text}" if sign else f"{text} {code}"
+    text = text.replace(".0k", "k").replace(".0M", "M").lstrip("-")
+    minus = "−" if amount < 0 and text.strip("0.kM") else ""  # before the sign: "−€840", never "€-840"
+    return f"{minus}{sign}{text}" if sign else f"{minus}{text} {code}"
 
 
 @bp.app_template_filter()
