@@ -115,3 +115,20 @@ def test_any_period_costs_the_same_statements(client, auth, old_shop):
             assert client.get(f"/{query}").status_code == 200
         counts.append(len(statements))
     assert max(counts) <= 22 and max(counts) - min(counts) <= 1, counts
+
+
+def test_segments_of_another_day_say_so(client, auth, old_shop):
+    from crm.models import Setting
+
+    db.session.add(Setting(key="predict.last_run", value={
+        "as_of": "2019-06-15T12:00:00+00:00", "customers": 2, "purchases_predicted": False,
+        "values_predicted": False, "messages": [], "caution": None}))
+    old_shop["anna"].rfm_segment = "champions"
+    db.session.commit()
+    auth.as_role("viewer")
+    today = soup(client.get("/"))
+    notes = [text_of(p) for p in today.select(".prediction-other-day")]
+    assert notes and notes[0].startswith("Worked out as of 15 Jun 2019")
+    assert "crm predict --as-of" in notes[0]
+    same_day = soup(client.get("/?period=all&as_of=2019-06-15"))
+    assert same_day.select(".prediction-other-day") == []

@@ -122,3 +122,15 @@ def test_the_page_reads_the_orders_in_a_fixed_number_of_statements(client, auth,
     with count_queries() as statements:
         assert client.get("/insight/model?as_of=2026-03-01").status_code == 200
     assert len(statements) <= 6, statements
+
+
+def test_crm_predict_holdout_in_words(runner, shop):
+    outcome = runner.invoke(args=["predict", "--as-of", "2026-03-01", "--holdout-weeks", "20"])
+    assert outcome.exit_code == 0, outcome.output
+    lines = outcome.output.splitlines()
+    assert lines[0].startswith("Model check as of 2026-03-01 12:00 UTC: fitted on the orders up to 2025-10-12, "
+                               "20 weeks held out.")
+    assert lines[2].startswith("Repeat purchases in the holdout: predicted ")
+    assert lines[4].startswith("  0 | ") and lines[-1].startswith("Done in ")
+    bad = runner.invoke(args=["predict", "--holdout-weeks", "0"])
+    assert bad.exit_code == 2 and "holdout-weeks" in bad.output

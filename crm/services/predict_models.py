@@ -1094,7 +1094,7 @@ def data_sufficiency(
     ``unit_days``).
 
     What "enough" buys you, from simulations of CDNOW-like shops (about 40%
-    repeat buyers, 8-39 weeks of history, penalizer 0.01): the predicted
+    repeat buyers, 8-39 weeks of history, the old mean-scale penalty 0.01): the predicted
     total of next-26-week orders was off by a median 30% (1 in 10 times
     60%) with 50 customers, 20% (50%) with 100, 10% (30%) with 200.  With
     the true parameters it would still be off by 22%, 16% and 13%: much of
