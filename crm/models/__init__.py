@@ -8,6 +8,7 @@ from crm.models.job import JOB_STATUSES, JobRun
 from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS, Interaction
 from crm.models.journey import ScoreHistory, StageChange
 from crm.models.order import ORDER_STATUSES, PAID_STATUSES, Order, OrderLine
+from crm.models.segment import Segment, SegmentSize
 from crm.models.setting import Setting
 from crm.models.task import TASK_STATUSES, Task
 from crm.models.user import ROLES, ApiToken, User
@@ -17,6 +18,6 @@ __all__ = [
     "EmailMessage", "EmailSuppression", "EmailTemplate", "ErasedEmail",
     "HEALTHS", "INTERACTION_KINDS", "ImportRejection", "ImportRun", "Interaction", "JOB_STATUSES", "JobRun", "Money",
     "ORDER_STATUSES", "Order", "OrderLine", "PAID_STATUSES", "ROLES", "SENTIMENTS", "STAGES",
-    "ScoreHistory", "Setting", "StageChange", "TASK_STATUSES", "Tag", "Task", "UTCDateTime",
+    "ScoreHistory", "Segment", "SegmentSize", "Setting", "StageChange", "TASK_STATUSES", "Tag", "Task", "UTCDateTime",
     "User", "WebhookDelivery", "contact_tags", "utcnow",
 ]

@@ -1,7 +1,7 @@
 """Email: templates, the outbox, suppressed addresses and the consent history
 
 Revision ID: 0003_email
-Revises: 0003_jobs
+Revises: 0003_numbers
 Create Date: 2026-12-05 18:15:13.237160
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0003_email'
-down_revision = '0003_jobs'
+down_revision = '0003_numbers'
 branch_labels = None
 depends_on = None
 
