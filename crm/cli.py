@@ -450,6 +450,24 @@ def worker_command(burst, workers, shutdown_timeout):
     worker.run_consumer(app, workers=workers, shutdown_timeout=shutdown_timeout)
 
 
+@click.group("flows")
+def flows_group():
+    """Retention emails that send themselves (the flows on Settings → Rules)."""
+
+
+@flows_group.command("run")
+@click.option("--as-of", "now", callback=_as_of, metavar="DATE",
+              help="Run the flows as at this date (noon UTC) or UTC time instead of now.")
+@with_appcontext
+def flows_run(now):
+    """Re-check, pace and queue the retention emails that are due (the worker sends them)."""
+    from crm.services.flows import runner
+
+    summary = runner.run(now)
+    db.session.commit()
+    click.echo(f"Flows: {summary}.")
+
+
 def register_commands(app: Flask) -> None:
     """Add the shop's commands to the app's CLI."""
     # One line per command; keep the list sorted so parallel additions merge cleanly.
@@ -459,6 +477,7 @@ def register_commands(app: Flask) -> None:
         create_user_command,
         demo_command,
         email_group,
+        flows_group,
         import_command,
         predict_command,
         privacy_group,

@@ -167,8 +167,10 @@ def _values(kind: str, form: FlaskForm) -> dict[str, Any]:
 
 
 def _page(forms: dict[str, FlaskForm], **context):
+    from crm.views.flows import page_context
+
     return render_template("rules/index.html", forms=forms, layouts=LAYOUTS, titles=SECTION_TITLES,
-                           kinds=rule_settings.KINDS, **context)
+                           kinds=rule_settings.KINDS, **page_context(), **context)
 
 
 @bp.route("/")
