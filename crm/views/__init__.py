@@ -83,13 +83,14 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import api, audit, auth, contacts, email, flows, imports, insight, jobs, journey, leads, main, orders, privacy, rules, segments, settings, tasks, tokens, users, webhooks
+    from crm.views import api, audit, auth, campaigns, contacts, email, flows, imports, insight, jobs, journey, leads, main, orders, privacy, rules, segments, settings, tasks, tokens, users, webhooks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
         api.bp,
         audit.bp,
         auth.bp,
+        campaigns.bp,
         contacts.bp,
         email.bp,
         flows.bp,

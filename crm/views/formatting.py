@@ -15,6 +15,7 @@ NAVIGATION = (
     ("Dashboard", "main.dashboard"),
     ("Contacts", "contacts.index"),
     ("Segments", "segments.index"),
+    ("Newsletters", "campaigns.index"),
     ("Leads", "leads.index"),
     ("To-dos", "tasks.index"),
     ("Orders", "orders.index"),
