@@ -27,11 +27,12 @@ def database_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def _migrated(database_url):
+def _migrated(database_url, tmp_path_factory):
     """Build the schema once per run, through the migrations, as a shop's install would."""
     from flask_migrate import upgrade
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True,
+                      "JOBS_SQLITE_PATH": str(tmp_path_factory.mktemp("queue") / "jobs.sqlite3")})
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
@@ -67,6 +68,8 @@ def app(_migrated, app_config, tmp_path):
         "SERVER_NAME": "localhost",
         # Each test its own job queue, so nothing queued by one test runs in another.
         "JOBS_SQLITE_PATH": str(tmp_path / "jobs.sqlite3"),
+        # `crm worker --burst` runs what the test queued, not the nightly jobs whose time it may be.
+        "JOBS_BURST_SCHEDULES": False,
     }
     config.update(app_config)
     app = create_app(config)
@@ -106,9 +109,11 @@ def worker_environment(app) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("CRM_")}
     env["DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
     env["SECRET_KEY"] = app.config["SECRET_KEY"]
+    env["CRM_INSTANCE_PATH"] = os.path.abspath(app.instance_path)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.path.join(ROOT, "tests"), env.get("PYTHONPATH")]))
     for key in ("JOBS_SQLITE_PATH", "JOBS_QUEUE_NAME", "REDIS_URL", "SHOP_TIMEZONE", "SHOP_CURRENCY",
-                "JOBS_EXTRA_MODULES", "JOBS_STALE_AFTER", "UPLOAD_FOLDER"):
+                "JOBS_EXTRA_MODULES", "JOBS_STALE_AFTER", "IMPORT_BATCH_SIZE",
+                "JOBS_BURST_SCHEDULES", "JOBS_FIGURES_DELAY"):
         value = app.config.get(key)
         if value is not None:
             env["CRM_" + key] = value if isinstance(value, str) else json.dumps(value)

@@ -50,3 +50,11 @@ def greet_contact(contact_id: int):
         raise StaleJob(f"contact #{contact_id} no longer exists")
     _note(f"greeted:{contact_id}", True)
     db.session.commit()
+
+
+@job(name="samples.claim")
+def claim(n: int):
+    """Claim a number: a second run of the same job would break the unique key"""
+    db.session.add(Setting(key=f"claimed:{n}", value=n))
+    db.session.commit()
+    time.sleep(0.01)

@@ -36,6 +36,8 @@ class JobRun(db.Model):
     progress_total: Mapped[Optional[int]]
     phase: Mapped[Optional[str]] = mapped_column(sa.String(60))
     error: Mapped[Optional[str]] = mapped_column(sa.Text)
+    # What a finished run did, in a line (the job's return value when it is text).
+    result: Mapped[Optional[str]] = mapped_column(sa.String(300))
     # host:pid of the worker process running it, to tell a live run from one whose process is gone.
     worker: Mapped[Optional[str]] = mapped_column(sa.String(200))
     # Huey lock names held while it runs, released if its worker dies.

@@ -34,6 +34,7 @@ def upgrade():
     sa.Column('progress_total', sa.Integer(), nullable=True),
     sa.Column('phase', sa.String(length=60), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('result', sa.String(length=300), nullable=True),
     sa.Column('worker', sa.String(length=200), nullable=True),
     sa.Column('locks', sa.JSON(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_job_runs')),

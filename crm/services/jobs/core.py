@@ -55,6 +55,7 @@ class StaleJob(Exception):
 class _State:
     app: Flask | None = None  # the app a worker runs jobs in (the last one init_app saw)
     progress_interval = 0.5   # seconds between two progress writes of one job
+    lock_wait = 2             # seconds before a job waiting for a lock tries again
 
 
 _state = _State()
@@ -240,23 +241,25 @@ def _execute_in_app(job: Job, task: Any, args: tuple, kwargs: dict) -> Any:
     token = _current.set(running)
     try:
         if job.lock:
-            try:
-                with job_lock(job.lock):
-                    result = job.func(*args, **kwargs)
-            except TaskLockedException:
-                db.session.rollback()
-                if job.schedule_rule is not None:
-                    runs.mark_finished(running.run_id, "skipped",
-                                       error="Not run: the previous run was still going.")
-                    db.session.commit()
-                    return None
-                runs.mark_finished(running.run_id, "queued", phase="waiting for its turn",
-                                   started_at=None)
-                db.session.commit()
-                raise RetryTask(delay=2)
+            with job_lock(job.lock):
+                result = job.func(*args, **kwargs)
         else:
             result = job.func(*args, **kwargs)
+    except TaskLockedException:
+        # Another run holds the lock this one needs: a scheduled job skips this slot, any
+        # other waits its turn (Huey tries it again shortly, without using up a retry).
+        db.session.rollback()
+        if job.schedule_rule is not None:
+            runs.mark_finished(running.run_id, "skipped", error="Not run: the previous run was still going.")
+            db.session.commit()
+            return None
+        runs.mark_finished(running.run_id, "queued", phase="waiting for its turn", started_at=None)
+        db.session.commit()
+        raise RetryTask(delay=_state.lock_wait)
     except RetryTask:
+        db.session.rollback()
+        runs.mark_finished(running.run_id, "queued", started_at=None)
+        db.session.commit()
         raise
     except (StaleJob, NotFound) as error:
         db.session.rollback()
@@ -282,7 +285,7 @@ def _execute_in_app(job: Job, task: Any, args: tuple, kwargs: dict) -> Any:
         raise
     finally:
         _current.reset(token)
-    runs.mark_finished(running.run_id, "done")
+    runs.mark_finished(running.run_id, "done", result=result[:300] if isinstance(result, str) else None)
     db.session.commit()
     return result
 

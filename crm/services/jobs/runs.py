@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from crm.extensions import db
 from crm.models import JobRun, utcnow
 
+ENDED = ("done", "failed", "interrupted", "skipped")
 SUMMARY_LENGTH = 300
 ERROR_LENGTH = 2000
 
@@ -68,6 +69,7 @@ def mark_running(task_id: str, name: str, args: tuple | list, kwargs: dict, *, p
     run.started_at = now
     run.heartbeat_at = now
     run.finished_at = None
+    run.result = None
     run.attempts = (run.attempts or 0) + 1
     run.worker = this_worker()
     db.session.flush()
@@ -142,7 +144,7 @@ def last_run(name: str, *, finished: bool = False) -> JobRun | None:
     """Return the newest run of a job (only those that ended, with finished=True)."""
     query = select(JobRun).where(JobRun.name == name)
     if finished:
-        query = query.where(JobRun.status.in_(("done", "failed", "interrupted", "skipped")))
+        query = query.where(JobRun.status.in_(ENDED))
     return db.session.scalar(query.order_by(JobRun.enqueued_at.desc(), JobRun.id.desc()).limit(1))
 
 

@@ -14,8 +14,11 @@ from crm.services.jobs.registry import import_task_modules
 
 log = logging.getLogger("crm.jobs")
 
-# How far back `--burst` looks for a scheduled slot it has not run yet (cron may call it rarely).
+# How far back `--burst` looks for a scheduled slot it has not run yet (cron may call it rarely);
+# a job that never ran is only due for a slot in the last FIRST_CATCH_UP (a new install does not
+# start with last night's work).
 CATCH_UP = timedelta(hours=25)
+FIRST_CATCH_UP = timedelta(minutes=15)
 
 
 def load_jobs(app: Flask) -> None:
@@ -58,7 +61,9 @@ def due_periodic(now: datetime | None = None) -> list[core.Job]:
         if slot is None:
             continue
         last = runs.last_run(job.name)
-        if last is None or last.enqueued_at < slot:
+        if last is None and slot >= now - FIRST_CATCH_UP:
+            due.append(job)
+        elif last is not None and last.enqueued_at < slot:
             due.append(job)
     return due
 
@@ -83,7 +88,7 @@ def run_burst(app: Flask, *, periodic: bool = True, max_tasks: int = 10_000) -> 
     next worker.
     """
     prepare(app)
-    if periodic:
+    if periodic and app.config.get("JOBS_BURST_SCHEDULES", True):
         with app.app_context():
             try:
                 for job in due_periodic():
@@ -99,7 +104,12 @@ def run_burst(app: Flask, *, periodic: bool = True, max_tasks: int = 10_000) -> 
         while executed < max_tasks:
             for task in huey.read_schedule():
                 huey.enqueue(task)
-            task = huey.dequeue()
+            try:
+                task = huey.dequeue()
+            except Exception:  # noqa: BLE001 - a message no job of this version reads: dropped, logged
+                log.exception("Dropped a message that could not be read")
+                executed += 1
+                continue
             if task is None:
                 break
             executed += 1
