@@ -86,56 +86,39 @@ def _as_of(_ctx, _param, value):
 @with_appcontext
 def refresh_command(now):
     """Re-derive predictions, stages, health, scores and to-dos for everyone (safe to run twice)."""
-    import os
     import time
 
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads for the predictions, as in `crm predict`
-    from crm.database import refresh_statistics
     from crm.services import engine
+    from crm.services.jobs.maintenance import refresh_everyone_now
 
     started = time.perf_counter()
     with click.progressbar(length=engine.contact_count(), label="Refreshing contacts", file=None) as bar:
-
-        def batch_done(count):
-            # Commit each batch so the shop's own writes never wait long for the lock.
-            db.session.commit()
-            bar.update(count)
 
         def step_started(label):
             # The bar counts the rules' contacts; the label says what the wait before them is.
             bar.label = label
             bar.render_progress()
 
-        summary = _retrying_deadlocks(lambda: engine.refresh(now, progress=batch_done, step_started=step_started))
+        summary = refresh_everyone_now(now=now, on_batch=bar.update, on_step=step_started)
+    from crm.services.clock import shop_today
+    from crm.services.segments.store import record_segment_sizes
+
+    recorded = record_segment_sizes(shop_today(now) if now else None)  # each segment's size for the day
     db.session.commit()
-    refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
-    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
+    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s; recorded the size of {recorded} segment(s).")
     for note in summary.notes:
         click.echo(note)
-
-
-def _retrying_deadlocks(work, attempts: int = 3):
-    """Run an idempotent job again when PostgreSQL picked it as a deadlock (or serialisation)
-    victim against the shop's own writers, instead of dying with DeadlockDetected."""
-    from sqlalchemy.exc import DBAPIError
-
-    for attempt in range(1, attempts + 1):
-        try:
-            return work()
-        except DBAPIError as error:
-            code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-            if code not in ("40P01", "40001") or attempt == attempts:
-                raise
-            db.session.rollback()
-            click.echo(f"A concurrent write got in the way (PostgreSQL {code}); trying again.", err=True)
 
 
 @click.command("predict")
 @click.option("--as-of", "as_of", callback=_as_of, metavar="DATE",
               help="Predict as at this date (noon UTC) or UTC time instead of now; later orders are ignored.")
 @click.option("--json", "as_json", is_flag=True, help="Print the fitted parameters as JSON instead of words.")
+@click.option("--holdout-weeks", "holdout_weeks", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Check the model instead: fit on the history up to N weeks before the as-of and compare its "
+                   "predictions with those N weeks (the figures of the model check page). Stores nothing.")
 @with_appcontext
-def predict_command(as_of, as_json):
+def predict_command(as_of, as_json, holdout_weeks):
     """Fit the purchase and spend models and store every customer's segment and predictions.
 
     Stores the RFM segment of every customer and, where the shop's orders allow an honest
@@ -154,6 +137,18 @@ def predict_command(as_of, as_json):
     from crm.services import predict
 
     started = time.perf_counter()
+    if holdout_weeks is not None:
+        from crm.services import model_check
+
+        with read_only():
+            checked = model_check.check(as_of, holdout_weeks)
+            db.session.commit()
+        if as_json:
+            click.echo(json.dumps(checked.as_json()))
+        else:
+            click.echo(model_check.describe(checked))
+            click.echo(f"Done in {time.perf_counter() - started:.1f} s.")
+        return
     # Read and fit in a read transaction (on SQLite it does not take the write lock), then write
     # committing each batch, so the shop's own writes never wait long.
     with read_only():
@@ -381,6 +376,33 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
                        "or run again with --rejected-csv FILE.")
 
 
+@click.command("worker")
+@click.option("--burst", is_flag=True,
+              help="Run every job due now (and scheduled jobs whose time has come), then exit.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 32),
+              help="Jobs run at once (threads).")
+@click.option("--shutdown-timeout", default=30.0, show_default=True, type=float,
+              help="On SIGTERM, seconds to let running jobs finish before they are stopped and queued again.")
+@with_appcontext
+def worker_command(burst, workers, shutdown_timeout):
+    """Run the background jobs and schedules until stopped (SIGTERM, Ctrl-C), or once with --burst."""
+    import logging
+
+    from crm.services.jobs import queue, worker
+
+    app = current_app._get_current_object()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The jobs push their own app context per run; this command's context stays out of their way.
+    db.session.remove()
+    where = queue.description(app.config, app.instance_path)
+    if burst:
+        count = worker.run_burst(app)
+        click.echo(f"Ran {count} job{'' if count == 1 else 's'} from the queue ({where}).")
+        return
+    click.echo(f"Worker started on the queue in the {where}; stop it with Ctrl-C or SIGTERM.", err=True)
+    worker.run_consumer(app, workers=workers, shutdown_timeout=shutdown_timeout)
+
+
 def register_commands(app: Flask) -> None:
     """Add the shop's commands to the app's CLI."""
     # One line per command; keep the list sorted so parallel additions merge cleanly.
@@ -394,5 +416,6 @@ def register_commands(app: Flask) -> None:
         privacy_group,
         refresh_command,
         restore_command,
+        worker_command,
     ):
         app.cli.add_command(command)
