@@ -45,10 +45,13 @@ def seeded(app):
     db.session.add(Task(contact_id=anna.id, kind="call", title="Call Anna", due_at=utcnow(), status="open"))
     segment = segments.create({"name": "Everyone in stage awareness", "definition": {
         "match": "all", "conditions": [{"field": "stage", "op": "=", "value": "awareness"}]}})
+    from crm.services.campaigns import store as campaigns
+
+    campaign = campaigns.create({"name": "News", "segment_id": str(segment.id), "template_key": "stay_in_touch"}, None)
     _row, token = api_tokens.create_token(admin, "schemathesis")
     db.session.commit()
     return {"token": token, "contact_id": anna.id, "task_id": db.session.scalar(db.select(Task.id)),
-            "segment_id": segment.id}
+            "segment_id": segment.id, "campaign_id": campaign.id}
 
 
 @pytest.mark.parametrize("label,ids", OPERATIONS)
@@ -56,7 +59,8 @@ def test_every_operation_answers_as_documented(app, client, seeded, label, ids):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operation = schema.find_operation_by_label(label)
     assert operation is not None, label
-    known = {"contact_id": seeded["contact_id"], "task_id": seeded["task_id"], "segment_id": seeded["segment_id"]}
+    known = {"contact_id": seeded["contact_id"], "task_id": seeded["task_id"], "segment_id": seeded["segment_id"],
+             "campaign_id": seeded["campaign_id"]}
     path_parameters = {name: known[name] for name in known if "{" + name + "}" in operation.path}
     headers = {"Authorization": f"Bearer {seeded['token']}"}
 

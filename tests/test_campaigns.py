@@ -107,3 +107,25 @@ def test_outside_the_sending_window_it_waits_for_the_window(app):
     late = NOON.replace(hour=22)
     assert sending.send(campaign.id, now=late) == (NOON + timedelta(days=1)).replace(hour=9)
     assert db.session.query(CampaignRecipient).count() == 0
+
+
+def test_what_it_earned_counts_each_order_once_for_the_latest_email(app, smtp, run_worker):
+    from crm.services.campaigns import figures
+    from tests.contact_helpers import make_order
+
+    _configure(smtp)
+    flow_config.save_pacing({"cap": "5", "period_days": "7", "window_start": "00:00", "window_end": "23:59"}, None)
+    ada, segment = _audience()
+    first = store.create({"name": "One", "segment_id": str(segment.id), "template_key": "stay_in_touch"}, None)
+    store.schedule(first, None, None)
+    run_worker()
+    second = store.create({"name": "Two", "segment_id": str(segment.id), "template_key": "winback"}, None)
+    store.schedule(second, None, None)
+    run_worker()
+    make_order(ada, datetime.now(UTC) + timedelta(hours=2), total="40.00")  # within a day of both
+    make_order(ada, datetime.now(UTC) + timedelta(days=3), total="99.00")  # too late for either
+    db.session.commit()
+    one, two = figures.campaign(first.id), figures.campaign(second.id)
+    assert (one.sent, one.orders, one.revenue) == (2, 0, 0)  # Ada and Cy (the cap is 5 here)
+    assert (two.sent, two.orders, f"{two.revenue:.2f}") == (2, 1, "40.00")
+    assert figures.template("winback").orders == 1

@@ -475,6 +475,50 @@ def email(message_id: int):
     return jsonify(email_json(message))
 
 
+# -- newsletters and flows ---------------------------------------------------------------------
+
+def campaign_json(campaign) -> dict[str, Any]:
+    from crm.services.campaigns import figures
+
+    return {"id": campaign.id, "name": campaign.name, "status": campaign.status, "segment_id": campaign.segment_id,
+            "template": campaign.template_key, "subject": campaign.subject, "scheduled_at": _time(campaign.scheduled_at),
+            "started_at": _time(campaign.started_at), "finished_at": _time(campaign.finished_at),
+            "figures": figures.campaign(campaign.id).as_json()}
+
+
+@bp.route("/campaigns")
+@access("read")
+def campaigns():
+    """Every newsletter with its figures."""
+    from crm.services.campaigns import store
+
+    return jsonify({"items": [campaign_json(c) for c in store.all_campaigns()[:200]]})
+
+
+@bp.route("/campaigns/<int:campaign_id>")
+@access("read")
+def campaign(campaign_id: int):
+    """One newsletter with its figures."""
+    from crm.models import Campaign
+
+    found = db.session.get(Campaign, campaign_id) if campaign_id <= MAX_INT else None
+    if found is None:
+        raise Refused(404, f"There is no newsletter #{campaign_id}.")
+    return jsonify(campaign_json(found))
+
+
+@bp.route("/flows")
+@access("read")
+def flows():
+    """Each rule's flow and what its emails earned."""
+    from crm.services.campaigns import figures
+    from crm.services.flows import config as flow_config
+
+    return jsonify({"items": [{"rule": rule, "action": flow.action, "segment_id": flow.segment_id,
+                               "figures": figures.flow(rule).as_json()}
+                              for rule, flow in flow_config.flows().items()]})
+
+
 # -- orders ------------------------------------------------------------------------------------
 
 @bp.route("/orders", methods=["POST"])

@@ -349,6 +349,30 @@ SCHEMAS["SegmentPage"] = {
     "type": "object", "required": ["items", "next"],
     "properties": {"items": {"type": "array", "items": _ref("Segment")}, "next": _nullable(STRING)},
 }
+SCHEMAS["Figures"] = {
+    "type": "object", "required": ["sent", "failed", "bounced", "unsubscribed", "orders", "revenue"],
+    "properties": {"sent": {"type": "integer"}, "failed": {"type": "integer"}, "bounced": {"type": "integer"},
+                   "unsubscribed": {"type": "integer"}, "orders": {"type": "integer", "description":
+                   "Paid orders attributed (within the send window after an email; each order counted once)."},
+                   "revenue": DECIMAL},
+}
+SCHEMAS["Campaign"] = {
+    "type": "object", "required": ["id", "name", "status", "segment_id", "template", "subject", "scheduled_at",
+                                   "started_at", "finished_at", "figures"],
+    "properties": {"id": {"type": "integer"}, "name": STRING, "status": {"type": "string", "enum": [
+        "draft", "scheduled", "sending", "sent", "cancelled"]}, "segment_id": _nullable({"type": "integer"}),
+        "template": STRING, "subject": STRING, "scheduled_at": TIME, "started_at": TIME, "finished_at": TIME,
+        "figures": _ref("Figures")},
+}
+SCHEMAS["CampaignList"] = {"type": "object", "required": ["items"],
+                           "properties": {"items": {"type": "array", "items": _ref("Campaign")}}}
+SCHEMAS["Flow"] = {
+    "type": "object", "required": ["rule", "action", "segment_id", "figures"],
+    "properties": {"rule": STRING, "action": {"type": "string", "enum": ["todo", "email", "both"]},
+                   "segment_id": _nullable({"type": "integer"}), "figures": _ref("Figures")},
+}
+SCHEMAS["FlowList"] = {"type": "object", "required": ["items"],
+                       "properties": {"items": {"type": "array", "items": _ref("Flow")}}}
 SCHEMAS["SegmentPreviewInput"] = {
     "type": "object", "required": ["definition"], "additionalProperties": False,
     "properties": {"definition": _ref("SegmentDefinition")},
@@ -404,6 +428,25 @@ PATHS: dict[str, Any] = {
             "requestBody": _body("EmailInput"),
             "responses": {**_ok(202, "Queued, or stored as suppressed with the reason.", "Email"),
                           **_errors(*WRITE_ERRORS, 404)},
+        },
+    },
+    "/campaigns": {
+        "get": {
+            "operationId": "listCampaigns", "summary": "Every newsletter with what it earned, newest first.",
+            "responses": {**_ok(200, "The newsletters.", "CampaignList"), **_errors(*READ_ERRORS)},
+        },
+    },
+    "/campaigns/{campaign_id}": {
+        "parameters": [_path("campaign_id")],
+        "get": {
+            "operationId": "getCampaign", "summary": "One newsletter with its figures.",
+            "responses": {**_ok(200, "The newsletter.", "Campaign"), **_errors(*READ_ERRORS, 404)},
+        },
+    },
+    "/flows": {
+        "get": {
+            "operationId": "listFlows", "summary": "Each retention rule's flow with what its emails earned.",
+            "responses": {**_ok(200, "The flows.", "FlowList"), **_errors(*READ_ERRORS)},
         },
     },
     "/emails/{message_id}": {
