@@ -137,3 +137,19 @@ def test_a_flow_switched_on_later_leaves_older_to_dos_to_people(app):
     summary = runner.run(T + timedelta(hours=1))
     assert (summary.sent, summary.skipped) == (0, 0)
     assert db.session.scalar(select(FlowSend)) is None
+
+
+def test_the_flow_page_shows_its_weeks(app, client, auth, smtp, run_worker):
+    from tests.conftest import soup, text_of
+
+    _configure(smtp)
+    flow_config.save_flow("testimonial_request", {"action": "email"}, None, now=T - timedelta(days=40))
+    contact = _repeat_customer("jo@example.com")
+    engine_hooks.after_contacts_changed([contact.id], now=T)
+    run_flows(T.isoformat())
+    run_worker()
+    auth.as_role("admin")
+    page = soup(client.get("/settings/flows/testimonial_request"))
+    assert "In all: 1 sent, 0 failed" in text_of(page.select_one(".flow-total"))
+    rows = [text_of(r) for r in page.select(".flow-weeks tbody tr")]
+    assert len(rows) == 8 and sum(" 1 0 0 0 " in f" {r} " for r in rows) == 1

@@ -4,7 +4,7 @@ from crm.models.base import Base, Money, UTCDateTime, utcnow
 from crm.models.campaign import CAMPAIGN_STATUSES, Campaign, CampaignRecipient
 from crm.models.contact import HEALTHS, STAGES, Contact, ContactExternalId, ErasedEmail, Tag, contact_tags
 from crm.models.email import EMAIL_STATUSES, ConsentEvent, EmailMessage, EmailSuppression, EmailTemplate
-from crm.models.flow import FLOW_SEND_STATUSES, FlowSend
+from crm.models.flow import FLOW_SEND_STATUSES, FlowSend, SurveyAnswer
 from crm.models.integration import ImportRejection, ImportRun, WebhookDelivery
 from crm.models.job import JOB_STATUSES, JobRun
 from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS, Interaction
@@ -20,6 +20,6 @@ __all__ = [
     "EmailMessage", "EmailSuppression", "EmailTemplate", "ErasedEmail", "FLOW_SEND_STATUSES", "FlowSend",
     "HEALTHS", "INTERACTION_KINDS", "ImportRejection", "ImportRun", "Interaction", "JOB_STATUSES", "JobRun", "Money",
     "ORDER_STATUSES", "Order", "OrderLine", "PAID_STATUSES", "ROLES", "SENTIMENTS", "STAGES",
-    "ScoreHistory", "Segment", "SegmentSize", "Setting", "StageChange", "TASK_STATUSES", "Tag", "Task", "UTCDateTime",
+    "ScoreHistory", "Segment", "SegmentSize", "Setting", "StageChange", "SurveyAnswer", "TASK_STATUSES", "Tag", "Task", "UTCDateTime",
     "User", "WebhookDelivery", "contact_tags", "utcnow",
 ]

@@ -40,3 +40,22 @@ class FlowSend(db.Model):
     # "both": when the to-do comes back if there was no reply or order; and what became of it.
     followup_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     followup: Mapped[Optional[str]] = mapped_column(sa.String(300))
+
+
+class SurveyAnswer(db.Model):
+    """A customer's answer from a survey or testimonial email: a 0-10 score and/or a comment."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (
+        sa.Index("ix_survey_answers_answered", "answered_at"),
+        sa.CheckConstraint("score IS NULL OR (score >= 0 AND score <= 10)", name="score"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("email_messages.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(sa.String(20))  # "survey" or "testimonial"
+    score: Mapped[Optional[int]]
+    comment: Mapped[str] = mapped_column(sa.Text, default="")
+    interaction_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("interactions.id", ondelete="SET NULL"))
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -83,10 +83,11 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import api, audit, auth, campaigns, contacts, email, flows, imports, insight, jobs, journey, leads, main, orders, privacy, rules, segments, settings, tasks, tokens, users, webhooks
+    from crm.views import answers, api, audit, auth, campaigns, contacts, email, flows, imports, insight, jobs, journey, leads, main, orders, privacy, rules, segments, settings, tasks, tokens, users, webhooks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
+        answers.bp,
         api.bp,
         audit.bp,
         auth.bp,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -32,6 +32,16 @@ def page_context() -> dict[str, Any]:
             "flow_pacing": config.pacing_values(), "flow_counts": counts, "flow_segments": segments.all_segments()}
 
 
+@bp.app_template_global()
+def email_results() -> dict[str, Any]:
+    """The dashboard card: what the flows and newsletters earned, the NPS by month, the latest comments."""
+    from crm.services.campaigns import figures
+    from crm.services.flows import answers
+
+    flows = {rule: figures.flow(rule) for rule, flow in config.flows().items() if flow.sends}
+    return {"flows": flows, "nps": answers.nps(), "comments": answers.latest_comments(), "titles": runner.TITLES}
+
+
 def _refused(error: ValidationError) -> None:
     for name, reason in error.fields.items():
         flash(f"{FIELD_LABELS.get(name, name)}: {reason}", "error")
@@ -49,6 +59,18 @@ def save(rule: str):
         db.session.commit()
         flash(f"{runner.TITLES[rule]}: {config.ACTIONS[flow.action].lower()}.", "success")
     return redirect(url_for("rules.index", _anchor="flows"))
+
+
+@bp.route(f"/<any({', '.join(config.RULES)}):rule>")
+@access("read")
+def show(rule: str):
+    """One flow: what it does and what its emails earned, week by week."""
+    from crm.models import utcnow
+    from crm.services.campaigns import figures
+
+    weeks = figures.flow_weeks(rule, utcnow().date())
+    return render_template("flows/show.html", rule=rule, flow=config.flows()[rule], title=runner.TITLES[rule],
+                           actions=config.ACTIONS, weeks=weeks, total=figures.flow(rule))
 
 
 @bp.route("/pacing", methods=["POST"])

@@ -22,7 +22,7 @@ from crm.extensions import db
 from crm.models import Contact, EmailMessage, Interaction, Order, Task, User, utcnow
 from crm.models.order import PAID_STATUSES
 from crm.services import audit, engine_hooks
-from crm.services.email import render, suppression, templates, tokens
+from crm.services.email import answer_links, render, suppression, templates, tokens
 from crm.services.email.settings import EmailSettings, effective
 from crm.services.errors import ValidationError
 
@@ -60,8 +60,10 @@ def _footer(settings: EmailSettings, marketing: bool, unsubscribe_url: str | Non
 
 
 def _render_for(contact: Contact, subject: str, body: str, settings: EmailSettings, marketing: bool,
-                unsubscribe_url: str | None, sender_name: str, order: Order | None) -> render.Rendered:
-    context = render.context_for(contact, order, shop_context(settings), sender_name)
+                unsubscribe_url: str | None, sender_name: str, order: Order | None,
+                message_id: int | None = None) -> render.Rendered:
+    links = answer_links.links(settings.public_url, current_app.secret_key, contact.id or 0, message_id)
+    context = render.context_for(contact, order, shop_context(settings), sender_name, links)
     footer_text, footer_html = _footer(settings, marketing, unsubscribe_url)
     return render.render(subject, body, context, footer_text=footer_text, footer_html=footer_html)
 
@@ -152,7 +154,7 @@ def queue_messages(contacts: list[Contact], template_key: str, *, subject: str |
         unsubscribe_url = tokens.url(settings.public_url, secret, contact.id, message.id) if marketing else None
         try:
             rendered = _render_for(contact, subject, body, settings, marketing, unsubscribe_url,
-                                   sender.name if sender else "", orders.get(contact.id))
+                                   sender.name if sender else "", orders.get(contact.id), message.id)
         except render.TemplateProblem as error:
             raise ValidationError(fields={"subject" if error.part == "Subject" else "body": str(error)}) from None
         message.subject, message.html_body, message.text_body = rendered.subject, rendered.html, rendered.text

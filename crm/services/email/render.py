@@ -32,8 +32,10 @@ VARIABLES: dict[str, str] = {
     "order.lines": "its lines, each with name, sku, quantity, unit_price",
     "shop.name": "the shop's name", "shop.url": "the shop's public address", "shop.address": "postal address",
     "sender.name": "the person sending",
+    "links.scores": "eleven one-click answer links, 0 to 10 (a survey)",
+    "links.testimonial": "a link to leave a testimonial",
 }
-TOP_LEVEL = ("contact", "order", "shop", "sender")
+TOP_LEVEL = ("contact", "order", "shop", "sender", "links")
 TEMPLATE_NAME = "template"
 
 LAYOUT_CSS = """
@@ -160,6 +162,8 @@ def sample_context(shop: dict[str, Any] | None = None) -> dict[str, Any]:
                   "lines": [{"name": "Sencha", "sku": "TEA-1", "quantity": 2, "unit_price": Decimal("12.00")}]},
         "shop": shop or {"name": "My shop", "url": "https://shop.example", "address": "1 High Street"},
         "sender": {"name": "Sam from support"},
+        "links": {"scores": [f"https://shop.example/a/sample?score={n}" for n in range(11)],
+                  "testimonial": "https://shop.example/a/sample"},
     }
 
 
@@ -174,7 +178,8 @@ def _empty_order() -> dict[str, Any]:
     return {"number": "", "placed_at": None, "total": Decimal("0"), "currency": "", "lines": []}
 
 
-def context_for(contact, last_order, shop: dict[str, Any], sender_name: str = "") -> dict[str, Any]:
+def context_for(contact, last_order, shop: dict[str, Any], sender_name: str = "",
+                links: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return the documented variables for one contact and their last order."""
     order = _empty_order()
     if last_order is not None:
@@ -190,4 +195,5 @@ def context_for(contact, last_order, shop: dict[str, Any], sender_name: str = ""
         "order": order,
         "shop": shop,
         "sender": {"name": sender_name},
+        "links": links or {"scores": [], "testimonial": ""},
     }

@@ -32,7 +32,8 @@ DEFAULTS: dict[str, tuple[str, str, str]] = {
         "Testimonial request", "Would you share a few words about {{ shop.name }}?",
         "Hello {{ contact.first_name or 'there' }},\n\nYou have ordered from us {{ contact.order_count }} times now, "
         "and that means a lot to a small shop like ours.\n\nWould you tell us, in a sentence or two, what you like "
-        "about {{ shop.name }}? Simply reply to this email; with your permission we would love to quote you." + _SIGN_OFF),
+        "about {{ shop.name }}? [Leave a testimonial]({{ links.testimonial }}) or simply reply to this email; "
+        "with your permission we would love to quote you." + _SIGN_OFF),
     "winback": (
         "Win-back", "We miss you, {{ contact.first_name }}",
         "Hello {{ contact.first_name or 'there' }},\n\nIt has been a while since your last order"
@@ -53,8 +54,10 @@ DEFAULTS: dict[str, tuple[str, str, str]] = {
         "Order again at [{{ shop.name }}]({{ shop.url }}) whenever it suits you." + _SIGN_OFF),
     "survey": (
         "Survey", "Two minutes for {{ shop.name }}?",
-        "Hello {{ contact.first_name or 'there' }},\n\nHow are we doing? Reply with a number from 1 (poor) to 10 "
-        "(excellent) and, if you like, one thing we should change." + _SIGN_OFF),
+        "Hello {{ contact.first_name or 'there' }},\n\nHow likely are you to recommend {{ shop.name }} to a friend? "
+        "Click a number from 0 (not at all) to 10 (very likely):\n\n"
+        "{% for url in links.scores %}[{{ loop.index0 }}]({{ url }}) {% endfor %}\n\n"
+        "You can add a comment on the page that opens." + _SIGN_OFF),
     "stay_in_touch": (
         "Stay in touch", "News from {{ shop.name }}",
         "Hello {{ contact.first_name or 'there' }},\n\nWe just wanted to say hello and ask how you are. "

@@ -1,0 +1,40 @@
+"""The public page a survey or testimonial link opens (signed token, no sign-in). GET shows the
+score chosen and a comment box and records nothing (mail scanners prefetch links); POST records."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request
+
+from crm.extensions import csrf, db
+from crm.models import Contact, EmailMessage
+from crm.services.email import answer_links
+from crm.services.errors import ValidationError
+from crm.services.flows import answers
+from crm.views.access import access
+
+bp = Blueprint("answers", __name__)
+
+
+@bp.route("/a/<token>", methods=["GET", "POST"])
+@access("public")
+@csrf.exempt
+def answer(token: str):
+    found = answer_links.read(current_app.secret_key, token)
+    contact = db.session.get(Contact, found.contact_id) if found else None
+    shop_name = current_app.config.get("SHOP_NAME", "")
+    if contact is None or contact.erased_at is not None:
+        return render_template("answers/page.html", invalid=True, shop_name=shop_name), 404
+    raw = (request.form if request.method == "POST" else request.args).get("score", "")
+    score = int(raw) if raw.isdigit() and len(raw) <= 2 else None
+    comment = request.form.get("comment", "") if request.method == "POST" else ""
+    errors, done = {}, False
+    if request.method == "POST":
+        message_id = found.message_id if found.message_id and db.session.get(EmailMessage, found.message_id) else None
+        try:
+            answers.record(contact, found.kind, score, comment, message_id)
+            db.session.commit()
+            done = True
+        except ValidationError as error:
+            db.session.rollback()
+            errors = error.fields
+    return render_template("answers/page.html", invalid=False, done=done, kind=found.kind, score=score,
+                           comment=comment, errors=errors, shop_name=shop_name), (422 if errors else 200)
