@@ -129,3 +129,31 @@ def test_what_it_earned_counts_each_order_once_for_the_latest_email(app, smtp, r
     assert (one.sent, one.orders, one.revenue) == (2, 0, 0)  # Ada and Cy (the cap is 5 here)
     assert (two.sent, two.orders, f"{two.revenue:.2f}") == (2, 1, "40.00")
     assert figures.template("winback").orders == 1
+
+
+def test_a_click_goes_through_the_signed_redirect_and_earns_the_order(app, client, smtp, run_worker):
+    import re
+
+    from crm.services.campaigns import figures
+    from tests.contact_helpers import make_order
+
+    _configure(smtp)
+    flow_config.save_pacing({"cap": "5", "period_days": "7", "window_start": "00:00", "window_end": "23:59"}, None)
+    ada, segment = _audience()
+    campaign = store.create({"name": "Sale", "segment_id": str(segment.id), "template_key": "stay_in_touch",
+                             "subject": "Sale", "body": "See [the new teas](https://shop.example/new?x=1&y=2)."}, None)
+    store.schedule(campaign, None, None)
+    run_worker()
+    [received] = [r for r in smtp.messages if r.message["Subject"] == "Sale" and "ada@" in r.message["To"]]
+    html = received.message.get_body(("html",)).get_content()
+    assert "https://shop.example/new" not in html  # rewritten; the unsubscribe link is not
+    [link] = re.findall(r'href="http://localhost/r/([^"]+)"', html)
+    assert client.get("/r/forged").status_code == 404
+    response = client.get(f"/r/{link}")
+    assert response.status_code == 302 and response.headers["Location"] == "https://shop.example/new?x=1&y=2"
+    make_order(ada, datetime.now(UTC) + timedelta(days=3), total="30.00")  # past the send window, inside the click one
+    db.session.commit()
+    result = figures.campaign(campaign.id)
+    assert (result.clicked, result.orders, f"{result.revenue:.2f}") == (1, 1, "30.00")
+    api = client.get(f"/api/v1/campaigns/{campaign.id}")  # (signed out: the API wants a token)
+    assert api.status_code == 401

@@ -4,7 +4,7 @@ from crm.models.base import Base, Money, UTCDateTime, utcnow
 from crm.models.campaign import CAMPAIGN_STATUSES, Campaign, CampaignRecipient
 from crm.models.contact import HEALTHS, STAGES, Contact, ContactExternalId, ErasedEmail, Tag, contact_tags
 from crm.models.email import EMAIL_STATUSES, ConsentEvent, EmailMessage, EmailSuppression, EmailTemplate
-from crm.models.flow import FLOW_SEND_STATUSES, FlowSend, SurveyAnswer
+from crm.models.flow import FLOW_SEND_STATUSES, EmailClick, FlowSend, SurveyAnswer
 from crm.models.integration import ImportRejection, ImportRun, WebhookDelivery
 from crm.models.job import JOB_STATUSES, JobRun
 from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS, Interaction
@@ -16,7 +16,7 @@ from crm.models.task import TASK_STATUSES, Task
 from crm.models.user import ROLES, ApiToken, User
 
 __all__ = [
-    "ApiToken", "AuditEntry", "Base", "CAMPAIGN_STATUSES", "Campaign", "CampaignRecipient", "ConsentEvent", "Contact", "ContactExternalId", "DIRECTIONS", "EMAIL_STATUSES",
+    "ApiToken", "AuditEntry", "EmailClick", "Base", "CAMPAIGN_STATUSES", "Campaign", "CampaignRecipient", "ConsentEvent", "Contact", "ContactExternalId", "DIRECTIONS", "EMAIL_STATUSES",
     "EmailMessage", "EmailSuppression", "EmailTemplate", "ErasedEmail", "FLOW_SEND_STATUSES", "FlowSend",
     "HEALTHS", "INTERACTION_KINDS", "ImportRejection", "ImportRun", "Interaction", "JOB_STATUSES", "JobRun", "Money",
     "ORDER_STATUSES", "Order", "OrderLine", "PAID_STATUSES", "ROLES", "SENTIMENTS", "STAGES",

@@ -59,3 +59,14 @@ class SurveyAnswer(db.Model):
     comment: Mapped[str] = mapped_column(sa.Text, default="")
     interaction_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("interactions.id", ondelete="SET NULL"))
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EmailClick(db.Model):
+    """A click on a link in a marketing email, through the signed redirect (no open pixel)."""
+
+    __tablename__ = "email_clicks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(sa.ForeignKey("email_messages.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(sa.String(2000))
+    clicked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, render_template, request
 
 from crm.extensions import csrf, db
 from crm.models import Contact, EmailMessage
-from crm.services.email import answer_links
+from crm.services.email import answer_links, clicks
 from crm.services.errors import ValidationError
 from crm.services.flows import answers
 from crm.views.access import access
@@ -38,3 +38,21 @@ def answer(token: str):
             errors = error.fields
     return render_template("answers/page.html", invalid=False, done=done, kind=found.kind, score=score,
                            comment=comment, errors=errors, shop_name=shop_name), (422 if errors else 200)
+
+
+@bp.route("/r/<token>")
+@access("public")
+def click(token: str):
+    """A link in a marketing email: record the click and go on to the address the token signs."""
+    from flask import abort, redirect
+
+    from crm.models import EmailClick
+
+    found = clicks.read(current_app.secret_key, token)
+    if found is None:
+        abort(404)
+    message_id, url = found
+    if db.session.get(EmailMessage, message_id) is not None:
+        db.session.add(EmailClick(message_id=message_id, url=url[:2000]))
+        db.session.commit()
+    return redirect(url, code=302)

@@ -350,10 +350,11 @@ SCHEMAS["SegmentPage"] = {
     "properties": {"items": {"type": "array", "items": _ref("Segment")}, "next": _nullable(STRING)},
 }
 SCHEMAS["Figures"] = {
-    "type": "object", "required": ["sent", "failed", "bounced", "unsubscribed", "orders", "revenue"],
+    "type": "object", "required": ["sent", "failed", "bounced", "unsubscribed", "clicked", "orders", "revenue"],
     "properties": {"sent": {"type": "integer"}, "failed": {"type": "integer"}, "bounced": {"type": "integer"},
+                   "clicked": {"type": "integer", "description": "Messages with at least one click on a link."},
                    "unsubscribed": {"type": "integer"}, "orders": {"type": "integer", "description":
-                   "Paid orders attributed (within the send window after an email; each order counted once)."},
+                   "Paid orders attributed (within the click window after a click or the send window after an email; each order counted once)."},
                    "revenue": DECIMAL},
 }
 SCHEMAS["Campaign"] = {

@@ -16,12 +16,13 @@ from crm.views.access import access
 
 bp = Blueprint("flows", __name__, url_prefix="/settings/flows")
 
-FIELD_LABELS = {"action": "Action", "followup_days": "Follow-up days", "segment_id": "Segment", "cap": "At most",
+FIELD_LABELS = {"send_days": "Days after a send", "click_days": "Days after a click", "action": "Action", "followup_days": "Follow-up days", "segment_id": "Segment", "cap": "At most",
                 "period_days": "In any (days)", "window_start": "Send from", "window_end": "Send until"}
 
 
 def page_context() -> dict[str, Any]:
     """What the rules page shows about flows: the settings, the segments and what each flow did."""
+    from crm.services.campaigns import figures
     from crm.services.segments import store as segments
 
     counts: dict[str, dict[str, int]] = {}
@@ -29,7 +30,8 @@ def page_context() -> dict[str, Any]:
             select(FlowSend.flow, FlowSend.status, func.count()).group_by(FlowSend.flow, FlowSend.status)):
         counts.setdefault(flow, {})[status] = count
     return {"flows": config.flows(), "flow_titles": runner.TITLES, "flow_actions": config.ACTIONS,
-            "flow_pacing": config.pacing_values(), "flow_counts": counts, "flow_segments": segments.all_segments()}
+            "flow_pacing": config.pacing_values(), "flow_counts": counts, "flow_segments": segments.all_segments(),
+            "attribution": figures.windows()}
 
 
 @bp.app_template_global()
@@ -85,4 +87,21 @@ def pacing():
         db.session.commit()
         flash(f"At most {values['cap']} marketing emails per contact in any {values['period_days']} days, "
               f"sent between {values['window_start']} and {values['window_end']}.", "success")
+    return redirect(url_for("rules.index", _anchor="flows"))
+
+
+@bp.route("/attribution", methods=["POST"])
+@access("admin")
+def attribution():
+    """Save the attribution windows and whether links are tracked."""
+    from crm.services.campaigns import figures
+
+    try:
+        values = figures.save_windows(request.form.to_dict(), current_user.id)
+    except ValidationError as error:
+        _refused(error)
+    else:
+        db.session.commit()
+        flash(f"Orders count within {values['click_days']} days of a click or {values['send_days']} of a send; "
+              f"click tracking {'on' if values['track_clicks'] else 'off'}.", "success")
     return redirect(url_for("rules.index", _anchor="flows"))

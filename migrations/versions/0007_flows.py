@@ -1,8 +1,8 @@
-"""Flows, newsletters and answers: what each rule's email flow did per occasion; campaigns and their recipients; survey answers
+"""Flows, newsletters, answers and clicks: what each rule's email flow did per occasion; campaigns and their recipients; survey answers; clicks through the signed redirect
 
 Revision ID: 0003_flows
 Revises: 0003_email
-Create Date: 2026-12-05 19:47:54.702737
+Create Date: 2026-12-05 19:53:15.566013
 
 """
 from alembic import op
@@ -58,6 +58,17 @@ def upgrade():
     with op.batch_alter_table('campaign_recipients', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_campaign_recipients_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_campaign_recipients_message_id'), ['message_id'], unique=False)
+
+    op.create_table('email_clicks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message_id', sa.Integer(), nullable=False),
+    sa.Column('url', sa.String(length=2000), nullable=False),
+    sa.Column('clicked_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['message_id'], ['email_messages.id'], name=op.f('fk_email_clicks_message_id_email_messages'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_clicks'))
+    )
+    with op.batch_alter_table('email_clicks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_email_clicks_message_id'), ['message_id'], unique=False)
 
     op.create_table('flow_sends',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -121,6 +132,10 @@ def downgrade():
         batch_op.drop_index('ix_flow_sends_flow_created')
 
     op.drop_table('flow_sends')
+    with op.batch_alter_table('email_clicks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_email_clicks_message_id'))
+
+    op.drop_table('email_clicks')
     with op.batch_alter_table('campaign_recipients', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_campaign_recipients_message_id'))
         batch_op.drop_index(batch_op.f('ix_campaign_recipients_contact_id'))

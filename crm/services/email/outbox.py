@@ -22,7 +22,7 @@ from crm.extensions import db
 from crm.models import Contact, EmailMessage, Interaction, Order, Task, User, utcnow
 from crm.models.order import PAID_STATUSES
 from crm.services import audit, engine_hooks
-from crm.services.email import answer_links, render, suppression, templates, tokens
+from crm.services.email import answer_links, clicks, render, suppression, templates, tokens
 from crm.services.email.settings import EmailSettings, effective
 from crm.services.errors import ValidationError
 
@@ -150,6 +150,7 @@ def queue_messages(contacts: list[Contact], template_key: str, *, subject: str |
     db.session.add_all(messages)
     db.session.flush()
     secret = current_app.secret_key
+    track = tracking_clicks()
     for contact, message in zip(contacts, messages):
         unsubscribe_url = tokens.url(settings.public_url, secret, contact.id, message.id) if marketing else None
         try:
@@ -158,6 +159,9 @@ def queue_messages(contacts: list[Contact], template_key: str, *, subject: str |
         except render.TemplateProblem as error:
             raise ValidationError(fields={"subject" if error.part == "Subject" else "body": str(error)}) from None
         message.subject, message.html_body, message.text_body = rendered.subject, rendered.html, rendered.text
+        if marketing and track:
+            message.html_body, message.text_body = clicks.rewrite(rendered.html, rendered.text, settings.public_url,
+                                                                  secret, message.id)
         message.unsubscribe_url = unsubscribe_url
         eligibility = suppression.status_of(contact, marketing, suppressed.get(contact.email or ""), looked_up=True)
         if not eligibility.ok:
@@ -174,6 +178,15 @@ def queue_messages(contacts: list[Contact], template_key: str, *, subject: str |
 
         queue_delivery(queued)  # the worker gets them when the caller commits
     return messages
+
+
+def tracking_clicks() -> bool:
+    """Whether links in marketing email go through the click redirect (Settings → Rules, on by default)."""
+    from crm.models import Setting
+
+    row = db.session.get(Setting, "attribution")
+    value = row.value if row is not None and isinstance(row.value, dict) else {}
+    return bool(value.get("track_clicks", True))
 
 
 def outcome_text(message: EmailMessage) -> str:
