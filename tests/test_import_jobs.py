@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import CRM_COMMAND, ROOT, soup, text_of, worker_environment
+from tests.conftest import CRM_COMMAND, ROOT, soup, text_of, worker_environment
 from crm.extensions import db
 from crm.models import Contact, ImportRun, JobRun, Order
-from job_files import shopify_orders
+from tests.job_files import shopify_orders
 
 
 @pytest.fixture(autouse=True)
