@@ -7,6 +7,7 @@ page and the dashboard, and simply runs again at its next slot.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -23,6 +24,8 @@ from crm.services import audit, backups
 from crm.services.errors import ValidationError
 from crm.services.jobs import runs
 from crm.services.jobs.core import Job, job, periodic_job, set_progress
+
+log = logging.getLogger(__name__)
 
 SETTING_KEY = "schedules"
 DEFAULTS: dict[str, Any] = {"refresh_time": "03:15", "backups_keep": 7}
@@ -128,7 +131,8 @@ def refresh_everyone_now(*, now: datetime | None = None, on_batch: Callable[[int
         if on_step is not None:
             on_step(label)
 
-    summary = engine.refresh(now or utcnow(), progress=batch_done, step_started=step_started)
+    summary = retrying_deadlocks(lambda: engine.refresh(now or utcnow(), progress=batch_done,
+                                                         step_started=step_started))
     db.session.commit()
     refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
     return summary
@@ -238,3 +242,19 @@ def failed_schedules() -> list[JobRun]:
     for run in failed:
         run.label = labels[run.name]  # type: ignore[attr-defined]
     return failed
+
+
+def retrying_deadlocks(work, attempts: int = 3):
+    """Return work()'s result, running the idempotent work again when PostgreSQL picked it as a
+    deadlock (or serialisation) victim against the shop's own writers, instead of failing."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as error:
+            code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+            if code not in ("40P01", "40001") or attempt == attempts:
+                raise
+            db.session.rollback()
+            log.warning("A concurrent write got in the way (PostgreSQL %s); trying again.", code)
