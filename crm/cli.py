@@ -329,9 +329,17 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
     """Import orders or customers from a Shopify, WooCommerce or any orders file."""
     import csv
     import os
+    import signal
     import sys
 
     from crm.services.importing import run as importing
+
+    def _stopped(signum, _frame):
+        # SIGTERM ends the command through the import's own error path, which marks the run
+        # failed (the batches done are kept) instead of leaving it "running".
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _stopped)
 
     with open(file, "rb") as handle:
         reason = importing.not_text_reason(handle.read(8192))

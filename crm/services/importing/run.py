@@ -228,8 +228,11 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
             tally.touched = None  # who the first part touched is not kept: re-derive everyone at the end
             items = itertools.islice(items, tally.counts["read"], None)
     elif not dry_run:
+        from crm.services.jobs.runs import this_worker
+
+        # The process doing it, so a run whose process was killed shows as interrupted, not running.
         run = ImportRun(kind=kind, filename=filename, user_id=user_id, dry_run=False, status="running",
-                        started_at=now, counts=dict.fromkeys(COUNTS, 0))
+                        started_at=now, counts=dict.fromkeys(COUNTS, 0), options={"process": this_worker()})
         db.session.add(run)
         db.session.commit()
         run_id = run.id
@@ -486,18 +489,25 @@ def progress_of(run: ImportRun, job: Any = None, *, stale_after: Any = None) -> 
     phase = run.phase
     if state == "queued" and phase == "waiting":
         state = "waiting"
+    stale_after = stale_after or timedelta(minutes=10)
+    resumable = run.job_run_id is not None
     if state in ("queued", "running") and job is not None:
         gone = job.status == "interrupted" or (
-            job.status == "running" and process_gone(job.worker, job.heartbeat_at,
-                                                     stale_after=stale_after or timedelta(minutes=10)))
+            job.status == "running" and process_gone(job.worker, job.heartbeat_at, stale_after=stale_after))
         resumed = job.status == "queued" and state == "running"
         if gone or resumed:
+            state = "interrupted"
+    elif state == "running" and not resumable and (run.options or {}).get("process"):
+        # `crm import` killed (SIGKILL, power cut) before it could mark the run failed.
+        if process_gone(run.options["process"], None, stale_after=stale_after):
             state = "interrupted"
     headline = {
         "queued": "Queued: it starts as soon as a worker is free.",
         "waiting": "Waiting: the same file is being imported; this one goes next.",
         "running": PHASE_LABELS.get(phase or "", "Running") + "…",
-        "interrupted": "Interrupted: its worker stopped. It goes on where it stopped when a worker runs again.",
+        "interrupted": ("Interrupted: its worker stopped. It goes on where it stopped when a worker runs again."
+                        if resumable else "Interrupted: the import stopped before it finished. Import the same "
+                        "file again to finish it; what is already in comes back unchanged."),
         "finished": "Finished.",
         "failed": "Failed.",
     }.get(state, state)
@@ -508,7 +518,7 @@ def progress_of(run: ImportRun, job: Any = None, *, stale_after: Any = None) -> 
         percent = min(100, round(100 * done / total))
     elif state == "finished":
         percent = 100
-    return {"state": state, "active": state in ("queued", "waiting", "running", "interrupted"),
+    return {"state": state, "active": state in ("queued", "waiting", "running") or (state == "interrupted" and resumable),
             "headline": headline, "done": done, "total": total, "percent": percent,
             "rejected": counts["rejected"], "phase": PHASE_LABELS.get(phase or "", phase)}
 
