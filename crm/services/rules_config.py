@@ -113,6 +113,9 @@ DEFAULT_RETENTION: Mapping[str, Any] = _freeze(
             "min_orders": 2,
             "delay_days": 7,
             "max_days_since_order": 90,
+            # History is history: an occasion older than this (an imported order from
+            # March) makes no to-do; a daily refresh makes each one on the day it falls due.
+            "grace_days": 14,
             "complaint_lookback_days": 180,
             "testimonial_kinds": ["testimonial", "review"],
             "assignee": "owner",
@@ -145,6 +148,7 @@ DEFAULT_RETENTION: Mapping[str, Any] = _freeze(
             "after_order_count": 3,
             "delay_days": 3,
             "max_days_since_order": 30,
+            "grace_days": 14,
             "assignee": "owner",
             "role": "support",
         },

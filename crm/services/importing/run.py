@@ -217,10 +217,16 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
                 db.session.commit()
             if progress is not None and (position := _position(fileobj)) is not None:
                 progress(position)
+        reaction = None
         if tally.touched is None:
-            engine_hooks.after_bulk_change(now=now)
+            reaction = engine_hooks.after_bulk_change(now=now)
         elif tally.touched:
-            engine_hooks.after_contacts_changed(sorted(tally.touched), now=now)
+            reaction = engine_hooks.after_contacts_changed(sorted(tally.touched), now=now)
+        if reaction is not None:
+            # What the rules made of the file, so the summary can say why there are not more to-dos.
+            tally.counts["tasks_created"] = reaction.tasks_created
+            tally.counts["tasks_passed"] = sum(reaction.tasks_passed.values())
+            tally.counts["tasks_passed_by"] = dict(reaction.tasks_passed)
         if dry_run:
             db.session.rollback()
         status, error = _outcome(tally)
@@ -350,11 +356,15 @@ def first_rejections(run_id: int, limit: int = 10) -> list[ImportRejection]:
     ))
 
 
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
 def summary_lines(run: ImportRun) -> list[str]:
     """Return the run's counts as short sentences for a person (CLI and page share them)."""
     c = {**dict.fromkeys(COUNTS, 0), **(run.counts or {})}
-    lines = [f"{c['read']} records read" + (" (an order spread over several lines counts once)"
-                                            if run.kind == "shopify-orders" else "")]
+    lines = [_plural(c["read"], "record") + " read" + (" (an order spread over several lines counts once)"
+                                                      if run.kind == "shopify-orders" else "")]
     if is_order_kind(run.kind):
         lines.append(f"orders: {c['orders_created']} created, {c['orders_updated']} updated, "
                      f"{c['orders_unchanged']} unchanged")
@@ -362,5 +372,19 @@ def summary_lines(run: ImportRun) -> list[str]:
     else:
         lines.append(f"contacts: {c['contacts_created']} created, {c['contacts_updated']} updated, "
                      f"{c['contacts_unchanged']} unchanged")
-    lines.append(f"{c['rejected']} row{'' if c['rejected'] == 1 else 's'} rejected")
+    lines.append(f"{_plural(c['rejected'], 'row')} rejected")
+    if "tasks_created" in c and not run.dry_run:
+        lines.append(to_do_line(c["tasks_created"], c.get("tasks_passed", 0), c.get("tasks_passed_by") or {}))
     return lines
+
+
+def to_do_line(created: int, passed: int, passed_by: dict[str, int]) -> str:
+    """'3 to-dos made; 120 more were not, because their moment had passed (…)': history is history."""
+    line = f"{_plural(created, 'to-do')} made"
+    if passed:
+        detail = ", ".join(f"{n:,} × {title.lower()}" for title, n in
+                           sorted(passed_by.items(), key=lambda item: (-item[1], item[0])))
+        line += (f"; {passed:,} more {'was' if passed == 1 else 'were'} not, because the "
+                 f"{'occasion' if passed == 1 else 'occasions'} had passed before the import "
+                 f"(orders from the past make to-dos only while there is still time to act): {detail}")
+    return line
