@@ -285,8 +285,7 @@ class TaskPage:
     pages: int
 
 
-def task_page(filters: TaskFilters, page: int = 1, per_page: int = 50) -> TaskPage:
-    """Return one page of to-dos matching the filters, soonest due first, in two queries."""
+def _conditions(filters: TaskFilters) -> list:
     conditions = []
     if filters.status:
         if filters.status not in TASK_STATUSES:
@@ -302,6 +301,12 @@ def task_page(filters: TaskFilters, page: int = 1, per_page: int = 50) -> TaskPa
         conditions.append(Task.due_at >= start_of_shop_day(filters.due_from))
     if filters.due_to:
         conditions.append(Task.due_at < start_of_shop_day(filters.due_to + timedelta(days=1)))
+    return conditions
+
+
+def task_page(filters: TaskFilters, page: int = 1, per_page: int = 50) -> TaskPage:
+    """Return one page of to-dos matching the filters, soonest due first, in two queries."""
+    conditions = _conditions(filters)
     total = db.session.scalar(select(func.count()).select_from(Task).where(*conditions)) or 0
     page, pages = clamp_page(total, page, per_page)
     tasks = list(db.session.scalars(_with_people(
@@ -319,3 +324,77 @@ def open_tasks_for(contact_id: int) -> list[Task]:
     """Return a contact's open to-dos, soonest due first."""
     return list(db.session.scalars(_with_people(
         select(Task).where(Task.contact_id == contact_id, Task.status == "open").order_by(Task.due_at, Task.id))))
+
+
+# -- many at once ------------------------------------------------------------------------------
+
+BULK_ACTIONS = ("complete", "dismiss", "reassign", "snooze")
+BULK_LIMIT = 5000
+_BULK_FIELD = {"complete": "outcome", "dismiss": "reason", "reassign": "assignee_id", "snooze": "until"}
+
+
+@dataclass
+class BulkResult:
+    action: str
+    changed: int
+    skipped: int  # named or matching, but no longer open
+
+    def __str__(self) -> str:
+        verb = {"complete": "marked done", "dismiss": "dismissed", "reassign": "reassigned",
+                "snooze": "snoozed"}[self.action]
+        text = f"{self.changed:,} to-do{'' if self.changed == 1 else 's'} {verb}"
+        if self.skipped:
+            text += f"; {self.skipped:,} {'was' if self.skipped == 1 else 'were'} no longer open"
+        return text + "."
+
+
+def bulk_task_ids(task_ids: list[int] | None = None, filters: TaskFilters | None = None) -> list[int]:
+    """Return the ids of the ticked to-dos, or of every open to-do matching the filters."""
+    if task_ids is not None:
+        return sorted({int(i) for i in task_ids})[:BULK_LIMIT]
+    filters = filters or TaskFilters()
+    conditions = _conditions(TaskFilters(status="open", kind=filters.kind, assignee=filters.assignee,
+                                         due_from=filters.due_from, due_to=filters.due_to))
+    return list(db.session.scalars(select(Task.id).where(*conditions).order_by(Task.id).limit(BULK_LIMIT)))
+
+
+def bulk_act(action: str, task_ids: list[int], value: Any, actor_id: int | None,
+             now: datetime | None = None) -> BulkResult:
+    """Do one action (complete, dismiss, reassign, snooze) to many to-dos with the same value,
+    through the same per-to-do functions (so each is checked and audited); return the counts.
+
+    A to-do that is no longer open is skipped and counted; a bad value raises ValidationError
+    before anything changes.
+    """
+    now = now or utcnow()
+    if action not in BULK_ACTIONS:
+        raise ValidationError(fields={"action": f"Choose one of {', '.join(BULK_ACTIONS)}."})
+    if not task_ids:
+        raise ValidationError("Tick at least one to-do, or choose all that match the filters.",
+                              fields={"scope": "Tick at least one to-do."})
+    field_name = _BULK_FIELD[action]
+    if action == "complete":
+        value = _text(value, field_name, "Say how it went.")
+    elif action == "dismiss":
+        value = _text(value, field_name, "Say why they will not be done.")
+    elif action == "reassign":
+        value = assignable_user(value).id
+    elif value in (None, ""):
+        raise ValidationError(fields={field_name: "Pick the day they should come back."})
+    result = BulkResult(action, 0, 0)
+    tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(task_ids)))}
+    for task_id in task_ids:
+        task = tasks.get(task_id)
+        if task is None or task.status != "open":
+            result.skipped += 1
+            continue
+        if action == "complete":
+            complete_task(task, value, actor_id, now)
+        elif action == "dismiss":
+            dismiss_task(task, value, actor_id, now)
+        elif action == "reassign":
+            reassign_task(task, value, actor_id, now)
+        else:
+            snooze_task(task, value, actor_id, now)
+        result.changed += 1
+    return result

@@ -81,12 +81,13 @@ def _first_errors(form: FlaskForm) -> dict[str, str]:
 
 def _row(task: Task, **context):
     return render_template("tasks/_row.html", task=task, assignees=task_service.assignable_users(),
-                           today=shop_today(utcnow()), can_write=can("write"), **context)
+                           today=shop_today(utcnow()), can_write=can("write"),
+                           bulk=can("write") and request.form.get("bulk") == "1", **context)
 
 
-def _filters() -> tuple[task_service.TaskFilters, dict[str, str]]:
-    """Read the list filters from the query string; a bad value is named and left out."""
-    args, errors = request.args, {}
+def _filters(args=None) -> tuple[task_service.TaskFilters, dict[str, str]]:
+    """Read the list filters from the query string (or a form); a bad value is named and left out."""
+    args, errors = request.args if args is None else args, {}
     status = args.get("status", "open")
     if status not in (*TASK_STATUSES, "any"):
         errors["status"], status = "Choose a status from the list.", "open"
@@ -202,6 +203,35 @@ def dismiss(task_id: int):
         task_service.dismiss_task(task, form.reason.data, current_user.id)
         return f"Dismissed: {task.close_reason}"
     return _act(task_id, DismissForm, "dismiss", work)
+
+
+@bp.route("/tasks/bulk", methods=["POST"])
+@access("write")
+def bulk():
+    """Do one action to the ticked to-dos, or to every open to-do matching the list's filters."""
+    form = request.form
+    action = form.get("action", "")
+    scope = form.get("scope", "ticked")
+    if scope == "matching":
+        if form.get("view") == "mine":
+            filters = task_service.TaskFilters(assignee=current_user.id)
+        else:
+            filters, _errors = _filters(form)
+        ids = task_service.bulk_task_ids(filters=filters)
+    else:
+        ids = task_service.bulk_task_ids([int(i) for i in form.getlist("task_id") if i.isdigit() and len(i) < 10])
+    value = {"complete": form.get("outcome") or form.get("reason"), "dismiss": form.get("reason"),
+             "reassign": form.get("assignee_id"), "snooze": form.get("until")}.get(action)
+    try:
+        result = task_service.bulk_act(action, ids, value, current_user.id)
+    except ValidationError as error:
+        db.session.rollback()
+        flash(" ".join(error.fields.values()) or error.message, "error")
+    else:
+        db.session.commit()
+        flash(str(result), "success")
+    back = form.get("back", "")
+    return redirect(back if back.startswith("/tasks") and not back.startswith("//") else url_for("tasks.index"))
 
 
 @bp.route("/contacts/<int:contact_id>/tasks", methods=["POST"])
