@@ -297,6 +297,19 @@ def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
     )
 
 
+# The first part of the rule_key of each rule's to-dos ("testimonial:repeat_customer").
+RULE_KEY_PREFIXES = {
+    "followup_first_order": "followup",
+    "testimonial_request": "testimonial",
+    "winback": "winback",
+    "birthday": "birthday",
+    "abandoned_cart": "cart",
+    "replenishment": "replenish",
+    "survey": "survey",
+    "hot_lead": "hot_lead",
+    "stay_in_touch": "stay_in_touch",
+}
+
 Rule = Callable[[ContactFacts, Settings, datetime, Settings], TaskSpec | None]
 RULES: dict[str, Rule] = {
     "followup_first_order": _followup_first_order,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from crm.extensions import db
@@ -398,3 +398,38 @@ def bulk_act(action: str, task_ids: list[int], value: Any, actor_id: int | None,
             snooze_task(task, value, actor_id, now)
         result.changed += 1
     return result
+
+
+# -- a rule switched off ---------------------------------------------------------------------
+
+
+def _rule_condition(rule: str):
+    from crm.services.retention import RULE_KEY_PREFIXES
+
+    if rule not in RULE_KEY_PREFIXES:
+        raise ValidationError(f"Unknown to-do rule {rule!r}.")
+    return Task.rule_key.like(f"{RULE_KEY_PREFIXES[rule]}:%")
+
+
+def open_rule_task_count(rule: str) -> int:
+    """Return how many open to-dos this retention rule made."""
+    return db.session.scalar(select(func.count()).select_from(Task)
+                             .where(Task.status == "open", _rule_condition(rule))) or 0
+
+
+def close_rule_tasks(rule: str, reason: str, actor_id: int | None, now: datetime | None = None) -> int:
+    """Close every open to-do this retention rule made, with the reason (one set-based update,
+    one audit entry); return how many."""
+    now = now or utcnow()
+    reason = _text(reason, "reason", "Say why they are closed.")
+    closed = db.session.execute(
+        update(Task).where(Task.status == "open", _rule_condition(rule))
+        .values(status="closed", close_reason=reason, closed_at=now)
+        .execution_options(synchronize_session=False)).rowcount or 0
+    if closed:
+        audit.record("close", "task_rule", None, user_id=actor_id,
+                     after={"rule": rule, "closed": closed, "close_reason": reason})
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, Task) and obj.status == "open":
+            db.session.expire(obj)
+    return closed
