@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from crm.services.facts import ContactFacts, latest_abandoned_cart
+from crm.services.facts import ContactFacts, latest_abandoned_cart, unresolved_complaints
 from crm.services.journey import derive_health
 from crm.services.rules_config import DEFAULT_HEALTH, DEFAULT_RETENTION
 from crm.services.wording import (
@@ -254,6 +254,24 @@ def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> Ta
     )
 
 
+def _problem_followup(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+    problems = unresolved_complaints(facts, negative_too=True)
+    if not problems:
+        return None
+    latest = problems[-1]
+    what = "complaint" if latest.kind == "complaint" else f"negative {latest.kind}"
+    return _spec(
+        c,
+        "problem_followup",
+        f"problem:{latest.occurred_at.strftime(_CART_KEY_FORMAT)}",
+        "Satisfaction call about a problem",
+        f"{what} on {format_date(latest.occurred_at)}, {ago(days_between(latest.occurred_at, now))}, "
+        f"with no outcome recorded: call to put it right",
+        latest.occurred_at,
+        latest.occurred_at + timedelta(days=c["within_days"]),
+    )
+
+
 def _hot_lead(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
     hot = facts.hot_since
     if hot is None or hot > now or _ordered_after_day(facts, utc_date(hot)):
@@ -306,6 +324,7 @@ RULE_KEY_PREFIXES = {
     "abandoned_cart": "cart",
     "replenishment": "replenish",
     "survey": "survey",
+    "problem_followup": "problem",
     "hot_lead": "hot_lead",
     "stay_in_touch": "stay_in_touch",
 }
@@ -319,6 +338,7 @@ RULES: dict[str, Rule] = {
     "abandoned_cart": _abandoned_cart,
     "replenishment": _replenishment,
     "survey": _survey,
+    "problem_followup": _problem_followup,
     "hot_lead": _hot_lead,
     "stay_in_touch": _stay_in_touch,
 }
@@ -396,6 +416,11 @@ def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping
         n = int(occasion.rpartition(":")[2])
         if facts.order_count < n:
             return f"only {plural(facts.order_count, 'paid order')} now"
+    elif rule == "problem":
+        left = datetime.strptime(occasion, _CART_KEY_FORMAT).replace(tzinfo=UTC)
+        still_open = [p for p in unresolved_complaints(facts, negative_too=True) if p.occurred_at >= left]
+        if not still_open:
+            return "the problem has an outcome recorded"
     elif rule == "hot_lead":
         ordered = _ordered_after_day(facts, date.fromisoformat(occasion))
         if ordered:

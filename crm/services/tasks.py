@@ -35,12 +35,13 @@ KIND_LABELS = {
     "replenishment": "Replenishment reminder",
     "survey": "Survey",
     "hot_lead": "Hot lead",
+    "problem_followup": "Problem call",
     "stay_in_touch": "Stay in touch",
     "data_request": "Data request",
 }
 MANUAL_KINDS = ("call", "email", "meeting", "other")
 # The interaction a completed to-do leaves on the timeline.
-CALL_KINDS = frozenset({"call", "followup_call", "hot_lead"})
+CALL_KINDS = frozenset({"call", "followup_call", "hot_lead", "problem_followup"})
 EMAIL_KINDS = frozenset({"email", "testimonial_request", "survey", "birthday", "cart_followup", "replenishment"})
 AUDITED = ("status", "assignee_id", "due_at", "snoozed_until", "closed_at", "close_reason", "outcome")
 TEXT_LIMIT = 300

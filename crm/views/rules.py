@@ -35,6 +35,7 @@ RULE_TITLES = {
     "abandoned_cart": "Follow up an abandoned cart",
     "replenishment": "Replenishment reminder",
     "survey": "Satisfaction survey",
+    "problem_followup": "Satisfaction call about a problem (a complaint or a negative interaction)",
     "hot_lead": "Call a hot lead",
     "stay_in_touch": "Stay in touch (contacts with a cadence)",
 }
@@ -62,7 +63,7 @@ LABELS = {
     "weights.cart": "Abandoned a cart recently",
     "weights.open_question": "Asked a question nobody answered yet",
     "weights.rfm_per_quintile": "Per quintile of recency, frequency and money spent",
-    "weights.complaint": "Complaint not resolved",
+    "weights.complaint": "Complaint or negative interaction not resolved (a problem is not buying intent)",
     "weights.do_not_contact": "Marked do not contact",
     "engagement_half_life_days": "Engagement half-life (an interaction this many days old counts half)",
     "engagement_max_points": "Most points engagement can add",
@@ -70,6 +71,9 @@ LABELS = {
     "question_window_days": "An unanswered question counts for (days)",
     "question_kinds": "Interactions that can be an open question",
     "hot_threshold": "Hot lead from this score (a call to-do for sales)",
+    "negative_is_a_problem": ("A negative interaction of any kind is a problem like a complaint: no engagement or "
+                              "open-question points, the complaint penalty until it is resolved"),
+    "within_days": "Only for problems reported in the last (days)",
     "enabled": "On",
     "delay_days": "Due this many days after the occasion",
     "grace_days": "Still made for this many days after it falls due",
