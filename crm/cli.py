@@ -135,7 +135,7 @@ def predict_command(as_of, as_json):
     # server only slow them down.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from crm.database import read_only
-    from crm.services import predict
+    from crm.services import engine, predict
 
     started = time.perf_counter()
     # Read and fit in a read transaction (on SQLite it does not take the write lock), then write
@@ -145,10 +145,15 @@ def predict_command(as_of, as_json):
         db.session.commit()
     result = predict.store(prepared, progress=lambda _count: db.session.commit())
     db.session.commit()
+    # Health and the to-dos read the predictions: run the rules too, so no contact page shows a
+    # win-back to-do beside "94% likely still active".
+    rules = engine.apply(None, as_of, progress=lambda _count: db.session.commit())
+    db.session.commit()
     if as_json:
         click.echo(json.dumps(result.as_json()))
         return
     click.echo(str(result))
+    click.echo(f"Rules: {rules}.")
     click.echo(f"Done in {time.perf_counter() - started:.1f} s.")
 
 

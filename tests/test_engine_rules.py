@@ -1101,3 +1101,16 @@ def test_property_wanted_tasks_are_consistent(scenario, later_seconds):
     by_kind = {s.kind: s.rule_key for s in specs}
     for s in wanted_tasks(f, DEFAULT_RETENTION, now + timedelta(seconds=later_seconds)):
         assert by_kind.get(s.kind, s.rule_key) == s.rule_key
+
+
+def test_a_winback_is_moot_once_the_model_says_the_customer_is_active():
+    from dataclasses import replace as with_
+
+    shop = ShopContext(median_spend=Decimal("100.00"))
+    at_risk = facts([order(160, "80"), order(130, "80"), order(100, "80"), order(70, "80")], shop=shop, p_alive=0.2)
+    key = one(at_risk, "winback").rule_key
+    assert moot_tasks([key], at_risk, NOW) == []
+    active = with_(at_risk, p_alive=0.94)
+    ((moot_key, why),) = moot_tasks([key], active, NOW)
+    assert moot_key == key
+    assert why.startswith("no longer slipping away: active (") and "94% likely to still be buying" in why
