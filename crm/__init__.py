@@ -28,6 +28,10 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+        from crm.services import shop
+
+        shop.current()  # read once at start (a database never migrated gives the config's values)
+        db.session.remove()
 
     from crm import views
 

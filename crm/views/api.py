@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from crm.extensions import csrf, db, limiter
 from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task, User
-from crm.services import audit, contact_queries, interactions, tasks
+from crm.services import audit, contact_queries, interactions, shop, tasks
 from crm.services import contacts as contact_service
 from crm.services import orders as order_service
 from crm.services.errors import ValidationError
@@ -428,7 +428,7 @@ def contact_interactions(contact_id: int):
 @access("write")
 def orders():
     """Record an order: 201 when new, 200 when that source's order id was already recorded."""
-    record = api_order_record(_json_body(), default_currency=current_app.config.get("SHOP_CURRENCY", "EUR"))
+    record = api_order_record(_json_body(), default_currency=shop.current().currency)
     outcome = order_service.record_order(record, actor_id=current_user.id)
     if outcome.result == "rejected":
         raise ValidationError(fields={outcome.field or "body": outcome.reason or "The order was refused."})

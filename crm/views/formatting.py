@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request, url_for
 
+from crm.services import shop
 from crm.views import access
 
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
@@ -23,7 +24,7 @@ NAVIGATION = (
 
 
 def shop_zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
+    return shop.current().zone
 
 
 def local(value: datetime | None) -> datetime | None:
@@ -39,7 +40,7 @@ def format_money(value, currency: str | None = None) -> str:
     if value is None:
         return "—"
     amount = Decimal(str(value)).quantize(Decimal("0.01"))
-    code = (currency or current_app.config.get("SHOP_CURRENCY") or "EUR").upper()
+    code = (currency or shop.current().currency).upper()
     sign = CURRENCY_SIGNS.get(code)
     text = f"{amount:,.2f}"
     return f"{sign}{text}" if sign else f"{text} {code}"
@@ -124,4 +125,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["navigation"] = navigation
     app.jinja_env.globals["contact_url"] = contact_url
     app.jinja_env.globals["record_url"] = record_url
-    app.jinja_env.globals["shop_name"] = lambda: current_app.config.get("SHOP_NAME", "CRM")
+    app.jinja_env.globals["shop_name"] = lambda: shop.current().name
+    app.jinja_env.globals["shop_settings"] = shop.current

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, render_template, url_for
 from flask_login import current_user
 
 from crm.models import utcnow
-from crm.services import insight, overview
+from crm.services import insight, overview, shop
 from crm.views.access import access
 from crm.views.formatting import CURRENCY_SIGNS
 
@@ -19,7 +19,7 @@ bp = Blueprint("main", __name__)
 def dashboard():
     """Show the shop at a glance: the journey, who is slipping away, revenue and what is due today."""
     now = utcnow()
-    zone = current_app.config.get("SHOP_TIMEZONE") or "UTC"
+    zone = shop.current().timezone
     return render_template(
         "main/dashboard.html", summary=overview.summary(now),
         insight=insight.dashboard(current_user.id, now, zone),
@@ -32,7 +32,7 @@ def money_short(value) -> str:
     if value is None:
         return "—"
     amount = Decimal(str(value))
-    code = (current_app.config.get("SHOP_CURRENCY") or "EUR").upper()
+    code = shop.current().currency.upper()
     sign = CURRENCY_SIGNS.get(code)
     size = abs(amount)
     if size >= 1_000_000:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import IO, Any
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlalchemy import insert, select, update
 
 from crm.database import refresh_statistics
@@ -126,7 +126,9 @@ def open_reader(kind: str, fileobj: Any, filename: str | None = None, *, fmt: st
 
 
 def _shop_currency() -> str:
-    return (current_app.config.get("SHOP_CURRENCY") if has_app_context() else None) or "EUR"
+    from crm.services import shop
+
+    return shop.current().currency if has_app_context() else "EUR"
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:
