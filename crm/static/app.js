@@ -45,3 +45,25 @@ document.addEventListener("DOMContentLoaded", function () {
   var note = document.getElementById("guessed");
   if (note && guessed) note.hidden = false;
 });
+
+// "/" jumps to the header search from anywhere but a field; Enter there (or in the contact list's
+// search) opens the single or first matching contact.
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  var target = event.target;
+  if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+  var box = document.getElementById("header-search");
+  if (!box) return;
+  event.preventDefault();
+  box.focus();
+  box.select();
+});
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "Enter" || event.isComposing) return;
+  var box = event.target;
+  if (!box.matches || !box.matches("#contact-search input[name=q]") || !box.value.trim()) return;
+  var header = document.querySelector("form.header-search");
+  if (!header) return;
+  event.preventDefault();
+  window.location.assign(header.getAttribute("action") + "?q=" + encodeURIComponent(box.value.trim()));
+});

@@ -93,6 +93,20 @@ def index():
     return render_template("contacts/index.html", tag_names=tag_names, owners=owners, choices=choices, **context)
 
 
+@bp.route("/go")
+@access("read")
+def go():
+    """Open the single (or first) contact matching the header search; the list when none or no words."""
+    filters = ContactFilters.from_args({"q": request.args.get("q", "")})
+    if not filters.q:
+        return redirect(url_for("contacts.index"))
+    result = contact_queries.page(filters, size=1, user_id=current_user.id)
+    if not result.contacts:
+        flash(f"No contact matches “{filters.q}”.", "info")
+        return redirect(url_for("contacts.index", q=filters.q))
+    return redirect(url_for("contacts.show", contact_id=result.contacts[0].id))
+
+
 @bp.route("/bulk", methods=["POST"])
 @access("write")
 def bulk():
