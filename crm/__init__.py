@@ -12,7 +12,10 @@ def create_app(config: dict | None = None) -> Flask:
     # Imported here so that pure modules (crm.services.importing) load without Flask.
     from flask import Flask
 
-    app = Flask(__name__, instance_relative_config=True)
+    import os
+
+    # CRM_INSTANCE_PATH moves the instance folder (database, queue, uploads, backups) elsewhere.
+    app = Flask(__name__, instance_relative_config=True, instance_path=os.environ.get("CRM_INSTANCE_PATH") or None)
     from crm import config as config_module
 
     config_module.load(app, config)
@@ -32,6 +35,10 @@ def create_app(config: dict | None = None) -> Flask:
 
         shop.current()  # read once at start (a database never migrated gives the config's values)
         db.session.remove()
+
+    from crm.services import jobs
+
+    jobs.init_app(app)
 
     from crm import views
 

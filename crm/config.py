@@ -28,6 +28,13 @@ DEFAULTS = {
     "SHOP_CURRENCY": "EUR",
     "PAGE_SIZE": 50,
     "RETENTION_MONTHS": 36,  # months without an order or interaction before a contact is up for review
+    # The job queue: a SQLite file in the instance folder unless REDIS_URL (CRM_REDIS_URL) is set.
+    "JOBS_SQLITE_PATH": None,  # default instance/jobs.sqlite3
+    "JOBS_QUEUE_NAME": "crm",  # the queue's name inside its storage (one per app or test)
+    "JOBS_STALE_AFTER": 600,  # seconds without news before another host's running job counts as interrupted
+    "JOBS_EXTRA_MODULES": [],  # modules with jobs besides crm.services.jobs.registry's (tests use it)
+    "JOBS_BURST_SCHEDULES": True,  # `crm worker --burst` also runs the scheduled jobs whose time has come
+    "JOBS_FIGURES_DELAY": 600,  # seconds after an order arrives before the shop-wide figures are worked out
 }
 
 

@@ -374,6 +374,10 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
         if changed:
             aggregates.refresh(changed)
             engine_hooks.after_contacts_changed(changed, now=now)
+            # What can wait (shop-wide figures, predictions) goes to the worker, never into the request.
+            from crm.services.jobs.maintenance import queue_shop_figures
+
+            queue_shop_figures()
     return summary
 
 

@@ -81,7 +81,7 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import api, audit, auth, contacts, imports, journey, leads, main, orders, privacy, rules, settings, tasks, tokens, users, webhooks
+    from crm.views import api, audit, auth, contacts, imports, jobs, journey, leads, main, orders, privacy, rules, settings, tasks, tokens, users, webhooks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
@@ -90,6 +90,7 @@ def init_app(app: Flask) -> None:
         auth.bp,
         contacts.bp,
         imports.bp,
+        jobs.bp,
         journey.bp,
         leads.bp,
         main.bp,
