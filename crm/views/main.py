@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, make_response, render_template, url_for
 from flask_login import current_user
 
 from crm.models import utcnow
-from crm.services import insight, overview, shop
+from crm.services import freshness, insight, overview, shop
 from crm.views.access import access
 from crm.views.formatting import CURRENCY_SIGNS
 
@@ -22,8 +22,20 @@ def dashboard():
     zone = shop.current().timezone
     return render_template(
         "main/dashboard.html", summary=overview.summary(now),
-        insight=insight.dashboard(current_user.id, now, zone),
+        insight=insight.dashboard(current_user.id, now, zone), updating=freshness.refresh_pending(),
     )
+
+
+@bp.route("/updating")
+@access("read")
+def updating():
+    """The dashboard's "updating…" note while a refresh is on its way; once done, reload the page."""
+    pending = freshness.refresh_pending()
+    if pending is None:
+        response = make_response("")
+        response.headers["HX-Refresh"] = "true"
+        return response
+    return render_template("main/_updating.html", updating=pending)
 
 
 @bp.app_template_filter()

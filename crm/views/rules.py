@@ -12,7 +12,7 @@ from wtforms.validators import InputRequired
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from crm.extensions import db, htmx
-from crm.services import rule_settings
+from crm.services import freshness, rule_settings
 from crm.services import tasks as task_service
 from crm.services.errors import ValidationError
 from crm.views.access import access
@@ -221,9 +221,10 @@ def save(kind: str):
         except ValidationError as error:
             apply_errors(form, ValidationError(error.message, {field_name(p): r for p, r in error.fields.items()}))
         else:
+            freshness.queue_refresh()
             db.session.commit()
             saved = True
-    notice = f"{SECTION_TITLES[kind]} saved. Contacts follow on their next change, or everyone at once with Refresh now."
+    notice = f"{SECTION_TITLES[kind]} saved. Everyone is being refreshed with the new rules in the background."
     asks = _switched_off_with_open_tasks(sorted(was_on)) if saved else []
     if htmx and not htmx.boosted:
         return render_template("rules/_form.html", kind=kind, form=form, layout=LAYOUTS[kind],

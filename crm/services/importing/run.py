@@ -258,6 +258,13 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
         if not dry_run:
             audit.record("import", "import_run", run_id, user_id=user_id,
                          after={"kind": kind, "filename": filename, **tally.counts})
+            if any(tally.counts[k] for k in ("orders_created", "orders_updated", "contacts_created",
+                                             "contacts_updated")):
+                # The shop-wide figures and predictions follow the new history: one refresh of
+                # everyone, queued for the worker (the dashboard says "updating…" meanwhile).
+                from crm.services import freshness
+
+                freshness.queue_refresh()
         db.session.commit()
         if not dry_run and tally.counts["orders_created"] + tally.counts["contacts_created"] >= ANALYZE_AFTER:
             refresh_statistics(db.session)
