@@ -78,6 +78,7 @@ def app(_migrated, app_config, tmp_path):
 
         shop.forget()  # the app read the shop settings before the tables were emptied
         shop.current()
+        db.session.rollback()  # end the read, so no lock is held while the test runs
         yield app
         db.session.rollback()
         _empty_all_tables()
