@@ -434,3 +434,60 @@ def close_rule_tasks(rule: str, reason: str, actor_id: int | None, now: datetime
         if isinstance(obj, Task) and obj.status == "open":
             db.session.expire(obj)
     return closed
+
+
+# -- people join: the work follows --------------------------------------------------------------
+
+
+def _rule_roles() -> dict[str, str]:
+    """Return {rule key prefix: the role its to-dos go to}, from the shop's retention settings."""
+    from crm.services import rule_settings
+    from crm.services.retention import RULE_KEY_PREFIXES
+
+    retention = rule_settings.load("retention")
+    return {prefix: retention[rule]["role"] for rule, prefix in RULE_KEY_PREFIXES.items() if rule in retention}
+
+
+def balance_role_tasks(user: User, actor_id: int | None = None) -> int:
+    """When `user` joins (or comes back to) a role, share that role's rule to-dos that nobody of
+    the role holds (unassigned, or with an admin standing in) among the role's active members,
+    fewest open to-dos first; return how many went to `user` (flushed, audited).
+
+    An admin joining takes the unassigned rule to-dos of roles that have nobody (as the rules
+    would have given them), e.g. those a demo shop made before anyone signed up.
+    """
+    if not user.active or user.role == "viewer":
+        return 0
+    roles = _rule_roles()
+    members = list(db.session.scalars(select(User).where(User.active.is_(True), User.role == user.role)))
+    active_roles = set(db.session.scalars(select(User.role).where(User.active.is_(True)).distinct()))
+    if user.role == "admin":
+        prefixes = [p for p, role in roles.items() if role not in active_roles or role == "admin"]
+        held = Task.assignee_id.is_(None)
+    else:
+        prefixes = [p for p, role in roles.items() if role == user.role]
+        admin_ids = select(User.id).where(User.role == "admin")
+        held = or_(Task.assignee_id.is_(None), Task.assignee_id.in_(admin_ids))
+    if not prefixes or not members:
+        return 0
+    waiting = list(db.session.scalars(
+        select(Task).where(Task.status == "open", held, or_(*[Task.rule_key.like(f"{p}:%") for p in prefixes]))
+        .order_by(Task.due_at, Task.id)))
+    if not waiting:
+        return 0
+    ids = [m.id for m in members]
+    load = dict.fromkeys(ids, 0)
+    load.update(db.session.execute(select(Task.assignee_id, func.count()).where(
+        Task.status == "open", Task.assignee_id.in_(ids)).group_by(Task.assignee_id)).all())
+    given = 0
+    for task in waiting:
+        chosen = min(ids, key=lambda uid: (load[uid], uid != user.id, uid))
+        load[chosen] += 1
+        if task.assignee_id != chosen:
+            task.assignee_id = chosen
+            given += chosen == user.id
+    db.session.flush()
+    if given:
+        audit.record("balance", "task", None, user_id=actor_id,
+                     after={"to_user_id": user.id, "role": user.role, "tasks": given})
+    return given
