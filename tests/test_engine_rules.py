@@ -540,7 +540,7 @@ def test_value_lines_for_customers_from_shop_quintiles():
     got = lines(f)
     assert got["recency"] == (15, "last order 10 days ago (recency quintile 5 of 5)")
     assert got["frequency"] == (9, "3 paid orders (frequency quintile 3 of 5)")
-    assert got["monetary"] == (15, "spent 500.00 in total (monetary quintile 5 of 5)")
+    assert got["monetary"] == (15, "spent €500.00 in total (monetary quintile 5 of 5)")
     # No value lines for non-customers, nor before the shop's quintiles exist.
     assert not {"recency", "frequency", "monetary"} & set(lines(facts(shop=SHOP)))
     assert not {"recency", "frequency", "monetary"} & set(lines(facts([order(10)])))
@@ -689,7 +689,7 @@ def test_winback_for_valuable_customers_at_risk_or_lapsed():
     assert t.title == "Win back a valuable customer who is at risk"
     assert t.reason == (
         "last order 70 days ago; usually orders every 30 days; "
-        "spent 320.00 in total, above the shop median of 100.00"
+        "spent €320.00 in total, above the shop median of €100.00"
     )
     assert (t.assignee_policy, t.assignee_role) == ("owner", "sales")
     lapsed = one(at_risk, "winback", NOW + timedelta(days=40))

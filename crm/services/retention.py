@@ -25,6 +25,7 @@ from typing import Any
 from crm.services.facts import ContactFacts, latest_abandoned_cart, unresolved_complaints
 from crm.services.journey import derive_health
 from crm.services.rules_config import DEFAULT_HEALTH, DEFAULT_RETENTION
+from crm.services.shop import money
 from crm.services.wording import (
     ago,
     days_between,
@@ -169,7 +170,7 @@ def _winback(facts: ContactFacts, c: Settings, now: datetime, health_settings: S
         "winback",
         f"winback:{utc_date(facts.last_order_at).isoformat()}",
         f"Win back a valuable customer who is {label}",
-        f"{why}; spent {facts.total_spent:.2f} in total, above the shop median of {median:.2f}",
+        f"{why}; spent {money(facts.total_spent)} in total, above the shop median of {money(median)}",
         now,
     )
 

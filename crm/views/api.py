@@ -88,7 +88,11 @@ def _refused(error: Refused):
 @bp.errorhandler(ValidationError)
 def _invalid(error: ValidationError):
     db.session.rollback()
-    return api_error(422, error.message, error.fields)
+    message = error.message
+    if error.fields and message == ValidationError().message:
+        # The form's words ("the highlighted fields") mean nothing to an API client: name them.
+        message = "Some fields are invalid: " + "; ".join(f"{name}: {reason}" for name, reason in error.fields.items())
+    return api_error(422, message, error.fields)
 
 
 @bp.errorhandler(HTTPException)

@@ -124,6 +124,8 @@ def setup():
                 demo.generate(owner=user)
             db.session.commit()
             login_user(user)
+            user.last_login_at = user.created_at  # signed in by setting up: the Users page says so
+            db.session.commit()
             flash("Welcome! Your admin account is ready." + (" The demo shop is loaded." if form.demo.data else ""), "success")
             return redirect(url_for("main.dashboard"))
     return render_template("auth/setup.html", form=form)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app, request, url_for
 
 from crm.services import shop
+from crm.services.contacts import display_phone
 from crm.views import access
 
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
@@ -121,6 +122,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["ago"] = time_ago
     app.jinja_env.filters["local"] = local
+    app.jinja_env.filters["phone"] = display_phone
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["navigation"] = navigation
     app.jinja_env.globals["contact_url"] = contact_url

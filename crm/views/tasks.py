@@ -167,10 +167,29 @@ def _act(task_id: int, form_class: type[FlaskForm], action: str, work: Callable[
 @access("write")
 def complete(task_id: int):
     """Mark a to-do done with its outcome; the outcome goes on the contact's timeline."""
+    logged = []
+
     def work(task, form):
-        task_service.complete_task(task, form.outcome.data, current_user.id, sentiment=form.sentiment.data or None)
+        logged.append(task_service.complete_task(task, form.outcome.data, current_user.id,
+                                                 sentiment=form.sentiment.data or None))
         return f"Done: {task.outcome}"
-    return _act(task_id, CompleteForm, "complete", work)
+    response = _act(task_id, CompleteForm, "complete", work)
+    if logged and _partial() and _on_contact_page(logged[0].contact_id):
+        # The outcome goes on top of the timeline beside the to-do, without a reload.
+        from crm.services import contact_queries
+        from crm.views.contacts import _contact_helpers
+
+        item = contact_queries.timeline_item("interaction", logged[0])
+        response += render_template("tasks/_timeline_oob.html", item=item, contact_id=logged[0].contact_id,
+                                    **_contact_helpers())
+    return response
+
+
+def _on_contact_page(contact_id: int) -> bool:
+    """Whether the htmx request came from this contact's page (which shows the timeline)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/") == f"/contacts/{contact_id}"
 
 
 @bp.route("/tasks/<int:task_id>/snooze", methods=["POST"])

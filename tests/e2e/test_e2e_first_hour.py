@@ -141,6 +141,12 @@ def test_no_page_scrolls_sideways_on_a_390_pixel_phone(page, seeded, live_server
                 .slice(0, 3).map(e => e.tagName + '.' + e.className + '#' + e.id)""")
             too_wide.append(f"{url}: {sizes[0]} px wide ({', '.join(widest)})")
     assert too_wide == [], "\n".join(too_wide)
+    # The contact list fits a laptop screen too.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto("/contacts")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    assert page.locator("table.contacts").bounding_box()["width"] <= 1280
+    page.set_viewport_size({"width": 390, "height": 844})
     # The navigation stays compact: the header is not a wall of links.
     page.goto("/")
     assert page.locator("header.site-header").bounding_box()["height"] <= 150

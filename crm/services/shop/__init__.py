@@ -76,20 +76,22 @@ def _build(values: dict[str, Any]) -> ShopSettings:
     return ShopSettings(**known)
 
 
-def _remember(settings: ShopSettings | None) -> None:
+def _remember(settings: ShopSettings | None, config: dict | None = None) -> None:
     if has_app_context():
-        current_app.extensions["crm.shop_settings"] = (time.monotonic(), settings)
+        current_app.extensions["crm.shop_settings"] = (time.monotonic(), settings, config or _from_config())
 
 
 def current() -> ShopSettings:
     """Return the shop's settings: its own where saved, else the instance config, else defaults."""
     if not has_app_context():
         return ShopSettings()
+    config = _from_config()
     cached = current_app.extensions.get("crm.shop_settings")
-    if cached is not None and cached[1] is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+    if (cached is not None and cached[1] is not None and cached[2] == config
+            and time.monotonic() - cached[0] < CACHE_SECONDS):
         return cached[1]
-    settings = _build({**_from_config(), **_stored()})
-    _remember(settings)
+    settings = _build({**config, **_stored()})
+    _remember(settings, config)
     return settings
 
 
@@ -156,6 +158,17 @@ def save(values: dict[str, Any], actor_id: int | None) -> ShopSettings:
     settings = _build(clean)
     _remember(settings)
     return settings
+
+
+SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
+
+
+def money(amount, currency: str | None = None) -> str:
+    """'€2,851.71' (or '2,851.71 SEK'): an amount in the shop's currency, for reasons people read."""
+    code = (currency or current().currency).upper()
+    text = f"{amount:,.2f}"
+    sign = SIGNS.get(code)
+    return f"{sign}{text}" if sign else f"{text} {code}"
 
 
 def as_form_data(settings: ShopSettings | None = None) -> dict[str, Any]:
