@@ -156,12 +156,28 @@ def refresh_command(now):
             bar.label = label
             bar.render_progress()
 
-        summary = engine.refresh(now, progress=batch_done, step_started=step_started)
+        summary = _retrying_deadlocks(lambda: engine.refresh(now, progress=batch_done, step_started=step_started))
     db.session.commit()
     refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
     click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
     for note in summary.notes:
         click.echo(note)
+
+
+def _retrying_deadlocks(work, attempts: int = 3):
+    """Run an idempotent job again when PostgreSQL picked it as a deadlock (or serialisation)
+    victim against the shop's own writers, instead of dying with DeadlockDetected."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as error:
+            code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+            if code not in ("40P01", "40001") or attempt == attempts:
+                raise
+            db.session.rollback()
+            click.echo(f"A concurrent write got in the way (PostgreSQL {code}); trying again.", err=True)
 
 
 @click.command("predict")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from crm.services.bounds import shifted
 from crm.services.facts import ContactFacts, latest_abandoned_cart, unresolved_complaints
 from crm.services.journey import derive_health
 from crm.services.rules_config import DEFAULT_HEALTH, DEFAULT_RETENTION
@@ -87,7 +88,7 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
         given.append(facts.last_advocacy_at)
     if given:
         return f"gave a testimonial or review on {format_date(max(given))}"
-    since = now - timedelta(days=c["complaint_lookback_days"])
+    since = shifted(now, -timedelta(days=c["complaint_lookback_days"]))
     unhappy = [
         i
         for i in facts.interactions
@@ -103,8 +104,8 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
 def _open_until(since: datetime, *day_limits: int) -> datetime:
     """The last moment of the day that is the nearest of these many days after `since` (UTC days,
     as `days_between` counts them)."""
-    last_day = utc_date(since) + timedelta(days=min(day_limits))
-    return _start_of_day(last_day + timedelta(days=1)) - timedelta(microseconds=1)
+    last_day = shifted(utc_date(since), timedelta(days=min(day_limits) + 1))
+    return shifted(_start_of_day(last_day), -timedelta(microseconds=1))
 
 
 def _ordered_after_day(facts: ContactFacts, day: date) -> str | None:
@@ -121,7 +122,7 @@ def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: S
         return None
     first = facts.first_order_at
     assert first is not None
-    due = first + timedelta(days=c["delay_days"])
+    due = shifted(first, timedelta(days=c["delay_days"]))
     if now < due:
         return None
     return _spec(
@@ -132,7 +133,7 @@ def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: S
         f"first order on {format_date(first)}, {ago(days_between(first, now))}: "
         f"check it arrived and all is well",
         due,
-        due + timedelta(days=c["grace_days"]) - timedelta(microseconds=1),
+        shifted(due, timedelta(days=c["grace_days"]) - timedelta(microseconds=1)),
     )
 
 
@@ -152,7 +153,7 @@ def _testimonial_request(facts: ContactFacts, c: Settings, now: datetime, _h: Se
         f"repeat customer ({plural(facts.order_count, 'paid order')}, the latest "
         f"{ago(since_last)}) with no complaint or negative feedback in the last "
         f"{format_days(c['complaint_lookback_days'])} and no testimonial yet",
-        facts.last_order_at + timedelta(days=c["delay_days"]),
+        shifted(facts.last_order_at, timedelta(days=c["delay_days"])),
         _open_until(facts.last_order_at, c["max_days_since_order"], c["delay_days"] + c["grace_days"]),
     )
 
@@ -181,7 +182,7 @@ def _birthday(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> 
     today = utc_date(now)
     for year in (today.year, today.year + 1):
         day = birthday_in(facts.birthday, year)
-        greet_from = day - timedelta(days=c["days_ahead"])
+        greet_from = shifted(day, -timedelta(days=c["days_ahead"]))
         if greet_from <= today <= day:
             return _spec(
                 c,
@@ -198,7 +199,7 @@ def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Setting
     cart = latest_abandoned_cart(facts)
     if cart is None:
         return None
-    due = cart + timedelta(hours=c["delay_hours"])
+    due = shifted(cart, timedelta(hours=c["delay_hours"]))
     if now < due:
         return None
     return _spec(
@@ -208,7 +209,7 @@ def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Setting
         "Follow up an abandoned cart",
         f"left a cart on {format_date(cart)} and has not ordered since",
         due,
-        cart + timedelta(days=c["max_age_days"]),
+        shifted(cart, timedelta(days=c["max_age_days"])),
     )
 
 
@@ -216,7 +217,7 @@ def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
     gap, last = facts.usual_gap_days, facts.last_order_at
     if gap is None or last is None or gap < c["min_gap_days"]:
         return None
-    due = last + timedelta(days=gap - c["days_before"])
+    due = shifted(last, timedelta(days=gap - c["days_before"]))
     if now < due:
         return None
     return _spec(
@@ -227,7 +228,7 @@ def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
         f"usually orders every {format_days(gap)}; last order on {format_date(last)}, "
         f"{ago(days_between(last, now))}",
         due,
-        last + timedelta(days=gap + c["grace_days"]),
+        shifted(last, timedelta(days=gap + c["grace_days"])),
     )
 
 
@@ -250,7 +251,7 @@ def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> Ta
         f"survey:order_count:{n}",
         "Send a satisfaction survey",
         why,
-        last + timedelta(days=c["delay_days"]),
+        shifted(last, timedelta(days=c["delay_days"])),
         _open_until(last, c["max_days_since_order"], c["delay_days"] + c["grace_days"]),
     )
 
@@ -269,7 +270,7 @@ def _problem_followup(facts: ContactFacts, c: Settings, now: datetime, _h: Setti
         f"{what} on {format_date(latest.occurred_at)}, {ago(days_between(latest.occurred_at, now))}, "
         f"with no outcome recorded: call to put it right",
         latest.occurred_at,
-        latest.occurred_at + timedelta(days=c["within_days"]),
+        shifted(latest.occurred_at, timedelta(days=c["within_days"])),
     )
 
 
@@ -303,7 +304,7 @@ def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
             f"no interaction logged yet; {cadence}",
             now,
         )
-    due = last + timedelta(days=every)
+    due = shifted(last, timedelta(days=every))
     if now < due:
         return None
     return _spec(

@@ -34,6 +34,7 @@ from crm.services.importing.readers import GENERIC_FIELDS
 from crm.services.importing.records import Rejected
 from crm.services.uploads import forget_old_uploads
 from crm.views.access import access
+from crm.views.params import id_arg
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -120,7 +121,7 @@ def index():
             if token:
                 return redirect(url_for("imports.preview", token=token))
         status = 400
-    before = request.args.get("before", type=int)
+    before = id_arg("before")
     query = select(ImportRun, User.name).outerjoin(User, User.id == ImportRun.user_id) \
         .order_by(ImportRun.id.desc()).limit(PAGE + 1)
     if before:
