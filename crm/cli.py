@@ -136,56 +136,39 @@ def _as_of(_ctx, _param, value):
 @with_appcontext
 def refresh_command(now):
     """Re-derive predictions, stages, health, scores and to-dos for everyone (safe to run twice)."""
-    import os
     import time
 
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads for the predictions, as in `crm predict`
-    from crm.database import refresh_statistics
     from crm.services import engine
+    from crm.services.jobs.maintenance import refresh_everyone_now
 
     started = time.perf_counter()
     with click.progressbar(length=engine.contact_count(), label="Refreshing contacts", file=None) as bar:
-
-        def batch_done(count):
-            # Commit each batch so the shop's own writes never wait long for the lock.
-            db.session.commit()
-            bar.update(count)
 
         def step_started(label):
             # The bar counts the rules' contacts; the label says what the wait before them is.
             bar.label = label
             bar.render_progress()
 
-        summary = _retrying_deadlocks(lambda: engine.refresh(now, progress=batch_done, step_started=step_started))
+        summary = refresh_everyone_now(now=now, on_batch=bar.update, on_step=step_started)
+    from crm.services.clock import shop_today
+    from crm.services.segments.store import record_segment_sizes
+
+    recorded = record_segment_sizes(shop_today(now) if now else None)  # each segment's size for the day
     db.session.commit()
-    refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
-    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
+    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s; recorded the size of {recorded} segment(s).")
     for note in summary.notes:
         click.echo(note)
-
-
-def _retrying_deadlocks(work, attempts: int = 3):
-    """Run an idempotent job again when PostgreSQL picked it as a deadlock (or serialisation)
-    victim against the shop's own writers, instead of dying with DeadlockDetected."""
-    from sqlalchemy.exc import DBAPIError
-
-    for attempt in range(1, attempts + 1):
-        try:
-            return work()
-        except DBAPIError as error:
-            code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-            if code not in ("40P01", "40001") or attempt == attempts:
-                raise
-            db.session.rollback()
-            click.echo(f"A concurrent write got in the way (PostgreSQL {code}); trying again.", err=True)
 
 
 @click.command("predict")
 @click.option("--as-of", "as_of", callback=_as_of, metavar="DATE",
               help="Predict as at this date (noon UTC) or UTC time instead of now; later orders are ignored.")
 @click.option("--json", "as_json", is_flag=True, help="Print the fitted parameters as JSON instead of words.")
+@click.option("--holdout-weeks", "holdout_weeks", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Check the model instead: fit on the history up to N weeks before the as-of and compare its "
+                   "predictions with those N weeks (the figures of the model check page). Stores nothing.")
 @with_appcontext
-def predict_command(as_of, as_json):
+def predict_command(as_of, as_json, holdout_weeks):
     """Fit the purchase and spend models and store every customer's segment and predictions.
 
     Stores the RFM segment of every customer and, where the shop's orders allow an honest
@@ -204,6 +187,18 @@ def predict_command(as_of, as_json):
     from crm.services import engine, predict
 
     started = time.perf_counter()
+    if holdout_weeks is not None:
+        from crm.services import model_check
+
+        with read_only():
+            checked = model_check.check(as_of, holdout_weeks)
+            db.session.commit()
+        if as_json:
+            click.echo(json.dumps(checked.as_json()))
+        else:
+            click.echo(model_check.describe(checked))
+            click.echo(f"Done in {time.perf_counter() - started:.1f} s.")
+        return
     # Read and fit in a read transaction (on SQLite it does not take the write lock), then write
     # committing each batch, so the shop's own writes never wait long.
     with read_only():
@@ -437,6 +432,53 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
                        "or run again with --rejected-csv FILE.")
 
 
+@click.group("email")
+def email_group():
+    """Send queued email, read bounces, or send a test message."""
+
+
+@email_group.command("send")
+@click.option("--limit", type=int, default=1000, show_default=True, help="At most this many messages in this run.")
+@with_appcontext
+def email_send(limit):
+    """Send the queued messages that are due now (what the worker does), and print the counts."""
+    from crm.services.email import sending
+
+    counts = sending.deliver_due(limit=limit)
+    db.session.commit()
+    click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "Nothing to send.")
+
+
+@email_group.command("bounces")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def email_bounces(files):
+    """Read bounce messages (raw RFC 5322 files, one DSN each) and mark their messages and addresses."""
+    from crm.services.email import bounces
+
+    for path in files:
+        result = bounces.process(path.read_bytes())
+        db.session.commit()
+        if result.kind is None:
+            click.echo(f"{path}: nothing done. {result.note}")
+        else:
+            click.echo(f"{path}: message #{result.message_id} to {result.address} bounced ({result.kind})"
+                       + ("; the address is suppressed." if result.suppressed else "."))
+
+
+@email_group.command("test")
+@click.argument("to")
+@with_appcontext
+def email_test(to):
+    """Send a test message to TO and print the server's exact answer."""
+    from crm.services.email import sending
+
+    accepted, answer = sending.send_test(to)
+    click.echo(answer)
+    if not accepted:
+        raise SystemExit(1)
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True,
               help="Run every job due now (and scheduled jobs whose time has come), then exit.")
@@ -472,6 +514,7 @@ def register_commands(app: Flask) -> None:
         backup_command,
         create_user_command,
         demo_command,
+        email_group,
         import_command,
         predict_command,
         privacy_group,

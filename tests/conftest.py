@@ -27,11 +27,12 @@ def database_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def _migrated(database_url):
+def _migrated(database_url, tmp_path_factory):
     """Build the schema once per run, through the migrations, as a shop's install would."""
     from flask_migrate import upgrade
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True,
+                      "JOBS_SQLITE_PATH": str(tmp_path_factory.mktemp("queue") / "jobs.sqlite3")})
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))

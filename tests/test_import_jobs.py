@@ -132,11 +132,12 @@ class TestKilledWorker:
                 db.session.rollback()
                 run = db.session.get(ImportRun, run_id)
                 db.session.refresh(run)
-                read = (run.counts or {}).get("read", 0)
-                if run.phase == "recording" and read >= 100:
+                read, phase, status = (run.counts or {}).get("read", 0), run.phase, run.status
+                db.session.rollback()  # never sleep holding SQLite's write lock: the worker needs it
+                if phase == "recording" and read >= 100:
                     break
                 time.sleep(0.05)
-            assert 100 <= read < orders, f"the import was not caught mid-way ({read} read, phase {run.phase}, {run.status})" + (tmp_path / "worker.log").read_text()[-3000:]
+            assert 100 <= read < orders, f"the import was not caught mid-way ({read} read, phase {phase}, {status})" + (tmp_path / "worker.log").read_text()[-3000:]
         finally:
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=10)

@@ -70,6 +70,9 @@ def set_consent(contact: Contact, consent: bool, source: str, actor_id: int | No
     contact.consent = consent
     contact.consent_at = now or utcnow()
     contact.consent_source = source
+    from crm.services.email import suppression
+
+    suppression.record_consent(contact, consent, source, actor_id, now)
     audit.record("consent", "contact", contact.id, user_id=actor_id, before=before,
                  after=audit.snapshot(contact, ("consent", "consent_at", "consent_source")))
     engine_hooks.after_contacts_changed([contact.id], now=now)
@@ -491,6 +494,11 @@ def erase_contact(contact: Contact, actor_id: int | None, block_email: bool = Fa
             if not db.session.scalar(select(exists().where(ErasedEmail.email_hash == digest))):
                 db.session.add(ErasedEmail(email_hash=digest, erased_at=now))
 
+    from crm.services.email import outbox, suppression
+
+    # An unsubscribed or bounced address stays suppressed, as a hash only, so no import brings it back.
+    suppression.forget_addresses(contact)
+    outbox.erase_contact(contact.id)
     # Scrub what quotes the contact before the fields that identify it are gone.
     result.audit_entries = _scrub_audit(contact, related, scrub)
     result.other_records = _scrub_incoming(contact, scrub) + _scrub_filenames(contact)

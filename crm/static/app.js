@@ -67,3 +67,35 @@ document.addEventListener("keydown", function (event) {
   event.preventDefault();
   window.location.assign(header.getAttribute("action") + "?q=" + encodeURIComponent(box.value.trim()));
 });
+
+// An email editor with data-live-preview: typing refreshes the preview frame (a POST of the
+// same form to its preview button's formaction), at most every 600 ms.
+(function () {
+  var timer = null;
+  document.addEventListener("input", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-live-preview]");
+    if (!form) return;
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      var button = form.querySelector("button.preview");
+      if (button) form.requestSubmit(button);
+    }, 600);
+  });
+})();
+(function () {
+  function refresh(form) {
+    var button = form && form.querySelector("button.preview");
+    if (button) form.requestSubmit(button);
+  }
+  // After "load", so the empty frame's own first load cannot cancel the preview's.
+  window.addEventListener("load", function () {
+    document.querySelectorAll("form[data-live-preview]").forEach(refresh);
+  });
+  // New content: a list of contacts for the preview (show the first), or a whole page boosted in.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.target;
+    var form = target.closest && target.closest("form[data-live-preview]");
+    if (form) { refresh(form); return; }
+    if (target.querySelectorAll) target.querySelectorAll("form[data-live-preview]").forEach(refresh);
+  });
+})();

@@ -25,8 +25,13 @@ from crm.services import audit, contact_queries, interactions, shop, tasks
 from crm.services import contacts as contact_service
 from crm.services import orders as order_service
 from crm.services.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
-from crm.services.errors import ValidationError
+from crm.services.email import outbox as email_outbox
+from crm.services.email import suppression
+from crm.services.email import templates as email_templates
+from crm.services.errors import NotFound, ValidationError
 from crm.services.order_input import api_order_record
+from crm.services.segments import definition as segment_definition
+from crm.services.segments import store as segments
 from crm.views.access import access
 from crm.views.api_errors import api_error, api_error_response
 from crm.views.api_spec import spec
@@ -90,7 +95,7 @@ def _http(error: HTTPException):
 
 # -- reading requests --------------------------------------------------------------------------
 
-def _json_body() -> dict[str, Any]:
+def _json_body(*, invalid_status: int = 400) -> dict[str, Any]:
     """The request's JSON object, or a 413/415/400 refusal."""
     if (request.content_length or 0) > current_app.config.get("API_MAX_BODY", MAX_BODY):
         raise Refused(413, "The body is too large for the API.")
@@ -102,7 +107,8 @@ def _json_body() -> dict[str, Any]:
     try:
         body = parse_json(data)
     except BadJson as error:
-        raise Refused(400, str(error)) from None
+        # A segment definition is refused with 422 (issue 17: hostile definitions), other bodies with 400.
+        raise Refused(invalid_status, str(error), {"body": str(error)} if invalid_status == 422 else None) from None
     if not isinstance(body, dict):
         raise Refused(400, "The body must be a JSON object.")
     if where := _unstorable_text(body):
@@ -156,7 +162,7 @@ def _typed(body: dict[str, Any], allowed: dict[str, tuple[type, ...]], *, nullab
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    return {str: "a string", int: "an integer", bool: "true or false", list: "a list"}[types[0]]
+    return {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}[types[0]]
 
 
 def _limit() -> int:
@@ -242,8 +248,10 @@ def _breakdown(items: Any) -> list[dict]:
     return lines
 
 
-def contact_json(contact: Contact) -> dict[str, Any]:
+def contact_json(contact: Contact, email_status: str | None = None) -> dict[str, Any]:
     """Return a contact as the API shows it (the one serialiser)."""
+    if email_status is None:
+        email_status = suppression.status_of(contact, True).status
     return {
         "id": contact.id,
         "email": contact.email,
@@ -261,6 +269,7 @@ def contact_json(contact: Contact) -> dict[str, Any]:
         "owner_id": contact.owner_id,
         "consent": bool(contact.consent),
         "do_not_contact": bool(contact.do_not_contact),
+        "email_status": email_status,
         "stay_in_touch_days": contact.stay_in_touch_days,
         "tags": [tag.name for tag in contact.tags],
         "stage": contact.stage,
@@ -374,7 +383,8 @@ def contacts():
         raise ValidationError(fields={"q": "Give a search of at most 200 characters."})
     limit, after = _limit(), _cursor()
     found = contact_queries.search_contacts(q, stage=stage, after_id=after, limit=limit)
-    return jsonify(_page(found, limit, contact_json))
+    statuses = suppression.email_statuses(found)  # one query for the page, not one per contact
+    return jsonify(_page(found, limit, lambda c: contact_json(c, statuses[c.id])))
 
 
 @bp.route("/contacts/<int:contact_id>", methods=["GET", "PATCH"])
@@ -412,6 +422,61 @@ def contact_interactions(contact_id: int):
     response = jsonify(interaction_json(interaction))
     response.status_code = 201
     return response
+
+
+# -- email -------------------------------------------------------------------------------------
+
+EMAIL_FIELDS: dict[str, tuple[type, ...]] = {"template": (str,), "subject": (str,), "body": (str,)}
+
+
+def email_json(message) -> dict[str, Any]:
+    data = {
+        "id": message.id, "contact_id": message.contact_id, "template": message.template_key,
+        "status": message.status, "reason": message.reason, "smtp_answer": message.smtp_answer,
+        "subject": message.subject, "message_id": message.message_id, "attempts": message.attempts,
+        "created_at": _time(message.created_at), "finished_at": _time(message.finished_at),
+    }
+    if message.reason and message.status == "suppressed":
+        data["reason_text"] = suppression.REASONS.get(message.reason, message.reason)
+    return data
+
+
+@bp.route("/contacts/<int:contact_id>/emails", methods=["POST"])
+@access("write")
+def contact_emails(contact_id: int):
+    """Queue an email to a contact from a template (or a personal subject and body): 202."""
+    found = _contact_or_404(contact_id)
+    values = _typed(_json_body(), EMAIL_FIELDS, lengths={"subject": 300, "body": 50000, "template": 60})
+    bad = {name: "Contains characters that cannot be stored." for name in values if _unstorable_text(values[name])}
+    if bad:
+        raise ValidationError(fields=bad)
+    key = values.get("template") or ("personal" if "body" in values else None)
+    if key is None:
+        raise ValidationError(fields={"template": "Name a template, or give a subject and body."})
+    try:
+        email_templates.get(key)
+    except NotFound:
+        raise ValidationError(fields={"template": f"There is no template {key!r}; use one of "
+                                      f"{', '.join(email_templates.DEFAULTS)}."}) from None
+    message = email_outbox.queue_message(found, key, subject=values.get("subject"), body=values.get("body"),
+                                         actor_id=current_user.id)
+    db.session.commit()
+    response = jsonify(email_json(message))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.email", message_id=message.id)
+    return response
+
+
+@bp.route("/emails/<int:message_id>")
+@access("read")
+def email(message_id: int):
+    """One message's status and the server's answer."""
+    from crm.models import EmailMessage
+
+    message = db.session.get(EmailMessage, message_id) if message_id <= MAX_INT else None
+    if message is None:
+        raise Refused(404, f"There is no email #{message_id}.")
+    return jsonify(email_json(message))
 
 
 # -- orders ------------------------------------------------------------------------------------
@@ -491,6 +556,102 @@ def task(task_id: int):
         raise Refused(409, error.message, error.fields) from None
     db.session.commit()
     return jsonify(task_json(db.session.get(Task, task_id)))
+
+
+# -- segments --------------------------------------------------------------------------------
+
+SEGMENT_FIELDS: dict[str, tuple[type, ...]] = {"name": (str,), "description": (str,), "definition": (dict,)}
+
+
+def segment_json(segment, count: int | None = None) -> dict[str, Any]:
+    data = {"id": segment.id, "name": segment.name, "description": segment.description or "",
+            "definition": segment.definition, "created_at": _time(segment.created_at),
+            "updated_at": _time(segment.updated_at)}
+    if count is not None:
+        data["count"] = count
+    return data
+
+
+def _definition(raw: Any):
+    """The checked definition, or a 422 naming each faulty condition as definition.<position>."""
+    try:
+        return segment_definition.parse(raw)
+    except segment_definition.DefinitionError as error:
+        raise ValidationError(error.message, {
+            "definition" if position == "definition" else f"definition.{position}": reason
+            for position, reason in error.fields.items()}) from None
+
+
+def _segment_values(body: dict[str, Any]) -> dict[str, Any]:
+    values = _typed(body, SEGMENT_FIELDS, nullable=("description",), lengths={"name": 120, "description": 1000})
+    if "definition" in values:
+        values["definition"] = segment_definition.to_json(_definition(values["definition"]))
+    return values
+
+
+def _segment_or_404(segment_id: int):
+    found = segments.get(segment_id) if segment_id <= MAX_INT else None
+    if found is None:
+        raise Refused(404, f"No segment #{segment_id}.")
+    return found
+
+
+@bp.route("/segments", methods=["GET", "POST"])
+@access("read", post="write")
+def segment_list():
+    """GET: the saved segments, a page at a time. POST: save a segment; 201 with its id and count."""
+    if request.method == "POST":
+        values = _segment_values(_json_body(invalid_status=422))
+        missing = {name: "Required." for name in ("name", "definition") if name not in values}
+        if missing:
+            raise ValidationError(fields=missing)
+        segment = segments.create(values, actor_id=current_user.id)
+        size = segments.count(_definition(segment.definition))  # past the time limit: 422, nothing saved
+        db.session.commit()
+        response = jsonify(segment_json(segment, size))
+        response.status_code = 201
+        response.headers["Location"] = url_for("api.segment", segment_id=segment.id)
+        return response
+    limit, after = _limit(), _cursor()
+    return jsonify(_page(segments.page_after(after_id=after, limit=limit), limit, segment_json))
+
+
+@bp.route("/segments/preview", methods=["POST"])
+@access("write")
+def segment_preview():
+    """Count a definition and show its first members, saving nothing."""
+    body = _typed(_json_body(invalid_status=422), {"definition": (dict,)})
+    if "definition" not in body:
+        raise ValidationError(fields={"definition": "Required."})
+    definition = _definition(body["definition"])
+    sample = segments.members_after(definition, limit=segments.SAMPLE_SIZE)
+    return jsonify({"count": segments.count(definition), "sample": [contact_json(c) for c in sample]})
+
+
+@bp.route("/segments/<int:segment_id>", methods=["GET", "PATCH", "DELETE"])
+@access("read", patch="write", delete="admin")
+def segment(segment_id: int):
+    """GET: a segment with its count. PATCH: change its name, description or definition. DELETE: remove it."""
+    found = _segment_or_404(segment_id)
+    if request.method == "DELETE":
+        segments.remove(found, actor_id=current_user.id)
+        db.session.commit()
+        return "", 204
+    if request.method == "PATCH":
+        segments.update(found, _segment_values(_json_body(invalid_status=422)), actor_id=current_user.id)
+    size = segments.count(_definition(found.definition))  # past the time limit: 422, nothing changed
+    db.session.commit()
+    return jsonify(segment_json(found, size))
+
+
+@bp.route("/segments/<int:segment_id>/contacts", methods=["GET"])
+@access("read")
+def segment_contacts(segment_id: int):
+    """The segment's members, a page at a time (ordered by id), as the contact list API gives them."""
+    found = _segment_or_404(segment_id)
+    limit, after = _limit(), _cursor()
+    members = segments.members_after(_definition(found.definition), after_id=after, limit=limit)
+    return jsonify(_page(members, limit, contact_json))
 
 
 # -- the description ---------------------------------------------------------------------------

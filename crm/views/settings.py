@@ -19,6 +19,8 @@ SECTIONS = (
     ("Users", "users.index", "Invite people, change roles, disable accounts, reset passwords."),
     ("API tokens", "tokens.index", "Tokens that let other systems use the JSON API."),
     ("Webhooks", "webhooks.deliveries", "Shopify and WooCommerce webhook secrets and every delivery received."),
+    ("Email", "email.settings_page", "The mail server, the sender, the test message and the sending rate."),
+    ("Email templates", "email.template_list", "The messages sent from contacts and to-dos, with a live preview."),
     ("Journey, score and to-do rules", "rules.index", "Thresholds, score weights, half-life and to-do rules."),
     ("Audit log", "audit.index", "Who created, changed, merged, exported or erased what, and when."),
     ("Privacy", "privacy.index", "Data retention review and the erased-email block list."),

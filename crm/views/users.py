@@ -164,6 +164,6 @@ def account():
             db.session.commit()
             # The session version moved on; sign this session in again so only the others end.
             login_user(current_user._get_current_object())
-            flash("Your password is changed. You were signed out everywhere else.", "success")
+            flash("Your password is changed. You were signed out everywhere else and your API tokens are revoked.", "success")
             return redirect(url_for("users.account"))
     return render_template("users/account.html", form=form, min_length=users.MIN_PASSWORD_LENGTH)

@@ -175,6 +175,13 @@ class _Tally:
         self.first_rejection: str | None = None
         self.stored_rejections = 0
         self.analysed_at = 0  # rows created when the tables were last analysed
+        self.currencies: dict[str, int] = {}  # orders stored per currency code
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the counts to keep on the run, with the orders per currency when any is not the shop's."""
+        if set(self.currencies) - {_shop_currency().upper()}:
+            return {**self.counts, "currencies": dict(sorted(self.currencies.items()))}
+        return dict(self.counts)
 
     def touch(self, ids: Iterable[int]) -> None:
         if self.touched is None:
@@ -232,7 +239,7 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
         for batch in _batches(items, batch_size):
             _record_batch(kind, batch, tally, run_id, now)
             if run_id is not None:
-                db.session.execute(update(ImportRun).where(ImportRun.id == run_id).values(counts=dict(tally.counts))
+                db.session.execute(update(ImportRun).where(ImportRun.id == run_id).values(counts=tally.snapshot())
                                    .execution_options(synchronize_session=False))
                 db.session.commit()
                 _analyse_while_running(tally)
@@ -262,7 +269,7 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
             run_id = run.id
             _unspool(spool, run_id)
         db.session.execute(update(ImportRun).where(ImportRun.id == run_id).values(
-            counts=dict(tally.counts), status=status, error=error, finished_at=utcnow(),
+            counts=tally.snapshot(), status=status, error=error, finished_at=utcnow(),
         ).execution_options(synchronize_session=False))
         if not dry_run:
             audit.record("import", "import_run", run_id, user_id=user_id,
@@ -294,6 +301,16 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
     run = db.session.get(ImportRun, run_id)
     db.session.refresh(run)
     return run
+
+
+def _analyse_while_running(tally: _Tally) -> None:
+    """On PostgreSQL, ANALYZE every ANALYZE_EVERY rows created during a big import, not only at its end."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    created = tally.counts["orders_created"] + tally.counts["contacts_created"]
+    if created - tally.analysed_at >= ANALYZE_EVERY:
+        refresh_statistics(db.session)
+        tally.analysed_at = created
 
 
 class UploadGone(Exception):
@@ -394,16 +411,6 @@ def run_queued(run_id: int, *, report: Callable[[str, int, int | None, dict], No
     return result
 
 
-def _analyse_while_running(tally: _Tally) -> None:
-    """On PostgreSQL, ANALYZE every ANALYZE_EVERY rows created during a big import, not only at its end."""
-    if db.session.get_bind().dialect.name != "postgresql":
-        return
-    created = tally.counts["orders_created"] + tally.counts["contacts_created"]
-    if created - tally.analysed_at >= ANALYZE_EVERY:
-        refresh_statistics(db.session)
-        tally.analysed_at = created
-
-
 def _outcome(tally: _Tally) -> tuple[str, str | None]:
     """("finished", None), or ("failed", why) when the file could not be read at all."""
     counts = tally.counts
@@ -425,6 +432,7 @@ def _record_batch(kind: str, batch: list, tally: _Tally, run_id: int | None, now
                 rejections.append(_rejection_row(record.line, outcome.reason or "refused", _kept_raw(outcome, record)))
                 continue
             counts[f"orders_{outcome.result}"] += 1
+            tally.currencies[record.currency] = tally.currencies.get(record.currency, 0) + 1
             if outcome.result in ("created", "updated"):
                 changed.add(outcome.contact_id)
         counts["contacts_created"] += summary.contacts_created
@@ -572,6 +580,9 @@ def summary_lines(run: ImportRun) -> list[str]:
                     if c["rejected"] > MAX_STORED_REJECTIONS else ""))
     if "tasks_created" in c and not run.dry_run:
         lines.append(to_do_line(c["tasks_created"], c.get("tasks_passed", 0), c.get("tasks_passed_by") or {}))
+    warning = currency_warning(run)
+    if warning:
+        lines.append(warning)
     return lines
 
 
@@ -585,3 +596,21 @@ def to_do_line(created: int, passed: int, passed_by: dict[str, int]) -> str:
                  f"{'occasion' if passed == 1 else 'occasions'} had passed before the import "
                  f"(orders from the past make to-dos only while there is still time to act): {detail}")
     return line
+
+
+def currency_warning(run: ImportRun, shop_currency: str | None = None) -> str | None:
+    """Return what to say when a run's orders carry a currency other than the shop's, else None.
+
+    Orders keep their own currency (each is shown with its own sign), but the shop's figures
+    (total spent, revenue, predictions) add amounts up as they are, in the shop's currency.
+    """
+    shop = (shop_currency or _shop_currency()).upper()
+    others = {code: n for code, n in ((run.counts or {}).get("currencies") or {}).items() if code != shop}
+    if not others:
+        return None
+    listed = ", ".join(f"{n} in {code}" for code, n in others.items())
+    only = len(others) == 1 and not (run.counts or {}).get("currencies", {}).get(shop)
+    advice = (f" If the whole shop sells in {next(iter(others))}, change the currency to {next(iter(others))} "
+              "on Settings → Shop so totals are shown with the right sign." if only else "")
+    return (f"Currency: {listed} — not the shop's currency ({shop}). Each order keeps its own currency, but "
+            f"totals, revenue and predictions add amounts up as {shop} without converting.{advice}")

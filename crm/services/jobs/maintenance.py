@@ -7,6 +7,7 @@ page and the dashboard, and simply runs again at its next slot.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -23,6 +24,8 @@ from crm.services import audit, backups
 from crm.services.errors import ValidationError
 from crm.services.jobs import runs
 from crm.services.jobs.core import Job, job, periodic_job, set_progress
+
+log = logging.getLogger(__name__)
 
 SETTING_KEY = "schedules"
 DEFAULTS: dict[str, Any] = {"refresh_time": "03:15", "backups_keep": 7}
@@ -103,9 +106,12 @@ class DailyAt:
 
 # -- the jobs ----------------------------------------------------------------------------------
 
-def refresh_everyone_now() -> str:
-    """Run the predictions and the rules for everyone, committing each batch, with progress."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+def refresh_everyone_now(*, now: datetime | None = None, on_batch: Callable[[int], None] | None = None,
+                         on_step: Callable[[str], None] | None = None):
+    """Run the predictions and the rules for everyone, committing each batch (so the shop's own
+    writes never wait long), then the planner statistics; return the engine's summary.
+    `crm refresh` and the refresh jobs share it; in a job the progress goes to the jobs page."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads for the predictions
     from crm.database import refresh_statistics
     from crm.services import engine
 
@@ -113,31 +119,40 @@ def refresh_everyone_now() -> str:
     state = {"done": 0, "phase": "starting"}
 
     def batch_done(count: int) -> None:
-        db.session.commit()  # each batch, so the shop's own writes never wait long
+        db.session.commit()
         state["done"] += count
         set_progress(state["done"], total, state["phase"])
+        if on_batch is not None:
+            on_batch(count)
 
     def step_started(label: str) -> None:
         state["phase"] = label
         set_progress(state["done"], total, label, force=True)
+        if on_step is not None:
+            on_step(label)
 
-    summary = engine.refresh(utcnow(), progress=batch_done, step_started=step_started)
+    summary = retrying_deadlocks(lambda: engine.refresh(now or utcnow(), progress=batch_done,
+                                                         step_started=step_started))
     db.session.commit()
-    refresh_statistics(db.session)
+    refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
+    return summary
+
+
+def _said(summary) -> str:
     return " ".join([f"Refreshed {summary}.", *summary.notes])
 
 
 @job(name="engine.refresh", lock="refresh", label="Refresh everyone")
 def refresh_everyone() -> str:
     """Refresh predictions, stages, scores and to-dos for everyone"""
-    return refresh_everyone_now()
+    return _said(refresh_everyone_now())
 
 
 @periodic_job(DailyAt(lambda: load()["refresh_time"], "daily at the time set below"),
               name="schedule.nightly_refresh", lock="refresh", label="Nightly refresh")
 def nightly_refresh() -> str:
     """Nightly refresh: predictions, stages, scores and to-dos for everyone"""
-    return refresh_everyone_now()
+    return _said(refresh_everyone_now())
 
 
 @periodic_job(DailyAt(lambda: BACKUP_TIME, f"daily at {BACKUP_TIME}"), name="schedule.backup", lock="backup",
@@ -227,3 +242,19 @@ def failed_schedules() -> list[JobRun]:
     for run in failed:
         run.label = labels[run.name]  # type: ignore[attr-defined]
     return failed
+
+
+def retrying_deadlocks(work, attempts: int = 3):
+    """Return work()'s result, running the idempotent work again when PostgreSQL picked it as a
+    deadlock (or serialisation) victim against the shop's own writers, instead of failing."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as error:
+            code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+            if code not in ("40P01", "40001") or attempt == attempts:
+                raise
+            db.session.rollback()
+            log.warning("A concurrent write got in the way (PostgreSQL %s); trying again.", code)

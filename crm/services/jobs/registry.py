@@ -6,9 +6,11 @@ import importlib
 
 # Keep the list sorted so parallel additions merge cleanly.
 TASK_MODULES = [
+    "crm.services.email.jobs",
     "crm.services.importing.jobs",
     "crm.services.jobs.builtin",
     "crm.services.jobs.maintenance",
+    "crm.services.segments.jobs",
 ]
 
 
