@@ -75,6 +75,11 @@ def app(_migrated, app_config, tmp_path):
     app = create_app(config)
     with app.app_context():
         _empty_all_tables()
+        from crm.services import shop
+
+        shop.forget()  # the app read the shop settings before the tables were emptied
+        shop.current()
+        db.session.rollback()  # end the read, so no lock is held while the test runs
         yield app
         db.session.rollback()
         _empty_all_tables()

@@ -45,7 +45,7 @@ def test_the_header_shows_who_they_are_their_stage_with_its_reason_and_their_sco
     assert breakdown == [("Recent engagement", ["+20", "Called 3 days ago"]),
                          ("Unsubscribed", ["-5", "Left the newsletter"])]
     shown = facts(page)
-    assert shown["Email"] == "Anna@Example.com" and shown["Phone"] == "+4915112345678"
+    assert shown["Email"] == "Anna@Example.com" and shown["Phone"] == "+49 1511 2345678"  # stored E.164, shown as people write it
     assert shown["Owner"] == "Sam Sales" and shown["Company"] == "Bäckerei Sonne"
     assert shown["Consent"].startswith("Yes, since") and "(checkout box)" in shown["Consent"]
     assert shown["Do not contact"].startswith("Yes")

@@ -256,7 +256,7 @@ def test_win_back_a_valuable_customer_at_risk_and_close_it_when_they_order_again
     refresh(T0 + days(110))
     task = tasks_of(big)["winback"]
     assert task.title == "Win back a valuable customer who is at risk"
-    assert "above the shop median of 20.00" in task.reason
+    assert "above the shop median of €20.00" in task.reason
     assert task.assignee_id == sales.id
 
     buy("b3", "big@example.com", T0 + days(115), total="80.00")

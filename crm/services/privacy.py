@@ -27,6 +27,7 @@ from crm.models import (
     ScoreHistory, Setting, StageChange, Task, WebhookDelivery, utcnow,
 )
 from crm.services import audit, engine_hooks
+from crm.services import shop as shop_settings
 from crm.services.errors import NotFound, ValidationError
 from crm.services.csv_safe import csv_text
 from crm.services.users import normalise_email
@@ -295,7 +296,7 @@ def export_contact(contact_id: int, *, actor_id: int | None = None, now: datetim
     data = contact_data(contact_id)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        shop = current_app.config.get("SHOP_NAME", "the shop") if has_app_context() else "the shop"
+        shop = shop_settings.current().name if has_app_context() else "the shop"
         archive.writestr("README.txt", README.format(shop=shop, id=contact_id, at=now.isoformat(timespec="seconds")))
         archive.writestr("data.json", json.dumps({"exported_at": now.isoformat(), **data}, ensure_ascii=False, indent=2))
         archive.writestr("contact.csv", csv_text(data["contact"].items(), header=["field", "value"]))

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from crm.extensions import csrf, db
 from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task, User
-from crm.services import audit, contact_queries, interactions, tasks
+from crm.services import audit, contact_queries, interactions, shop, tasks
 from crm.services import contacts as contact_service
 from crm.services import orders as order_service
 from crm.services.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
@@ -80,7 +80,11 @@ def _refused(error: Refused):
 @bp.errorhandler(ValidationError)
 def _invalid(error: ValidationError):
     db.session.rollback()
-    return api_error(422, error.message, error.fields)
+    message = error.message
+    if error.fields and message == ValidationError().message:
+        # The form's words ("the highlighted fields") mean nothing to an API client: name them.
+        message = "Some fields are invalid: " + "; ".join(f"{name}: {reason}" for name, reason in error.fields.items())
+    return api_error(422, message, error.fields)
 
 
 @bp.errorhandler(HTTPException)
@@ -481,7 +485,7 @@ def email(message_id: int):
 @access("write")
 def orders():
     """Record an order: 201 when new, 200 when that source's order id was already recorded."""
-    record = api_order_record(_json_body(), default_currency=current_app.config.get("SHOP_CURRENCY", "EUR"))
+    record = api_order_record(_json_body(), default_currency=shop.current().currency)
     outcome = order_service.record_order(record, actor_id=current_user.id)
     if outcome.result == "rejected":
         raise ValidationError(fields={outcome.field or "body": outcome.reason or "The order was refused."})
