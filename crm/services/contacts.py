@@ -8,11 +8,12 @@ from typing import Any
 import phonenumbers
 from flask import current_app, has_app_context
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
 
 from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Tag
 from crm.services import audit, engine_hooks
-from crm.services.errors import ValidationError
+from crm.services.errors import Erased, NotFound, ValidationError
 from crm.services.users import check_email_syntax, normalise_email
 
 # Fields a person (form or API) may set on a contact.
@@ -21,6 +22,7 @@ EDITABLE = (
     "country", "owner_id", "consent", "consent_source", "do_not_contact", "stay_in_touch_days",
 )
 AUDITED = EDITABLE + ("email_display",)
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 
 
 def default_region() -> str | None:
@@ -42,6 +44,23 @@ def normalise_phone(value: str | None, region: str | None = None) -> str | None:
     if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
         raise ValueError(f"{value} is not a valid phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def writable_contact(contact_id: int) -> Contact:
+    """Return the contact every write path (page, htmx, API) acts on, with its owner, tags and
+    external ids loaded: NotFound when there is none, Erased when its personal data was erased
+    (an erased contact is never edited back to life)."""
+    if not 0 < contact_id <= MAX_ID:
+        raise NotFound(f"There is no contact #{contact_id}.")
+    contact = db.session.scalars(
+        select(Contact).where(Contact.id == contact_id)
+        .options(joinedload(Contact.owner), selectinload(Contact.tags), selectinload(Contact.external_ids))
+    ).unique().one_or_none()
+    if contact is None:
+        raise NotFound(f"There is no contact #{contact_id}.")
+    if contact.erased_at is not None:
+        raise Erased(contact.id)
+    return contact
 
 
 def by_email(email: str | None) -> Contact | None:

@@ -389,8 +389,8 @@ def contacts():
 @access("read", patch="write")
 def contact(contact_id: int):
     """GET: one contact. PATCH: change some of its fields (and tags)."""
-    found = _contact_or_404(contact_id)
     if request.method == "PATCH":
+        found = contact_service.writable_contact(contact_id)
         values, tags = _contact_values(_json_body())
         _refuse_duplicate_email(values.get("email"), found.id)
         contact_service.update_contact(found, values, actor_id=current_user.id)
@@ -402,15 +402,14 @@ def contact(contact_id: int):
                 audit.record("update", "contact", found.id, user_id=current_user.id,
                              before={"tags": before}, after={"tags": after})
         db.session.commit()
-        found = _contact_or_404(contact_id)
-    return jsonify(contact_json(found))
+    return jsonify(contact_json(_contact_or_404(contact_id)))
 
 
 @bp.route("/contacts/<int:contact_id>/interactions", methods=["POST"])
 @access("write")
 def contact_interactions(contact_id: int):
     """Log an interaction (a call, an email, a note ...) with a contact."""
-    found = _contact_or_404(contact_id)
+    found = contact_service.writable_contact(contact_id)
     values = _typed(_json_body(), INTERACTION_FIELDS, nullable=("channel", "outcome", "sentiment", "occurred_at"),
                     lengths={"body": 20000})
     if isinstance(values.get("occurred_at"), str):

@@ -44,6 +44,8 @@ def _fragment_wanted() -> bool:
 
 
 def _contact_or_404(contact_id: int) -> Contact:
+    """The contact to show (an erased one too, read-only); writes load theirs with
+    contacts.writable_contact, which refuses an erased contact with 410."""
     contact = contact_queries.contact_for_page(contact_id)
     if contact is None:
         abort(404)
@@ -195,7 +197,7 @@ def _log_form(*, fresh: bool = False) -> InteractionForm:
 @access("write")
 def log(contact_id: int):
     """Log an interaction; htmx gets the new timeline item and a fresh form, or the form with its errors."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     form = _log_form()
     interaction = _save(form, lambda: interactions.log_interaction(contact, form.values(), author_id=current_user.id)) \
         if form.validate() else REFUSED
@@ -241,6 +243,7 @@ def _edit_form(record: Interaction, **kwargs) -> InteractionForm:
 @narrowed("its author or an admin")
 def edit_interaction(contact_id: int, interaction_id: int):
     """Edit an interaction in place (its author or an admin)."""
+    contacts.writable_contact(contact_id)
     record = _interaction_or_404(contact_id, interaction_id)
     if not may_change(record):
         abort(403)
@@ -264,6 +267,7 @@ def edit_interaction(contact_id: int, interaction_id: int):
 @narrowed("its author or an admin")
 def delete_interaction(contact_id: int, interaction_id: int):
     """Delete an interaction (its author or an admin); the audit log keeps what it said."""
+    contacts.writable_contact(contact_id)
     record = _interaction_or_404(contact_id, interaction_id)
     if not may_change(record):
         abort(403)
@@ -279,7 +283,7 @@ def delete_interaction(contact_id: int, interaction_id: int):
 @access("write")
 def add_tag(contact_id: int):
     """Add tags to a contact; htmx gets the tag list back."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     error = None
     try:
         contacts.add_tags(contact, request.form.get("tag", ""), actor_id=current_user.id)
@@ -295,7 +299,7 @@ def add_tag(contact_id: int):
 @access("write")
 def remove_tag(contact_id: int):
     """Take a tag off a contact; htmx gets the tag list back."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     contacts.remove_tag(contact, request.form.get("tag", ""), actor_id=current_user.id)
     db.session.commit()
     return _tags_response(contact_id)
@@ -306,7 +310,7 @@ def _tags_response(contact_id: int, error: str | None = None):
         if error:
             flash(error, "error")
         return redirect(url_for("contacts.show", contact_id=contact_id))
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     return render_template("contacts/_tags.html", contact=contact, tag_error=error,
                            tag_names=contact_queries.tag_names())
 
@@ -341,7 +345,7 @@ def new():
 @access("write")
 def edit(contact_id: int):
     """Edit a contact's details."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     form = ContactForm.for_contact(contact, contact_queries.owner_choices())
     del form.tags  # tags are changed on the contact page
 
@@ -368,7 +372,7 @@ def _contact_form(form: ContactForm, contact: Contact | None, save):
 @access("admin")
 def merge_contact(contact_id: int):
     """Pick the contact to merge into this one, confirm what will move, then merge."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     other_id = request.values.get("other", "")
     if not other_id.isdigit():
         query = request.args.get("q", "")
@@ -376,7 +380,7 @@ def merge_contact(contact_id: int):
         if _fragment_wanted():
             return render_template("contacts/_merge_candidates.html", contact=contact, candidates=candidates, q=query)
         return render_template("contacts/merge_pick.html", contact=contact, candidates=candidates, q=query)
-    other = _contact_or_404(int(other_id))
+    other = contacts.writable_contact(int(other_id))
     try:
         merge_plan = merge.plan(contact, other)
     except ValidationError as error:

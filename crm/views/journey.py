@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from crm.extensions import db, htmx
 from crm.models import STAGES, Contact
-from crm.services import stages
+from crm.services import contacts, stages
 from crm.services.errors import ValidationError
 from crm.views.access import access
 
@@ -28,7 +28,7 @@ def _stage_names():
 @access("read", post="write")
 def stage(contact_id: int):
     """Show a contact's stage; pin it by hand with a reason, or unpin it (the form swaps itself)."""
-    contact = db.get_or_404(Contact, contact_id)
+    contact = contacts.writable_contact(contact_id) if request.method == "POST" else db.get_or_404(Contact, contact_id)
     errors, notice = {}, None
     if request.method == "POST":
         try:

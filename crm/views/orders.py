@@ -11,7 +11,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from crm.extensions import db, htmx
 from crm.models import ORDER_STATUSES, Contact
-from crm.services import order_queries, orders as order_service
+from crm.services import contacts, order_queries, orders as order_service
 from crm.services.errors import ValidationError
 from crm.services.order_input import ManualLine, manual_order_record
 from crm.views.access import access
@@ -95,9 +95,7 @@ class OrderForm(FlaskForm):
 @access("write")
 def new(contact_id: int):
     """Type in an order a contact placed (in the shop, by phone): it counts like any other order."""
-    contact = db.get_or_404(Contact, contact_id)
-    if contact.erased_at is not None:
-        abort(404)
+    contact = contacts.writable_contact(contact_id)
     form = OrderForm()
     if request.method == "GET":
         form.currency.data = current_app.config.get("SHOP_CURRENCY", "EUR")

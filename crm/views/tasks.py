@@ -12,6 +12,7 @@ from wtforms.validators import Optional
 
 from crm.extensions import db, htmx
 from crm.models import SENTIMENTS, TASK_STATUSES, Contact, Task, utcnow
+from crm.services import contacts as contact_service
 from crm.services import tasks as task_service
 from crm.services.clock import shop_today
 from crm.services.errors import ValidationError
@@ -208,7 +209,7 @@ def dismiss(task_id: int):
 @access("write")
 def create(contact_id: int):
     """Add a to-do for a contact by hand (the form in tasks/_new.html)."""
-    contact = db.get_or_404(Contact, contact_id)
+    contact = contact_service.writable_contact(contact_id)
     form = NewTaskForm()
     errors = {} if form.validate() else _first_errors(form)
     created = None
@@ -219,7 +220,7 @@ def create(contact_id: int):
                 "assignee_id": form.assignee_id.data, "reason": form.reason.data}, current_user.id)
         except ValidationError as error:
             db.session.rollback()
-            contact = db.get_or_404(Contact, contact_id)
+            contact = contact_service.writable_contact(contact_id)
             errors = dict(error.fields)
         else:
             db.session.commit()
