@@ -14,7 +14,7 @@ from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Tag
 from crm.services import audit, engine_hooks
 from crm.services.errors import Erased, NotFound, ValidationError
-from crm.services.users import check_email_syntax, normalise_email
+from crm.services.shared.emails import email_problem, normalise_email
 
 # Fields a person (form or API) may set on a contact.
 EDITABLE = (
@@ -97,7 +97,7 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
         display = cleaned["email"] or None
         email_n = normalise_email(display)
         if email_n:
-            if reason := check_email_syntax(email_n):
+            if reason := email_problem(email_n):
                 errors["email"] = reason
             else:
                 other = by_email(email_n)

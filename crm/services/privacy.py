@@ -29,7 +29,7 @@ from crm.models import (
 from crm.services import audit, engine_hooks
 from crm.services.errors import NotFound, ValidationError
 from crm.services.csv_safe import csv_text
-from crm.services.users import normalise_email
+from crm.services.shared.emails import normalise_email
 
 ERASED = "[erased]"
 # Contact fields that identify a person; erasing blanks them.

@@ -100,7 +100,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Union
 
 from crm.services.importing.records import (
-    ORDER_STATUSES, ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, is_valid_email,
+    ORDER_STATUSES, ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, email_problem,
     normalise_email, parse_bool, parse_money, parse_timestamp, show,
 )
 
@@ -632,8 +632,8 @@ class _Fields:
 
     def email(self, label: str, value: Any) -> tuple[str | None, str | None]:
         display = _text(value) or None
-        if display and not is_valid_email(display):
-            self.add(f"{label}: {show(display)} is not a valid email address")
+        if display and (problem := email_problem(display)):
+            self.add(f"{label}: {show(display)} is not a valid email address ({problem})")
         return normalise_email(display), display
 
     def currency(self, label: str, value: Any, default: str) -> str:
