@@ -142,6 +142,45 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
     return cleaned
 
 
+# Where a consent came from when the person recording it did not say.
+CONSENT_VIA = {"manual": "contact form", "api": "API"}
+
+
+def consent_fields(contact: Contact | None, consent: bool, source: str | None, now=None) -> dict[str, Any]:
+    """The one consent rule, for the form, the API, imports and unsubscribing: return the consent
+    columns to set (empty when nothing changes). A consent given or withdrawn always carries its
+    source and the time it was recorded; a consent nobody can trace is worthless."""
+    from crm.models import utcnow
+
+    source = (source or "").strip()
+    if not source:
+        raise ValidationError(fields={"consent_source": "Say how the contact gave or withdrew consent."})
+    if len(source) > 200:
+        raise ValidationError(fields={"consent_source": "Keep it under 200 characters."})
+    consent = bool(consent)
+    if contact is not None and bool(contact.consent) == consent and contact.consent_source == source:
+        return {}
+    return {"consent": consent, "consent_at": now or utcnow(), "consent_source": source}
+
+
+def _consent_change(contact: Contact | None, cleaned: dict[str, Any], via: str, now) -> dict[str, Any]:
+    """Take the consent fields out of cleaned form or API values and return them through
+    consent_fields; a source left as it was (or blank) on a changed consent becomes `via`."""
+    if "consent" not in cleaned and "consent_source" not in cleaned:
+        return {}
+    was = bool(contact.consent) if contact is not None else False
+    old_source = contact.consent_source if contact is not None else None
+    consent = bool(cleaned.pop("consent", was))
+    typed = cleaned.pop("consent_source", None) or None
+    if consent == was:
+        # Unchanged consent: a new source corrects how it was learned; a blank one changes nothing.
+        if not typed or typed == old_source:
+            return {}
+        return {"consent_source": typed} if contact is None else consent_fields(contact, consent, typed, now)
+    source = typed if typed and typed != old_source else via
+    return consent_fields(contact, consent, source, now)
+
+
 @dataclass
 class ContactChange:
     contact: Contact
@@ -151,13 +190,11 @@ class ContactChange:
 
 def create_contact(values: dict[str, Any], *, actor_id: int | None = None, source: str = "manual",
                    tags: list[str] | None = None, now=None) -> Contact:
-    """Return a new contact (flushed) from validated values; stage, score and to-dos follow."""
+    """Return a new contact (flushed) from validated values; stage, score and to-dos follow.
+    A consent given without saying where is recorded as given through `source` (form or API)."""
     cleaned = clean(values)
+    cleaned.update(_consent_change(None, cleaned, CONSENT_VIA.get(source, source), now))
     contact = Contact(source=source, **cleaned)
-    if contact.consent and contact.consent_at is None:
-        from crm.models import utcnow
-
-        contact.consent_at = now or utcnow()
     db.session.add(contact)
     if tags:
         contact.tags = tags_by_name(tags)
@@ -167,14 +204,14 @@ def create_contact(values: dict[str, Any], *, actor_id: int | None = None, sourc
     return contact
 
 
-def update_contact(contact: Contact, values: dict[str, Any], *, actor_id: int | None = None, now=None) -> dict:
-    """Apply validated changes to a contact and return {field: (before, after)} of what changed."""
+def update_contact(contact: Contact, values: dict[str, Any], *, actor_id: int | None = None, via: str = "manual",
+                   now=None) -> dict:
+    """Apply validated changes to a contact and return {field: (before, after)} of what changed.
+    `via` says where the change came from ("manual" for the form, "api"), the source of a consent
+    given or withdrawn without saying where."""
     cleaned = clean(values, contact=contact)
+    cleaned.update(_consent_change(contact, cleaned, CONSENT_VIA.get(via, via), now))
     before = audit.snapshot(contact, AUDITED)
-    if cleaned.get("consent") and not contact.consent:
-        from crm.models import utcnow
-
-        contact.consent_at = now or utcnow()
     for name, value in cleaned.items():
         setattr(contact, name, value)
     db.session.flush()

@@ -87,8 +87,8 @@ def _new_contact_row(customer: CustomerRecord, now: datetime) -> dict[str, Any]:
         "email": customer.email,
         "email_display": customer.email_display or customer.email,
         "source": customer.source,
-        "consent_at": now if cleaned.get("consent") else None,
-        "consent_source": f"{customer.source} import" if cleaned.get("consent") else None,
+        "consent_at": None, "consent_source": None,
+        **(contact_service.consent_fields(None, True, f"{customer.source} import", now) if cleaned.get("consent") else {}),
         "created_at": customer.created_at or now,
         "updated_at": now,
     }

@@ -27,6 +27,7 @@ from crm.models import (
     ScoreHistory, Setting, StageChange, Task, WebhookDelivery, utcnow,
 )
 from crm.services import audit, engine_hooks
+from crm.services import contacts as contact_service
 from crm.services.errors import NotFound, ValidationError
 from crm.services.csv_safe import csv_text
 from crm.services.shared.emails import normalise_email
@@ -55,20 +56,14 @@ def set_consent(contact: Contact, consent: bool, source: str, actor_id: int | No
     """Record a marketing opt-in or opt-out with when and how; return whether it changed.
 
     `source` says how the shop learned it ("checkout checkbox", "phone call with Ada",
-    "unsubscribe link"); it is required because a consent nobody can trace is worthless.
+    "unsubscribe link"); contacts.consent_fields, the one consent rule, requires it.
     """
-    source = (source or "").strip()
-    if not source:
-        raise ValidationError(fields={"consent_source": "Say how the contact gave or withdrew consent."})
-    if len(source) > 200:
-        raise ValidationError(fields={"consent_source": "Keep it under 200 characters."})
-    consent = bool(consent)
-    if contact.consent == consent and contact.consent_source == source:
+    change = contact_service.consent_fields(contact, consent, source, now)
+    if not change:
         return False
     before = audit.snapshot(contact, ("consent", "consent_at", "consent_source"))
-    contact.consent = consent
-    contact.consent_at = now or utcnow()
-    contact.consent_source = source
+    for name, value in change.items():
+        setattr(contact, name, value)
     audit.record("consent", "contact", contact.id, user_id=actor_id, before=before,
                  after=audit.snapshot(contact, ("consent", "consent_at", "consent_source")))
     engine_hooks.after_contacts_changed([contact.id], now=now)

@@ -393,7 +393,7 @@ def contact(contact_id: int):
         found = contact_service.writable_contact(contact_id)
         values, tags = _contact_values(_json_body())
         _refuse_duplicate_email(values.get("email"), found.id)
-        contact_service.update_contact(found, values, actor_id=current_user.id)
+        contact_service.update_contact(found, values, actor_id=current_user.id, via="api")
         if tags is not None:
             before = sorted(tag.name for tag in found.tags)
             found.tags = contact_service.tags_by_name(tags)
