@@ -13,7 +13,7 @@ from crm.services import engine_hooks, merge
 from crm.services.errors import ValidationError
 from tests.conftest import soup, text_of
 from tests.contact_helpers import (
-    NOW, hx, link_external_id, make_contact, make_interaction, make_order, make_score, make_stage_change, make_staff,
+    NOW, hx, link_external_id, make_contact, make_interaction, make_order, make_score, make_stage_change, make_user,
     make_task, sign_in,
 )
 
@@ -28,7 +28,7 @@ def rows(model, **where) -> int:
 @pytest.fixture
 def pair(app):
     """Two records of one person: the survivor (older, no phone) and a duplicate from the shop."""
-    owner = make_staff("sales", name="Sam Sales")
+    owner = make_user("sales", name="Sam Sales")
     survivor = make_contact(first_name="Anna", last_name="Schmidt", email="anna@example.com", phone=None,
                             company="Bäckerei Sonne", city=None, created_at=NOW - timedelta(days=100),
                             tags=["vip"])
@@ -74,7 +74,7 @@ def test_merge_moves_everything_and_loses_nothing(pair, monkeypatch):
     totals = {model: rows(model) for model in (Order, Interaction, Task, StageChange, ScoreHistory, ContactExternalId)}
     told = []
     monkeypatch.setattr(engine_hooks, "after_contacts_changed", lambda ids, now=None: told.append(list(ids)))
-    admin = make_staff("admin")
+    admin = make_user("admin")
     merge.merge(survivor, loser, actor_id=admin.id, now=NOW)
     db.session.commit()
     db.session.expire_all()
@@ -118,7 +118,7 @@ def test_a_duplicate_rule_to_do_is_closed_with_its_reason_not_lost(pair):
 
 def test_the_audit_log_keeps_both_contacts_whole(pair):
     survivor, loser = pair
-    admin = make_staff("admin")
+    admin = make_user("admin")
     loser_id, loser_email = loser.id, loser.email
     merge.merge(survivor, loser, actor_id=admin.id, now=NOW)
     db.session.commit()

@@ -14,7 +14,7 @@ from crm.services import api_tokens, contacts, webhooks
 from crm.services.importing import run as importing
 from crm.services.errors import ValidationError
 from crm.services.importing import is_valid_email
-from tests.contact_helpers import make_staff
+from tests.contact_helpers import make_user
 
 # Addresses the old import regex let through and email-validator (the forms' rule) refuses.
 BAD = ["anna..b@example.com", "anna@exa_mple.com", ".anna@example.com"]
@@ -56,7 +56,7 @@ def test_a_webhook_order_with_a_bad_address_is_refused(client):
 
 
 def test_an_api_order_with_a_bad_address_is_422_naming_the_email(client):
-    _token, secret = api_tokens.create_token(make_staff("admin"), "shop")
+    _token, secret = api_tokens.create_token(make_user("admin"), "shop")
     db.session.commit()
     response = client.post("/api/v1/orders", headers={"Authorization": f"Bearer {secret}"}, json={
         "order_id": "1", "email": BAD[1], "placed_at": "2026-01-01", "total": 1})

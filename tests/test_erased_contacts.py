@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from crm.extensions import db
 from crm.models import Contact, Interaction, Order, Task
 from crm.services import api_tokens, privacy
-from tests.contact_helpers import make_contact, make_staff, sign_in
+from tests.contact_helpers import make_contact, make_user, sign_in
 
 HTMX = {"HX-Request": "true"}
 
@@ -66,7 +66,7 @@ def test_the_erased_contact_page_still_shows_and_an_unknown_one_is_404(client, e
 
 
 def test_the_api_refuses_to_change_an_erased_contact_with_410(client, erased):
-    _token, secret = api_tokens.create_token(make_staff("admin"), "shop")
+    _token, secret = api_tokens.create_token(make_user("admin"), "shop")
     db.session.commit()
     headers = {"Authorization": f"Bearer {secret}"}
     patched = client.patch(f"/api/v1/contacts/{erased.id}", json={"first_name": "Ada"}, headers=headers)

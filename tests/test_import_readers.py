@@ -22,22 +22,9 @@ from crm.services.importing import (
     read_woocommerce_orders,
 )
 from crm.services.importing import records
+from tests.helpers import FIXTURES
 
 
-def _fixtures_dir() -> Path | None:
-    for candidate in (Path(__file__).resolve().parents[2] / "shared" / "fixtures",
-                      Path("/work/shared/fixtures")):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-FIXTURES = _fixtures_dir()
-needs_fixtures = pytest.mark.skipif(
-    FIXTURES is None,
-    reason="sample files not found (looked for shared/fixtures beside the repository and "
-           "/work/shared/fixtures)",
-)
 # Which reader reads each sample file; a new sample file must be added here.
 FIXTURE_KINDS = {
     "shopify/orders_export.csv": ("shopify-orders", "csv"),
@@ -76,7 +63,6 @@ def comparable(record) -> dict:
 
 # == sample files ==============================================================================
 
-@needs_fixtures
 def test_every_sample_file_is_read():
     files = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*")
                    if p.is_file() and p.name != "README.md")
@@ -92,8 +78,6 @@ def test_every_sample_file_is_read():
 
 @pytest.fixture(scope="module")
 def shopify_orders():
-    if FIXTURES is None:
-        pytest.skip("sample files not found")
     with open(fixture("shopify/orders_export.csv"), "rb") as fh:
         items = list(read_shopify_orders(fh))
         assert not fh.closed, "the caller's file must stay open"
@@ -165,7 +149,6 @@ def test_shopify_order_1004_rejected_with_line_and_reason(shopify_orders):
     assert rejected.raw["rows"][0]["Name"] == "#1004"
 
 
-@needs_fixtures
 def test_shopify_orders_from_path_text_and_lf_give_the_same():
     path = fixture("shopify/orders_export.csv")
     from_path = list(read_shopify_orders(path))
@@ -270,7 +253,6 @@ def test_shopify_orders_empty_file():
 
 # == Shopify customers =========================================================================
 
-@needs_fixtures
 def test_shopify_customers_newer_export():
     items = list(read_shopify_customers(fixture("shopify/customers_export.csv")))
     assert all(isinstance(i, CustomerRecord) for i in items)
@@ -290,7 +272,6 @@ def test_shopify_customers_newer_export():
     assert all(c.source == "shopify" and c.created_at is None for c in items)
 
 
-@needs_fixtures
 def test_shopify_customers_older_export():
     dirk, eva = read_shopify_customers(fixture("shopify/customers_export_older.csv"))
     assert dirk.external_id is None
@@ -300,7 +281,6 @@ def test_shopify_customers_older_export():
     assert (eva.company, eva.consent, eva.address) == ("Novak s.r.o.", True, "Václavské nám. 1, 110 00")
 
 
-@needs_fixtures
 def test_both_customer_header_sets_give_the_same_fields():
     newer_header = fixture("shopify/customers_export.csv").read_text("utf-8-sig").splitlines()[0]
     older_header = fixture("shopify/customers_export_older.csv").read_text("utf-8-sig").splitlines()[0]
@@ -348,8 +328,6 @@ def test_customer_without_email_name_or_phone_is_rejected():
 # == WooCommerce ===============================================================================
 
 def woo_order() -> dict:
-    if FIXTURES is None:
-        pytest.skip("sample files not found")
     return json.loads(fixture("woocommerce/order.created.json").read_text("utf-8"))
 
 
@@ -373,7 +351,6 @@ def test_woocommerce_order_webhook_body():
                            LineRecord("ACC-MUG-GL", "Glass Mug", 1, Decimal("17.00"))]
 
 
-@needs_fixtures
 def test_woocommerce_json_single_list_and_ndjson():
     single = list(read_woocommerce_orders(fixture("woocommerce/order.created.json"), "json"))
     assert len(single) == 1 and single[0].line == 1
@@ -435,7 +412,6 @@ def test_woocommerce_bad_bodies_come_back_as_rejected():
     assert wrapped.external_id == "727"
 
 
-@needs_fixtures
 def test_woocommerce_customer():
     body = json.loads(fixture("woocommerce/customer.created.json").read_text("utf-8"))
     customer = parse_woocommerce_customer(body)
@@ -671,7 +647,6 @@ def test_readers_registry_and_detect_format():
         read_shopify_orders(io.BytesIO(b""), "json")
 
 
-@needs_fixtures
 def test_preview():
     with open(fixture("shopify/orders_export.csv"), "rb") as fh:
         first_two = preview("shopify-orders", fh, n=2)

@@ -14,21 +14,18 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import (
-    AuditEntry, Contact, ContactExternalId, ErasedEmail, ImportRejection, ImportRun, Order, OrderLine, Tag,
+    AuditEntry, Contact, ContactExternalId, ErasedEmail, ImportRun, Order, OrderLine, Tag,
 )
 from crm.services import orders as order_service
 from crm.services.importing import run as importing
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.exists():
-    FIXTURES = Path("/work/shared/fixtures")
 SHOPIFY_ORDERS = FIXTURES / "shopify" / "orders_export.csv"
 SHOPIFY_CUSTOMERS = FIXTURES / "shopify" / "customers_export.csv"
 SHOPIFY_CUSTOMERS_OLDER = FIXTURES / "shopify" / "customers_export_older.csv"
 WOO_ORDER = FIXTURES / "woocommerce" / "order.created.json"
 WOO_CUSTOMER = FIXTURES / "woocommerce" / "customer.created.json"
 
-pytestmark = pytest.mark.skipif(not SHOPIFY_ORDERS.exists(), reason="shared fixtures not found")
 
 
 def count(model):

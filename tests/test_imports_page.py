@@ -9,14 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from crm.extensions import db
-from crm.models import Contact, ImportRun, Order
+from crm.models import ImportRun, Order
 from tests.conftest import make_user, soup, text_of
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.exists():
-    FIXTURES = Path("/work/shared/fixtures")
 SHOPIFY_ORDERS = FIXTURES / "shopify" / "orders_export.csv"
-pytestmark = pytest.mark.skipif(not SHOPIFY_ORDERS.exists(), reason="shared fixtures not found")
 
 
 @pytest.fixture(autouse=True)

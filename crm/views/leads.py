@@ -1,7 +1,7 @@
 """Leads: the sales view of contacts ranked by lead score, and the score partial of a contact."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request
 
 from crm.extensions import htmx
 from crm.models import STAGES

@@ -10,7 +10,7 @@ from wtforms import DateTimeLocalField, DecimalField, FieldList, Form, FormField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from crm.extensions import db, htmx
-from crm.models import ORDER_STATUSES, Contact
+from crm.models import ORDER_STATUSES
 from crm.services import contacts, order_queries, orders as order_service
 from crm.services.errors import ValidationError
 from crm.services.order_input import ManualLine, manual_order_record

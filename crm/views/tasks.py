@@ -11,7 +11,7 @@ from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaF
 from wtforms.validators import Optional
 
 from crm.extensions import db, htmx
-from crm.models import SENTIMENTS, TASK_STATUSES, Contact, Task, utcnow
+from crm.models import SENTIMENTS, TASK_STATUSES, Task, utcnow
 from crm.services import contacts as contact_service
 from crm.services import tasks as task_service
 from crm.services.clock import shop_today

@@ -17,7 +17,7 @@ def normalise_email(text: str | None) -> str | None:
     return text or None
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)  # an export names the same customers again and again
 def email_problem(text: str) -> str | None:
     """Return why an address is not a valid email (email-validator's reason), or None when it is.
     Deliverability is not checked: the CRM never looks anything up on the network."""
