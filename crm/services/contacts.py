@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from crm.extensions import db
-from crm.models import Contact, ContactExternalId, Tag
+from crm.models import Contact, ContactExternalId, Tag, User
 from crm.services import audit, engine_hooks
 from crm.services.errors import Erased, NotFound, ValidationError
 from crm.services.shared.emails import email_problem, normalise_email
@@ -79,6 +79,20 @@ def by_external_id(source: str, external_id: str | None) -> Contact | None:
     )
 
 
+OWNER_REFUSED = "Choose an active user who is not a viewer."
+
+
+def owner_problem(owner_id: int | None) -> str | None:
+    """The one owner rule (form, API, bulk assign): a contact is owned by nobody or by an active
+    user who is not a viewer. Return why `owner_id` cannot own contacts, or None."""
+    if owner_id is None:
+        return None
+    owner = db.session.get(User, owner_id) if isinstance(owner_id, int) and 0 < owner_id <= MAX_ID else None
+    if owner is None or not owner.active or owner.role == "viewer":
+        return OWNER_REFUSED
+    return None
+
+
 def clean(values: dict[str, Any], *, contact: Contact | None = None, require_identity: bool = True) -> dict[str, Any]:
     """Return validated, normalised contact fields, or raise ValidationError naming each bad one.
 
@@ -104,6 +118,8 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
                 if other is not None and (contact is None or other.id != contact.id):
                     errors["email"] = f"{other.name} (#{other.id}) already has the email {email_n}."
         cleaned["email"], cleaned["email_display"] = email_n, display
+    if "owner_id" in cleaned and (reason := owner_problem(cleaned["owner_id"])):
+        errors["owner_id"] = reason
     if "phone" in cleaned:
         try:
             cleaned["phone"] = normalise_phone(cleaned["phone"])
@@ -302,6 +318,19 @@ def clean_tag_names(names: list[str] | str) -> list[str]:
     if any(len(name) > 80 for name in cleaned):
         raise ValidationError(fields={"tag": "Keep a tag under 80 characters."})
     return cleaned
+
+
+def replace_tags(contact: Contact, names: list[str], *, actor_id: int | None = None, now=None) -> bool:
+    """Give a contact exactly these tags (the API's PATCH); return whether they changed."""
+    before = sorted(tag.name for tag in contact.tags)
+    contact.tags = tags_by_name(names)
+    after = sorted(tag.name for tag in contact.tags)
+    if before == after:
+        return False
+    db.session.flush()
+    audit.record("update", "contact", contact.id, user_id=actor_id, before={"tags": before}, after={"tags": after})
+    engine_hooks.after_contacts_changed([contact.id], now=now)
+    return True
 
 
 def add_tags(contact: Contact, names: list[str] | str, *, actor_id: int | None = None, now=None) -> list[str]:
