@@ -38,11 +38,6 @@ def _save(form, action):
     return result
 
 
-def _fragment_wanted() -> bool:
-    """Whether to answer with a partial: an htmx request that is not a boosted page load."""
-    return bool(htmx) and not htmx.boosted
-
-
 def _contact_or_404(contact_id: int) -> Contact:
     """The contact to show (an erased one too, read-only); writes load theirs with
     contacts.writable_contact, which refuses an erased contact with 410."""
@@ -83,7 +78,7 @@ def index():
     result = contact_queries.page(filters, after=request.args.get("after"), before=request.args.get("before"),
                                   user_id=current_user.id)
     context = {"page": result, "filters": filters, "list_url": _list_url}
-    if _fragment_wanted():
+    if htmx.fragment:
         return render_template("contacts/_results.html", **context)
     tag_names, owners = contact_queries.tag_names(), contact_queries.owner_choices()
     choices = {
@@ -202,12 +197,12 @@ def log(contact_id: int):
     interaction = _save(form, lambda: interactions.log_interaction(contact, form.values(), author_id=current_user.id)) \
         if form.validate() else REFUSED
     if interaction is not REFUSED:
-        if not _fragment_wanted():
+        if not htmx.fragment:
             flash("Logged.", "success")
             return redirect(url_for("contacts.show", contact_id=contact.id))
         item = contact_queries.timeline_item("interaction", interaction)
         return render_template("contacts/_logged.html", contact=contact, item=item, log_form=_log_form(fresh=True))
-    if not _fragment_wanted():
+    if not htmx.fragment:
         return _contact_page(contact, form), 422
     response = Response(render_template("contacts/_log_form.html", contact=contact, log_form=form))
     response.headers["HX-Retarget"] = "#log-form"
@@ -251,14 +246,14 @@ def edit_interaction(contact_id: int, interaction_id: int):
     if form.validate_on_submit() and _save(
             form, lambda: interactions.update_interaction(record, form.values(), actor_id=current_user.id)
     ) is not REFUSED:
-        if not _fragment_wanted():
+        if not htmx.fragment:
             flash("Saved.", "success")
             return redirect(url_for("contacts.show", contact_id=contact_id))
         record = _interaction_or_404(contact_id, interaction_id)
         return render_template("contacts/_timeline_item.html", contact_id=contact_id,
                                item=contact_queries.timeline_item("interaction", record))
-    template = "contacts/_interaction_edit.html" if _fragment_wanted() else "contacts/interaction_edit.html"
-    status = 422 if form.errors and not _fragment_wanted() else 200
+    template = "contacts/_interaction_edit.html" if htmx.fragment else "contacts/interaction_edit.html"
+    status = 422 if form.errors and not htmx.fragment else 200
     return render_template(template, contact_id=contact_id, record=record, form=form), status
 
 
@@ -273,7 +268,7 @@ def delete_interaction(contact_id: int, interaction_id: int):
         abort(403)
     interactions.delete_interaction(record, actor_id=current_user.id)
     db.session.commit()
-    if _fragment_wanted():
+    if htmx.fragment:
         return ""
     flash("Deleted.", "success")
     return redirect(url_for("contacts.show", contact_id=contact_id))
@@ -306,7 +301,7 @@ def remove_tag(contact_id: int):
 
 
 def _tags_response(contact_id: int, error: str | None = None):
-    if not _fragment_wanted():
+    if not htmx.fragment:
         if error:
             flash(error, "error")
         return redirect(url_for("contacts.show", contact_id=contact_id))
@@ -377,7 +372,7 @@ def merge_contact(contact_id: int):
     if not other_id.isdigit():
         query = request.args.get("q", "")
         candidates = contact_queries.merge_candidates(contact, query)
-        if _fragment_wanted():
+        if htmx.fragment:
             return render_template("contacts/_merge_candidates.html", contact=contact, candidates=candidates, q=query)
         return render_template("contacts/merge_pick.html", contact=contact, candidates=candidates, q=query)
     other = contacts.writable_contact(int(other_id))

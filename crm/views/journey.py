@@ -42,12 +42,12 @@ def stage(contact_id: int):
             errors = dict(error.fields)
         else:
             db.session.commit()
-        if not (htmx and not htmx.boosted):
+        if not htmx.fragment:
             flash(" ".join(errors.values()) if errors else notice, "error" if errors else "success")
             return redirect(request.referrer or url_for("journey.stage", contact_id=contact.id))
     context = {"contact": contact, "stage_errors": errors, "stage_notice": notice,
                "stage_values": request.form if errors else {}}
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         # The history on the page gains the change too, swapped out of band.
         return render_template("journey/_stage_controls.html", **context) + (
             render_template("journey/_stage_history.html", contact=contact, stage_history_oob=True)

@@ -35,7 +35,7 @@ def index():
     page = leads.lead_page(filters, page=request.args.get("page", 1, type=int),
                            per_page=current_app.config["PAGE_SIZE"])
     context = {"page": page, "filters": filters}
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         return render_template("leads/_list.html", **context)
     return render_template("leads/index.html", stages=STAGES, owners=leads.owners(), tags=leads.tag_names(),
                            **context)

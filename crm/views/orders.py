@@ -56,7 +56,7 @@ def index():
                "to": placed_to.isoformat() if placed_to else ""}
     context = dict(result=result, filters=filters, statuses=ORDER_STATUSES,
                    page_url=lambda n: url_for("orders.index", **{k: v for k, v in filters.items() if v}, page=n))
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         return render_template("orders/_rows.html", **context)
     return render_template("orders/index.html", **context)
 

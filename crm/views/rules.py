@@ -194,7 +194,7 @@ def save(kind: str):
             db.session.commit()
             saved = True
     notice = f"{SECTION_TITLES[kind]} saved. Contacts follow on their next change, or everyone at once with Refresh now."
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         return render_template("rules/_form.html", kind=kind, form=form, layout=LAYOUTS[kind],
                                title=SECTION_TITLES[kind], notice=notice if saved else None)
     if saved:

@@ -72,10 +72,6 @@ def open_tasks_for(contact):
     return task_service.open_tasks_for(contact.id)
 
 
-def _partial() -> bool:
-    return bool(htmx) and not htmx.boosted
-
-
 def _first_errors(form: FlaskForm) -> dict[str, str]:
     return {name: errors[0] for name, errors in form.errors.items() if errors}
 
@@ -124,7 +120,7 @@ def index():
         context.update(filters=filters, filter_errors=errors, args=request.args,
                        page=task_service.task_page(filters, request.args.get("page", 1, type=int),
                                                    current_app.config["PAGE_SIZE"]))
-    if _partial():
+    if htmx.fragment:
         return render_template("tasks/_list.html", **context)
     return render_template("tasks/index.html", **context)
 
@@ -154,7 +150,7 @@ def _act(task_id: int, form_class: type[FlaskForm], action: str, work: Callable[
             errors = dict(error.fields) or {"form": error.message}
         else:
             db.session.commit()
-    if _partial():
+    if htmx.fragment:
         return _row(task, notice=notice, errors=errors, open_form=action if errors else None)
     if errors:
         flash(" ".join(errors.values()), "error")
@@ -224,7 +220,7 @@ def create(contact_id: int):
             errors = dict(error.fields)
         else:
             db.session.commit()
-    if _partial():
+    if htmx.fragment:
         values = {} if created else request.form
         form_part = render_template("tasks/_new.html", contact=contact, created=created, errors=errors, values=values)
         if not created:
