@@ -44,3 +44,25 @@ def test_the_api_refuses_a_viewer_as_owner_like_the_form(client):
     response = client.post("/api/v1/contacts", json={"first_name": "Ada", "owner_id": viewer.id},
                            headers={"Authorization": f"Bearer {secret}"})
     assert response.status_code == 422 and response.json["error"]["fields"]["owner_id"] == contacts.OWNER_REFUSED
+
+
+def test_overdue_is_the_service_rule_the_rows_and_lists_share(app):
+    from datetime import date, datetime, timezone
+
+    from crm.models import Task
+    from crm.services import tasks
+
+    today = date(2026, 3, 2)
+    due = Task(status="open", due_at=datetime(2026, 3, 1, 23, 0, tzinfo=timezone.utc))
+    assert tasks.is_overdue(due, today)
+    assert not tasks.is_overdue(Task(status="done", due_at=due.due_at), today)
+    assert not tasks.is_overdue(Task(status="open", due_at=datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)), today)
+
+
+@pytest.mark.parametrize("p_alive,lost", [(None, False), (0.2, True), (0.5, True), (0.51, False)])
+def test_likely_lost_is_decided_by_the_figures_not_the_template(p_alive, lost):
+    from crm.services.insight import CustomerFigures
+
+    figures = CustomerFigures.__new__(CustomerFigures)
+    figures.p_alive = p_alive
+    assert figures.likely_lost is lost

@@ -3,13 +3,14 @@ logging interactions, and creating, editing, merging and deleting contacts."""
 from __future__ import annotations
 
 from flask import (
-    Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for,
+    Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for,
 )
 from flask_login import current_user
 
 from crm.extensions import db, htmx
 from crm.models import STAGES, Contact, Interaction, utcnow
 from crm.services import contact_bulk, contact_queries, contacts, insight, interactions, merge
+from crm.services.clock import shop_zone
 from crm.services.contact_queries import ContactFilters
 from crm.services.errors import ValidationError
 from crm.views.access import access, can, narrowed
@@ -162,7 +163,7 @@ def show(contact_id: int):
 
 def _contact_page(contact: Contact, log_form: InteractionForm):
     # The page's partials (stage, score, to-dos) load what they need from `contact` alone.
-    figures = insight.customer_figures(contact, utcnow(), current_app.config.get("SHOP_TIMEZONE") or "UTC")
+    figures = insight.customer_figures(contact, utcnow(), shop_zone().key)
     return render_template(
         "contacts/show.html", contact=contact, timeline=contact_queries.timeline(contact.id),
         figures=figures, log_form=log_form, tag_names=contact_queries.tag_names(),

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request, url_for
 
+from crm.services.clock import shop_zone
 from crm.views import access
 
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
@@ -20,10 +20,6 @@ NAVIGATION = (
     ("Imports", "imports.index"),
     ("Settings", "settings.index"),
 )
-
-
-def shop_zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
 
 
 def local(value: datetime | None) -> datetime | None:

@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from crm.models import utcnow
 from crm.services import insight, overview
+from crm.services.clock import shop_zone
 from crm.views.access import access
 from crm.views.formatting import CURRENCY_SIGNS
 
@@ -19,7 +20,7 @@ bp = Blueprint("main", __name__)
 def dashboard():
     """Show the shop at a glance: the journey, who is slipping away, revenue and what is due today."""
     now = utcnow()
-    zone = current_app.config.get("SHOP_TIMEZONE") or "UTC"
+    zone = shop_zone().key
     return render_template(
         "main/dashboard.html", summary=overview.summary(now),
         insight=insight.dashboard(current_user.id, now, zone),

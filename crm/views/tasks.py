@@ -61,6 +61,12 @@ def shop_date(days_ahead: int = 0) -> date:
 
 
 @bp.app_template_global()
+def task_overdue(task: Task, today: date) -> bool:
+    """Whether a to-do's row shows it overdue: the service's rule (tasks.is_overdue)."""
+    return task_service.is_overdue(task, today)
+
+
+@bp.app_template_global()
 def task_assignees():
     """Return the people to-dos can be handed to (for the assignee selects)."""
     return task_service.assignable_users()
