@@ -1,7 +1,6 @@
 """Contacts: the one place that validates, creates, updates and matches them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -197,13 +196,6 @@ def _consent_change(contact: Contact | None, cleaned: dict[str, Any], via: str, 
     return consent_fields(contact, consent, source, now)
 
 
-@dataclass
-class ContactChange:
-    contact: Contact
-    created: bool
-    changed: dict[str, Any] = field(default_factory=dict)
-
-
 def create_contact(values: dict[str, Any], *, actor_id: int | None = None, source: str = "manual",
                    tags: list[str] | None = None, now=None) -> Contact:
     """Return a new contact (flushed) from validated values; stage, score and to-dos follow.
@@ -261,36 +253,6 @@ def link_external_id(contact: Contact, source: str, external_id: str | None) -> 
         return
     if by_external_id(source, external_id) is None:
         contact.external_ids.append(ContactExternalId(source=source, external_id=external_id))
-
-
-def find_or_create(source: str, external_id: str | None, email: str | None, defaults: dict[str, Any],
-                   *, actor_id: int | None = None, now=None) -> ContactChange:
-    """Return the contact a source's customer is: by its customer id, else by normalised email,
-    else a new contact made from `defaults`. Blank fields of a found contact are filled in."""
-    contact = by_external_id(source, external_id) or by_email(email)
-    if contact is None:
-        values = {k: v for k, v in defaults.items() if k in EDITABLE and v not in (None, "")}
-        if email:
-            values["email"] = email
-        try:
-            contact = create_contact(values, actor_id=actor_id, source=source, now=now)
-        except ValidationError as error:
-            # A bad phone from a shop export must not lose the order: keep what is valid.
-            values = {k: v for k, v in values.items() if k not in error.fields or k == "email"}
-            contact = create_contact(values, actor_id=actor_id, source=source, now=now)
-        link_external_id(contact, source, external_id)
-        return ContactChange(contact, created=True)
-    fill = {k: v for k, v in defaults.items()
-            if k in EDITABLE and v not in (None, "") and getattr(contact, k) in (None, "")}
-    changed = {}
-    if fill:
-        try:
-            changed = update_contact(contact, fill, actor_id=actor_id, now=now)
-        except ValidationError as error:
-            fill = {k: v for k, v in fill.items() if k not in error.fields}
-            changed = update_contact(contact, fill, actor_id=actor_id, now=now) if fill else {}
-    link_external_id(contact, source, external_id)
-    return ContactChange(contact, created=False, changed=changed)
 
 
 # Audit snapshots of a whole contact (delete, merge) keep the derived figures too.

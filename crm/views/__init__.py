@@ -118,9 +118,7 @@ def init_app(app: Flask) -> None:
 
 
 def _too_large_message(app: Flask) -> str:
-    from crm.services.uploads import human_size
-
-    limit = human_size(int(app.config.get("MAX_CONTENT_LENGTH") or 0))
+    limit = formatting.human_size(int(app.config.get("MAX_CONTENT_LENGTH") or 0))
     return f"The upload is larger than the {limit} this CRM accepts; nothing was saved."
 
 

@@ -22,6 +22,15 @@ NAVIGATION = (
 )
 
 
+def human_size(size: int) -> str:
+    """Return a byte count as people say it: 2,048 MB, 12 KB, 900 bytes."""
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:,.0f} MB"
+    if size >= 1024:
+        return f"{size / 1024:,.0f} KB"
+    return f"{size} bytes"
+
+
 def local(value: datetime | None) -> datetime | None:
     """Return a UTC datetime in the shop's time zone."""
     if value is None:
