@@ -29,6 +29,10 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
 
+    from crm.services import engine
+
+    engine.connect()  # stages, scores and to-dos follow every write (crm.services.engine_hooks)
+
     from crm import views
 
     views.init_app(app)
