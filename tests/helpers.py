@@ -13,8 +13,10 @@ from werkzeug.security import generate_password_hash
 from crm.extensions import db
 from crm.models import User
 
-# The Shopify and WooCommerce sample files, inside the repository (tests/fixtures/README.md).
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The repository; no test reads anything outside it.
+ROOT = Path(__file__).resolve().parent.parent
+# The Shopify and WooCommerce sample files (tests/fixtures/README.md).
+FIXTURES = ROOT / "tests" / "fixtures"
 
 PASSWORD = "correct horse battery"
 # One iteration: signing in stays a real password check without costing a second per user.

@@ -22,7 +22,7 @@ from crm.services.importing import (
     read_woocommerce_orders,
 )
 from crm.services.importing import records
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, ROOT
 
 
 # Which reader reads each sample file; a new sample file must be added here.
@@ -674,7 +674,7 @@ def test_readers_do_not_import_flask():
     code = ("import sys, crm.services.importing; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'flask_sqlalchemy', 'sqlalchemy')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], check=True).stdout
+                         cwd=ROOT, check=True).stdout
     assert out.strip() == "[]"
 
 
