@@ -17,8 +17,9 @@ from sqlalchemy import delete, insert, select, update
 
 from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Order, OrderLine, Tag, contact_tags, utcnow
-from crm.services import aggregates, audit, engine_hooks, privacy
+from crm.services import aggregates, audit, engine_hooks
 from crm.services import contacts as contact_service
+from crm.services.trust.blocklist import blocked_among
 from crm.services.errors import ValidationError
 from crm.services.importing.records import CustomerRecord, OrderRecord
 
@@ -282,7 +283,7 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
     summary = BatchSummary(outcomes=[OrderOutcome(r.line, "rejected") for r in records])
     if not records:
         return summary
-    blocked = privacy.blocked_among(r.customer.email for r in records if r.customer.email)
+    blocked = blocked_among(r.customer.email for r in records if r.customer.email)
     accepted = []
     for index, record in enumerate(records):
         outcome = summary.outcomes[index]
@@ -433,7 +434,7 @@ def record_customers(records: Sequence[CustomerRecord], *, actor_id: int | None 
     """
     now = now or utcnow()
     outcomes = [CustomerOutcome(r.line, "rejected") for r in records]
-    blocked = privacy.blocked_among(r.email for r in records if r.email)
+    blocked = blocked_among(r.email for r in records if r.email)
     accepted = []
     for index, record in enumerate(records):
         if record.email and record.email in blocked:

@@ -7,7 +7,6 @@ data for ever (the retention review).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -23,14 +22,16 @@ from sqlalchemy import exists, func, or_, select
 
 from crm.extensions import db
 from crm.models import (
-    AuditEntry, Contact, ContactExternalId, ErasedEmail, ImportRejection, Interaction, Order, OrderLine,
+    AuditEntry, Contact, ContactExternalId, ImportRejection, Interaction, Order, OrderLine,
     ScoreHistory, Setting, StageChange, Task, WebhookDelivery, utcnow,
 )
 from crm.services import audit, engine_hooks
 from crm.services import contacts as contact_service
 from crm.services.errors import NotFound, ValidationError
 from crm.services.csv_safe import csv_text
-from crm.services.shared.emails import normalise_email
+from crm.services.trust.blocklist import (  # noqa: F401  (the block list, re-exported)
+    add_to_block_list, blocked_among, blocked_count, email_hash, is_blocked,
+)
 
 ERASED = "[erased]"
 # Contact fields that identify a person; erasing blanks them.
@@ -80,43 +81,6 @@ def set_do_not_contact(contact: Contact, do_not_contact: bool, actor_id: int | N
                  before={"do_not_contact": not contact.do_not_contact},
                  after={"do_not_contact": contact.do_not_contact})
     engine_hooks.after_contacts_changed([contact.id], now=now)
-    return True
-
-
-# --- the erased-email block list ------------------------------------------------------------
-
-def email_hash(email: str) -> str:
-    """Return the sha256 of a normalised email: what the block list keeps instead of the address."""
-    return hashlib.sha256((normalise_email(email) or "").encode()).hexdigest()
-
-
-def is_blocked(email: str | None) -> bool:
-    """Return whether an email was erased and blocked from coming back (imports, webhooks, API)."""
-    if not normalise_email(email):
-        return False
-    return db.session.scalar(select(exists().where(ErasedEmail.email_hash == email_hash(email)))) or False
-
-
-def blocked_among(emails: Iterable[str | None]) -> set[str]:
-    """Return which of these emails (normalised) are blocked: one query per 500, for imports."""
-    by_hash = {email_hash(email): normalise_email(email) for email in emails if normalise_email(email)}
-    hashes = sorted(by_hash)
-    blocked: set[str] = set()
-    for chunk in _in_batches(hashes):
-        blocked |= {by_hash[h] for h in db.session.scalars(select(ErasedEmail.email_hash).where(ErasedEmail.email_hash.in_(chunk)))}
-    return blocked
-
-
-def blocked_count() -> int:
-    return db.session.scalar(select(func.count()).select_from(ErasedEmail)) or 0
-
-
-def add_to_block_list(email: str, now: datetime | None = None) -> bool:
-    """Add an email to the block list (as a hash); return False when it was already there."""
-    if is_blocked(email):
-        return False
-    db.session.add(ErasedEmail(email_hash=email_hash(email), erased_at=now or utcnow()))
-    db.session.flush()
     return True
 
 
