@@ -86,6 +86,7 @@ def app(_migrated, app_config, tmp_path):
         db.session.rollback()
         _empty_all_tables()
         db.session.remove()
+        db.engine.dispose()  # each test's app has its own pool; hand its connections back now
 
 
 class Client(FlaskClient):

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.e2e
 
 SHOPIFY_ORDERS = FIXTURES / "shopify" / "orders_export.csv"
 # Order #1004 (line 8 of the file) has neither a valid total nor a valid email.
-REASON_1004 = "Total: 'ten euros' is not an amount; Email: 'not-an-email' is not a valid email address"
+REASON_1004 = ("Total: 'ten euros' is not an amount; "
+               "Email: 'not-an-email' is not a valid email address (An email address must have an @-sign.)")
 
 
 def test_a_shopify_orders_export_is_previewed_then_imported_with_the_bad_row_explained(logged_in_page):
