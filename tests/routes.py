@@ -116,7 +116,7 @@ def url_for_rule(rule: Rule, ids: dict[str, int]) -> str:
         kind = kind_of(rule, argument)
         if kind in ids:
             values[argument] = ids[kind]
-        elif converter in ("IntegerConverter", "NumberConverter"):
+        elif converter in ("IntegerConverter", "NumberConverter", "IdConverter"):
             values[argument] = UNKNOWN_ID
         elif converter == "UUIDConverter":
             values[argument] = "00000000-0000-4000-8000-000000000000"

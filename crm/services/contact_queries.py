@@ -21,6 +21,7 @@ from crm.extensions import db
 from crm.models import (
     HEALTHS, STAGES, Contact, ContactExternalId, Interaction, Order, StageChange, Tag, Task, User, contact_tags,
 )
+from crm.services.bounds import check_int, parse_id, parse_json
 
 PAGE_SIZE = 50
 # Counting every match of a text search over 100,000 contacts reads them all; past this
@@ -96,7 +97,7 @@ class ContactFilters:
         health = args.get("health") or None
         owner = (args.get("owner") or "").strip() or None
         # An id must fit the column (PostgreSQL refuses a larger integer outright).
-        if owner is not None and owner not in ("me", "none") and not (owner.isdigit() and int(owner) < 2**31):
+        if owner is not None and owner not in ("me", "none") and parse_id(owner) is None:
             owner = None
         sort = args.get("sort") or DEFAULT_SORT
         return cls(
@@ -243,8 +244,8 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (ValueError, json.JSONDecodeError):
+        values = parse_json(raw, max_depth=2)
+    except ValueError:  # includes BadJson and binascii.Error
         return None
     return values if isinstance(values, list) else None
 
@@ -258,19 +259,20 @@ def _typed(key: SortKey, value: Any) -> Any:
     column_type = key.column.type
     python_type = getattr(column_type, "impl_instance", column_type).python_type
     if python_type is datetime:
-        when = datetime.fromisoformat(value)
-        if when.tzinfo is None:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+        if when is None or when.tzinfo is None:
             raise ValueError("naive datetime")
         return when
     if python_type is Decimal:
         try:
-            return Decimal(value)
-        except InvalidOperation as error:
+            amount = Decimal(value)
+        except (InvalidOperation, TypeError) as error:
             raise ValueError(str(error)) from error
+        if not amount.is_finite() or abs(amount) >= 10**12:
+            raise ValueError("out of range")
+        return amount
     if python_type is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError("not an int")
-        return value
+        return check_int(value)
     if not isinstance(value, str):
         raise ValueError("not a string")
     return value
@@ -439,9 +441,9 @@ def _timeline_cursor(cursor: str | None) -> tuple[datetime, int, int] | None:
     try:
         at, rank, item_id = values  # type: ignore[misc]
         at = datetime.fromisoformat(at)
-        if at.tzinfo is None or not isinstance(rank, int) or not isinstance(item_id, int):
+        if at.tzinfo is None:
             return None
-        return at, rank, item_id
+        return at, check_int(rank), check_int(item_id)
     except (TypeError, ValueError):
         return None
 

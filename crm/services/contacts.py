@@ -12,8 +12,10 @@ from sqlalchemy.orm import joinedload, selectinload
 from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Tag, User
 from crm.services import audit, engine_hooks
+from crm.services.bounds import MAX_ID, is_country_code
 from crm.services.errors import Erased, NotFound, ValidationError
 from crm.services.shared.emails import email_problem, normalise_email
+from crm.services.trust.blocklist import is_blocked
 
 # Fields a person (form or API) may set on a contact.
 EDITABLE = (
@@ -21,7 +23,6 @@ EDITABLE = (
     "country", "owner_id", "consent", "consent_source", "do_not_contact", "stay_in_touch_days",
 )
 AUDITED = EDITABLE + ("email_display",)
-MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL
 
 
 def default_region() -> str | None:
@@ -126,14 +127,16 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
             errors["phone"] = str(error)
     if "country" in cleaned:
         country = (cleaned["country"] or "").upper() or None
-        if country and (len(country) != 2 or not country.isalpha()):
-            errors["country"] = "Use the two-letter country code, e.g. DE."
+        if country and not is_country_code(country):
+            errors["country"] = "Use the two-letter country code (ISO 3166), e.g. DE."
         cleaned["country"] = country
     if "birthday" in cleaned and isinstance(cleaned["birthday"], str):
         try:
             cleaned["birthday"] = date.fromisoformat(cleaned["birthday"]) if cleaned["birthday"] else None
         except ValueError:
             errors["birthday"] = "Use the form YYYY-MM-DD."
+    if isinstance(cleaned.get("birthday"), date) and not date(1900, 1, 1) <= cleaned["birthday"] <= date.today():
+        errors["birthday"] = "Give a birthday from 1900-01-01 to today."
     if "stay_in_touch_days" in cleaned and cleaned["stay_in_touch_days"] not in (None, ""):
         try:
             days = int(cleaned["stay_in_touch_days"])
@@ -196,12 +199,22 @@ def _consent_change(contact: Contact | None, cleaned: dict[str, Any], via: str, 
     return consent_fields(contact, consent, source, now)
 
 
+BLOCKED_EMAIL = "This address belongs to a person who was erased and asked not to be stored again."
+
+
+def _refuse_blocked_email(email: str | None) -> None:
+    """Every path that creates a contact (form, API, webhook, import) honours the erasure block list."""
+    if email and is_blocked(email):
+        raise ValidationError(fields={"email": BLOCKED_EMAIL})
+
+
 def create_contact(values: dict[str, Any], *, actor_id: int | None = None, source: str = "manual",
                    tags: list[str] | None = None, now=None) -> Contact:
     """Return a new contact (flushed) from validated values; stage, score and to-dos follow.
     A consent given without saying where is recorded as given through `source` (form or API)."""
     cleaned = clean(values)
     cleaned.update(_consent_change(None, cleaned, CONSENT_VIA.get(source, source), now))
+    _refuse_blocked_email(cleaned.get("email"))
     contact = Contact(source=source, **cleaned)
     db.session.add(contact)
     if tags:
@@ -219,6 +232,8 @@ def update_contact(contact: Contact, values: dict[str, Any], *, actor_id: int | 
     given or withdrawn without saying where."""
     cleaned = clean(values, contact=contact)
     cleaned.update(_consent_change(contact, cleaned, CONSENT_VIA.get(via, via), now))
+    if cleaned.get("email") and cleaned["email"] != contact.email:
+        _refuse_blocked_email(cleaned["email"])
     before = audit.snapshot(contact, AUDITED)
     for name, value in cleaned.items():
         setattr(contact, name, value)

@@ -13,6 +13,9 @@ signals = Namespace()
 contacts_changed = signals.signal("contacts-changed")
 # Sent with now after a bulk load: re-derive time-based state for everyone.
 bulk_changed = signals.signal("bulk-changed")
+# Sent with ids and now after orders came in on their own (webhook, API, form): the worker queues
+# the shop-wide figures (crm.services.jobs.maintenance). Without a receiver they wait for the night.
+orders_recorded = signals.signal("orders-recorded")
 
 
 def _send(signal, **kwargs) -> None:
@@ -32,3 +35,10 @@ def after_contacts_changed(contact_ids: Iterable[int], now: datetime | None = No
 def after_bulk_change(now: datetime | None = None) -> None:
     """Re-derive time-based state for everyone after a bulk load."""
     _send(bulk_changed, now=now)
+
+
+def after_orders_recorded(contact_ids: Iterable[int], now: datetime | None = None) -> None:
+    """Say that orders came in for these contacts (what can wait goes to the worker)."""
+    ids = {int(i) for i in contact_ids if i is not None}
+    if ids:
+        orders_recorded.send(None, ids=ids, now=now)

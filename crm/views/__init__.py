@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from crm.database import write_intent
 from crm.extensions import db, login_manager
 from crm.services import errors
-from crm.views import access, formatting
+from crm.views import access, formatting, params
 from crm.views.api_errors import api_error_response
 
 CONTENT_SECURITY_POLICY = (
@@ -28,6 +28,8 @@ class SessionInterface(SecureCookieSessionInterface):
 
 def init_app(app: Flask) -> None:
     """Bind hooks, loaders, error handlers and blueprints to the app."""
+    # Every <int:...> in a route is a row id: bounded, so 2^63 is a 404 and never an OverflowError.
+    app.url_map.converters["int"] = params.IdConverter
     if app.config.get("PROXY_FIX"):
         hops = int(app.config["PROXY_FIX"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
@@ -93,7 +95,7 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import api, audit, auth, contacts, imports, journey, leads, main, orders, privacy, rules, settings, tasks, tokens, users, webhooks
+    from crm.views import api, audit, auth, contacts, imports, jobs, journey, leads, main, orders, privacy, rules, settings, tasks, tokens, users, webhooks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
@@ -102,6 +104,7 @@ def init_app(app: Flask) -> None:
         auth.bp,
         contacts.bp,
         imports.bp,
+        jobs.bp,
         journey.bp,
         leads.bp,
         main.bp,

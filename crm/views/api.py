@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -20,11 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from crm.extensions import csrf, db, limiter
+from crm.extensions import csrf, db
 from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task
 from crm.services import contact_queries, interactions, tasks
 from crm.services import contacts as contact_service
 from crm.services import orders as order_service
+from crm.services.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
 from crm.services.errors import ValidationError
 from crm.services.order_input import api_order_record
 from crm.views.access import access
@@ -53,7 +53,6 @@ TASK_CHANGE_FIELDS: dict[str, tuple[type, ...]] = {
 # Longest text each contact field can store (the service checks names, email and phone itself).
 CONTACT_LENGTHS = {"company": 200, "title": 200, "address": 400, "city": 120, "email": 320, "phone": 40,
                    "birthday": 10, "country": 2}
-MAX_INT = 2**31 - 1  # ids and counts are 32-bit integers on PostgreSQL
 
 
 class Refused(Exception):
@@ -64,19 +63,7 @@ class Refused(Exception):
         self.status, self.message, self.fields, self.extra = status, message, fields or {}, extra
 
 
-def _api_limit() -> str:
-    return current_app.config.get("API_RATE_LIMIT", "600 per minute")
-
-
-def _api_client() -> str:
-    """Rate-limit per token (several systems may share one address), else per address."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:24]
-    return "ip:" + (request.remote_addr or "")
-
-
-limiter.limit(_api_limit, key_func=_api_client)(bp)
+# The API's rate limit is the application limit in crm/extensions.py: one budget, one key.
 
 
 @bp.errorhandler(Refused)
@@ -109,9 +96,9 @@ def _json_body() -> dict[str, Any]:
     if len(data) > current_app.config.get("API_MAX_BODY", MAX_BODY):
         raise Refused(413, "The body is too large for the API.")
     try:
-        body = json.loads(data)
-    except ValueError as error:
-        raise Refused(400, f"The body is not valid JSON: {error}.") from None
+        body = parse_json(data)
+    except BadJson as error:
+        raise Refused(400, str(error)) from None
     if not isinstance(body, dict):
         raise Refused(400, "The body must be a JSON object.")
     if where := _unstorable_text(body):
@@ -203,12 +190,9 @@ def _int_arg(name: str) -> int | None:
     text = request.args.get(name)
     if text in (None, ""):
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 1 <= value <= MAX_INT:
-        raise ValidationError(fields={name: "Give an id (a whole number from 1)."})
+    value = parse_id(text)
+    if value is None:
+        raise ValidationError(fields={name: f"Give an id (a whole number from 1 to {MAX_INT})."})
     return value
 
 
@@ -225,9 +209,13 @@ def _parse_time(name: str, text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
         value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        value = value.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         raise ValidationError(fields={name: "Use an ISO 8601 time such as 2026-05-03T14:30:00Z."}) from None
+    try:
+        return check_moment(value)
+    except ValueError as error:
+        raise ValidationError(fields={name: f"{error}."}) from None
 
 
 # -- serialisers -------------------------------------------------------------------------------
