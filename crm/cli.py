@@ -100,7 +100,12 @@ def refresh_command(now):
             bar.render_progress()
 
         summary = refresh_everyone_now(now=now, on_batch=bar.update, on_step=step_started)
-    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s.")
+    from crm.services.clock import shop_today
+    from crm.services.segments.store import record_segment_sizes
+
+    recorded = record_segment_sizes(shop_today(now) if now else None)  # each segment's size for the day
+    db.session.commit()
+    click.echo(f"Refreshed {summary} in {time.perf_counter() - started:.1f} s; recorded the size of {recorded} segment(s).")
     for note in summary.notes:
         click.echo(note)
 
@@ -109,8 +114,11 @@ def refresh_command(now):
 @click.option("--as-of", "as_of", callback=_as_of, metavar="DATE",
               help="Predict as at this date (noon UTC) or UTC time instead of now; later orders are ignored.")
 @click.option("--json", "as_json", is_flag=True, help="Print the fitted parameters as JSON instead of words.")
+@click.option("--holdout-weeks", "holdout_weeks", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Check the model instead: fit on the history up to N weeks before the as-of and compare its "
+                   "predictions with those N weeks (the figures of the model check page). Stores nothing.")
 @with_appcontext
-def predict_command(as_of, as_json):
+def predict_command(as_of, as_json, holdout_weeks):
     """Fit the purchase and spend models and store every customer's segment and predictions.
 
     Stores the RFM segment of every customer and, where the shop's orders allow an honest
@@ -129,6 +137,18 @@ def predict_command(as_of, as_json):
     from crm.services import predict
 
     started = time.perf_counter()
+    if holdout_weeks is not None:
+        from crm.services import model_check
+
+        with read_only():
+            checked = model_check.check(as_of, holdout_weeks)
+            db.session.commit()
+        if as_json:
+            click.echo(json.dumps(checked.as_json()))
+        else:
+            click.echo(model_check.describe(checked))
+            click.echo(f"Done in {time.perf_counter() - started:.1f} s.")
+        return
     # Read and fit in a read transaction (on SQLite it does not take the write lock), then write
     # committing each batch, so the shop's own writes never wait long.
     with read_only():

@@ -31,6 +31,7 @@ DEFAULTS = {
     "SHOP_CURRENCY": "EUR",
     "PAGE_SIZE": 50,
     "RETENTION_MONTHS": 36,  # months without an order or interaction before a contact is up for review
+    "SEGMENT_QUERY_LIMIT_MS": 5_000,  # a segment's count, preview or members query is stopped after this long
     # The job queue: a SQLite file in the instance folder unless REDIS_URL (CRM_REDIS_URL) is set.
     "JOBS_SQLITE_PATH": None,  # default instance/jobs.sqlite3
     "JOBS_QUEUE_NAME": "crm",  # the queue's name inside its storage (one per app or test)

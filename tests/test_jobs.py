@@ -1,6 +1,8 @@
 """The job queue: jobs queued by the app run in a real `crm worker` process and are recorded."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import job_samples
@@ -14,6 +16,13 @@ def app_config():
     return {"JOBS_EXTRA_MODULES": ["job_samples"]}
 
 
+def _ran(result) -> int:
+    """How many runs of queued (not scheduled) jobs a burst made: a first burst also catches up
+    every scheduled job (the nightly ones of other areas), which these tests do not count."""
+    ran = int(re.search(r"Ran (\d+) jobs?", result.stdout).group(1))
+    return ran - db.session.query(JobRun).filter(JobRun.periodic.is_(True)).count()
+
+
 def _setting(key):
     row = db.session.get(Setting, key)
     return None if row is None else row.value
@@ -25,7 +34,7 @@ def test_a_queued_job_runs_in_the_worker_and_is_recorded(app, run_worker):
     assert _setting("answer") is None  # nothing ran in this process
     db.session.commit()
     result = run_worker()
-    assert "Ran 1 job" in result.stdout
+    assert _ran(result) == 1
     assert _setting("answer") == 42
     run = db.session.get(JobRun, run.id)
     assert run.status == "done" and run.attempts == 1
@@ -37,9 +46,9 @@ def test_nothing_is_queued_when_the_caller_rolls_back(app, run_worker):
     db.session.flush()
     job_samples.remember("rolled", 1)
     db.session.rollback()
-    assert "Ran 0 jobs" in run_worker().stdout
+    assert _ran(run_worker()) == 0
     assert _setting("rolled") is None
-    assert db.session.query(JobRun).count() == 0
+    assert db.session.query(JobRun).filter(JobRun.periodic.is_(False)).count() == 0
 
 
 def test_progress_is_recorded(app, run_worker):
@@ -56,7 +65,7 @@ def test_a_failing_job_is_retried_then_marked_failed_without_stopping_the_worker
     fine = job_samples.remember("after", "yes")
     db.session.commit()
     result = run_worker()
-    assert "Ran 3 jobs" in result.stdout  # one try, one retry, the other job
+    assert _ran(result) == 3  # one try, one retry, the other job
     failing = db.session.get(JobRun, failing.id)
     assert failing.status == "failed" and failing.attempts == 2
     assert "ValueError: the shop is closed" in failing.error
@@ -70,7 +79,7 @@ def test_a_job_about_an_erased_contact_fails_once_with_a_plain_reason(app, run_w
     run = job_samples.greet_contact(contact.id + 1000)
     db.session.commit()
     result = run_worker()
-    assert "Ran 1 job" in result.stdout
+    assert _ran(result) == 1
     run = db.session.get(JobRun, run.id)
     assert run.status == "failed" and run.attempts == 1
     assert run.error == f"Not done: contact #{contact.id + 1000} no longer exists"
@@ -121,7 +130,7 @@ def test_the_worker_stops_cleanly_on_sigterm(app, tmp_path):
     import subprocess
     import time
 
-    from conftest import CRM_COMMAND, ROOT, worker_environment
+    from tests.conftest import CRM_COMMAND, ROOT, worker_environment
 
     run = job_samples.remember("served", "by the consumer")
     db.session.commit()

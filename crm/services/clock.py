@@ -8,9 +8,13 @@ from flask import current_app, has_app_context
 
 
 def shop_zone() -> ZoneInfo:
-    """Return the shop's time zone (setting SHOP_TIMEZONE; UTC outside an app)."""
+    """Return the shop's time zone (setting SHOP_TIMEZONE; UTC outside an app or for a name that
+    is not a time zone). The one place the CRM reads it: services, views and the worker."""
     name = current_app.config.get("SHOP_TIMEZONE") if has_app_context() else None
-    return ZoneInfo(name or "UTC")
+    try:
+        return ZoneInfo(name or "UTC")
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        return ZoneInfo("UTC")
 
 
 def shop_today(now: datetime) -> date:

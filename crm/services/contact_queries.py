@@ -89,6 +89,7 @@ class ContactFilters:
     open_todo: str | None = None  # "yes", "no" or None
     owner: str | None = None  # a user id, "me" or "none" (unassigned)
     sort: str = DEFAULT_SORT
+    segment: int | None = None  # a saved segment's id: its members only
 
     @classmethod
     def from_args(cls, args: Mapping) -> ContactFilters:
@@ -110,11 +111,12 @@ class ContactFilters:
             open_todo=args.get("todo") if args.get("todo") in TODO_CHOICES else None,
             owner=owner,
             sort=sort if sort in SORTS else DEFAULT_SORT,
+            segment=parse_id((args.get("segment") or "").strip()),
         )
 
     def to_args(self, *, with_sort: bool = True) -> list[tuple[str, str]]:
         """Return the filters as query-string pairs (empty ones left out), the inverse of from_args."""
-        pairs = [("q", self.q), ("stage", self.stage), ("health", self.health)]
+        pairs = [("segment", self.segment), ("q", self.q), ("stage", self.stage), ("health", self.health)]
         pairs += [("tag", tag) for tag in self.tags]
         pairs += [("score_min", self.score_min), ("score_max", self.score_max), ("todo", self.open_todo),
                   ("owner", self.owner)]
@@ -140,8 +142,8 @@ def _sqlite() -> bool:
     return db.engine.dialect.name == "sqlite"
 
 
-def _contains(column, text: str):
-    """Return "column contains text, ignoring case"."""
+def contains_text(column, text: str):
+    """Return "column contains text, ignoring case" (the search box's and segments' rule)."""
     if _sqlite():
         # SQLite's LIKE already ignores (ASCII) case, as its lower() only knows ASCII: the same
         # matches at a third of the cost of lower() on every row.
@@ -164,8 +166,8 @@ def search_condition(query: str):
         return or_(Contact.phone.contains(digits.lstrip("0") or digits, autoescape=True), by_external_id)
     conditions = []
     for word in query.split()[:8]:
-        options = [_contains(Contact.first_name, word), _contains(Contact.last_name, word),
-                   _contains(Contact.email, word.lower()), _contains(Contact.company, word)]
+        options = [contains_text(Contact.first_name, word), contains_text(Contact.last_name, word),
+                   contains_text(Contact.email, word.lower()), contains_text(Contact.company, word)]
         if word.isdigit() and len(word) >= 3:
             options.append(Contact.phone.contains(word.lstrip("0") or word, autoescape=True))
         conditions.append(or_(*options))
@@ -180,6 +182,10 @@ def _with_open_todo():
 def filter_conditions(filters: ContactFilters, *, user_id: int | None = None) -> list:
     """Return the WHERE clauses the filters stand for."""
     conditions = [search_condition(filters.q)] if filters.q else []
+    if filters.segment is not None:
+        from crm.services.segments import store  # the segments package builds on this module
+
+        conditions.append(store.segment_condition(filters.segment))
     if filters.stage:
         conditions.append(Contact.stage == filters.stage)
     if filters.health:
@@ -309,6 +315,11 @@ def _order_by(sort: Sort, *, reverse: bool = False, by_index: bool = True) -> li
             clause = clause.nulls_first() if reverse else clause.nulls_last()
         clauses.append(clause)
     return clauses
+
+
+def sort_clauses(name: str = DEFAULT_SORT) -> list:
+    """Return the ORDER BY clauses of a named sort (the list's order, for previews)."""
+    return _order_by(SORTS[name])
 
 
 def _beyond(column, key: SortKey, value: Any, *, backwards: bool):

@@ -90,6 +90,7 @@ class ContactFacts:
     total_spent: Decimal = Decimal("0.00")
     order_days: int = 0  # distinct UTC calendar days with a paid order
     refunded_or_cancelled_count: int = 0  # orders that were refunded in full or cancelled
+    second_order_at: datetime | None = None  # when the second paid order was placed (None: fewer)
     # Interactions: the recent ones in detail, plus all-time summaries
     interactions: tuple[InteractionFact, ...] = ()
     last_interaction_at: datetime | None = None  # all time, any kind
@@ -106,6 +107,7 @@ class ContactFacts:
             "stage_since",
             "first_order_at",
             "last_order_at",
+            "second_order_at",
             "last_interaction_at",
             "last_advocacy_at",
             "hot_since",

@@ -95,7 +95,7 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import api, audit, auth, contacts, imports, jobs, journey, leads, main, orders, privacy, rules, settings, tasks, tokens, users, webhooks
+    from crm.views import api, audit, auth, contacts, imports, insight, jobs, journey, leads, main, orders, privacy, rules, segments, settings, tasks, tokens, users, webhooks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
@@ -104,6 +104,7 @@ def init_app(app: Flask) -> None:
         auth.bp,
         contacts.bp,
         imports.bp,
+        insight.bp,
         jobs.bp,
         journey.bp,
         leads.bp,
@@ -111,6 +112,7 @@ def init_app(app: Flask) -> None:
         orders.bp,
         privacy.bp,
         rules.bp,
+        segments.bp,
         settings.bp,
         tasks.bp,
         tokens.bp,

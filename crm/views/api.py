@@ -27,6 +27,8 @@ from crm.services import orders as order_service
 from crm.services.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
 from crm.services.errors import ValidationError
 from crm.services.order_input import api_order_record
+from crm.services.segments import definition as segment_definition
+from crm.services.segments import store as segments
 from crm.views.access import access
 from crm.views.api_errors import api_error, api_error_response
 from crm.views.api_spec import spec
@@ -86,7 +88,7 @@ def _http(error: HTTPException):
 
 # -- reading requests --------------------------------------------------------------------------
 
-def _json_body() -> dict[str, Any]:
+def _json_body(*, invalid_status: int = 400) -> dict[str, Any]:
     """The request's JSON object, or a 413/415/400 refusal."""
     if (request.content_length or 0) > current_app.config.get("API_MAX_BODY", MAX_BODY):
         raise Refused(413, "The body is too large for the API.")
@@ -98,7 +100,8 @@ def _json_body() -> dict[str, Any]:
     try:
         body = parse_json(data)
     except BadJson as error:
-        raise Refused(400, str(error)) from None
+        # A segment definition is refused with 422 (issue 17: hostile definitions), other bodies with 400.
+        raise Refused(invalid_status, str(error), {"body": str(error)} if invalid_status == 422 else None) from None
     if not isinstance(body, dict):
         raise Refused(400, "The body must be a JSON object.")
     if where := _unstorable_text(body):
@@ -152,7 +155,7 @@ def _typed(body: dict[str, Any], allowed: dict[str, tuple[type, ...]], *, nullab
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    return {str: "a string", int: "an integer", bool: "true or false", list: "a list"}[types[0]]
+    return {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}[types[0]]
 
 
 def _limit() -> int:
@@ -476,6 +479,102 @@ def task(task_id: int):
         raise Refused(409, error.message, error.fields) from None
     db.session.commit()
     return jsonify(task_json(db.session.get(Task, task_id)))
+
+
+# -- segments --------------------------------------------------------------------------------
+
+SEGMENT_FIELDS: dict[str, tuple[type, ...]] = {"name": (str,), "description": (str,), "definition": (dict,)}
+
+
+def segment_json(segment, count: int | None = None) -> dict[str, Any]:
+    data = {"id": segment.id, "name": segment.name, "description": segment.description or "",
+            "definition": segment.definition, "created_at": _time(segment.created_at),
+            "updated_at": _time(segment.updated_at)}
+    if count is not None:
+        data["count"] = count
+    return data
+
+
+def _definition(raw: Any):
+    """The checked definition, or a 422 naming each faulty condition as definition.<position>."""
+    try:
+        return segment_definition.parse(raw)
+    except segment_definition.DefinitionError as error:
+        raise ValidationError(error.message, {
+            "definition" if position == "definition" else f"definition.{position}": reason
+            for position, reason in error.fields.items()}) from None
+
+
+def _segment_values(body: dict[str, Any]) -> dict[str, Any]:
+    values = _typed(body, SEGMENT_FIELDS, nullable=("description",), lengths={"name": 120, "description": 1000})
+    if "definition" in values:
+        values["definition"] = segment_definition.to_json(_definition(values["definition"]))
+    return values
+
+
+def _segment_or_404(segment_id: int):
+    found = segments.get(segment_id) if segment_id <= MAX_INT else None
+    if found is None:
+        raise Refused(404, f"No segment #{segment_id}.")
+    return found
+
+
+@bp.route("/segments", methods=["GET", "POST"])
+@access("read", post="write")
+def segment_list():
+    """GET: the saved segments, a page at a time. POST: save a segment; 201 with its id and count."""
+    if request.method == "POST":
+        values = _segment_values(_json_body(invalid_status=422))
+        missing = {name: "Required." for name in ("name", "definition") if name not in values}
+        if missing:
+            raise ValidationError(fields=missing)
+        segment = segments.create(values, actor_id=current_user.id)
+        size = segments.count(_definition(segment.definition))  # past the time limit: 422, nothing saved
+        db.session.commit()
+        response = jsonify(segment_json(segment, size))
+        response.status_code = 201
+        response.headers["Location"] = url_for("api.segment", segment_id=segment.id)
+        return response
+    limit, after = _limit(), _cursor()
+    return jsonify(_page(segments.page_after(after_id=after, limit=limit), limit, segment_json))
+
+
+@bp.route("/segments/preview", methods=["POST"])
+@access("write")
+def segment_preview():
+    """Count a definition and show its first members, saving nothing."""
+    body = _typed(_json_body(invalid_status=422), {"definition": (dict,)})
+    if "definition" not in body:
+        raise ValidationError(fields={"definition": "Required."})
+    definition = _definition(body["definition"])
+    sample = segments.members_after(definition, limit=segments.SAMPLE_SIZE)
+    return jsonify({"count": segments.count(definition), "sample": [contact_json(c) for c in sample]})
+
+
+@bp.route("/segments/<int:segment_id>", methods=["GET", "PATCH", "DELETE"])
+@access("read", patch="write", delete="admin")
+def segment(segment_id: int):
+    """GET: a segment with its count. PATCH: change its name, description or definition. DELETE: remove it."""
+    found = _segment_or_404(segment_id)
+    if request.method == "DELETE":
+        segments.remove(found, actor_id=current_user.id)
+        db.session.commit()
+        return "", 204
+    if request.method == "PATCH":
+        segments.update(found, _segment_values(_json_body(invalid_status=422)), actor_id=current_user.id)
+    size = segments.count(_definition(found.definition))  # past the time limit: 422, nothing changed
+    db.session.commit()
+    return jsonify(segment_json(found, size))
+
+
+@bp.route("/segments/<int:segment_id>/contacts", methods=["GET"])
+@access("read")
+def segment_contacts(segment_id: int):
+    """The segment's members, a page at a time (ordered by id), as the contact list API gives them."""
+    found = _segment_or_404(segment_id)
+    limit, after = _limit(), _cursor()
+    members = segments.members_after(_definition(found.definition), after_id=after, limit=limit)
+    return jsonify(_page(members, limit, contact_json))
 
 
 # -- the description ---------------------------------------------------------------------------

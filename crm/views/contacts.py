@@ -12,6 +12,7 @@ from crm.models import STAGES, Contact, Interaction, utcnow
 from crm.services import contact_bulk, contact_queries, contacts, insight, interactions, merge
 from crm.services.clock import shop_zone
 from crm.services.contact_queries import ContactFilters
+from crm.services.segments import store as segments
 from crm.services.errors import ValidationError
 from crm.views.access import access, can, narrowed
 from crm.views.contact_forms import (
@@ -89,7 +90,9 @@ def index():
         "owner": [(str(user.id), user.name) for user in owners],
         "sort": [(key, sort.label) for key, sort in contact_queries.SORTS.items()],
     }
-    return render_template("contacts/index.html", tag_names=tag_names, owners=owners, choices=choices, **context)
+    segment = segments.get(filters.segment) if filters.segment else None
+    return render_template("contacts/index.html", tag_names=tag_names, owners=owners, choices=choices,
+                           segment=segment, **context)
 
 
 @bp.route("/bulk", methods=["POST"])

@@ -14,6 +14,7 @@ CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A
 NAVIGATION = (
     ("Dashboard", "main.dashboard"),
     ("Contacts", "contacts.index"),
+    ("Segments", "segments.index"),
     ("Leads", "leads.index"),
     ("To-dos", "tasks.index"),
     ("Orders", "orders.index"),
@@ -46,8 +47,10 @@ def format_money(value, currency: str | None = None) -> str:
     amount = Decimal(str(value)).quantize(Decimal("0.01"))
     code = (currency or current_app.config.get("SHOP_CURRENCY") or "EUR").upper()
     sign = CURRENCY_SIGNS.get(code)
-    text = f"{amount:,.2f}"
-    return f"{sign}{text}" if sign else f"{text} {code}"
+    # A minus goes before the currency sign ("−€12.50", never "€-12.50").
+    minus = "−" if amount < 0 else ""
+    text = f"{abs(amount):,.2f}"
+    return f"{minus}{sign}{text}" if sign else f"{minus}{text} {code}"
 
 
 def format_datetime(value: datetime | None, fmt: str = "%-d %b %Y %H:%M") -> str:

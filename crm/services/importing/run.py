@@ -173,6 +173,13 @@ class _Tally:
         self.first_rejection: str | None = None
         self.stored_rejections = 0
         self.analysed_at = 0  # rows created when the tables were last analysed
+        self.currencies: dict[str, int] = {}  # orders stored per currency code
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the counts to keep on the run, with the orders per currency when any is not the shop's."""
+        if set(self.currencies) - {_shop_currency().upper()}:
+            return {**self.counts, "currencies": dict(sorted(self.currencies.items()))}
+        return dict(self.counts)
 
     def touch(self, ids: Iterable[int]) -> None:
         if self.touched is None:
@@ -230,7 +237,7 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
         for batch in _batches(items, batch_size):
             _record_batch(kind, batch, tally, run_id, now)
             if run_id is not None:
-                db.session.execute(update(ImportRun).where(ImportRun.id == run_id).values(counts=dict(tally.counts))
+                db.session.execute(update(ImportRun).where(ImportRun.id == run_id).values(counts=tally.snapshot())
                                    .execution_options(synchronize_session=False))
                 db.session.commit()
                 _analyse_while_running(tally)
@@ -254,7 +261,7 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
             run_id = run.id
             _unspool(spool, run_id)
         db.session.execute(update(ImportRun).where(ImportRun.id == run_id).values(
-            counts=dict(tally.counts), status=status, error=error, finished_at=utcnow(),
+            counts=tally.snapshot(), status=status, error=error, finished_at=utcnow(),
         ).execution_options(synchronize_session=False))
         if not dry_run:
             audit.record("import", "import_run", run_id, user_id=user_id,
@@ -410,6 +417,7 @@ def _record_batch(kind: str, batch: list, tally: _Tally, run_id: int | None, now
                 rejections.append(_rejection_row(record.line, outcome.reason or "refused", _kept_raw(outcome, record)))
                 continue
             counts[f"orders_{outcome.result}"] += 1
+            tally.currencies[record.currency] = tally.currencies.get(record.currency, 0) + 1
             if outcome.result in ("created", "updated"):
                 changed.add(outcome.contact_id)
         counts["contacts_created"] += summary.contacts_created
@@ -551,4 +559,25 @@ def summary_lines(run: ImportRun) -> list[str]:
     lines.append(f"{c['rejected']} row{'' if c['rejected'] == 1 else 's'} rejected"
                  + (f" (only the first {MAX_STORED_REJECTIONS:,} are kept to download)"
                     if c["rejected"] > MAX_STORED_REJECTIONS else ""))
+    warning = currency_warning(run)
+    if warning:
+        lines.append(warning)
     return lines
+
+
+def currency_warning(run: ImportRun, shop_currency: str | None = None) -> str | None:
+    """Return what to say when a run's orders carry a currency other than the shop's, else None.
+
+    Orders keep their own currency (each is shown with its own sign), but the shop's figures
+    (total spent, revenue, predictions) add amounts up as they are, in the shop's currency.
+    """
+    shop = (shop_currency or _shop_currency()).upper()
+    others = {code: n for code, n in ((run.counts or {}).get("currencies") or {}).items() if code != shop}
+    if not others:
+        return None
+    listed = ", ".join(f"{n} in {code}" for code, n in others.items())
+    only = len(others) == 1 and not (run.counts or {}).get("currencies", {}).get(shop)
+    advice = (f" If the whole shop sells in {next(iter(others))}, set SHOP_CURRENCY={next(iter(others))} "
+              "so totals are shown with the right sign." if only else "")
+    return (f"Currency: {listed} — not the shop's currency ({shop}). Each order keeps its own currency, but "
+            f"totals, revenue and predictions add amounts up as {shop} without converting.{advice}")

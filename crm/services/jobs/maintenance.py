@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from crm.extensions import db
 from crm.models import JobRun, Setting, utcnow
 from crm.services import audit, backups, engine_hooks
+from crm.services.clock import shop_zone
 from crm.services.errors import ValidationError
 from crm.services.jobs import runs
 from crm.services.jobs.core import Job, job, periodic_job, set_progress
@@ -74,11 +75,6 @@ def save(values: dict[str, Any], actor_id: int | None) -> dict[str, Any]:
     return after
 
 
-def shop_zone() -> ZoneInfo:
-    try:
-        return ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
 
 
 class DailyAt:

@@ -9,6 +9,7 @@ TASK_MODULES = [
     "crm.services.importing.jobs",
     "crm.services.jobs.builtin",
     "crm.services.jobs.maintenance",
+    "crm.services.segments.jobs",
 ]
 
 
