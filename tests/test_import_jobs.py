@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import CRM_COMMAND, ROOT, soup, text_of, worker_environment
+from tests.conftest import CRM_COMMAND, ROOT, soup, text_of, worker_environment
 from crm.extensions import db
 from crm.models import Contact, ImportRun, JobRun, Order
 from job_files import shopify_orders

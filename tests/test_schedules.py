@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from conftest import soup, text_of
+from tests.conftest import soup, text_of
 from crm.extensions import db
 from crm.models import JobRun, utcnow
 from crm.services.jobs import huey, maintenance
