@@ -37,9 +37,15 @@ def create_app(config: dict | None = None) -> Flask:
         shop.current()  # read once at start (a database never migrated gives the config's values)
         db.session.remove()
 
+    from crm.services import engine
+
+    engine.connect()  # stages, scores and to-dos follow every write (crm.services.engine_hooks)
+
     from crm.services import jobs
+    from crm.services.jobs import maintenance
 
     jobs.init_app(app)
+    maintenance.connect()  # orders that come in on their own queue the shop-wide figures
 
     from crm import views
 

@@ -383,7 +383,6 @@ IMPORT_KINDS = ("shopify-orders", "shopify-customers", "woocommerce-orders", "wo
 @with_appcontext
 def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
     """Import orders or customers from a Shopify, WooCommerce or any orders file."""
-    import csv
     import os
     import signal
     import sys

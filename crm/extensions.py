@@ -49,6 +49,12 @@ class ShopHTMX(HTMX):
     def __bool__(self) -> bool:
         return super().__bool__() and not self.history_restore_request
 
+    @property
+    def fragment(self) -> bool:
+        """Whether to answer with the part of a page a swap replaces, not the whole page: an htmx
+        request that is neither a boosted page load nor a history restore. Every view asks this."""
+        return bool(self) and not self.boosted
+
 
 migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, Interaction, utcnow
 from tests.conftest import soup, text_of
-from tests.contact_helpers import NOW, hx, make_contact, make_interaction, make_staff, sign_in
+from tests.contact_helpers import NOW, hx, make_contact, make_interaction, make_user, sign_in
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_a_refused_form_without_htmx_renders_the_page_with_422(client):
 
 @pytest.fixture
 def authored(app):
-    author = make_staff("support", email="sue@example.com", name="Sue")
+    author = make_user("support", email="sue@example.com", name="Sue")
     contact = make_contact()
     call = make_interaction(contact, NOW - timedelta(days=1), author=author, subject="Original", direction="inbound")
     db.session.commit()

@@ -9,13 +9,13 @@ from crm.extensions import db
 from crm.models import Contact, Interaction
 from crm.views.access import rule_for
 from tests.conftest import soup, text_of
-from tests.contact_helpers import NOW, hx, make_contact, make_interaction, make_staff, sign_in
+from tests.contact_helpers import NOW, hx, make_contact, make_interaction, make_user, sign_in
 
 
 @pytest.fixture
 def world(app):
     """A contact with one interaction by an admin, and a second contact to merge."""
-    admin = make_staff("admin")
+    admin = make_user("admin")
     anna = make_contact(first_name="Anna", email="anna@example.com", tags=["vip"])
     ben = make_contact(first_name="Ben", email="ben@example.com")
     call = make_interaction(anna, NOW - timedelta(days=1), author=admin, subject="Original")

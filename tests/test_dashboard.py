@@ -82,7 +82,6 @@ def test_the_demo_shop_draws_every_chart_with_its_numbers(client, auth, demo_sho
     from sqlalchemy import func, select
 
     from crm.extensions import db
-    from crm.models import Contact
 
     funnel = texts(page.find("svg", id="journey-funnel"))
     per_stage = dict(db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())

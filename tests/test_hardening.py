@@ -15,12 +15,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
 from crm.extensions import db
-from crm.models import ApiToken, Contact, ImportRejection, Order, Setting, User, WebhookDelivery
+from crm.models import ApiToken, Contact, ImportRejection, Order, Setting, WebhookDelivery
 from crm.services import api_tokens, bounds, orders, users, webhooks
 from crm.services.importing import parse_timestamp, read_generic_orders
-from crm.services.importing.records import CustomerRecord, OrderRecord
 from tests.conftest import PASSWORD, make_user
-from tests.routes import app_routes, make_role_users, seed_records, url_for_rule
+from tests.routes import app_routes, make_role_users, seed_records
 
 SECRET = "shpss_test_secret"
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -218,7 +217,7 @@ HUGE = [str(2**63), str(2**64 + 1), "9" * 40, str(2**31)]
 
 def test_every_route_id_too_big_for_the_database_is_a_404(app, client):
     make_role_users()
-    ids = seed_records()
+    seed_records()
     client.post("/login", data={"email": "admin@example.com", "password": PASSWORD})
     checked = 0
     for rule, method in app_routes(app, methods=("GET", "POST")):

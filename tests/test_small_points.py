@@ -7,7 +7,7 @@ from datetime import timedelta
 from crm.extensions import db
 from crm.models import Contact, Task, User, utcnow
 from crm.services.contacts import display_phone
-from tests.conftest import PASSWORD, make_user, soup, text_of
+from tests.conftest import PASSWORD, soup, text_of
 from tests.test_api import Api, token_for
 
 

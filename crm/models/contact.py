@@ -9,12 +9,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.models.base import db, Money, UTCDateTime, utcnow
+from crm.vocabulary import HEALTHS, STAGES  # noqa: F401  (re-exported for crm.models)
 
 if TYPE_CHECKING:
     from crm.models.user import User
 
-STAGES = ("awareness", "consideration", "conversion", "retention", "advocacy")
-HEALTHS = ("active", "at_risk", "lapsed")
 
 contact_tags = sa.Table(
     "contact_tags",

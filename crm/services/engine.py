@@ -24,7 +24,7 @@ from sqlalchemy import Date, and_, case, cast, distinct, func, insert, or_, sele
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Interaction, Order, ScoreHistory, Setting, StageChange, Task, User, utcnow
-from crm.services import aggregates, rule_settings
+from crm.services import aggregates, engine_hooks, rule_settings
 from crm.services.facts import ContactFacts, InteractionFact, ShopContext
 from crm.services.journey import dated_steps, derive_health, derive_stage, next_stage
 from crm.services.retention import TaskSpec, moot_tasks, wanted_tasks
@@ -604,3 +604,19 @@ def refresh(now: datetime | None = None, progress: Progress | None = None,
             notes.append(result)
     summary.notes = notes
     return summary
+
+
+# --- reacting to writes -------------------------------------------------------------------------
+
+def _on_contacts_changed(_sender, *, ids: set[int], now: datetime | None = None):
+    return apply(ids, now)
+
+
+def _on_bulk_change(_sender, *, now: datetime | None = None):
+    return refresh(now)
+
+
+def connect() -> None:
+    """Make the engine react to the services' writes (engine_hooks' signals); safe to call again."""
+    engine_hooks.contacts_changed.connect(_on_contacts_changed)
+    engine_hooks.bulk_changed.connect(_on_bulk_change)

@@ -17,7 +17,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import NamedTuple
 
-from crm.models.contact import STAGES
+from crm.vocabulary import STAGES
 from crm.services.wording import require_aware, utc_date
 
 

@@ -236,6 +236,12 @@ def _with_people(query):
     return query.options(joinedload(Task.contact), joinedload(Task.assignee))
 
 
+def is_overdue(task: Task, today: date) -> bool:
+    """The one overdue rule (the to-do lists, a to-do's row): an open to-do due before the shop's
+    day `today` began."""
+    return task.status == "open" and task.due_at < start_of_shop_day(today)
+
+
 @dataclass
 class MyTasks:
     """A person's open to-dos, by when they are due in the shop's days."""
@@ -261,9 +267,10 @@ def my_tasks(user_id: int, now: datetime | None = None, limit: int = 200) -> MyT
     if len(tasks) > limit:
         tasks = tasks[:limit]
         mine.more = (db.session.scalar(select(func.count()).select_from(Task).where(*visible)) or 0) - limit
-    start, end = shop_day_bounds(shop_today(now))
+    today = shop_today(now)
+    _start, end = shop_day_bounds(today)
     for task in tasks:
-        if task.due_at < start:
+        if is_overdue(task, today):
             mine.overdue.append(task)
         elif task.due_at < end:
             mine.today.append(task)

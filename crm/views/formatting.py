@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request, url_for
 
 from crm.services import shop
 from crm.services.contacts import display_phone
+from crm.services.clock import shop_zone
 from crm.views import access
 
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
@@ -25,8 +25,13 @@ NAVIGATION = (
 )
 
 
-def shop_zone() -> ZoneInfo:
-    return shop.current().zone
+def human_size(size: int) -> str:
+    """Return a byte count as people say it: 2,048 MB, 12 KB, 900 bytes."""
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:,.0f} MB"
+    if size >= 1024:
+        return f"{size / 1024:,.0f} KB"
+    return f"{size} bytes"
 
 
 def local(value: datetime | None) -> datetime | None:

@@ -10,8 +10,8 @@ from wtforms import DateTimeLocalField, DecimalField, FieldList, Form, FormField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from crm.extensions import db, htmx
-from crm.models import ORDER_STATUSES, Contact
-from crm.services import order_queries, shop
+from crm.models import ORDER_STATUSES
+from crm.services import contacts, order_queries, shop
 from crm.services import orders as order_service
 from crm.services.errors import ValidationError
 from crm.services.order_input import ManualLine, manual_order_record
@@ -52,7 +52,7 @@ def index():
                "to": placed_to.isoformat() if placed_to else ""}
     context = dict(result=result, filters=filters, statuses=ORDER_STATUSES,
                    page_url=lambda n: url_for("orders.index", **{k: v for k, v in filters.items() if v}, page=n))
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         return render_template("orders/_rows.html", **context)
     return render_template("orders/index.html", **context)
 
@@ -91,9 +91,7 @@ class OrderForm(FlaskForm):
 @access("write")
 def new(contact_id: int):
     """Type in an order a contact placed (in the shop, by phone): it counts like any other order."""
-    contact = db.get_or_404(Contact, contact_id)
-    if contact.erased_at is not None:
-        abort(404)
+    contact = contacts.writable_contact(contact_id)
     form = OrderForm()
     if request.method == "GET":
         form.currency.data = shop.current().currency

@@ -226,7 +226,7 @@ def save(kind: str):
             saved = True
     notice = f"{SECTION_TITLES[kind]} saved. Everyone is being refreshed with the new rules in the background."
     asks = _switched_off_with_open_tasks(sorted(was_on)) if saved else []
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         return render_template("rules/_form.html", kind=kind, form=form, layout=LAYOUTS[kind],
                                title=SECTION_TITLES[kind], notice=notice if saved else None, asks=asks)
     if saved:

@@ -11,7 +11,8 @@ from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaF
 from wtforms.validators import Optional
 
 from crm.extensions import db, htmx
-from crm.models import SENTIMENTS, TASK_STATUSES, Contact, Task, utcnow
+from crm.models import SENTIMENTS, TASK_STATUSES, Task, utcnow
+from crm.services import contacts as contact_service
 from crm.services import tasks as task_service
 from crm.services.clock import shop_today
 from crm.services.errors import ValidationError
@@ -62,6 +63,12 @@ def shop_date(days_ahead: int = 0) -> date:
 
 
 @bp.app_template_global()
+def task_overdue(task: Task, today: date) -> bool:
+    """Whether a to-do's row shows it overdue: the service's rule (tasks.is_overdue)."""
+    return task_service.is_overdue(task, today)
+
+
+@bp.app_template_global()
 def task_assignees():
     """Return the people to-dos can be handed to (for the assignee selects)."""
     return task_service.assignable_users()
@@ -71,10 +78,6 @@ def task_assignees():
 def open_tasks_for(contact):
     """Return a contact's open to-dos (for tasks/_for_contact.html on the contact page)."""
     return task_service.open_tasks_for(contact.id)
-
-
-def _partial() -> bool:
-    return bool(htmx) and not htmx.boosted
 
 
 def _first_errors(form: FlaskForm) -> dict[str, str]:
@@ -125,7 +128,7 @@ def index():
         context.update(filters=filters, filter_errors=errors, args=request.args,
                        page=task_service.task_page(filters, page_arg(),
                                                    current_app.config["PAGE_SIZE"]))
-    if _partial():
+    if htmx.fragment:
         return render_template("tasks/_list.html", **context)
     return render_template("tasks/index.html", **context)
 
@@ -155,7 +158,7 @@ def _act(task_id: int, form_class: type[FlaskForm], action: str, work: Callable[
             errors = dict(error.fields) or {"form": error.message}
         else:
             db.session.commit()
-    if _partial():
+    if htmx.fragment:
         return _row(task, notice=notice, errors=errors, open_form=action if errors else None)
     if errors:
         flash(" ".join(errors.values()), "error")
@@ -175,7 +178,7 @@ def complete(task_id: int):
                                                  sentiment=form.sentiment.data or None))
         return f"Done: {task.outcome}"
     response = _act(task_id, CompleteForm, "complete", work)
-    if logged and _partial() and _on_contact_page(logged[0].contact_id):
+    if logged and htmx.fragment and _on_contact_page(logged[0].contact_id):
         # The outcome goes on top of the timeline beside the to-do, without a reload.
         from crm.services import contact_queries
         from crm.views.contacts import _contact_helpers
@@ -258,7 +261,7 @@ def bulk():
 @access("write")
 def create(contact_id: int):
     """Add a to-do for a contact by hand (the form in tasks/_new.html)."""
-    contact = db.get_or_404(Contact, contact_id)
+    contact = contact_service.writable_contact(contact_id)
     form = NewTaskForm()
     errors = {} if form.validate() else _first_errors(form)
     created = None
@@ -269,11 +272,11 @@ def create(contact_id: int):
                 "assignee_id": form.assignee_id.data, "reason": form.reason.data}, current_user.id)
         except ValidationError as error:
             db.session.rollback()
-            contact = db.get_or_404(Contact, contact_id)
+            contact = contact_service.writable_contact(contact_id)
             errors = dict(error.fields)
         else:
             db.session.commit()
-    if _partial():
+    if htmx.fragment:
         values = {} if created else request.form
         form_part = render_template("tasks/_new.html", contact=contact, created=created, errors=errors, values=values)
         if not created:

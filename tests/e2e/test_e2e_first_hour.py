@@ -15,7 +15,7 @@ from sqlalchemy import select
 from crm.models import Interaction, Setting, Task
 from tests.conftest import PASSWORD
 from tests.e2e.browser import fill_form, flashes, sign_in, submit
-from tests.e2e.shop import count, db_rows, db_scalar, ensure_user
+from tests.e2e.shop import count, db_rows, db_scalar
 
 pytestmark = pytest.mark.e2e
 
