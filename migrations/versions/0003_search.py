@@ -5,6 +5,8 @@ the phone's digits, filled from the contacts and kept current by triggers on con
 writer keeps it in step). PostgreSQL: pg_trgm GIN indexes on the same columns (ILIKE uses them),
 and an index in the contact list's "last order" order (last_order_at DESC NULLS LAST, id DESC),
 which the plain last_order_at index cannot give PostgreSQL because of where it puts NULLs.
+Both: contact_external_ids.external_id indexed on its own (the search also matches a shop's
+customer id exactly, and read every external id to do so).
 
 The names live in crm/models/search_index.py, which also keeps them out of the models-vs-schema
 comparison. A later batch migration that rebuilds the contacts table on SQLite drops the
@@ -40,6 +42,9 @@ def _values(row):
 
 
 def upgrade():
+    # Both databases: the search box finds a contact by a shop's customer id, whatever its source.
+    with op.batch_alter_table('contact_external_ids', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contact_external_ids_external_id'), ['external_id'], unique=False)
     dialect = op.get_bind().dialect.name
     if dialect == 'sqlite':
         columns = ', '.join(COLUMNS)
@@ -72,3 +77,5 @@ def downgrade():
         op.execute('DROP INDEX IF EXISTS ix_contacts_last_order_sort')
         for column in TRGM_COLUMNS:
             op.execute(f'DROP INDEX IF EXISTS ix_contacts_{column}_trgm')
+    with op.batch_alter_table('contact_external_ids', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_contact_external_ids_external_id'))

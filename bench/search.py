@@ -1,0 +1,123 @@
+"""Contact search alone, before and after the search index, on one shop (SQLite).
+
+    python -m bench.search                        # 100,000 contacts (and 20,000 orders)
+    python -m bench.search --contacts 2000 --requests 50
+
+For each of bench.run's searches, times the search service (`contact_queries.page`: the count,
+one page of contacts with their owner and open to-dos, and their tags) in-process, p50 and p95:
+
+- **after**: as the app runs it, through the search index (FTS5 trigrams);
+- **before**: the same call with the condition the search ran before the index (a scan of
+  contacts; `search_condition(..., indexed=False)`, which the tests also compare the index with);
+- **floor**: the SQL the indexed call ran, replayed on a plain sqlite3 connection, rows fetched.
+
+The shop is made once with bench.generate (in bench/data/<scale>/search.sqlite3) and reused.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+from bench import floors
+from bench.floor_app import replay
+from bench.generate import Scale, load_database, migrate
+from bench.run import DATA, SEARCHES, CapturedSql, _app, percentiles, sqlite_url
+
+
+def shop(contacts: int, orders: int, fresh: bool) -> Path:
+    scale = Scale(contacts=contacts, orders=orders, interactions=0)
+    path = DATA / scale.key() / "search.sqlite3"
+    if fresh and path.exists():
+        path.unlink()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        loaded = load_database(migrate(sqlite_url(path)), scale)
+        print(f"made {path}: {loaded.contacts:,} contacts, {loaded.orders:,} orders in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return path
+
+
+def time_calls(call, requests: int) -> list[float]:
+    from crm.extensions import db
+
+    for _ in range(max(3, requests // 10)):
+        call()
+        db.session.remove()
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - started)
+        db.session.remove()
+    return timings
+
+
+def measure(path: Path, requests: int) -> list[dict]:
+    from crm.extensions import db
+    from crm.services import contact_queries
+    from crm.services.contact_queries import ContactFilters
+
+    app = _app(path)
+    connection = floors.connect(str(path))
+    indexed_condition = contact_queries.search_condition
+    rows = []
+    with app.app_context():
+        for label, url in SEARCHES:
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["q"][0]
+            filters = ContactFilters(q=query)
+            call = functools.partial(contact_queries.page, filters)
+            after = time_calls(call, requests)
+            with CapturedSql(db.engine) as captured:
+                total = call().total
+            statements = list(captured.statements)
+            db.session.remove()
+            floor = []
+            for _ in range(max(3, requests // 10)):
+                replay(connection, statements)
+            for _ in range(requests):
+                started = time.perf_counter()
+                replay(connection, statements)
+                floor.append(time.perf_counter() - started)
+            contact_queries.search_condition = functools.partial(indexed_condition, indexed=False)
+            try:
+                before = time_calls(call, requests)
+            finally:
+                contact_queries.search_condition = indexed_condition
+            (b50, b95), (a50, a95), (f50, f95) = percentiles(before), percentiles(after), percentiles(floor)
+            rows.append({"search": label, "q": query, "matches": total, "before_p50": b50, "before_p95": b95,
+                         "after_p50": a50, "after_p95": a95, "floor_p50": f50, "floor_p95": f95})
+    connection.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--orders", type=int, help="orders in the shop (default: one per five contacts)")
+    parser.add_argument("--requests", type=int, default=200, help="timed calls per search and variant")
+    parser.add_argument("--fresh", action="store_true", help="make the shop again")
+    args = parser.parse_args(argv)
+    path = shop(args.contacts, args.orders if args.orders is not None else args.contacts // 5, args.fresh)
+    rows = measure(path, args.requests)
+    print(f"{'search':<30} {'q':<14} {'matches':>8} {'before p95':>11} {'after p95':>10} {'floor p95':>10} "
+          f"{'after/floor':>11} {'after p50':>10}")
+    for row in rows:
+        matches = f"{row['matches']:,}" if row["matches"] <= contact_queries_cap() else f">{contact_queries_cap():,}"
+        print(f"{row['search']:<30} {row['q']:<14} {matches:>8} {row['before_p95']:>8.1f} ms {row['after_p95']:>7.1f} ms "
+              f"{row['floor_p95']:>7.1f} ms {row['after_p95'] / row['floor_p95']:>10.1f}× {row['after_p50']:>7.1f} ms")
+    return rows
+
+
+def contact_queries_cap() -> int:
+    from crm.services.contact_queries import COUNT_CAP
+
+    return COUNT_CAP
+
+
+if __name__ == "__main__":
+    main()
