@@ -28,9 +28,9 @@ from bench.generate import Scale, load_database, migrate
 from bench.run import DATA, SEARCHES, CapturedSql, _app, percentiles, sqlite_url
 
 
-def shop(contacts: int, orders: int, fresh: bool) -> Path:
+def shop(contacts: int, orders: int, fresh: bool, workdir: Path | None = None) -> Path:
     scale = Scale(contacts=contacts, orders=orders, interactions=0)
-    path = DATA / scale.key() / "search.sqlite3"
+    path = (workdir or DATA / scale.key()) / "search.sqlite3"
     if fresh and path.exists():
         path.unlink()
     if not path.exists():
@@ -101,8 +101,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--orders", type=int, help="orders in the shop (default: one per five contacts)")
     parser.add_argument("--requests", type=int, default=200, help="timed calls per search and variant")
     parser.add_argument("--fresh", action="store_true", help="make the shop again")
+    parser.add_argument("--workdir", type=Path, help="keep the shop here (default bench/data/<scale>/)")
     args = parser.parse_args(argv)
-    path = shop(args.contacts, args.orders if args.orders is not None else args.contacts // 5, args.fresh)
+    path = shop(args.contacts, args.orders if args.orders is not None else args.contacts // 5, args.fresh,
+                args.workdir)
     rows = measure(path, args.requests)
     print(f"{'search':<30} {'q':<14} {'matches':>8} {'before p95':>11} {'after p95':>10} {'floor p95':>10} "
           f"{'after/floor':>11} {'after p50':>10}")
