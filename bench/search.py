@@ -11,6 +11,8 @@ one page of contacts with their owner and open to-dos, and their tags) in-proces
   contacts; `search_condition(..., indexed=False)`, which the tests also compare the index with);
 - **floor**: the SQL the indexed call ran, replayed on a plain sqlite3 connection, rows fetched.
 
+The three take turns call by call, so a busy machine weighs on all three alike.
+
 The shop is made once with bench.generate (in bench/data/<scale>/search.sqlite3) and reused.
 """
 from __future__ import annotations
@@ -42,22 +44,9 @@ def shop(contacts: int, orders: int, fresh: bool, workdir: Path | None = None) -
     return path
 
 
-def time_calls(call, requests: int) -> list[float]:
-    from crm.extensions import db
-
-    for _ in range(max(3, requests // 10)):
-        call()
-        db.session.remove()
-    timings = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        call()
-        timings.append(time.perf_counter() - started)
-        db.session.remove()
-    return timings
-
-
 def measure(path: Path, requests: int) -> list[dict]:
+    """Time each search's three variants in turn, call by call, so a busy machine weighs on all
+    three alike."""
     from crm.extensions import db
     from crm.services import contact_queries
     from crm.services.contact_queries import ContactFilters
@@ -65,30 +54,41 @@ def measure(path: Path, requests: int) -> list[dict]:
     app = _app(path)
     connection = floors.connect(str(path))
     indexed_condition = contact_queries.search_condition
+    scan_condition = functools.partial(indexed_condition, indexed=False)
     rows = []
     with app.app_context():
         for label, url in SEARCHES:
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["q"][0]
             filters = ContactFilters(q=query)
-            call = functools.partial(contact_queries.page, filters)
-            after = time_calls(call, requests)
             with CapturedSql(db.engine) as captured:
-                total = call().total
+                total = contact_queries.page(filters).total
             statements = list(captured.statements)
             db.session.remove()
-            floor = []
-            for _ in range(max(3, requests // 10)):
+
+            def after():
+                contact_queries.page(filters)
+                db.session.remove()
+
+            def before():
+                contact_queries.search_condition = scan_condition
+                try:
+                    contact_queries.page(filters)
+                finally:
+                    contact_queries.search_condition = indexed_condition
+                db.session.remove()
+
+            def floor():
                 replay(connection, statements)
-            for _ in range(requests):
-                started = time.perf_counter()
-                replay(connection, statements)
-                floor.append(time.perf_counter() - started)
-            contact_queries.search_condition = functools.partial(indexed_condition, indexed=False)
-            try:
-                before = time_calls(call, requests)
-            finally:
-                contact_queries.search_condition = indexed_condition
-            (b50, b95), (a50, a95), (f50, f95) = percentiles(before), percentiles(after), percentiles(floor)
+
+            variants = {"before": before, "after": after, "floor": floor}
+            timings: dict[str, list[float]] = {name: [] for name in variants}
+            for round_ in range(max(3, requests // 10) + requests):
+                for name, call in variants.items():
+                    started = time.perf_counter()
+                    call()
+                    if round_ >= max(3, requests // 10):  # the first rounds warm up
+                        timings[name].append(time.perf_counter() - started)
+            (b50, b95), (a50, a95), (f50, f95) = (percentiles(timings[name]) for name in variants)
             rows.append({"search": label, "q": query, "matches": total, "before_p50": b50, "before_p95": b95,
                          "after_p50": a50, "after_p95": a95, "floor_p50": f50, "floor_p95": f95})
     connection.close()
