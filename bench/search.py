@@ -106,12 +106,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     path = shop(args.contacts, args.orders if args.orders is not None else args.contacts // 5, args.fresh,
                 args.workdir)
     rows = measure(path, args.requests)
-    print(f"{'search':<30} {'q':<14} {'matches':>8} {'before p95':>11} {'after p95':>10} {'floor p95':>10} "
-          f"{'after/floor':>11} {'after p50':>10}")
+    print(f"{'search':<30} {'q':<13} {'matches':>8} {'p95: before':>12} {'after':>9} {'floor':>9} {'after/floor':>11}"
+          f" {'p50: before':>12} {'after':>9} {'floor':>9}")
     for row in rows:
         matches = f"{row['matches']:,}" if row["matches"] <= contact_queries_cap() else f">{contact_queries_cap():,}"
-        print(f"{row['search']:<30} {row['q']:<14} {matches:>8} {row['before_p95']:>8.1f} ms {row['after_p95']:>7.1f} ms "
-              f"{row['floor_p95']:>7.1f} ms {row['after_p95'] / row['floor_p95']:>10.1f}× {row['after_p50']:>7.1f} ms")
+        print(f"{row['search']:<30} {row['q']:<13} {matches:>8} {row['before_p95']:>9.1f} ms {row['after_p95']:>6.1f} ms "
+              f"{row['floor_p95']:>6.1f} ms {row['after_p95'] / row['floor_p95']:>10.1f}× "
+              f"{row['before_p50']:>9.1f} ms {row['after_p50']:>6.1f} ms {row['floor_p50']:>6.1f} ms")
     return rows
 
 
