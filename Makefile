@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 .PHONY: run test test-e2e test-pg bench install install-test lint clean help
 
 help:
-	@echo "make run       install, migrate and serve on http://$(HOST):$(PORT)/"
+	@echo "make run       install, migrate and serve on http://$(HOST):$(PORT)/ with a background worker"
 	@echo "make test      install the test extras and run the whole suite (SQLite)"
 	@echo "make test-pg   the suite against a throwaway PostgreSQL database"
 	@echo "make test-e2e  browser tests in headless Chromium"
@@ -37,9 +37,14 @@ run: install
 	$(BIN)/crm db upgrade
 	@echo ""
 	@echo "  Open http://$(HOST):$(PORT)/ — on the first visit you create the admin account"
-	@echo "  (and may load a demo shop). Stop with Ctrl-C."
+	@echo "  (and may load a demo shop). A background worker runs beside it. Stop both with Ctrl-C."
 	@echo ""
-	$(BIN)/crm run --host $(HOST) --port $(PORT)
+	@# The worker (imports, schedules) in the background, the web app in front; Ctrl-C or the
+	@# app ending stops the worker too (SIGINT: a running job stops and is queued again).
+	@$(BIN)/crm worker & worker=$$!; \
+	trap 'kill -INT $$worker 2>/dev/null' INT TERM; \
+	$(BIN)/crm run --host $(HOST) --port $(PORT); status=$$?; \
+	kill -INT $$worker 2>/dev/null; wait $$worker; exit $$status
 
 test: install-test
 	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)

@@ -4,7 +4,7 @@
     python -m bench.run --scale full         # 100,000 contacts, 1,000,000 orders, 300,000 interactions
     python -m bench.run --only latency,throughput --json out.json
 
-Measurements (names for --only): import, refresh, predict, latency, throughput. A command or
+Measurements (names for --only): import, refresh, predict, latency, throughput, segment. A command or
 page that does not exist yet is reported as "not available"; the run goes on. Results are
 printed as a table and written to bench/results/latest.json. SQLite only.
 """
@@ -42,7 +42,7 @@ from bench.generate import (
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
-MEASUREMENTS = ("import", "refresh", "predict", "latency", "throughput")
+MEASUREMENTS = ("import", "refresh", "predict", "latency", "throughput", "segment")
 # The worktree's own `crm`, whatever the virtualenv has installed in editable mode.
 CLI = "import sys; from crm.cli import main; sys.exit(main(prog_name='crm'))"
 
@@ -68,6 +68,12 @@ SEARCHES = (
 )
 THROUGHPUT_PAGES = (("dashboard", "/"), ("contacts", "/contacts"))
 API_ORDERS = "/api/v1/orders"
+# The segment measured: an `ordered` condition and two field conditions (counted at the shop's end date).
+SEGMENT = {"match": "all", "conditions": [
+    {"field": "ordered", "op": "has", "value": {"product": "Sencha", "within_days": 365}},
+    {"field": "stage", "op": "=", "value": "retention"},
+    {"field": "lead_score", "op": ">=", "value": 30},
+]}
 
 
 @dataclass
@@ -412,6 +418,68 @@ def measure_latency(run: Run, database: Path) -> dict[str, list]:
 
 
 # ---------------------------------------------------------------------------------------------
+# A segment: its count, and the contact list's first page of 50 of its members
+
+
+def _timed(action, requests: int) -> list[float]:
+    for _ in range(max(3, requests // 10)):
+        action()
+    timings = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return timings
+
+
+def measure_segment(run: Run, database: Path) -> None:
+    """Time a segment's count (the service) and its first page (GET /contacts?segment=<id>), each
+    against its floor: the same SQL replayed on a plain sqlite3 connection."""
+    from crm.extensions import db
+    from crm.services.segments import store
+    from crm.services.segments.definition import parse
+
+    app = _app(database, WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=False)
+    with app.app_context():
+        engine = db.engine
+        existing = db.session.scalar(db.select(db.metadata.tables["segments"].c.id).where(
+            db.metadata.tables["segments"].c.name == "bench"))
+        segment = store.get(existing) if existing else store.create({"name": "bench", "definition": SEGMENT})
+        db.session.commit()
+        segment_id, definition = segment.id, parse(SEGMENT)
+        count = lambda: store.count(definition, run.scale.end)  # noqa: E731
+        size = count()
+        with CapturedSql(engine) as captured:
+            count()
+        count_sql = list(captured.statements)
+        timings = _timed(count, run.requests)
+    connection = floors.connect(str(database))
+    floor_timings = _timed(lambda: replay(connection, count_sql), run.requests)
+    p50, p95 = percentiles(timings)
+    f50, f95 = percentiles(floor_timings)
+    run.add(Result("segment count", "ok", p50, f50, "ms",
+                   f"{size:,} members; p95 {p95:.1f} ms vs {f95:.1f} ms ({p95 / f95:.1f}×)",
+                   {"p95": p95, "floor_p95": f95, "members": size}))
+    client = sign_in_test_client(app)
+    url = f"/contacts?segment={segment_id}"
+    page = lambda: client.get(url)  # noqa: E731
+    if page().status_code != 200:
+        run.add(Result(f"GET {url}", "error", unit="ms", notes="the segment's contact list did not answer 200"))
+        return
+    with CapturedSql(engine) as captured:
+        page()
+    page_sql = list(captured.statements)
+    timings = _timed(page, run.requests)
+    floor_timings = _timed(lambda: replay(connection, page_sql), run.requests)
+    connection.close()
+    p50, p95 = percentiles(timings)
+    f50, f95 = percentiles(floor_timings)
+    run.add(Result(f"GET {url}", "ok", p50, f50, "ms",
+                   f"a segment's first page of 50; p95 {p95:.1f} ms vs {f95:.1f} ms ({p95 / f95:.1f}×); "
+                   f"{len(page_sql)} SQL statements", {"p95": p95, "floor_p95": f95, "statements": len(page_sql)}))
+
+
+# ---------------------------------------------------------------------------------------------
 # Throughput under gunicorn
 
 
@@ -747,6 +815,8 @@ def main(argv: list[str] | None = None) -> dict:
     captured: dict[str, list] = {}
     if "latency" in args.only or "throughput" in args.only:
         steps.append(("latency", lambda: captured.update(measure_latency(run, shop))))
+    if "segment" in args.only:
+        steps.append(("segment", lambda: measure_segment(run, shop)))
     if "throughput" in args.only:
         steps.append(("throughput", lambda: measure_throughput(run, shop, captured)))
     for name, step in steps:

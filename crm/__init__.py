@@ -12,7 +12,10 @@ def create_app(config: dict | None = None) -> Flask:
     # Imported here so that pure modules (crm.services.importing) load without Flask.
     from flask import Flask
 
-    app = Flask(__name__, instance_relative_config=True)
+    import os
+
+    # CRM_INSTANCE_PATH moves the instance folder (database, queue, uploads, backups) elsewhere.
+    app = Flask(__name__, instance_relative_config=True, instance_path=os.environ.get("CRM_INSTANCE_PATH") or None)
     from crm import config as config_module
 
     config_module.load(app, config)
@@ -26,8 +29,13 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
     limiter.init_app(app)
+    config_module.warn_about_per_process_limits(app)
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+
+    from crm.services import jobs
+
+    jobs.init_app(app)
 
     from crm import views
 

@@ -20,7 +20,10 @@ DEFAULTS = {
     # If Redis goes away, count per process in memory rather than fail every request.
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     "RATELIMIT_HEADERS_ENABLED": True,
-    "LOGIN_RATE_LIMIT": "10 per minute",
+    "LOGIN_RATE_LIMIT": "10 per minute",  # failed sign-ins per address
+    "LOGIN_ACCOUNT_RATE_LIMIT": "10 per 15 minutes",  # failed sign-ins per account, whatever the address
+    "WEBHOOK_PING_RATE_LIMIT": "10 per minute",  # unsigned WooCommerce pings per address
+    "WEBHOOK_REFUSAL_LIMIT": "60 per minute",  # refused (unsigned, forged) webhook requests per address
     "API_RATE_LIMIT": "600 per minute",
     "PROXY_FIX": 0,  # number of proxies in front of the app to trust X-Forwarded-* from
     "SHOP_NAME": "My shop",
@@ -28,6 +31,14 @@ DEFAULTS = {
     "SHOP_CURRENCY": "EUR",
     "PAGE_SIZE": 50,
     "RETENTION_MONTHS": 36,  # months without an order or interaction before a contact is up for review
+    "SEGMENT_QUERY_LIMIT_MS": 5_000,  # a segment's count, preview or members query is stopped after this long
+    # The job queue: a SQLite file in the instance folder unless REDIS_URL (CRM_REDIS_URL) is set.
+    "JOBS_SQLITE_PATH": None,  # default instance/jobs.sqlite3
+    "JOBS_QUEUE_NAME": "crm",  # the queue's name inside its storage (one per app or test)
+    "JOBS_STALE_AFTER": 600,  # seconds without news before another host's running job counts as interrupted
+    "JOBS_EXTRA_MODULES": [],  # modules with jobs besides crm.services.jobs.registry's (tests use it)
+    "JOBS_BURST_SCHEDULES": True,  # `crm worker --burst` also runs the scheduled jobs whose time has come
+    "JOBS_FIGURES_DELAY": 600,  # seconds after an order arrives before the shop-wide figures are worked out
 }
 
 
@@ -72,3 +83,40 @@ def load(app, overrides: dict | None = None) -> None:
     )
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
+
+
+def server_workers(argv: list[str] | None = None, environ: dict | None = None) -> int:
+    """Return how many worker processes the server was started with (1 when not gunicorn)."""
+    import shlex
+    import sys
+
+    argv = list(sys.argv if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    if not argv or "gunicorn" not in Path(argv[0]).name:
+        return 1
+    args = shlex.split(environ.get("GUNICORN_CMD_ARGS", "")) + argv[1:]
+    workers = environ.get("WEB_CONCURRENCY", "1")
+    for index, arg in enumerate(args):
+        if arg in ("-w", "--workers") and index + 1 < len(args):
+            workers = args[index + 1]
+        elif arg.startswith("--workers="):
+            workers = arg.split("=", 1)[1]
+        elif arg.startswith("-w") and arg[2:].isdigit():
+            workers = arg[2:]
+    return int(workers) if str(workers).isdigit() else 1
+
+
+def warn_about_per_process_limits(app, workers: int | None = None) -> bool:
+    """Say loudly when rate limits are counted per process (memory://) by several workers:
+    each worker then allows the full budget, so sign-in guessing gets `workers` times the limit."""
+    workers = server_workers() if workers is None else workers
+    if workers <= 1 or not str(app.config.get("RATELIMIT_STORAGE_URI", "")).startswith("memory://"):
+        return False
+    message = (f"WARNING: {workers} workers count rate limits each in their own memory (RATELIMIT_STORAGE_URI="
+               f"memory://), so every limit is {workers} times looser. Set RATELIMIT_STORAGE_URI="
+               "redis://127.0.0.1:6379 to share one count.")
+    app.logger.warning(message)
+    import sys
+
+    print(message, file=sys.stderr)
+    return True

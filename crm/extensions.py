@@ -16,10 +16,18 @@ __all__ = ["csrf", "db", "htmx", "limiter", "login_manager", "migrate"]
 
 
 def api_client_key() -> str:
-    """Return who an API request counts against: its bearer token (hashed), else its address."""
+    """Return who an API request counts against: a live token (hashed), else its address.
+
+    A made-up or revoked token counts against its address, so inventing a new token for every
+    request does not buy a fresh budget each time.
+    """
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer ") and header[7:].strip():
-        return "token:" + hashlib.sha256(header[7:].strip().encode()).hexdigest()[:32]
+        from crm.services import api_tokens
+
+        plain = header[7:].strip()
+        if api_tokens.is_live(plain):
+            return "token:" + hashlib.sha256(plain.encode()).hexdigest()[:32]
     return "ip:" + (get_remote_address() or "unknown")
 
 

@@ -27,11 +27,12 @@ def database_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def _migrated(database_url):
+def _migrated(database_url, tmp_path_factory):
     """Build the schema once per run, through the migrations, as a shop's install would."""
     from flask_migrate import upgrade
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True,
+                      "JOBS_SQLITE_PATH": str(tmp_path_factory.mktemp("queue") / "jobs.sqlite3")})
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
@@ -65,6 +66,10 @@ def app(_migrated, app_config, tmp_path):
         "SECRET_KEY": "test-secret",
         "WTF_CSRF_ENABLED": False,
         "SERVER_NAME": "localhost",
+        # Each test its own job queue, so nothing queued by one test runs in another.
+        "JOBS_SQLITE_PATH": str(tmp_path / "jobs.sqlite3"),
+        # `crm worker --burst` runs what the test queued, not the nightly jobs whose time it may be.
+        "JOBS_BURST_SCHEDULES": False,
     }
     config.update(app_config)
     app = create_app(config)
@@ -95,6 +100,47 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+def worker_environment(app) -> dict[str, str]:
+    """Return the environment a `crm` subprocess needs to use this test's database and queue."""
+    import json
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CRM_")}
+    env["DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
+    env["SECRET_KEY"] = app.config["SECRET_KEY"]
+    env["CRM_INSTANCE_PATH"] = os.path.abspath(app.instance_path)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.path.join(ROOT, "tests"), env.get("PYTHONPATH")]))
+    for key in ("JOBS_SQLITE_PATH", "JOBS_QUEUE_NAME", "REDIS_URL", "SHOP_TIMEZONE", "SHOP_CURRENCY",
+                "JOBS_EXTRA_MODULES", "JOBS_STALE_AFTER", "IMPORT_BATCH_SIZE",
+                "JOBS_BURST_SCHEDULES", "JOBS_FIGURES_DELAY"):
+        value = app.config.get(key)
+        if value is not None:
+            env["CRM_" + key] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CRM_COMMAND = os.path.join(os.path.dirname(os.path.abspath(__import__("sys").executable)), "crm")
+
+
+@pytest.fixture
+def run_worker(app):
+    """Run `crm worker --burst` (or other `crm worker` arguments) as a real subprocess against the
+    test's database and queue; return its CompletedProcess. Commits the test's session first and
+    expires it after, so the test sees what the worker wrote."""
+    import subprocess
+
+    def run(*args, timeout=120, check=True):
+        db.session.commit()
+        result = subprocess.run([CRM_COMMAND, "worker", *(args or ("--burst",))], env=worker_environment(app),
+                                cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        db.session.expire_all()
+        if check and result.returncode != 0:
+            raise AssertionError(f"crm worker exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run
 
 
 def make_user(role="admin", email=None, name=None, password=PASSWORD):

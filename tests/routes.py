@@ -14,7 +14,7 @@ from werkzeug.security import generate_password_hash
 from crm.extensions import db
 from crm.models import (
     ApiToken, AuditEntry, Contact, ContactExternalId, ImportRejection, ImportRun, Interaction, Order, OrderLine,
-    ScoreHistory, Setting, StageChange, Tag, Task, User, WebhookDelivery, utcnow,
+    ScoreHistory, Segment, Setting, StageChange, Tag, Task, User, WebhookDelivery, utcnow,
 )
 from tests.conftest import PASSWORD
 
@@ -30,7 +30,7 @@ KINDS = {
     "run": "import_run", "import_run": "import_run", "rejection": "rejection", "token": "token",
     "api_token": "token", "delivery": "delivery", "webhook": "delivery", "webhook_delivery": "delivery",
     "tag": "tag", "audit": "audit_entry", "entry": "audit_entry", "audit_entry": "audit_entry",
-    "stage_change": "stage_change", "score": "score",
+    "stage_change": "stage_change", "score": "score", "segment": "segment",
 }
 
 
@@ -81,14 +81,16 @@ def seed_records(**contact_fields) -> dict[str, int]:
     entry = AuditEntry(action="create", entity="contact", entity_id=contact.id, after={"first_name": contact.first_name},
                        at=now)
     token = ApiToken(user_id=owner.id, name="Zapier", prefix="crm_seedtok", token_hash="0" * 64)
-    db.session.add_all([order, interaction, task, run, delivery, stage, score, entry, token,
+    segment = Segment(name="Analytical customers", description="", definition={
+        "match": "all", "conditions": [{"field": "company", "op": "contains", "value": "Analytical"}]})
+    db.session.add_all([order, interaction, task, run, delivery, stage, score, entry, token, segment,
                         Setting(key="matrix.example", value={"on": True})])
     db.session.commit()
     return {
         "contact": contact.id, "order": order.id, "order_line": order.lines[0].id, "interaction": interaction.id,
         "task": task.id, "user": owner.id, "import_run": run.id, "rejection": run.rejections[0].id,
         "delivery": delivery.id, "tag": tag.id, "audit_entry": entry.id, "token": token.id,
-        "stage_change": stage.id, "score": score.id,
+        "stage_change": stage.id, "score": score.id, "segment": segment.id,
     }
 
 
@@ -118,7 +120,7 @@ def url_for_rule(rule: Rule, ids: dict[str, int]) -> str:
         kind = kind_of(rule, argument)
         if kind in ids:
             values[argument] = ids[kind]
-        elif converter in ("IntegerConverter", "NumberConverter"):
+        elif converter in ("IntegerConverter", "NumberConverter", "IdConverter"):
             values[argument] = UNKNOWN_ID
         elif converter == "UUIDConverter":
             values[argument] = "00000000-0000-4000-8000-000000000000"

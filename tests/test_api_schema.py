@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import (
 from crm.extensions import db
 from crm.models import Task, utcnow
 from crm.services import api_tokens, contacts, order_input, orders
+from crm.services.segments import store as segments
 from crm.views.api_spec import spec
 from tests.conftest import make_user
 
@@ -42,9 +43,12 @@ def seeded(app):
     orders.record_order(order_input.api_order_record(
         {"order_id": "S-1", "email": "anna@example.nl", "placed_at": "2026-01-02", "total": "12.50"}))
     db.session.add(Task(contact_id=anna.id, kind="call", title="Call Anna", due_at=utcnow(), status="open"))
+    segment = segments.create({"name": "Everyone in stage awareness", "definition": {
+        "match": "all", "conditions": [{"field": "stage", "op": "=", "value": "awareness"}]}})
     _row, token = api_tokens.create_token(admin, "schemathesis")
     db.session.commit()
-    return {"token": token, "contact_id": anna.id, "task_id": db.session.scalar(db.select(Task.id))}
+    return {"token": token, "contact_id": anna.id, "task_id": db.session.scalar(db.select(Task.id)),
+            "segment_id": segment.id}
 
 
 @pytest.mark.parametrize("label,ids", OPERATIONS)
@@ -52,7 +56,7 @@ def test_every_operation_answers_as_documented(app, client, seeded, label, ids):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operation = schema.find_operation_by_label(label)
     assert operation is not None, label
-    known = {"contact_id": seeded["contact_id"], "task_id": seeded["task_id"]}
+    known = {"contact_id": seeded["contact_id"], "task_id": seeded["task_id"], "segment_id": seeded["segment_id"]}
     path_parameters = {name: known[name] for name in known if "{" + name + "}" in operation.path}
     headers = {"Authorization": f"Bearer {seeded['token']}"}
 

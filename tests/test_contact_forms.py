@@ -43,7 +43,7 @@ def test_create_a_contact_with_a_phone_stored_in_e164(client):
     ({"email": "not-an-email"}, "email", "An email address must have an @-sign."),
     ({"phone": "12"}, "phone", "Write the number with its country code"),
     ({"phone": "+49 123"}, "phone", "is not a valid phone number"),
-    ({"country": "Germany"}, "country", "Use the two-letter country code, e.g. DE."),
+    ({"country": "Germany"}, "country", "Use the two-letter country code (ISO 3166), e.g. DE."),
     ({"birthday": "02.04.1990"}, "birthday", "Use the form YYYY-MM-DD."),
     ({"stay_in_touch_days": "0"}, "stay_in_touch_days", "Give a number of days between 1 and 3650"),
     ({"first_name": "", "last_name": "", "email": "", "phone": ""}, "email", "Give at least a name, an email or a phone number."),

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from crm.services.importing import (
@@ -340,7 +341,7 @@ def test_parse_timestamp_accepts_or_raises_value_error(text):
 
 
 @SETTINGS
-@given(moment=st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1)).map(
+@given(moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)).map(
            lambda d: d.replace(microsecond=0)),
        offset_minutes=st.integers(-14 * 60, 14 * 60).map(lambda m: m - m % 15),
        style=st.sampled_from(["iso", "shopify", "compact", "naive-utc"]))
@@ -356,7 +357,16 @@ def test_parse_timestamp_round_trips(moment, offset_minutes, style):
         text = aware.strftime("%Y-%m-%d %H:%M:%S %z")
     else:
         text = aware.strftime("%Y-%m-%dT%H:%M:%S%z")
-    assert parse_timestamp(text) == aware
+    if style != "iso" and aware.year < 1000:
+        return  # strftime does not pad years before 1000 on every platform
+    # Inside 1970 .. ten years ahead a timestamp round-trips; outside it is refused, saying so.
+    from crm.services.bounds import EARLIEST, latest_moment
+
+    if EARLIEST <= aware <= latest_moment():
+        assert parse_timestamp(text) == aware
+    else:
+        with pytest.raises(ValueError, match="outside the dates|out of range"):
+            parse_timestamp(text)
 
 
 @SETTINGS

@@ -33,7 +33,7 @@ def upload(client, path: Path, kind="shopify-orders", **fields):
     return client.post("/imports/", data=data, content_type="multipart/form-data")
 
 
-def test_upload_preview_run_summary_and_rejected_rows(client, auth, app):
+def test_upload_preview_run_summary_and_rejected_rows(client, auth, app, run_worker):
     auth.as_role("support")
     response = upload(client, SHOPIFY_ORDERS)
     assert response.status_code == 302 and "/imports/upload/" in response.headers["Location"]
@@ -51,6 +51,8 @@ def test_upload_preview_run_summary_and_rejected_rows(client, auth, app):
     run_form = preview.select_one("form.run-form")
     response = client.post(run_form["action"], data={})
     assert response.status_code == 302
+    assert count(Order) == 0  # queued for the worker
+    run_worker()
     summary = soup(client.get(response.headers["Location"]))
     lines = [text_of(li) for li in summary.select("ul.import-summary li")]
     assert "orders: 3 created, 0 updated, 0 unchanged" in lines and "1 row rejected" in lines
@@ -66,7 +68,7 @@ def test_upload_preview_run_summary_and_rejected_rows(client, auth, app):
     assert len(history) == 1 and "3 created" in text_of(history[0]) and "Support" in text_of(history[0])
 
 
-def test_a_dry_run_from_the_page_stores_nothing_and_offers_the_real_run(client, auth):
+def test_a_dry_run_from_the_page_stores_nothing_and_offers_the_real_run(client, auth, run_worker):
     auth.as_role("sales")
     location = upload(client, SHOPIFY_ORDERS).headers["Location"]
     token = location.rstrip("/").split("/")[-1]
@@ -76,12 +78,13 @@ def test_a_dry_run_from_the_page_stores_nothing_and_offers_the_real_run(client, 
     assert "orders: 3 created, 0 updated, 0 unchanged" in [text_of(li) for li in page.select("ul.import-summary li")]
     real = page.select_one(f"form[action='/imports/upload/{token}/run']")
     client.post(real["action"], data={})
+    run_worker()
     assert count(Order) == 3
     runs = list(db.session.scalars(select(ImportRun.dry_run).order_by(ImportRun.id)))
     assert runs == [True, False]
 
 
-def test_the_generic_kind_with_a_mapping_and_source(client, auth, tmp_path):
+def test_the_generic_kind_with_a_mapping_and_source(client, auth, tmp_path, run_worker):
     auth.as_role("admin")
     path = tmp_path / "etsy.tsv"
     path.write_text("Ref\tBuyer\tWhen\tAmount\nE-1\tines@example.pt\t2026-02-01\t19.90\n")
@@ -90,6 +93,7 @@ def test_the_generic_kind_with_a_mapping_and_source(client, auth, tmp_path):
     preview = soup(client.get(response.headers["Location"]))
     assert "TSV" in text_of(preview.select_one("main p")) and "etsy" in text_of(preview.select_one("main p"))
     client.post(response.headers["Location"] + "/run", data={})
+    run_worker()
     assert db.session.scalar(select(Order.source)) == "etsy"
 
 

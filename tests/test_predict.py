@@ -468,17 +468,22 @@ def test_crm_refresh_predicts_before_health_reads_the_chance_of_still_buying(run
     assert judged > 100
 
 
-def test_refresh_now_on_the_settings_page_predicts_too(client, auth, simulated_shop):
+def test_refresh_now_on_the_settings_page_predicts_too(client, auth, simulated_shop, run_worker):
+    from crm.models import JobRun
+
     auth.as_role("admin")
     response = client.post("/settings/rules/refresh", follow_redirects=True)
     assert response.status_code == 200
-    flash = text_of(soup(response).select_one(".flash-success"))
-    assert "RFM segments and predictions for 1,500 customers." in flash
+    assert "Refresh queued" in text_of(soup(response).select_one(".flash-success"))
+    run_worker()
+    job = db.session.scalar(db.select(JobRun).where(JobRun.name == "engine.refresh"))
+    assert job.status == "done" and "RFM segments and predictions for 1,500 customers." in job.result
     assert prediction_status().purchases_predicted
 
 
 def test_the_refresh_steps_put_predictions_first():
-    assert [step.__name__ for _label, step in engine.REFRESH_STEPS] == ["_predict_step", "_rules_step"]
+    # After the figures are recounted from the orders (they feed both), before the rules.
+    assert [step.__name__ for _label, step in engine.REFRESH_STEPS] == ["_aggregates_step", "_predict_step", "_rules_step"]
 
 
 # ---------------------------------------------------------------------------- the pages say it in words

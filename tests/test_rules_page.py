@@ -151,13 +151,19 @@ def test_a_to_do_rule_switched_off_and_handed_to_another_role(client, auth):
     assert "To-do rules saved" in text_of(page.select_one(".flash-success"))
 
 
-def test_refresh_now_runs_the_rules_for_everyone_and_says_what_changed(client, auth):
+def test_refresh_now_queues_the_refresh_for_everyone_and_the_worker_says_what_changed(client, auth, run_worker):
+    from crm.models import JobRun
+
     auth.as_role("admin")
     cid = buy("1", "anna@example.com", T0)
     rule_settings.save("journey", {"conversion_window_days": 1}, actor_id=None)
     db.session.commit()
     response = client.post("/settings/rules/refresh", follow_redirects=True)
     flash = text_of(soup(response).select_one(".flash-success"))
-    assert flash.startswith("Refreshed 1 contacts: 1 stage changes")
+    assert flash.startswith("Refresh queued")
+    assert db.session.get(Contact, cid).stage != "retention"  # not inside the request
+    run_worker()
+    job = db.session.scalar(db.select(JobRun).where(JobRun.name == "engine.refresh"))
+    assert job.status == "done" and job.result.startswith("Refreshed 1 contacts: 1 stage changes")
     assert db.session.get(Contact, cid).stage == "retention"
     assert T0 + days(1) < db.session.get(Contact, cid).stage_since

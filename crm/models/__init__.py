@@ -3,17 +3,19 @@ from crm.models.audit import AuditEntry
 from crm.models.base import Base, Money, UTCDateTime, utcnow
 from crm.models.contact import HEALTHS, STAGES, Contact, ContactExternalId, ErasedEmail, Tag, contact_tags
 from crm.models.integration import ImportRejection, ImportRun, WebhookDelivery
+from crm.models.job import JOB_STATUSES, JobRun
 from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS, Interaction
 from crm.models.journey import ScoreHistory, StageChange
 from crm.models.order import ORDER_STATUSES, PAID_STATUSES, Order, OrderLine
+from crm.models.segment import Segment, SegmentSize
 from crm.models.setting import Setting
 from crm.models.task import TASK_STATUSES, Task
 from crm.models.user import ROLES, ApiToken, User
 
 __all__ = [
     "ApiToken", "AuditEntry", "Base", "Contact", "ContactExternalId", "DIRECTIONS", "ErasedEmail",
-    "HEALTHS", "INTERACTION_KINDS", "ImportRejection", "ImportRun", "Interaction", "Money",
+    "HEALTHS", "INTERACTION_KINDS", "ImportRejection", "ImportRun", "Interaction", "JOB_STATUSES", "JobRun", "Money",
     "ORDER_STATUSES", "Order", "OrderLine", "PAID_STATUSES", "ROLES", "SENTIMENTS", "STAGES",
-    "ScoreHistory", "Setting", "StageChange", "TASK_STATUSES", "Tag", "Task", "UTCDateTime",
+    "ScoreHistory", "Segment", "SegmentSize", "Setting", "StageChange", "TASK_STATUSES", "Tag", "Task", "UTCDateTime",
     "User", "WebhookDelivery", "contact_tags", "utcnow",
 ]

@@ -38,6 +38,13 @@ class ImportRun(db.Model):
     finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     counts: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
     error: Mapped[Optional[str]] = mapped_column(sa.Text)
+    # A run from the Imports page waits in the queue ("queued") and then runs in the worker:
+    # where its uploaded file waits, how to read it, its phase and its total of records.
+    upload_path: Mapped[Optional[str]] = mapped_column(sa.String(500))
+    options: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
+    phase: Mapped[Optional[str]] = mapped_column(sa.String(20))
+    total: Mapped[Optional[int]]
+    job_run_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("job_runs.id", ondelete="SET NULL"))
 
     rejections: Mapped[list["ImportRejection"]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="ImportRejection.line"

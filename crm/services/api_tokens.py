@@ -9,7 +9,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 
-from crm.database import write_intent
+from crm.database import read_only, write_intent
 from crm.extensions import db
 from crm.models import ApiToken, User, utcnow
 from crm.services import audit
@@ -40,9 +40,11 @@ def create_token(user: User, name: str, *, actor_id: int | None = None) -> tuple
 
 def authenticate(plain: str, *, now: datetime | None = None) -> User | None:
     """Return the active user behind a live token, or None; note when the token was last used."""
-    if not plain.startswith(PREFIX):
+    if not plain.startswith(PREFIX) or len(plain) > 200:
         return None
     digest = _hash(plain)
+    if not _live(digest):
+        return None  # an unknown or revoked token never writes anything
     _note_use(digest, now or utcnow())
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     if token is None or token.revoked_at is not None or not token.user.active:
@@ -50,9 +52,35 @@ def authenticate(plain: str, *, now: datetime | None = None) -> User | None:
     return token.user
 
 
+def is_live(plain: str) -> bool:
+    """Return whether a plain token is a live (not revoked) token: a read, never a write."""
+    if not plain.startswith(PREFIX) or len(plain) > 200:
+        return False
+    return _live(_hash(plain))
+
+
+def _live(digest: str) -> bool:
+    """Look the token up on a connection of its own, in a read transaction, before the request's
+    own transaction begins (so a GET stays a deferred transaction on SQLite)."""
+    with read_only(), db.engine.connect() as connection:
+        found = connection.execute(select(ApiToken.id).where(ApiToken.token_hash == digest,
+                                                             ApiToken.revoked_at.is_(None))).first()
+        connection.rollback()
+    return found is not None
+
+
 def revoke(token: ApiToken, *, actor_id: int | None = None) -> None:
     token.revoked_at = utcnow()
     audit.record("revoke", "api_token", token.id, user_id=actor_id)
+
+
+def revoke_all(user: User) -> int:
+    """Revoke every live token of the user for good; return how many were live."""
+    now = utcnow()
+    live = list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))))
+    for token in live:
+        token.revoked_at = now
+    return len(live)
 
 
 def _note_use(digest: str, now: datetime) -> None:

@@ -137,3 +137,16 @@ def restore_sqlite(backup: Path, live: Path) -> Path | None:
     finally:
         source.close()
     return kept
+
+
+BACKUP_PATTERN = "crm-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9].sqlite3"
+
+
+def prune_backups(folder: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` dated backups (crm-YYYYmmdd-HHMMSS.sqlite3) in a folder;
+    return the deleted ones. Files named otherwise are never touched."""
+    dated = sorted(Path(folder).glob(BACKUP_PATTERN), key=lambda path: path.name)
+    doomed = dated[:-keep] if keep > 0 else dated
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed

@@ -24,6 +24,7 @@ from crm.models import search_index
 from crm.models import (
     HEALTHS, STAGES, Contact, ContactExternalId, Interaction, Order, StageChange, Tag, Task, User, contact_tags,
 )
+from crm.services.bounds import check_int, parse_id, parse_json
 
 PAGE_SIZE = 50
 # Counting every match of a text search over 100,000 contacts reads them all; past this
@@ -91,6 +92,7 @@ class ContactFilters:
     open_todo: str | None = None  # "yes", "no" or None
     owner: str | None = None  # a user id, "me" or "none" (unassigned)
     sort: str = DEFAULT_SORT
+    segment: int | None = None  # a saved segment's id: its members only
 
     @classmethod
     def from_args(cls, args: Mapping) -> ContactFilters:
@@ -99,7 +101,7 @@ class ContactFilters:
         health = args.get("health") or None
         owner = (args.get("owner") or "").strip() or None
         # An id must fit the column (PostgreSQL refuses a larger integer outright).
-        if owner is not None and owner not in ("me", "none") and not (owner.isdigit() and int(owner) < 2**31):
+        if owner is not None and owner not in ("me", "none") and parse_id(owner) is None:
             owner = None
         sort = args.get("sort") or DEFAULT_SORT
         return cls(
@@ -112,11 +114,12 @@ class ContactFilters:
             open_todo=args.get("todo") if args.get("todo") in TODO_CHOICES else None,
             owner=owner,
             sort=sort if sort in SORTS else DEFAULT_SORT,
+            segment=parse_id((args.get("segment") or "").strip()),
         )
 
     def to_args(self, *, with_sort: bool = True) -> list[tuple[str, str]]:
         """Return the filters as query-string pairs (empty ones left out), the inverse of from_args."""
-        pairs = [("q", self.q), ("stage", self.stage), ("health", self.health)]
+        pairs = [("segment", self.segment), ("q", self.q), ("stage", self.stage), ("health", self.health)]
         pairs += [("tag", tag) for tag in self.tags]
         pairs += [("score_min", self.score_min), ("score_max", self.score_max), ("todo", self.open_todo),
                   ("owner", self.owner)]
@@ -142,8 +145,8 @@ def _sqlite() -> bool:
     return db.engine.dialect.name == "sqlite"
 
 
-def _contains(column, text: str):
-    """Return "column contains text, ignoring case"."""
+def contains_text(column, text: str):
+    """Return "column contains text, ignoring case" (the search box's and segments' rule)."""
     if _sqlite():
         # SQLite's LIKE already ignores (ASCII) case, as its lower() only knows ASCII: the same
         # matches at a third of the cost of lower() on every row.
@@ -169,8 +172,8 @@ def _phone_fragment(digits: str) -> str:
 
 def _word_options(contact, word: str) -> list:
     """Return "this word is in a name, the email or the company (or, all digits, the phone)"."""
-    options = [_contains(contact.first_name, word), _contains(contact.last_name, word),
-               _contains(contact.email, word.lower()), _contains(contact.company, word)]
+    options = [contains_text(contact.first_name, word), contains_text(contact.last_name, word),
+               contains_text(contact.email, word.lower()), contains_text(contact.company, word)]
     if word.isdigit() and len(word) >= 3:
         options.append(contact.phone.contains(_phone_fragment(word), autoescape=True))
     return options
@@ -249,6 +252,10 @@ def _with_open_todo():
 def filter_conditions(filters: ContactFilters, *, user_id: int | None = None) -> list:
     """Return the WHERE clauses the filters stand for."""
     conditions = [search_condition(filters.q)] if filters.q else []
+    if filters.segment is not None:
+        from crm.services.segments import store  # the segments package builds on this module
+
+        conditions.append(store.segment_condition(filters.segment))
     if filters.stage:
         conditions.append(Contact.stage == filters.stage)
     if filters.health:
@@ -313,8 +320,8 @@ def decode_cursor(cursor: str | None) -> list[Any] | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (ValueError, json.JSONDecodeError):
+        values = parse_json(raw, max_depth=2)
+    except ValueError:  # includes BadJson and binascii.Error
         return None
     return values if isinstance(values, list) else None
 
@@ -328,19 +335,20 @@ def _typed(key: SortKey, value: Any) -> Any:
     column_type = key.column.type
     python_type = getattr(column_type, "impl_instance", column_type).python_type
     if python_type is datetime:
-        when = datetime.fromisoformat(value)
-        if when.tzinfo is None:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+        if when is None or when.tzinfo is None:
             raise ValueError("naive datetime")
         return when
     if python_type is Decimal:
         try:
-            return Decimal(value)
-        except InvalidOperation as error:
+            amount = Decimal(value)
+        except (InvalidOperation, TypeError) as error:
             raise ValueError(str(error)) from error
+        if not amount.is_finite() or abs(amount) >= 10**12:
+            raise ValueError("out of range")
+        return amount
     if python_type is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError("not an int")
-        return value
+        return check_int(value)
     if not isinstance(value, str):
         raise ValueError("not a string")
     return value
@@ -377,6 +385,11 @@ def _order_by(sort: Sort, *, reverse: bool = False, by_index: bool = True) -> li
             clause = clause.nulls_first() if reverse else clause.nulls_last()
         clauses.append(clause)
     return clauses
+
+
+def sort_clauses(name: str = DEFAULT_SORT) -> list:
+    """Return the ORDER BY clauses of a named sort (the list's order, for previews)."""
+    return _order_by(SORTS[name])
 
 
 def _beyond(column, key: SortKey, value: Any, *, backwards: bool):
@@ -509,9 +522,9 @@ def _timeline_cursor(cursor: str | None) -> tuple[datetime, int, int] | None:
     try:
         at, rank, item_id = values  # type: ignore[misc]
         at = datetime.fromisoformat(at)
-        if at.tzinfo is None or not isinstance(rank, int) or not isinstance(item_id, int):
+        if at.tzinfo is None:
             return None
-        return at, rank, item_id
+        return at, check_int(rank), check_int(item_id)
     except (TypeError, ValueError):
         return None
 

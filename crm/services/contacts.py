@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Tag
+from crm.services.bounds import is_country_code
 from crm.services import audit, engine_hooks
 from crm.services.errors import ValidationError
 from crm.services.users import check_email_syntax, normalise_email
@@ -92,14 +93,16 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
             errors["phone"] = str(error)
     if "country" in cleaned:
         country = (cleaned["country"] or "").upper() or None
-        if country and (len(country) != 2 or not country.isalpha()):
-            errors["country"] = "Use the two-letter country code, e.g. DE."
+        if country and not is_country_code(country):
+            errors["country"] = "Use the two-letter country code (ISO 3166), e.g. DE."
         cleaned["country"] = country
     if "birthday" in cleaned and isinstance(cleaned["birthday"], str):
         try:
             cleaned["birthday"] = date.fromisoformat(cleaned["birthday"]) if cleaned["birthday"] else None
         except ValueError:
             errors["birthday"] = "Use the form YYYY-MM-DD."
+    if isinstance(cleaned.get("birthday"), date) and not date(1900, 1, 1) <= cleaned["birthday"] <= date.today():
+        errors["birthday"] = "Give a birthday from 1900-01-01 to today."
     if "stay_in_touch_days" in cleaned and cleaned["stay_in_touch_days"] not in (None, ""):
         try:
             days = int(cleaned["stay_in_touch_days"])
@@ -130,10 +133,22 @@ class ContactChange:
     changed: dict[str, Any] = field(default_factory=dict)
 
 
+BLOCKED_EMAIL = "This address belongs to a person who was erased and asked not to be stored again."
+
+
+def _refuse_blocked_email(email: str | None) -> None:
+    """Every path that creates a contact (form, API, webhook, import) honours the erasure block list."""
+    from crm.services import privacy
+
+    if email and privacy.is_blocked(email):
+        raise ValidationError(fields={"email": BLOCKED_EMAIL})
+
+
 def create_contact(values: dict[str, Any], *, actor_id: int | None = None, source: str = "manual",
                    tags: list[str] | None = None, now=None) -> Contact:
     """Return a new contact (flushed) from validated values; stage, score and to-dos follow."""
     cleaned = clean(values)
+    _refuse_blocked_email(cleaned.get("email"))
     contact = Contact(source=source, **cleaned)
     if contact.consent and contact.consent_at is None:
         from crm.models import utcnow
@@ -151,6 +166,8 @@ def create_contact(values: dict[str, Any], *, actor_id: int | None = None, sourc
 def update_contact(contact: Contact, values: dict[str, Any], *, actor_id: int | None = None, now=None) -> dict:
     """Apply validated changes to a contact and return {field: (before, after)} of what changed."""
     cleaned = clean(values, contact=contact)
+    if cleaned.get("email") and cleaned["email"] != contact.email:
+        _refuse_blocked_email(cleaned["email"])
     before = audit.snapshot(contact, AUDITED)
     if cleaned.get("consent") and not contact.consent:
         from crm.models import utcnow

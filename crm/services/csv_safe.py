@@ -1,6 +1,7 @@
 """CSV that a spreadsheet opens as data: the one helper every CSV export uses.
 
-A cell that begins with =, +, -, @, a tab or a carriage return is read by Excel,
+A cell that begins with =, +, -, @, a tab or a carriage return (also after invisible or blank
+characters, and in full-width forms such as ＝) is read by Excel,
 LibreOffice and Google Sheets as a formula ("CSV injection"), so a customer who
 types `=HYPERLINK(...)` as their name could run something on the shop's laptop.
 Such text cells get a leading apostrophe, which spreadsheets show as plain text;
@@ -10,12 +11,29 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TextIO
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _reads_as_formula(text: str) -> bool:
+    """Whether a spreadsheet may read the text as a formula: it starts with a formula character,
+    also after invisible or blank characters (zero-width space, BOM, no-break space) and in its
+    full-width or other compatibility forms (＝1+1, ﹢1), which some spreadsheets fold to ASCII."""
+    if text.startswith(FORMULA_STARTS):
+        return True
+    for ch in text:
+        if ch in "\t\r":
+            return True
+        category = unicodedata.category(ch)
+        if category in ("Cf", "Zs", "Zl", "Zp", "Cc"):
+            continue  # invisible or blank: look at what follows
+        return unicodedata.normalize("NFKC", ch).startswith(FORMULA_STARTS)
+    return False
 
 
 def safe_cell(value: Any) -> str:
@@ -29,7 +47,7 @@ def safe_cell(value: Any) -> str:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     text = str(value)
-    if text.startswith(FORMULA_STARTS):
+    if _reads_as_formula(text):
         return "'" + text
     return text
 

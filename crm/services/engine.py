@@ -24,7 +24,7 @@ from sqlalchemy import Date, and_, case, cast, distinct, func, insert, or_, sele
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Interaction, Order, ScoreHistory, Setting, StageChange, Task, User, utcnow
-from crm.services import rule_settings
+from crm.services import aggregates, rule_settings
 from crm.services.facts import ContactFacts, InteractionFact, ShopContext
 from crm.services.journey import derive_health, derive_stage, next_stage
 from crm.services.retention import TaskSpec, moot_tasks, wanted_tasks
@@ -548,7 +548,18 @@ def _rules_step(now: datetime, progress: Progress | None) -> RefreshSummary:
 # The jobs `crm refresh` runs, in order, each with what a person watching is told. Predictions
 # (p_alive, expected orders) go first, because health and the win-back rule read p_alive.
 RefreshStep = Callable[[datetime, Progress | None], RefreshSummary | str | None]
+def _aggregates_step(now: datetime, progress: Progress | None) -> str | None:
+
+    repaired = aggregates.repair()
+    if progress is not None:
+        progress(0)  # commit the repair before the long steps
+    if repaired:
+        return f"Recounted the orders of {repaired} contact{'s' if repaired != 1 else ''} whose figures had drifted."
+    return None
+
+
 REFRESH_STEPS: list[tuple[str, RefreshStep]] = [
+    ("Recounting orders on each contact", _aggregates_step),
     ("Predicting who buys again", _predict_step),
     ("Stages, scores and to-dos", _rules_step),
 ]

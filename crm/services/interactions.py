@@ -7,6 +7,7 @@ from typing import Any
 from crm.extensions import db
 from crm.models import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS, Contact, Interaction, utcnow
 from crm.services import audit, engine_hooks
+from crm.services.bounds import EARLIEST
 from crm.services.errors import ValidationError
 
 FIELDS = ("kind", "direction", "channel", "subject", "body", "outcome", "sentiment", "occurred_at")
@@ -39,6 +40,8 @@ def clean(values: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
             when = when.replace(tzinfo=timezone.utc)
         if when is not None and when > (now or utcnow()).replace(microsecond=0) + timedelta(minutes=5):
             errors["occurred_at"] = "That is in the future; log what already happened."
+        elif when is not None and when < EARLIEST:
+            errors["occurred_at"] = f"{when.date().isoformat()} is before {EARLIEST.date().isoformat()}, the earliest date this CRM accepts."
         cleaned["occurred_at"] = when
     if errors:
         raise ValidationError(fields=errors)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm.models import ORDER_STATUSES, Contact, utcnow
+from crm.services.bounds import MAX_QUANTITY
 from crm.services.errors import ValidationError
 from crm.services.importing.readers import GENERIC_FIELDS, read_generic_orders
 from crm.services.importing.records import (
@@ -66,8 +67,8 @@ def _lines(value: Any) -> tuple[list[LineRecord], dict[str, str]]:
         elif not name.strip() and not (isinstance(sku, str) and sku.strip()):
             errors[f"{where}.name"] = "Give the product's name or SKU."
         quantity = item.get("quantity", 1)
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= 1_000_000:
-            errors[f"{where}.quantity"] = "Give a whole number from 1 to 1000000."
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= MAX_QUANTITY:
+            errors[f"{where}.quantity"] = f"Give a whole number from 1 to {MAX_QUANTITY}."
         try:
             price = parse_money(item.get("unit_price"))
             if price < 0:

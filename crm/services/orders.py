@@ -19,6 +19,7 @@ from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Order, OrderLine, Tag, contact_tags, utcnow
 from crm.services import aggregates, audit, engine_hooks, privacy
 from crm.services import contacts as contact_service
+from crm.services.bounds import MAX_QUANTITY, check_moment
 from crm.services.errors import ValidationError
 from crm.services.importing.records import CustomerRecord, OrderRecord
 
@@ -141,11 +142,7 @@ def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime,
 
     created: set[int] = set()
     if pending:
-        keys = list(pending)
-        rows = [pending[k] for k in keys]
-        new_ids = db.session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), rows).scalars().all()
-        id_by_key = dict(zip(keys, new_ids))
-        created = set(new_ids)
+        id_by_key, created = _insert_contacts(pending)
         for i, batch_key in enumerate(pending_index):
             if batch_key is not None:
                 contact_ids[i] = id_by_key[batch_key]
@@ -156,13 +153,56 @@ def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime,
         if c.external_id and (c.source, str(c.external_id)) not in by_external:
             new_links[(c.source, str(c.external_id))] = cid
     if new_links:
-        db.session.execute(insert(ContactExternalId), [
+        # Another writer may link the same customer id at the same moment: theirs stands.
+        db.session.execute(_insert_ignoring_duplicates(ContactExternalId), [
             {"source": s, "external_id": e, "contact_id": cid} for (s, e), cid in new_links.items()
         ])
     filled = _fill_blank_fields(customers, contact_ids, created)
     if updated is not None:
         updated |= filled | {cid for cid in new_links.values() if cid not in created}
     return [int(cid) for cid in contact_ids], created
+
+
+def _insert_ignoring_duplicates(model):
+    """INSERT … ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(model).on_conflict_do_nothing()
+
+
+def _insert_contacts(pending: dict[str, dict]) -> tuple[dict[str, int], set[int]]:
+    """Insert new contacts as an upsert; return each batch key's contact id and the ids created.
+
+    Contact creation is not check-then-insert: two writers (two API calls, a webhook and an
+    import) may both find no contact for a new email and both insert it. The insert skips an
+    email another writer stored first (ON CONFLICT DO NOTHING, waiting for that writer to commit
+    on PostgreSQL), and the email is then looked up, so both orders land on the one contact.
+    """
+    id_by_key: dict[str, int] = {}
+    # In email order: two writers inserting the same new emails then wait for each other in one
+    # order, never in a cycle (a deadlock on PostgreSQL).
+    with_email = {key: row for key, row in sorted(pending.items(), key=lambda item: item[1].get("email") or "")
+                  if row.get("email")}
+    without = [key for key in pending if key not in with_email]
+    created: set[int] = set()
+    if with_email:
+        inserted = db.session.execute(
+            _insert_ignoring_duplicates(Contact).returning(Contact.id, Contact.email), list(with_email.values())
+        ).all()
+        created |= {cid for cid, _email in inserted}
+        by_email = {email: cid for cid, email in inserted}
+        missing = sorted({row["email"] for row in with_email.values()} - set(by_email))
+        for chunk in _chunks(missing):
+            by_email.update(db.session.execute(select(Contact.email, Contact.id).where(Contact.email.in_(chunk))).all())
+        id_by_key.update({key: by_email[row["email"]] for key, row in with_email.items()})
+    if without:
+        new_ids = db.session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True),
+                                     [pending[key] for key in without]).scalars().all()
+        id_by_key.update(zip(without, new_ids))
+        created |= set(new_ids)
+    return id_by_key, created
 
 
 def _fill_blank_fields(customers: Sequence[CustomerRecord], contact_ids: Sequence[int | None],
@@ -252,6 +292,54 @@ def unstorable(record: OrderRecord | CustomerRecord) -> tuple[str, str] | None:
     return None
 
 
+# Never quotes the address: a refused re-import must not store the blocked email in clear text.
+BLOCKED_REASON = "the customer was erased and is blocked from re-import (email or shop customer id)"
+
+
+def blocked_customers(customers: Sequence[CustomerRecord]) -> set[int]:
+    """Return the indexes of the customers that belong to an erased, blocked person: by the
+    normalised email, or by the shop's customer id (a body with the same id and no email)."""
+    emails = privacy.blocked_among(c.email for c in customers if c.email)
+    ids = privacy.blocked_customer_ids((c.source, str(c.external_id)) for c in customers if c.external_id)
+    return {i for i, c in enumerate(customers)
+            if (c.email and c.email in emails) or (c.external_id and (c.source, str(c.external_id)) in ids)}
+
+
+_MONEY_FIELDS = ("total", "refunded")
+
+
+def order_problem(record: OrderRecord, now: datetime) -> tuple[str, str] | None:
+    """Return (field, reason) when an order breaks a rule every path shares, else None.
+
+    A date outside 1970 .. ten years ahead is refused (a "no date" sentinel such as 9999-12-31
+    would otherwise break the rules' date arithmetic), and so is a negative amount: a refund is
+    recorded as the order's refunded amount or status, never as a negative total.
+    """
+    try:
+        check_moment(record.placed_at, now=now)
+    except ValueError as error:
+        return "placed_at", f"placed_at: {error}"
+    for name in _MONEY_FIELDS:
+        value = getattr(record, name)
+        if value is not None and value < 0:
+            return name, (f"{name}: {value} is negative; record a refund as the order's refunded amount "
+                          "(or status refunded), not as a negative amount")
+    for i, line in enumerate(record.lines):
+        if not 0 <= line.quantity <= MAX_QUANTITY:
+            return f"lines[{i}].quantity", f"lines[{i}].quantity: must be a whole number from 0 to {MAX_QUANTITY}"
+    return customer_problem(record.customer, now)
+
+
+def customer_problem(customer: CustomerRecord, now: datetime) -> tuple[str, str] | None:
+    """Return (field, reason) when a customer record carries a date outside the accepted window."""
+    if customer.created_at is not None:
+        try:
+            check_moment(customer.created_at, now=now)
+        except ValueError as error:
+            return "created_at", f"created_at: {error}"
+    return None
+
+
 def _fingerprint(values: dict[str, Any], lines: Iterable) -> tuple:
     return (
         tuple(values[name] for name in ORDER_FIELDS),
@@ -282,14 +370,13 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
     summary = BatchSummary(outcomes=[OrderOutcome(r.line, "rejected") for r in records])
     if not records:
         return summary
-    blocked = privacy.blocked_among(r.customer.email for r in records if r.customer.email)
+    blocked = blocked_customers([r.customer for r in records])
     accepted = []
     for index, record in enumerate(records):
         outcome = summary.outcomes[index]
-        if record.customer.email in blocked:
-            outcome.field = "email"
-            outcome.reason = f"the customer's email {record.customer.email} was erased and is blocked from re-import"
-        elif problem := unstorable(record):
+        if index in blocked:
+            outcome.field, outcome.reason = "email", BLOCKED_REASON
+        elif problem := unstorable(record) or order_problem(record, now):
             outcome.field, outcome.reason = problem
         else:
             accepted.append(index)
@@ -352,6 +439,7 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
         before["lines"] = lines
 
     if new_orders:
+        new_orders.sort(key=lambda item: (item[1]["source"], item[1]["external_id"]))  # one write order for all writers
         ids = db.session.execute(insert(Order).returning(Order.id, sort_by_parameter_order=True),
                                  [row for _, row, _ in new_orders]).scalars().all()
         line_rows = []
@@ -374,6 +462,10 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
         if changed:
             aggregates.refresh(changed)
             engine_hooks.after_contacts_changed(changed, now=now)
+            # What can wait (shop-wide figures, predictions) goes to the worker, never into the request.
+            from crm.services.jobs.maintenance import queue_shop_figures
+
+            queue_shop_figures()
     return summary
 
 
@@ -433,12 +525,12 @@ def record_customers(records: Sequence[CustomerRecord], *, actor_id: int | None 
     """
     now = now or utcnow()
     outcomes = [CustomerOutcome(r.line, "rejected") for r in records]
-    blocked = privacy.blocked_among(r.email for r in records if r.email)
+    blocked = blocked_customers(records)
     accepted = []
     for index, record in enumerate(records):
-        if record.email and record.email in blocked:
-            outcomes[index].reason = f"the customer's email {record.email} was erased and is blocked from re-import"
-        elif problem := unstorable(record):
+        if index in blocked:
+            outcomes[index].reason = BLOCKED_REASON
+        elif problem := unstorable(record) or customer_problem(record, now):
             outcomes[index].reason = problem[1]
         elif not record.email and not record.external_id:
             outcomes[index].reason = ("no email and no customer id: the customer could not be recognised "

@@ -55,6 +55,7 @@ from sqlalchemy import Date, Float, Integer, bindparam, cast, exists, func, or_,
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Order, Setting, utcnow
+from crm.services.bounds import latest_moment, shifted
 from crm.services import predict_models as models
 from crm.services.predict_status import LAST_RUN_KEY
 from crm.services.wording import require_aware
@@ -287,7 +288,10 @@ def _rows(summary: models.PurchaseSummary, result: PredictionRun) -> list[dict[s
         expected = models.bgnbd_expected_purchases(bg, HORIZON_90_DAYS, x, t_x, T).tolist()
         weeks = models.next_purchase_time(bg, x, t_x, T)
         start = result.as_of.replace(microsecond=0)
-        next_at = [None if math.isinf(w) else start + timedelta(seconds=round(w * WEEK_DAYS * 86400))
+        # A prediction further out than the dates a record may carry is no prediction: None.
+        latest = latest_moment(start)
+        next_at = [None if not math.isfinite(w) or w * WEEK_DAYS > (latest - start).days
+                   else shifted(start, timedelta(seconds=round(w * WEEK_DAYS * 86400)))
                    for w in weeks.tolist()]
         if result.values_predicted and result.gamma_gamma is not None:
             amounts = models.predicted_value(bg, result.gamma_gamma, x, t_x, T, summary.monetary_value,

@@ -23,7 +23,7 @@ from sqlalchemy import exists, func, or_, select
 
 from crm.extensions import db
 from crm.models import (
-    AuditEntry, Contact, ContactExternalId, ErasedEmail, ImportRejection, Interaction, Order, OrderLine,
+    AuditEntry, Contact, ContactExternalId, ErasedEmail, ImportRejection, ImportRun, Interaction, Order, OrderLine,
     ScoreHistory, Setting, StageChange, Task, WebhookDelivery, utcnow,
 )
 from crm.services import audit, engine_hooks
@@ -112,8 +112,28 @@ def blocked_among(emails: Iterable[str | None]) -> set[str]:
     return blocked
 
 
+CUSTOMER_ID_MARK = "id:"
+
+
+def customer_id_hash(source: str, external_id: str) -> str:
+    """Return the hash that blocks a shop's customer id (a body with that id and no email)."""
+    # "id:" marks it (an email's hash is hex only), so blocked_count() still counts emails.
+    return CUSTOMER_ID_MARK + hashlib.sha256(f"{source}:{external_id}".encode()).hexdigest()[:61]
+
+
+def blocked_customer_ids(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Return which (source, customer id) pairs belong to an erased, blocked person."""
+    by_hash = {customer_id_hash(source, str(ext)): (source, str(ext)) for source, ext in keys if ext}
+    blocked: set[tuple[str, str]] = set()
+    for chunk in _in_batches(sorted(by_hash)):
+        blocked |= {by_hash[h] for h in db.session.scalars(select(ErasedEmail.email_hash).where(ErasedEmail.email_hash.in_(chunk)))}
+    return blocked
+
+
 def blocked_count() -> int:
-    return db.session.scalar(select(func.count()).select_from(ErasedEmail)) or 0
+    """Return how many erased emails are blocked (the customer ids blocked beside them not counted)."""
+    return db.session.scalar(select(func.count()).select_from(ErasedEmail)
+                             .where(ErasedEmail.email_hash.not_like(CUSTOMER_ID_MARK + "%"))) or 0
 
 
 def add_to_block_list(email: str, now: datetime | None = None) -> bool:
@@ -150,10 +170,31 @@ def _related_ids(contact_id: int) -> dict[str, list[int]]:
     }
 
 
+def _merge_entries(contact_id: int) -> list[AuditEntry]:
+    """Return the merge entries of a contact and of every contact merged into it, however deep."""
+    entries, frontier, seen = [], {contact_id}, {contact_id}
+    while frontier:
+        found = list(db.session.scalars(select(AuditEntry).where(
+            AuditEntry.entity == "contact", AuditEntry.action == "merge", AuditEntry.entity_id.in_(sorted(frontier)))))
+        entries += found
+        merged = {entry.after.get("merged_contact_id") for entry in found if isinstance(entry.after, dict)}
+        frontier = {cid for cid in merged if isinstance(cid, int)} - seen
+        seen |= frontier
+    return entries
+
+
+def _merged_ids(contact_id: int) -> set[int]:
+    """Return the ids of the contacts merged into this one (they live on in the audit log)."""
+    return {entry.after["merged_contact_id"] for entry in _merge_entries(contact_id)
+            if isinstance(entry.after, dict) and isinstance(entry.after.get("merged_contact_id"), int)}
+
+
 def _audit_about(contact_id: int, related: dict[str, list[int]]) -> list[AuditEntry]:
-    """Return the audit entries about a contact and about its interactions, tasks and orders."""
+    """Return the audit entries about a contact (and the contacts merged into it) and about its
+    interactions, tasks and orders."""
+    ids = sorted({contact_id} | _merged_ids(contact_id))
     found = {entry.id: entry for entry in db.session.scalars(
-        select(AuditEntry).where(AuditEntry.entity == "contact", AuditEntry.entity_id == contact_id)
+        select(AuditEntry).where(AuditEntry.entity == "contact", AuditEntry.entity_id.in_(ids))
     )}
     for entity, ids in related.items():
         for chunk in _in_batches(ids):
@@ -194,7 +235,32 @@ def contact_data(contact_id: int) -> dict[str, Any]:
         "stage_changes": history(StageChange, (StageChange.changed_at, StageChange.id)),
         "score_history": history(ScoreHistory, (ScoreHistory.computed_at, ScoreHistory.id)),
         "audit_entries": _rows(AuditEntry, _audit_about(contact_id, related)),
+        # What arrived from outside naming the person: kept webhook bodies and rejected import rows.
+        "webhook_deliveries": _rows(WebhookDelivery, _deliveries_quoting(contact)),
+        "import_rejections": _rows(ImportRejection, _rejections_quoting(contact)),
     }
+
+
+def _needles(contact: Contact) -> list[str]:
+    return sorted({value.lower() for value in (contact.email, contact.email_display) if value})
+
+
+def _deliveries_quoting(contact: Contact) -> list[WebhookDelivery]:
+    needles = _needles(contact)
+    if not needles:
+        return []
+    return list(db.session.scalars(select(WebhookDelivery).where(or_(*[
+        func.lower(WebhookDelivery.payload).contains(needle, autoescape=True) for needle in needles
+    ])).order_by(WebhookDelivery.id)))
+
+
+def _rejections_quoting(contact: Contact) -> list[ImportRejection]:
+    needles = _needles(contact)
+    if not needles:
+        return []
+    return list(db.session.scalars(select(ImportRejection).where(or_(*[
+        func.lower(sa.cast(ImportRejection.raw, sa.Text)).contains(needle, autoescape=True) for needle in needles
+    ])).order_by(ImportRejection.id)))
 
 
 def _table_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -209,8 +275,9 @@ README = """Everything {shop} holds about contact #{id}, exported {at} (UTC).
 data.json         all of it in one JSON document
 contact.csv       the profile, one field per row (field, value)
 *.csv             one file per kind of record: external ids, tags, orders, order lines,
-                  interactions, to-dos, journey stage changes, lead score history, and the
-                  audit log entries about this contact (who changed what, and when)
+                  interactions, to-dos, journey stage changes, lead score history, the
+                  audit log entries about this contact (who changed what, and when), and the
+                  webhook deliveries and rejected import rows that carry their email
 
 Times are in UTC (ISO 8601). Amounts are in each order's currency.
 """
@@ -236,7 +303,8 @@ def export_contact(contact_id: int, *, actor_id: int | None = None, now: datetim
         archive.writestr("order_lines.csv", _table_csv([line for order in data["orders"] for line in order["lines"]], line_columns))
         for name, model in (("external_ids", ContactExternalId), ("interactions", Interaction), ("tasks", Task),
                             ("stage_changes", StageChange), ("score_history", ScoreHistory),
-                            ("audit_entries", AuditEntry)):
+                            ("audit_entries", AuditEntry), ("webhook_deliveries", WebhookDelivery),
+                            ("import_rejections", ImportRejection)):
             archive.writestr(f"{name}.csv", _table_csv(data[name], _columns(model)))
     audit.record("export", "contact", contact_id, user_id=actor_id)
     db.session.flush()
@@ -268,14 +336,47 @@ def _identifying_words(contact: Contact) -> list[str]:
     words = {full, contact.first_name, contact.last_name, contact.email, contact.email_display, contact.phone,
              contact.company, contact.address}
     words |= {external.external_id for external in contact.external_ids if len(external.external_id or "") >= 4}
-    return sorted({w.strip() for w in words if w and len(w.strip()) >= 2}, key=len, reverse=True)
+    # The contacts merged into this one: their email, name and phone live on in the merge entry.
+    for entry in _merge_entries(contact.id):
+        loser = (entry.before or {}).get("loser") if isinstance(entry.before, dict) else None
+        if isinstance(loser, dict):
+            name = f"{loser.get('first_name') or ''} {loser.get('last_name') or ''}".strip()
+            words |= {name, *(loser.get(key) for key in ("first_name", "last_name", "email", "email_display",
+                                                         "phone", "company", "address"))}
+    return sorted({w.strip() for w in words if isinstance(w, str) and len(w.strip()) >= 2}, key=len, reverse=True)
+
+
+_SEPARATORS = r"[\s\-./()]*"
+
+
+def _phone_patterns(words: list[str]) -> list[str]:
+    """A phone as people type it: with spaces, dashes, dots or brackets between the digits, with
+    the country code or a leading 0 instead (+49 30 1234567, 030-1234567, (030) 123 45 67)."""
+    import phonenumbers
+
+    patterns = []
+    for word in words:
+        if not word.startswith("+"):
+            continue
+        try:
+            number = phonenumbers.parse(word)
+        except phonenumbers.NumberParseException:
+            continue
+        national = str(number.national_number)
+        if len(national) < 6:
+            continue
+        digits = _SEPARATORS.join(national)
+        prefix = rf"(?:\+{_SEPARATORS}{number.country_code}{_SEPARATORS}(?:\(0\){_SEPARATORS})?|0{_SEPARATORS}|00{number.country_code}{_SEPARATORS})?"
+        patterns.append(rf"(?<!\d){prefix}{digits}(?!\d)")
+    return patterns
 
 
 def _scrubber(words: list[str]):
     """Return a function that replaces every identifying word in a text with [erased]."""
     if not words:
         return lambda text: text
-    pattern = re.compile("|".join(rf"(?<!\w){re.escape(word)}(?!\w)" for word in words), re.IGNORECASE)
+    pattern = re.compile("|".join([*_phone_patterns(words), *(rf"(?<!\w){re.escape(word)}(?!\w)" for word in words)]),
+                         re.IGNORECASE)
     return lambda text: pattern.sub(ERASED, text) if isinstance(text, str) else text
 
 
@@ -333,6 +434,35 @@ def _scrub_incoming(contact: Contact, scrub) -> int:
     return changed
 
 
+def _scrub_filenames(contact: Contact) -> int:
+    """Rename import runs whose file is named after the person (ada_lovelace.csv), in the runs
+    list and in the audit log: the file name is the last place the name would otherwise stay."""
+    first, last = (contact.first_name or "").strip(), (contact.last_name or "").strip()
+    local = (contact.email or "").split("@")[0]
+    parts = [p for p in (first, last, local if len(local) >= 4 else "") if len(p) >= 2]
+    if not parts:
+        return 0
+    pattern = re.compile("|".join(rf"(?<![^\W_]){re.escape(p)}(?![^\W_])" for p in sorted(parts, key=len, reverse=True)),
+                         re.IGNORECASE)
+
+    def names_person(filename: str) -> bool:
+        found = {m.group(0).lower() for m in pattern.finditer(filename or "")}
+        return (bool(first and last) and {first.lower(), last.lower()} <= found) or (local.lower() in found and len(local) >= 4)
+
+    needle = (last or local).lower()
+    changed = 0
+    for run in db.session.scalars(select(ImportRun).where(func.lower(ImportRun.filename).contains(needle, autoescape=True))):
+        if not names_person(run.filename):
+            continue
+        old, run.filename = run.filename, pattern.sub("erased", run.filename)
+        for entry in db.session.scalars(select(AuditEntry).where(AuditEntry.entity == "import_run",
+                                                                 AuditEntry.entity_id == run.id)):
+            if isinstance(entry.after, dict) and entry.after.get("filename") == old:
+                entry.after = {**entry.after, "filename": run.filename}
+        changed += 1
+    return changed
+
+
 def erase_contact(contact: Contact, actor_id: int | None, block_email: bool = False,
                   now: datetime | None = None) -> Erasure:
     """Anonymise a contact for good and return what was done, in counts.
@@ -353,10 +483,16 @@ def erase_contact(contact: Contact, actor_id: int | None, block_email: bool = Fa
     if block_email and contact.email:
         add_to_block_list(contact.email, now)
         result.email_blocked = True
+    if block_email:
+        # The shop's customer ids too: a customers/create with the same id and no email stays out.
+        for link in contact.external_ids:
+            digest = customer_id_hash(link.source, link.external_id)
+            if not db.session.scalar(select(exists().where(ErasedEmail.email_hash == digest))):
+                db.session.add(ErasedEmail(email_hash=digest, erased_at=now))
 
     # Scrub what quotes the contact before the fields that identify it are gone.
     result.audit_entries = _scrub_audit(contact, related, scrub)
-    result.other_records = _scrub_incoming(contact, scrub)
+    result.other_records = _scrub_incoming(contact, scrub) + _scrub_filenames(contact)
     for interaction in db.session.scalars(select(Interaction).where(Interaction.contact_id == contact.id)):
         interaction.subject = ERASED if interaction.subject else ""
         interaction.body = ERASED if interaction.body else ""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from crm.services.bounds import shifted
 from crm.services.facts import ContactFacts, latest_abandoned_cart
 from crm.services.journey import derive_health
 from crm.services.rules_config import DEFAULT_HEALTH, DEFAULT_RETENTION
@@ -82,7 +83,7 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
         given.append(facts.last_advocacy_at)
     if given:
         return f"gave a testimonial or review on {format_date(max(given))}"
-    since = now - timedelta(days=c["complaint_lookback_days"])
+    since = shifted(now, -timedelta(days=c["complaint_lookback_days"]))
     unhappy = [
         i
         for i in facts.interactions
@@ -109,8 +110,8 @@ def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: S
         return None
     first = facts.first_order_at
     assert first is not None
-    due = first + timedelta(days=c["delay_days"])
-    if not due <= now < due + timedelta(days=c["grace_days"]):
+    due = shifted(first, timedelta(days=c["delay_days"]))
+    if not due <= now < shifted(due, timedelta(days=c["grace_days"])):
         return None
     return _spec(
         c,
@@ -139,7 +140,7 @@ def _testimonial_request(facts: ContactFacts, c: Settings, now: datetime, _h: Se
         f"repeat customer ({plural(facts.order_count, 'paid order')}, the latest "
         f"{ago(since_last)}) with no complaint or negative feedback in the last "
         f"{format_days(c['complaint_lookback_days'])} and no testimonial yet",
-        facts.last_order_at + timedelta(days=c["delay_days"]),
+        shifted(facts.last_order_at, timedelta(days=c["delay_days"])),
     )
 
 
@@ -167,7 +168,7 @@ def _birthday(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> 
     today = utc_date(now)
     for year in (today.year, today.year + 1):
         day = birthday_in(facts.birthday, year)
-        greet_from = day - timedelta(days=c["days_ahead"])
+        greet_from = shifted(day, -timedelta(days=c["days_ahead"]))
         if greet_from <= today <= day:
             return _spec(
                 c,
@@ -184,8 +185,8 @@ def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Setting
     cart = latest_abandoned_cart(facts)
     if cart is None:
         return None
-    due = cart + timedelta(hours=c["delay_hours"])
-    if not due <= now <= cart + timedelta(days=c["max_age_days"]):
+    due = shifted(cart, timedelta(hours=c["delay_hours"]))
+    if not due <= now <= shifted(cart, timedelta(days=c["max_age_days"])):
         return None
     return _spec(
         c,
@@ -201,8 +202,8 @@ def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
     gap, last = facts.usual_gap_days, facts.last_order_at
     if gap is None or last is None or gap < c["min_gap_days"]:
         return None
-    due = last + timedelta(days=gap - c["days_before"])
-    if not due <= now <= last + timedelta(days=gap + c["grace_days"]):
+    due = shifted(last, timedelta(days=gap - c["days_before"]))
+    if not due <= now <= shifted(last, timedelta(days=gap + c["grace_days"])):
         return None
     return _spec(
         c,
@@ -234,7 +235,7 @@ def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> Ta
         f"survey:order_count:{n}",
         "Send a satisfaction survey",
         why,
-        last + timedelta(days=c["delay_days"]),
+        shifted(last, timedelta(days=c["delay_days"])),
     )
 
 
@@ -268,7 +269,7 @@ def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
             f"no interaction logged yet; {cadence}",
             now,
         )
-    due = last + timedelta(days=every)
+    due = shifted(last, timedelta(days=every))
     if now < due:
         return None
     return _spec(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload
 
 from crm.extensions import db
 from crm.models import SENTIMENTS, TASK_STATUSES, Contact, Interaction, Task, User, utcnow
+from crm.services.bounds import latest_moment
 from crm.services import audit, interactions
 from crm.services.clock import shop_day_bounds, shop_today, start_of_shop_day
 from crm.services.errors import ValidationError
@@ -143,6 +144,8 @@ def snooze_task(task: Task, until: date | datetime | str, actor_id: int | None, 
         raise ValidationError(fields={"until": "Give a date such as 2026-05-31."})
     if moment <= now:
         raise ValidationError(fields={"until": "Pick a day after today."})
+    if moment > latest_moment(now):
+        raise ValidationError(fields={"until": f"Pick a day before {latest_moment(now).date().isoformat()}."})
     before = audit.snapshot(task, AUDITED)
     task.snoozed_until = moment
     if task.due_at < moment:

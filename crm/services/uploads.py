@@ -164,3 +164,21 @@ def check_file_storage(file: Any, *, max_bytes: int | None = None) -> CheckedUpl
     if file is None or not getattr(file, "filename", None):
         raise _refuse("Choose a file to upload.")
     return check_upload(file.stream, file.filename, max_bytes=max_bytes)
+
+
+def forget_old_uploads(folder: str | Path, max_age_seconds: float, *, keep: set[str] = frozenset(),
+                       now: float | None = None) -> int:
+    """Delete the files in an uploads folder older than `max_age_seconds`, except those in `keep`
+    (paths of uploads an import still needs); return how many went."""
+    import time
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    cutoff = (now if now is not None else time.time()) - max_age_seconds
+    removed = 0
+    for path in folder.iterdir():
+        if path.is_file() and str(path) not in keep and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

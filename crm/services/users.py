@@ -5,10 +5,11 @@ import secrets
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from crm.extensions import db
-from crm.models import ROLES, User, utcnow
-from crm.services import audit
+from crm.models import ROLES, Setting, User, utcnow
+from crm.services import api_tokens, audit
 from crm.services.errors import ValidationError
 # One rule for matching emails, shared with the (Flask-free) import readers.
 from crm.services.importing.records import normalise_email  # noqa: F401  (re-exported)
@@ -27,6 +28,24 @@ def check_email_syntax(value: str) -> str | None:
 
 def user_count() -> int:
     return db.session.scalar(select(func.count()).select_from(User)) or 0
+
+
+SETUP_KEY = "setup.first_admin"
+
+
+def claim_setup() -> bool:
+    """Claim the first-run setup for this transaction; return False when someone else has it.
+
+    The claim is a row with a fixed primary key: of several concurrent first-run requests the
+    first insert wins, the others wait for it (PostgreSQL) and then fail on the key, so only one
+    admin is ever created by /setup. The row goes with the transaction if the setup fails.
+    """
+    try:
+        with db.session.begin_nested():
+            db.session.add(Setting(key=SETUP_KEY, value=utcnow().isoformat()))
+    except IntegrityError:
+        return False
+    return user_count() == 0
 
 
 def by_email(email: str) -> User | None:
@@ -85,14 +104,21 @@ def user_for_session(session_id: str) -> User | None:
     return user
 
 
+def end_sessions(user: User) -> None:
+    """End every session cookie of the user (sign-out, password change, disable)."""
+    user.session_version += 1
+
+
 def change_password(user: User, new_password: str, *, actor_id: int | None = None,
                     action: str = "change_password") -> None:
-    """Set a new password and end the user's other sessions, or raise ValidationError."""
+    """Set a new password and end the user's other sessions and API tokens, or raise ValidationError."""
     if len(new_password or "") < MIN_PASSWORD_LENGTH:
         raise ValidationError(fields={"password": f"Use at least {MIN_PASSWORD_LENGTH} characters."})
     user.set_password(new_password)
-    user.session_version += 1
-    audit.record(action, "user", user.id, user_id=actor_id or user.id)
+    end_sessions(user)
+    revoked = api_tokens.revoke_all(user)
+    audit.record(action, "user", user.id, user_id=actor_id or user.id,
+                 after={"api_tokens_revoked": revoked} if revoked else None)
 
 
 # No 0/O, 1/l/I: a generated password is often read out or typed from a screen.
@@ -139,17 +165,21 @@ def set_role(user: User, role: str, *, actor_id: int | None) -> bool:
 def set_active(user: User, active: bool, *, actor_id: int | None) -> bool:
     """Enable or disable a user; return whether it changed, or raise ValidationError.
 
-    Disabling ends the user's sessions and API tokens at once (both check `active`),
-    and the session version moves on so that enabling again does not revive old cookies.
+    Disabling ends the user's sessions and revokes their API tokens for good, so enabling
+    again revives neither old cookies (the session version moved on) nor old tokens.
     """
     if bool(active) == user.active:
         return False
     if not active and _is_last_active_admin(user):
         raise ValidationError(fields={"active": f"{user.name} is the last active admin and cannot be disabled."})
     user.active = bool(active)
-    user.session_version += 1
+    end_sessions(user)
+    revoked = api_tokens.revoke_all(user)
+    after = {"active": bool(active)}
+    if revoked:
+        after["api_tokens_revoked"] = revoked
     audit.record("enable" if active else "disable", "user", user.id, user_id=actor_id,
-                 before={"active": not active}, after={"active": bool(active)})
+                 before={"active": not active}, after=after)
     return True
 
 

@@ -34,6 +34,7 @@ from crm.services import tasks as task_service
 from crm.services.importing.readers import (
     parse_shopify_customer_json, parse_shopify_order_json, parse_woocommerce_customer, parse_woocommerce_order,
 )
+from crm.services.bounds import BadJson, parse_json
 from crm.services.importing.records import Rejected, normalise_email
 
 SOURCES = ("shopify", "woocommerce")
@@ -100,6 +101,12 @@ def sign(secret_value: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret_value.encode(), body, hashlib.sha256).digest()).decode()
 
 
+def is_signed(source: str, body: bytes, signature: str | None) -> bool:
+    """Return whether a request carries the right signature for the source's secret."""
+    secret_value = secret(source)
+    return bool(secret_value) and signature_valid(secret_value, body, signature)
+
+
 def signature_valid(secret_value: str, body: bytes, signature: str | None) -> bool:
     if not signature:
         return False
@@ -158,9 +165,9 @@ def process(delivery: WebhookDelivery, *, now: datetime | None = None) -> Answer
     """Act on a stored delivery (a new one or a replay) and set its status and error."""
     now = now or utcnow()
     try:
-        payload = json.loads(delivery.payload or "")
-    except ValueError as error:
-        return _finish(delivery, Answer(400, f"The body is not valid JSON: {error}."), "failed")
+        payload = parse_json(delivery.payload or "")
+    except BadJson as error:
+        return _finish(delivery, Answer(400, str(error)), "failed")
     handler = HANDLERS.get((delivery.source, delivery.topic))
     if handler is None:
         return _finish(delivery, Answer(202, f"Topic {delivery.topic or '(none)'!r} is not handled; recorded and ignored."),
@@ -198,6 +205,9 @@ def _order(parse: Callable) -> Handler:
         if isinstance(record, Rejected):
             return "failed", Answer(400, f"Not a valid order: {record.reason}")
         outcome = order_service.record_order(record, now=now)
+        if outcome.result == "rejected" and outcome.reason == order_service.BLOCKED_REASON:
+            delivery.payload = None  # the erased person's data is not kept, not even in the log
+            return "ignored", Answer(200, f"Order {record.number} not recorded: {outcome.reason}.")
         if outcome.result == "rejected":
             return "ignored", Answer(200, f"Order {record.number} not recorded: {outcome.reason}.")
         return "processed", Answer(200, f"Order {record.number} {outcome.result}.")
@@ -210,6 +220,9 @@ def _customer(parse: Callable) -> Handler:
         if isinstance(record, Rejected):
             return "failed", Answer(400, f"Not a valid customer: {record.reason}")
         outcome = order_service.record_customers([record], now=now)[0]
+        if outcome.result == "rejected" and outcome.reason == order_service.BLOCKED_REASON:
+            delivery.payload = None  # the erased person's data is not kept, not even in the log
+            return "ignored", Answer(200, f"Customer not recorded: {outcome.reason}.")
         if outcome.result == "rejected":
             return "ignored", Answer(200, f"Customer not recorded: {outcome.reason}.")
         return "processed", Answer(200, f"Contact #{outcome.contact_id} {outcome.result}.")

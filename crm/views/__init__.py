@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from crm.database import write_intent
 from crm.extensions import db, login_manager
-from crm.views import access, formatting
+from crm.views import access, formatting, params
 from crm.views.api_errors import api_error_response
 
 CONTENT_SECURITY_POLICY = (
@@ -27,6 +27,8 @@ class SessionInterface(SecureCookieSessionInterface):
 
 def init_app(app: Flask) -> None:
     """Bind hooks, loaders, error handlers and blueprints to the app."""
+    # Every <int:...> in a route is a row id: bounded, so 2^63 is a 404 and never an OverflowError.
+    app.url_map.converters["int"] = params.IdConverter
     if app.config.get("PROXY_FIX"):
         hops = int(app.config["PROXY_FIX"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
@@ -81,7 +83,7 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import api, audit, auth, contacts, imports, journey, leads, main, orders, privacy, rules, settings, tasks, tokens, users, webhooks
+    from crm.views import api, audit, auth, contacts, imports, jobs, journey, leads, main, orders, privacy, rules, segments, settings, tasks, tokens, users, webhooks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
@@ -90,12 +92,14 @@ def init_app(app: Flask) -> None:
         auth.bp,
         contacts.bp,
         imports.bp,
+        jobs.bp,
         journey.bp,
         leads.bp,
         main.bp,
         orders.bp,
         privacy.bp,
         rules.bp,
+        segments.bp,
         settings.bp,
         tasks.bp,
         tokens.bp,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -20,13 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from crm.extensions import csrf, db, limiter
+from crm.extensions import csrf, db
 from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task, User
 from crm.services import audit, contact_queries, interactions, tasks
 from crm.services import contacts as contact_service
 from crm.services import orders as order_service
+from crm.services.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
 from crm.services.errors import ValidationError
 from crm.services.order_input import api_order_record
+from crm.services.segments import definition as segment_definition
+from crm.services.segments import store as segments
 from crm.views.access import access
 from crm.views.api_errors import api_error, api_error_response
 from crm.views.api_spec import spec
@@ -53,7 +55,6 @@ TASK_CHANGE_FIELDS: dict[str, tuple[type, ...]] = {
 # Longest text each contact field can store (the service checks names, email and phone itself).
 CONTACT_LENGTHS = {"company": 200, "title": 200, "address": 400, "city": 120, "email": 320, "phone": 40,
                    "birthday": 10, "country": 2}
-MAX_INT = 2**31 - 1  # ids and counts are 32-bit integers on PostgreSQL
 
 
 class Refused(Exception):
@@ -64,19 +65,7 @@ class Refused(Exception):
         self.status, self.message, self.fields, self.extra = status, message, fields or {}, extra
 
 
-def _api_limit() -> str:
-    return current_app.config.get("API_RATE_LIMIT", "600 per minute")
-
-
-def _api_client() -> str:
-    """Rate-limit per token (several systems may share one address), else per address."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:24]
-    return "ip:" + (request.remote_addr or "")
-
-
-limiter.limit(_api_limit, key_func=_api_client)(bp)
+# The API's rate limit is the application limit in crm/extensions.py: one budget, one key.
 
 
 @bp.errorhandler(Refused)
@@ -99,7 +88,7 @@ def _http(error: HTTPException):
 
 # -- reading requests --------------------------------------------------------------------------
 
-def _json_body() -> dict[str, Any]:
+def _json_body(*, invalid_status: int = 400) -> dict[str, Any]:
     """The request's JSON object, or a 413/415/400 refusal."""
     if (request.content_length or 0) > current_app.config.get("API_MAX_BODY", MAX_BODY):
         raise Refused(413, "The body is too large for the API.")
@@ -109,9 +98,10 @@ def _json_body() -> dict[str, Any]:
     if len(data) > current_app.config.get("API_MAX_BODY", MAX_BODY):
         raise Refused(413, "The body is too large for the API.")
     try:
-        body = json.loads(data)
-    except ValueError as error:
-        raise Refused(400, f"The body is not valid JSON: {error}.") from None
+        body = parse_json(data)
+    except BadJson as error:
+        # A segment definition is refused with 422 (issue 17: hostile definitions), other bodies with 400.
+        raise Refused(invalid_status, str(error), {"body": str(error)} if invalid_status == 422 else None) from None
     if not isinstance(body, dict):
         raise Refused(400, "The body must be a JSON object.")
     if where := _unstorable_text(body):
@@ -165,7 +155,7 @@ def _typed(body: dict[str, Any], allowed: dict[str, tuple[type, ...]], *, nullab
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    return {str: "a string", int: "an integer", bool: "true or false", list: "a list"}[types[0]]
+    return {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}[types[0]]
 
 
 def _limit() -> int:
@@ -203,12 +193,9 @@ def _int_arg(name: str) -> int | None:
     text = request.args.get(name)
     if text in (None, ""):
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not 1 <= value <= MAX_INT:
-        raise ValidationError(fields={name: "Give an id (a whole number from 1)."})
+    value = parse_id(text)
+    if value is None:
+        raise ValidationError(fields={name: f"Give an id (a whole number from 1 to {MAX_INT})."})
     return value
 
 
@@ -225,9 +212,13 @@ def _parse_time(name: str, text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip())
         value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        value = value.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         raise ValidationError(fields={name: "Use an ISO 8601 time such as 2026-05-03T14:30:00Z."}) from None
+    try:
+        return check_moment(value)
+    except ValueError as error:
+        raise ValidationError(fields={name: f"{error}."}) from None
 
 
 # -- serialisers -------------------------------------------------------------------------------
@@ -499,6 +490,102 @@ def task(task_id: int):
         raise Refused(409, error.message, error.fields) from None
     db.session.commit()
     return jsonify(task_json(db.session.get(Task, task_id)))
+
+
+# -- segments --------------------------------------------------------------------------------
+
+SEGMENT_FIELDS: dict[str, tuple[type, ...]] = {"name": (str,), "description": (str,), "definition": (dict,)}
+
+
+def segment_json(segment, count: int | None = None) -> dict[str, Any]:
+    data = {"id": segment.id, "name": segment.name, "description": segment.description or "",
+            "definition": segment.definition, "created_at": _time(segment.created_at),
+            "updated_at": _time(segment.updated_at)}
+    if count is not None:
+        data["count"] = count
+    return data
+
+
+def _definition(raw: Any):
+    """The checked definition, or a 422 naming each faulty condition as definition.<position>."""
+    try:
+        return segment_definition.parse(raw)
+    except segment_definition.DefinitionError as error:
+        raise ValidationError(error.message, {
+            "definition" if position == "definition" else f"definition.{position}": reason
+            for position, reason in error.fields.items()}) from None
+
+
+def _segment_values(body: dict[str, Any]) -> dict[str, Any]:
+    values = _typed(body, SEGMENT_FIELDS, nullable=("description",), lengths={"name": 120, "description": 1000})
+    if "definition" in values:
+        values["definition"] = segment_definition.to_json(_definition(values["definition"]))
+    return values
+
+
+def _segment_or_404(segment_id: int):
+    found = segments.get(segment_id) if segment_id <= MAX_INT else None
+    if found is None:
+        raise Refused(404, f"No segment #{segment_id}.")
+    return found
+
+
+@bp.route("/segments", methods=["GET", "POST"])
+@access("read", post="write")
+def segment_list():
+    """GET: the saved segments, a page at a time. POST: save a segment; 201 with its id and count."""
+    if request.method == "POST":
+        values = _segment_values(_json_body(invalid_status=422))
+        missing = {name: "Required." for name in ("name", "definition") if name not in values}
+        if missing:
+            raise ValidationError(fields=missing)
+        segment = segments.create(values, actor_id=current_user.id)
+        size = segments.count(_definition(segment.definition))  # past the time limit: 422, nothing saved
+        db.session.commit()
+        response = jsonify(segment_json(segment, size))
+        response.status_code = 201
+        response.headers["Location"] = url_for("api.segment", segment_id=segment.id)
+        return response
+    limit, after = _limit(), _cursor()
+    return jsonify(_page(segments.page_after(after_id=after, limit=limit), limit, segment_json))
+
+
+@bp.route("/segments/preview", methods=["POST"])
+@access("write")
+def segment_preview():
+    """Count a definition and show its first members, saving nothing."""
+    body = _typed(_json_body(invalid_status=422), {"definition": (dict,)})
+    if "definition" not in body:
+        raise ValidationError(fields={"definition": "Required."})
+    definition = _definition(body["definition"])
+    sample = segments.members_after(definition, limit=segments.SAMPLE_SIZE)
+    return jsonify({"count": segments.count(definition), "sample": [contact_json(c) for c in sample]})
+
+
+@bp.route("/segments/<int:segment_id>", methods=["GET", "PATCH", "DELETE"])
+@access("read", patch="write", delete="admin")
+def segment(segment_id: int):
+    """GET: a segment with its count. PATCH: change its name, description or definition. DELETE: remove it."""
+    found = _segment_or_404(segment_id)
+    if request.method == "DELETE":
+        segments.remove(found, actor_id=current_user.id)
+        db.session.commit()
+        return "", 204
+    if request.method == "PATCH":
+        segments.update(found, _segment_values(_json_body(invalid_status=422)), actor_id=current_user.id)
+    size = segments.count(_definition(found.definition))  # past the time limit: 422, nothing changed
+    db.session.commit()
+    return jsonify(segment_json(found, size))
+
+
+@bp.route("/segments/<int:segment_id>/contacts", methods=["GET"])
+@access("read")
+def segment_contacts(segment_id: int):
+    """The segment's members, a page at a time (ordered by id), as the contact list API gives them."""
+    found = _segment_or_404(segment_id)
+    limit, after = _limit(), _cursor()
+    members = segments.members_after(_definition(found.definition), after_id=after, limit=limit)
+    return jsonify(_page(members, limit, contact_json))
 
 
 # -- the description ---------------------------------------------------------------------------

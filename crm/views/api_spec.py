@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm.services.segments.definition import FIELDS as SEGMENT_FIELDS
+from crm.services.segments.definition import EVENT_OPTIONS, MAX_CONDITIONS, MAX_LIST, OPERATOR_LABELS, catalog
 from crm.models import DIRECTIONS, INTERACTION_KINDS, ORDER_STATUSES, SENTIMENTS, STAGES, TASK_STATUSES
 
 MAX_ID = 2**31 - 1
@@ -263,6 +265,71 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+def _field_table() -> str:
+    lines = ["| field | kind | operators |", "|---|---|---|"]
+    for name, field in SEGMENT_FIELDS.items():
+        extra = f" (choices: {', '.join(field.choices)})" if field.choices else ""
+        if name in EVENT_OPTIONS:
+            extra = f" (value: an object with {', '.join(EVENT_OPTIONS[name])})"
+        lines.append(f"| `{name}` | {field.kind}{extra} | {', '.join(f'`{op}`' for op in field.operators)} |")
+    return "\n".join(lines)
+
+
+SEGMENT_CONDITION = {
+    "type": "object", "required": ["field", "op"],
+    "properties": {
+        "field": {"type": "string", "enum": list(SEGMENT_FIELDS)},
+        "op": {"type": "string", "enum": list(OPERATOR_LABELS)},
+        "value": {"description": "As the field and operator need: a text, number, true/false, YYYY-MM-DD date "
+                                 "(the shop's calendar), a list for `in` and `between`, a number of days, or an "
+                                 "event's options; none for `is_set` and `is_not_set`."},
+    },
+}
+SCHEMAS["SegmentCondition"] = SEGMENT_CONDITION
+SCHEMAS["SegmentGroup"] = {
+    "type": "object", "required": ["conditions"],
+    "properties": {"match": {"type": "string", "enum": ["all", "any"], "default": "all"},
+                   "conditions": {"type": "array", "maxItems": MAX_CONDITIONS, "items": _ref("SegmentCondition")}},
+}
+SCHEMAS["SegmentDefinition"] = {
+    "type": "object", "required": ["conditions"],
+    "description": ("Conditions combined with `match` (all or any); a condition may be a group of conditions, one "
+                    f"level deep. At most {MAX_CONDITIONS} conditions in all and {MAX_LIST} values in a list. "
+                    "`!=`, `not_within_last_days` and `has_not` match exactly the contacts that `=`, "
+                    "`within_last_days` and `has` do not (a contact without a value is \"not equal\"). "
+                    "`within_last_days: N` means one of the last N shop days, today included. Erased contacts "
+                    "never belong to a segment. Fields and their operators:\n\n" + _field_table()),
+    "properties": {"match": {"type": "string", "enum": ["all", "any"], "default": "all"},
+                   "conditions": {"type": "array", "maxItems": MAX_CONDITIONS,
+                                  "items": {"anyOf": [_ref("SegmentCondition"), _ref("SegmentGroup")]}}},
+    "x-fields": catalog()["fields"],
+}
+SCHEMAS["Segment"] = {
+    "type": "object", "required": ["id", "name", "description", "definition", "created_at", "updated_at"],
+    "properties": {"id": {"type": "integer"}, "name": STRING, "description": STRING,
+                   "definition": _ref("SegmentDefinition"), "created_at": TIME, "updated_at": TIME,
+                   "count": {"type": "integer", "description": "How many contacts match now."}},
+}
+SCHEMAS["SegmentInput"] = {
+    "type": "object", "required": ["name", "definition"], "additionalProperties": False,
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 120},
+                   "description": _nullable({"type": "string", "maxLength": 1000}),
+                   "definition": _ref("SegmentDefinition")},
+}
+SCHEMAS["SegmentChange"] = {**SCHEMAS["SegmentInput"], "required": []}
+SCHEMAS["SegmentPage"] = {
+    "type": "object", "required": ["items", "next"],
+    "properties": {"items": {"type": "array", "items": _ref("Segment")}, "next": _nullable(STRING)},
+}
+SCHEMAS["SegmentPreviewInput"] = {
+    "type": "object", "required": ["definition"], "additionalProperties": False,
+    "properties": {"definition": _ref("SegmentDefinition")},
+}
+SCHEMAS["SegmentPreview"] = {
+    "type": "object", "required": ["count", "sample"],
+    "properties": {"count": {"type": "integer"}, "sample": {"type": "array", "items": _ref("Contact")}},
+}
+
 PATHS: dict[str, Any] = {
     "/contacts": {
         "get": {
@@ -332,6 +399,49 @@ PATHS: dict[str, Any] = {
             "responses": {**_ok(200, "The to-do after the change.", "Task"), **_errors(*WRITE_ERRORS, 404, 409)},
         },
     },
+    "/segments": {
+        "get": {
+            "operationId": "listSegments", "summary": "The saved segments, a page at a time (ordered by id).",
+            "parameters": PAGE_PARAMETERS,
+            "responses": {**_ok(200, "A page of segments.", "SegmentPage"), **_errors(*READ_ERRORS)},
+        },
+        "post": {
+            "operationId": "createSegment", "summary": "Save a segment (an audience); answers with its id and count.",
+            "requestBody": _body("SegmentInput"),
+            "responses": {**_ok(201, "The new segment, with its count.", "Segment"), **_errors(*WRITE_ERRORS)},
+        },
+    },
+    "/segments/preview": {
+        "post": {
+            "operationId": "previewSegment", "summary": "Count a definition and show its first members; nothing is saved.",
+            "requestBody": _body("SegmentPreviewInput"),
+            "responses": {**_ok(200, "The count and up to 10 members.", "SegmentPreview"), **_errors(*WRITE_ERRORS)},
+        },
+    },
+    "/segments/{segment_id}": {
+        "parameters": [_path("segment_id")],
+        "get": {
+            "operationId": "getSegment", "summary": "One segment, with how many contacts match now.",
+            "responses": {**_ok(200, "The segment.", "Segment"), **_errors(*READ_ERRORS, 404)},
+        },
+        "patch": {
+            "operationId": "updateSegment", "summary": "Change a segment's name, description or definition.",
+            "requestBody": _body("SegmentChange"),
+            "responses": {**_ok(200, "The segment after the change.", "Segment"), **_errors(*WRITE_ERRORS, 404)},
+        },
+        "delete": {
+            "operationId": "deleteSegment", "summary": "Delete a segment (admins).",
+            "responses": {"204": {"description": "Deleted."}, **_errors(401, 403, 404, 429)},
+        },
+    },
+    "/segments/{segment_id}/contacts": {
+        "parameters": [_path("segment_id")],
+        "get": {
+            "operationId": "listSegmentContacts", "summary": "A segment's members, a page at a time (ordered by id).",
+            "parameters": PAGE_PARAMETERS,
+            "responses": {**_ok(200, "A page of contacts.", "ContactPage"), **_errors(*READ_ERRORS, 404)},
+        },
+    },
 }
 
 
@@ -341,7 +451,7 @@ def spec(server_url: str = "/api/v1") -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {
             "title": "Shop CRM API", "version": "1",
-            "description": ("Contacts, orders, interactions and to-dos. Send `Authorization: Bearer <token>` "
+            "description": ("Contacts, orders, interactions, to-dos and segments. Send `Authorization: Bearer <token>` "
                             "(make a token on Settings → API tokens or with `crm api-token create`); the token acts "
                             "with its user's role: viewers read, support and sales write. Errors are "
                             "`{\"error\": {\"code\", \"message\", \"fields\"}}`."),

@@ -11,6 +11,7 @@ from wtforms.validators import NumberRange, Optional, ValidationError
 
 from crm.extensions import htmx
 from crm.services import audit, users
+from crm.services.bounds import parse_id
 from crm.views.access import access
 from crm.views.forms import page_number
 from crm.views.formatting import shop_zone
@@ -60,7 +61,7 @@ def _wanted(form: AuditFilterForm) -> audit.AuditFilter:
         return field.data not in (None, "") and not field.errors
 
     return audit.AuditFilter(
-        user_id=int(form.user.data) if ok(form.user) else None,
+        user_id=parse_id(form.user.data) if ok(form.user) else None,
         action=form.action.data if ok(form.action) else None,
         entity=form.entity.data if ok(form.entity) else None,
         entity_id=form.entity_id.data if ok(form.entity_id) else None,

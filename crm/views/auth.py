@@ -9,9 +9,10 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from crm.extensions import db, limiter
+from crm.extensions import db
 from crm.services import users
 from crm.services.errors import ValidationError
+from crm.views import limits
 from crm.views.access import access
 from crm.views.forms import apply_errors
 
@@ -32,24 +33,25 @@ class SetupForm(FlaskForm):
 
 
 def safe_next(target: str | None) -> str | None:
-    """Return `target` only when it stays on this site, else None."""
-    if not target:
-        return None
-    if target.startswith("//") or "\\" in target:
+    """Return `target` only when it stays on this site, else None.
+
+    The check runs on the final, normalised value that goes into Location: a path
+    that starts with exactly one "/" (never "//", which a browser reads as another host).
+    """
+    if not target or "\\" in target or any(ord(ch) < 32 or ch.isspace() for ch in target):
         return None
     parts = urlsplit(urljoin(request.host_url, target))
     if parts.scheme not in ("http", "https") or parts.netloc != urlsplit(request.host_url).netloc:
         return None
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+    final = parts.path + (f"?{parts.query}" if parts.query else "")
+    checked = urlsplit(final)
+    if not final.startswith("/") or final.startswith("//") or checked.scheme or checked.netloc:
+        return None
+    return final
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @access("public")
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=lambda response: response.status_code != 302)
 def login():
     """Show the sign-in form and sign the user in."""
     if users.user_count() == 0:
@@ -58,11 +60,22 @@ def login():
         return redirect(url_for("main.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
+        # Failed sign-ins count per address (LOGIN_RATE_LIMIT) and per account
+        # (LOGIN_ACCOUNT_RATE_LIMIT). An account over its limit is refused even with the right
+        # password; an address over its limit alone is not, so an office behind one NAT is not
+        # locked out by someone else's typos, while guessing one account stays slow.
+        account = users.normalise_email(form.email.data) or ""
+        if not limits.within("LOGIN_ACCOUNT_RATE_LIMIT", "login-account", account):
+            limits.refuse("LOGIN_ACCOUNT_RATE_LIMIT")
+        address_ok = limits.within("LOGIN_RATE_LIMIT", "login-address", limits.address())
         user = users.authenticate(form.email.data, form.password.data)
         if user is not None:
             db.session.commit()
             login_user(user)
             return redirect(safe_next(request.args.get("next")) or url_for("main.dashboard"))
+        limits.count("LOGIN_ACCOUNT_RATE_LIMIT", "login-account", account)
+        if not limits.count("LOGIN_RATE_LIMIT", "login-address", limits.address()) or not address_ok:
+            limits.refuse("LOGIN_RATE_LIMIT")
         form.password.errors.append("That email and password do not match an active account.")
     return render_template("auth/login.html", form=form)
 
@@ -70,7 +83,11 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @access("public")
 def logout():
-    """End the session."""
+    """End the session, on the server too: the user's session version moves on, so a
+    cookie captured before sign-out (on this or any other browser) no longer works."""
+    if current_user.is_authenticated:
+        users.end_sessions(current_user)
+        db.session.commit()
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
@@ -84,6 +101,9 @@ def setup():
         abort(404)
     form = SetupForm()
     if form.validate_on_submit():
+        if not users.claim_setup():
+            db.session.rollback()
+            abort(404)  # another request created the first admin a moment ago
         try:
             user = users.create_user(form.email.data, form.name.data, "admin", form.password.data)
         except ValidationError as error:

@@ -11,12 +11,14 @@ from crm.extensions import db, htmx
 from crm.models import STAGES, Contact, Interaction, utcnow
 from crm.services import contact_bulk, contact_queries, contacts, insight, interactions, merge
 from crm.services.contact_queries import ContactFilters
+from crm.services.segments import store as segments
 from crm.services.errors import ValidationError
 from crm.views.access import access, can, narrowed
 from crm.views.contact_forms import (
     CHANNELS, KIND_LABELS, ContactForm, InteractionForm, local, local_now, prefix_ids,
 )
 from crm.views.forms import apply_errors
+from crm.services.bounds import parse_id
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 
@@ -90,7 +92,9 @@ def index():
         "owner": [(str(user.id), user.name) for user in owners],
         "sort": [(key, sort.label) for key, sort in contact_queries.SORTS.items()],
     }
-    return render_template("contacts/index.html", tag_names=tag_names, owners=owners, choices=choices, **context)
+    segment = segments.get(filters.segment) if filters.segment else None
+    return render_template("contacts/index.html", tag_names=tag_names, owners=owners, choices=choices,
+                           segment=segment, **context)
 
 
 @bp.route("/bulk", methods=["POST"])
@@ -104,7 +108,7 @@ def bulk():
         selection = contact_queries.matching_ids(filters, user_id=current_user.id)
         description = {"filters": dict(filters.to_args())}
     else:
-        ids = sorted({int(value) for value in form.getlist("ids") if value.isdigit() and int(value) < 2**31})
+        ids = sorted({parse_id(value) for value in form.getlist("ids")} - {None})
         if not ids:
             flash("Tick the contacts first, or choose every contact that matches.", "warning")
             return redirect(back)
@@ -124,7 +128,7 @@ def bulk():
             message = f"Took the tag “{tag.strip().lower()}” off {count} contact{'s' if count != 1 else ''}."
         elif action == "owner":
             owner = form.get("owner_id", "")
-            count = contact_bulk.assign_owner(selection, int(owner) if owner.isdigit() else None,
+            count = contact_bulk.assign_owner(selection, parse_id(owner),
                                               actor_id=current_user.id)
             message = f"Changed the owner of {count} contact{'s' if count != 1 else ''}."
         else:
@@ -369,14 +373,14 @@ def _contact_form(form: ContactForm, contact: Contact | None, save):
 def merge_contact(contact_id: int):
     """Pick the contact to merge into this one, confirm what will move, then merge."""
     contact = _contact_or_404(contact_id)
-    other_id = request.values.get("other", "")
-    if not other_id.isdigit():
+    other_id = parse_id(request.values.get("other", ""))
+    if other_id is None:
         query = request.args.get("q", "")
         candidates = contact_queries.merge_candidates(contact, query)
         if _fragment_wanted():
             return render_template("contacts/_merge_candidates.html", contact=contact, candidates=candidates, q=query)
         return render_template("contacts/merge_pick.html", contact=contact, candidates=candidates, q=query)
-    other = _contact_or_404(int(other_id))
+    other = _contact_or_404(other_id)
     try:
         merge_plan = merge.plan(contact, other)
     except ValidationError as error:

@@ -14,6 +14,7 @@ CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A
 NAVIGATION = (
     ("Dashboard", "main.dashboard"),
     ("Contacts", "contacts.index"),
+    ("Segments", "segments.index"),
     ("Leads", "leads.index"),
     ("To-dos", "tasks.index"),
     ("Orders", "orders.index"),

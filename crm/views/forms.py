@@ -21,10 +21,9 @@ def apply_errors(form: FlaskForm, error: ValidationError) -> None:
 
 def page_number(limit: int = 100_000) -> int:
     """Return the ?page= of a paginated list: 1 for anything that is not a sensible page number."""
-    try:
-        return max(1, min(int(request.args.get("page", 1)), limit))
-    except ValueError:
-        return 1
+    from crm.views.params import page_arg
+
+    return page_arg("page", limit)
 
 
 def choices(pairs) -> list:

@@ -1,20 +1,21 @@
 """Imports: upload a file, preview it as it will be read, run it, and the history of runs.
 
-The upload waits in instance/uploads/<random> between the preview and the run. A run happens
-inside the request, which is fine for files up to MAX_CONTENT_LENGTH; bigger files go through
-`crm import` on the command line.
+The upload waits in instance/uploads/<random> between the preview and the run. A run is queued
+and done by the worker (crm.services.importing.jobs); its page shows the progress live. A dry run
+happens inside the request. Files bigger than MAX_CONTENT_LENGTH go through `crm import`.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import secrets
-import time
+from datetime import timedelta
 from pathlib import Path
 
 from flask import (
-    Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context,
-    url_for,
+    Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template, request,
+    stream_with_context, url_for,
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -24,13 +25,16 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from crm.extensions import db
+from crm.extensions import db, htmx
 from crm.services.csv_safe import csv_writer_rows
-from crm.models import ImportRun, User
+from crm.models import ImportRun, JobRun, User
+from crm.services.importing import jobs as import_jobs
 from crm.services.importing import run as importing
 from crm.services.importing.readers import GENERIC_FIELDS
 from crm.services.importing.records import Rejected
+from crm.services.uploads import forget_old_uploads
 from crm.views.access import access
+from crm.views.params import id_arg
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -94,10 +98,7 @@ def _forget_upload(token: str) -> None:
 
 
 def _forget_old_uploads() -> None:
-    cutoff = time.time() - UPLOAD_MAX_AGE
-    for path in _uploads().iterdir():
-        if path.is_file() and path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
+    forget_old_uploads(_uploads(), UPLOAD_MAX_AGE, keep=importing.active_upload_paths())
 
 
 @bp.errorhandler(RequestEntityTooLarge)
@@ -120,7 +121,7 @@ def index():
             if token:
                 return redirect(url_for("imports.preview", token=token))
         status = 400
-    before = request.args.get("before", type=int)
+    before = id_arg("before")
     query = select(ImportRun, User.name).outerjoin(User, User.id == ImportRun.user_id) \
         .order_by(ImportRun.id.desc()).limit(PAGE + 1)
     if before:
@@ -155,9 +156,17 @@ def _store_upload(form: UploadForm) -> str | None:
     upload.save(data_path)
     meta_path.write_text(json.dumps({
         "user_id": current_user.id, "kind": form.kind.data, "fmt": fmt, "filename": filename,
-        "mapping": mapping, "source": (form.source.data or "").strip() or None,
+        "mapping": mapping, "source": (form.source.data or "").strip() or None, "sha256": _digest(data_path),
     }))
     return token
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _reader(meta: dict, handle):
@@ -190,20 +199,29 @@ def preview(token: str):
 @bp.route("/upload/<token>/run", methods=["POST"])
 @access("write")
 def run(token: str):
-    """Run the import of an upload (or a dry run) and show its summary."""
+    """Queue the import of an upload and show its run page (a dry run happens here and now)."""
     data_path, meta = _load_upload(token)
     form = RunForm()
     if not form.validate_on_submit():
         abort(400)
+    if not form.dry_run.data:
+        # The file stays in instance/uploads under a name of its own until the worker is done with it.
+        queued_path = data_path.with_name(f"{token}.queued")
+        data_path.rename(queued_path)
+        result = importing.queue_file(meta["kind"], queued_path, meta["filename"], fmt=meta["fmt"],
+                                      mapping=meta["mapping"] or None, source=meta["source"],
+                                      user_id=current_user.id, digest=meta.get("sha256"))
+        result.job_run_id = import_jobs.import_file(result.id).id
+        db.session.commit()
+        _forget_upload(token)
+        flash("The import is queued; this page follows it.", "success")
+        return redirect(url_for("imports.show", run_id=result.id))
     with data_path.open("rb") as handle:
         result = importing.run_import(meta["kind"], handle, meta["filename"], fmt=meta["fmt"],
                                       mapping=meta["mapping"] or None, source=meta["source"],
-                                      dry_run=form.dry_run.data, user_id=current_user.id)
-    if not form.dry_run.data:
-        _forget_upload(token)
-    flash("Dry run finished: nothing was stored." if result.dry_run else "Import finished.",
-          "error" if result.status == "failed" else "success")
-    return redirect(url_for("imports.show", run_id=result.id, upload=token if result.dry_run else None))
+                                      dry_run=True, user_id=current_user.id)
+    flash("Dry run finished: nothing was stored.", "error" if result.status == "failed" else "success")
+    return redirect(url_for("imports.show", run_id=result.id, upload=token))
 
 
 @bp.route("/upload/<token>/discard", methods=["POST"])
@@ -216,10 +234,15 @@ def discard(token: str):
     return redirect(url_for("imports.index"))
 
 
+def _progress(result: ImportRun) -> dict:
+    job = db.session.get(JobRun, result.job_run_id) if result.job_run_id else None
+    return importing.progress_of(result, job, stale_after=timedelta(seconds=current_app.config["JOBS_STALE_AFTER"]))
+
+
 @bp.route("/<int:run_id>")
 @access("read")
 def show(run_id: int):
-    """Show an import run's summary and its first rejected rows."""
+    """Show an import run: its live progress while it waits or runs, then its summary and first rejected rows."""
     result = db.get_or_404(ImportRun, run_id)
     upload = request.args.get("upload")
     if upload and not _is_own_upload(upload):
@@ -228,7 +251,20 @@ def show(run_id: int):
         "imports/show.html", run=result, label=importing.KIND_LABELS.get(result.kind, result.kind),
         summary=importing.summary_lines(result), rejections=importing.first_rejections(result.id, PREVIEW_ROWS),
         by=db.session.get(User, result.user_id) if result.user_id else None, upload=upload,
+        progress=_progress(result),
     )
+
+
+@bp.route("/<int:run_id>/progress")
+@access("read")
+def progress(run_id: int):
+    """The progress box of a run, polled by its page; once the run has ended the page reloads."""
+    result = db.get_or_404(ImportRun, run_id)
+    state = _progress(result)
+    response = make_response(render_template("imports/_progress.html", run=result, progress=state))
+    if not state["active"] and htmx:
+        response.headers["HX-Refresh"] = "true"
+    return response
 
 
 @bp.route("/<int:run_id>/rejections.csv")

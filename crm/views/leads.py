@@ -7,6 +7,8 @@ from crm.extensions import htmx
 from crm.models import STAGES
 from crm.services import leads
 from crm.views.access import access
+from crm.views.params import page_arg
+from crm.services.bounds import parse_id
 
 bp = Blueprint("leads", __name__, url_prefix="/leads")
 
@@ -21,7 +23,7 @@ def _filters() -> leads.LeadFilters:
     """Read the filters from the query string; a value that is not one of the choices is ignored."""
     stage = request.args.get("stage") or None
     owner = request.args.get("owner") or None
-    if owner not in (None, "none") and not (owner.isdigit() and int(owner) < 2**31):
+    if owner not in (None, "none") and parse_id(owner) is None:
         owner = None
     return leads.LeadFilters(stage=stage if stage in STAGES else None, owner=owner,
                              tag=(request.args.get("tag") or "").strip() or None)
@@ -32,7 +34,7 @@ def _filters() -> leads.LeadFilters:
 def index():
     """List contacts by lead score with the reasons, the trend, the last touch and the next to-do."""
     filters = _filters()
-    page = leads.lead_page(filters, page=request.args.get("page", 1, type=int),
+    page = leads.lead_page(filters, page=page_arg(),
                            per_page=current_app.config["PAGE_SIZE"])
     context = {"page": page, "filters": filters}
     if htmx and not htmx.boosted:

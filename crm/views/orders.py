@@ -17,6 +17,7 @@ from crm.services.order_input import ManualLine, manual_order_record
 from crm.views.access import access
 from crm.views.formatting import shop_zone
 from crm.views.forms import apply_errors
+from crm.views.params import date_arg, page_arg
 
 bp = Blueprint("orders", __name__)
 
@@ -28,13 +29,7 @@ def _day_start(value: date) -> datetime:
 
 
 def _date_arg(name: str) -> date | None:
-    text = request.args.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
+    return date_arg(name)
 
 
 @bp.route("/orders")
@@ -46,7 +41,7 @@ def index():
     if status not in (None, *ORDER_STATUSES):
         status = None
     placed_from, placed_to = _date_arg("from"), _date_arg("to")
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg()
     result = order_queries.search_orders(
         q, status=status, page=page, per_page=PAGE,
         placed_from=_day_start(placed_from) if placed_from else None,

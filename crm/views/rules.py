@@ -12,8 +12,7 @@ from wtforms.validators import InputRequired
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from crm.extensions import db, htmx
-from crm.models import utcnow
-from crm.services import engine, rule_settings
+from crm.services import rule_settings
 from crm.services.errors import ValidationError
 from crm.views.access import access
 from crm.views.forms import apply_errors, choices
@@ -207,8 +206,11 @@ def save(kind: str):
 @bp.route("/refresh", methods=["POST"])
 @access("admin")
 def refresh():
-    """Run the rules for every contact now and report what changed."""
-    summary = engine.refresh(utcnow())
+    """Queue the refresh of every contact (the worker runs it; never inside the request)."""
+    from crm.services.jobs.maintenance import refresh_everyone
+
+    queued = refresh_everyone()
     db.session.commit()
-    flash(" ".join([f"Refreshed {summary}.", *summary.notes]), "success")
+    flash(f"Refresh queued (job #{queued.id}): the worker runs the predictions and the rules for everyone; "
+          "Settings → Jobs shows how far it got.", "success")
     return redirect(url_for("rules.index"))

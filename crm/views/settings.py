@@ -16,6 +16,7 @@ SECTIONS = (
     ("Journey, score and to-do rules", "rules.index", "Thresholds, score weights, half-life and to-do rules."),
     ("Audit log", "audit.index", "Who created, changed, merged, exported or erased what, and when."),
     ("Privacy", "privacy.index", "Data retention review and the erased-email block list."),
+    ("Jobs", "jobs.index", "What the background worker did and does: imports, the nightly refresh, backups; retry a failed job."),
 )
 
 

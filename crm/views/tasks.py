@@ -17,6 +17,8 @@ from crm.services.clock import shop_today
 from crm.services.errors import ValidationError
 from crm.views.access import access, can
 from crm.views.forms import choices
+from crm.views.params import date_arg_checked, page_arg
+from crm.services.bounds import parse_id
 
 bp = Blueprint("tasks", __name__)
 
@@ -94,14 +96,13 @@ def _filters() -> tuple[task_service.TaskFilters, dict[str, str]]:
     if kind is not None and kind not in task_service.KIND_LABELS:
         errors["kind"], kind = "Choose a kind from the list.", None
     assignee = args.get("assignee") or None
-    if assignee not in (None, "none") and not (assignee.isdigit() and int(assignee) < 2**31):
+    if assignee not in (None, "none") and parse_id(assignee) is None:
         errors["assignee"], assignee = "Choose someone from the list.", None
     days = {}
     for name in ("due_from", "due_to"):
-        try:
-            days[name] = date.fromisoformat(args[name]) if args.get(name) else None
-        except ValueError:
-            errors[name], days[name] = "Give a date such as 2026-05-31.", None
+        days[name], reason = date_arg_checked(name)
+        if reason:
+            errors[name] = reason
     filters = task_service.TaskFilters(status=None if status == "any" else status, kind=kind,
                                        assignee=assignee, **days)
     return filters, errors
@@ -121,7 +122,7 @@ def index():
         context["view"] = "all"
         filters, errors = _filters()
         context.update(filters=filters, filter_errors=errors, args=request.args,
-                       page=task_service.task_page(filters, request.args.get("page", 1, type=int),
+                       page=task_service.task_page(filters, page_arg(),
                                                    current_app.config["PAGE_SIZE"]))
     if _partial():
         return render_template("tasks/_list.html", **context)

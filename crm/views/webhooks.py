@@ -11,10 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, PasswordField
 from wtforms.validators import Length, Optional
 
-from crm.extensions import csrf, db, limiter
+from crm.extensions import csrf, db
 from crm.models import WebhookDelivery
 from crm.services import webhooks
+from crm.views import limits
 from crm.views.access import access, narrowed
+from crm.views.params import id_arg
 
 bp = Blueprint("webhooks", __name__)
 
@@ -30,26 +32,30 @@ def _delivery_id(source: str) -> str | None:
     return request.headers.get(DELIVERY_ID_HEADERS[source])
 
 
-def _refusal_limit() -> str:
-    return current_app.config.get("WEBHOOK_REFUSAL_LIMIT", "60 per minute")
+def _receive(source: str, receive, *, body: bytes, signature: str | None):
+    """Run `receive()`, commit what the delivery changed and answer the shop with a small JSON body.
 
-
-def _only_refusals(response) -> bool:
-    # Genuine deliveries never count against the limit; a flood of forged ones does.
-    return response.status_code == 401
-
-
-def _receive(source: str, receive):
-    """Run `receive()`, commit what the delivery changed and answer the shop with a small JSON body."""
-    try:
-        answer = receive()
-        db.session.commit()
-    except IntegrityError:
-        # Another request wrote the same row at the same moment (this delivery, or the same order).
-        db.session.rollback()
-        if webhooks.already_received(source, _delivery_id(source)):
-            return jsonify(status="duplicate", message="Already received; nothing changed."), 200
-        return jsonify(status="conflict", message="Another delivery changed the same record; send it again."), 409
+    Refused (unsigned or forged) requests count per address (WEBHOOK_REFUSAL_LIMIT); past the
+    limit only they get 429. A correctly signed delivery is never limited by them, even from the
+    same address (several shops behind one proxy).
+    """
+    if not webhooks.is_signed(source, body, signature) and \
+            not limits.within("WEBHOOK_REFUSAL_LIMIT", "webhook-refused", limits.address()):
+        limits.refuse("WEBHOOK_REFUSAL_LIMIT")
+    for attempt in (1, 2):
+        try:
+            answer = receive()
+            db.session.commit()
+            break
+        except IntegrityError:
+            # Another request wrote the same row at the same moment (this delivery, or the same order).
+            db.session.rollback()
+            if webhooks.already_received(source, _delivery_id(source)):
+                return jsonify(status="duplicate", message="Already received; nothing changed."), 200
+            if attempt == 2:
+                return jsonify(status="conflict", message="Another delivery changed the same record; send it again."), 409
+    if answer.status == 401:
+        limits.count("WEBHOOK_REFUSAL_LIMIT", "webhook-refused", limits.address())
     delivery = answer.delivery
     response = jsonify(status=delivery.status if delivery is not None else None, message=answer.message)
     response.status_code = answer.status
@@ -58,8 +64,8 @@ def _receive(source: str, receive):
 
 def receiver(view):
     """Make a view a webhook endpoint: public (the signature is the check), without CSRF (shops send
-    no token), and slowed down after a burst of refused requests from one address."""
-    view = csrf.exempt(limiter.limit(_refusal_limit, deduct_when=_only_refusals)(view))
+    no token); refused requests are limited per address in `_receive`."""
+    view = csrf.exempt(view)
     return narrowed("requests signed with the shop's webhook secret")(access("public")(view))
 
 
@@ -68,10 +74,11 @@ def receiver(view):
 def shopify():
     """Receive a Shopify webhook (orders, customers and the privacy topics)."""
     headers = request.headers
+    body, signature = request.get_data(), headers.get("X-Shopify-Hmac-Sha256")
     return _receive("shopify", lambda: webhooks.receive(
-        "shopify", body=request.get_data(), signature=headers.get("X-Shopify-Hmac-Sha256"),
+        "shopify", body=body, signature=signature,
         topic=headers.get("X-Shopify-Topic"), delivery_id=_delivery_id("shopify"),
-    ))
+    ), body=body, signature=signature)
 
 
 @bp.route("/webhooks/woocommerce", methods=["POST"])
@@ -82,10 +89,15 @@ def woocommerce():
     body = request.get_data()
     signature, topic = headers.get("X-WC-Webhook-Signature"), headers.get("X-WC-Webhook-Topic")
     if not signature and not topic and WOO_PING.fullmatch(body.strip()):
-        return _receive("woocommerce", lambda: webhooks.record_ping("woocommerce", body.strip()))
+        # Unsigned by design, so limited per address on its own (WEBHOOK_PING_RATE_LIMIT):
+        # past the limit nothing more is stored.
+        if not limits.count("WEBHOOK_PING_RATE_LIMIT", "webhook-ping", limits.address()):
+            limits.refuse("WEBHOOK_PING_RATE_LIMIT")
+        return _receive("woocommerce", lambda: webhooks.record_ping("woocommerce", body.strip()),
+                        body=body, signature="unsigned ping")
     return _receive("woocommerce", lambda: webhooks.receive(
         "woocommerce", body=body, signature=signature, topic=topic, delivery_id=_delivery_id("woocommerce"),
-    ))
+    ), body=body, signature=signature)
 
 
 class SecretsForm(FlaskForm):
@@ -113,7 +125,7 @@ def deliveries():
     status = request.args.get("status") or None
     if status not in (None, *webhooks.STATUSES):
         abort(404)
-    before = request.args.get("before", type=int)
+    before = id_arg("before")
     rows = webhooks.deliveries(status, before_id=before, limit=PAGE + 1)
     return render_template(
         "webhooks/deliveries.html", form=form, rows=rows[:PAGE], status=status, statuses=webhooks.STATUSES,

@@ -72,6 +72,7 @@ def live_server(_migrated, tmp_path_factory):
         "SECRET_KEY": "e2e-secret",
         "WTF_CSRF_ENABLED": True,  # real forms, real tokens
         "SESSION_COOKIE_SECURE": False,
+        "JOBS_SQLITE_PATH": str(tmp_path_factory.mktemp("queue") / "jobs.sqlite3"),
     })
     # Uploads waiting for their import (instance/uploads) go to a temporary folder, not the checkout.
     app.instance_path = str(tmp_path_factory.mktemp("instance"))
@@ -168,6 +169,29 @@ def seeded(app):
     """Return a small shop (users of every role, contacts at several stages, orders,
     interactions, an open to-do) created through the services and committed."""
     return seed_shop()
+
+
+@pytest.fixture
+def worker(app, live_server, tmp_path):
+    """Run a real `crm worker` on the test's database and queue (the live server queues there too,
+    the last app created in this process having configured the queue) until the test ends."""
+    import signal
+    import subprocess
+
+    from tests.conftest import CRM_COMMAND, ROOT, worker_environment
+
+    env = worker_environment(app)
+    env["CRM_INSTANCE_PATH"] = live_server.app.instance_path
+    env["CRM_IMPORT_BATCH_SIZE"] = "20"  # small batches, so a browser sees the bar move
+    log = open(tmp_path / "worker.log", "w")
+    process = subprocess.Popen([CRM_COMMAND, "worker"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
 
 
 @pytest.fixture

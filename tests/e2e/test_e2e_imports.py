@@ -29,7 +29,7 @@ REASON_1004 = "Total: 'ten euros' is not an amount; Email: 'not-an-email' is not
 @pytest.mark.skipif(SHOPIFY_ORDERS is None or not SHOPIFY_ORDERS.is_file(),
                     reason="shared/fixtures/shopify/orders_export.csv not found beside the repository "
                            "or in /work/shared/fixtures")
-def test_a_shopify_orders_export_is_previewed_then_imported_with_the_bad_row_explained(logged_in_page):
+def test_a_shopify_orders_export_is_previewed_then_imported_with_the_bad_row_explained(logged_in_page, worker):
     page = logged_in_page
     page.goto("/imports")
     upload = page.locator("#upload")
@@ -46,10 +46,11 @@ def test_a_shopify_orders_export_is_previewed_then_imported_with_the_bad_row_exp
 
     submit(page, "Run the import")
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Import #\d+$"))
-    expect(flashes(page)).to_have_text("Import finished.")
+    expect(flashes(page)).to_have_text("The import is queued; this page follows it.")
+    # The worker imports it; the page follows and shows the summary when it is done.
     summary = page.locator(".import-summary li")
     expect(summary).to_contain_text(["orders: 3 created, 0 updated, 0 unchanged", "contacts: 2 created",
-                                     "1 row rejected"])
+                                     "1 row rejected"], timeout=30_000)
     assert table_rows(page.locator("#rejections table")) == [{"Line": "8", "Reason": REASON_1004}]
     assert sorted(db_rows(select(Order.number))) == [("#1001",), ("#1002",), ("#1003",)]
     assert count(Contact) == 2

@@ -99,6 +99,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Union
 
+from crm.services.bounds import MAX_QUANTITY, is_country_code
 from crm.services.importing.records import (
     ORDER_STATUSES, ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, is_valid_email,
     normalise_email, parse_bool, parse_money, parse_timestamp, show,
@@ -177,11 +178,68 @@ class _Row:
     problem: str | None = None
 
 
+# A physical line longer than this is refused without being held in memory (a one-line 45 MB
+# file cost 2 GB as one csv row); a record may span at most MAX_RECORD_LINES lines (a quote
+# that is never closed would otherwise swallow the rest of the file into one field).
+MAX_LINE_CHARS = 1 << 20
+MAX_RECORD_LINES = 500
+_OVERLONG = "\x00crm:overlong-line\x00"
+
+
+class _RunawayQuote(Exception):
+    """Raised through the csv module when one record spans more than MAX_RECORD_LINES lines."""
+
+
+class _Lines:
+    """The physical lines of a text stream for the csv module: bounded in length, numbered, and
+    kept for the record being read so that a runaway record can be given back line by line."""
+
+    def __init__(self, text: Any):
+        self._text = text
+        self._readline = getattr(text, "readline", None)
+        self._iter = None if self._readline else iter(text)
+        self.pending: list[tuple[int, str]] = []  # lines given back, in reverse order
+        self.number = 0  # the last fresh line's number
+        self.record: list[tuple[int, str]] = []
+
+    def __iter__(self):
+        return self
+
+    def _fresh(self) -> str:
+        if self._iter is not None:
+            line = next(self._iter, "")
+            return line if len(line) <= MAX_LINE_CHARS else _OVERLONG + "\n"
+        line = self._readline(MAX_LINE_CHARS)
+        if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            while True:  # skip the rest of the line, a piece at a time
+                more = self._readline(MAX_LINE_CHARS)
+                if not more or more.endswith(("\n", "\r")):
+                    break
+            return _OVERLONG + "\n"
+        return line
+
+    def __next__(self) -> str:
+        if self.pending:
+            number, line = self.pending.pop()
+        else:
+            line = self._fresh()
+            if not line:
+                raise StopIteration
+            self.number += 1
+            number = self.number
+        self.record.append((number, line))
+        if len(self.record) > MAX_RECORD_LINES:
+            raise _RunawayQuote
+        return line
+
+
 class _CsvTable:
     """A CSV file as header + rows, with physical line numbers and no exceptions."""
 
     def __init__(self, text: Iterable[str], delimiter: str = ","):
-        self._reader = csv.reader(text, delimiter=delimiter, strict=False)
+        self._lines = _Lines(text)
+        self._delimiter = delimiter
+        self._reader = csv.reader(self._lines, delimiter=delimiter, strict=False)
         self.header: list[str] = []
         self.keys: list[str] = []
         self.header_line = 1
@@ -189,13 +247,28 @@ class _CsvTable:
 
     def _next(self) -> tuple[int, list[str] | None, str | None] | None:
         """(start line, fields, error) for the next physical record; None at the end."""
-        start = self._reader.line_num + 1
+        lines = self._lines
+        lines.record = []
         try:
-            return start, next(self._reader), None
+            fields = next(self._reader)
         except StopIteration:
             return None
         except csv.Error as exc:
+            start = lines.record[0][0] if lines.record else lines.number
             return start, None, f"line {start} could not be read as CSV: {exc}"
+        except _RunawayQuote:
+            # Give back every line after the first and read on from there with a fresh reader.
+            start = lines.record[0][0]
+            lines.pending.extend(reversed(lines.record[1:]))
+            lines.record = []
+            self._reader = csv.reader(lines, delimiter=self._delimiter, strict=False)
+            return start, None, (f"line {start} has a quote that is not closed within {MAX_RECORD_LINES} lines; "
+                                 "the line is skipped and reading goes on with the next one")
+        start = lines.record[0][0] if lines.record else lines.number
+        if any(_OVERLONG in field for field in fields):
+            return start, None, (f"line {start} is longer than {MAX_LINE_CHARS:,} characters, more than any "
+                                 "real row; it is skipped")
+        return start, fields, None
 
     def read_header(self, required: Iterable[tuple[str, ...]], what: str,
                     rename: dict[str, str] | None = None) -> Rejected | None:
@@ -551,7 +624,7 @@ def _first(*values: Any) -> Any:
 def _country(*values: Any) -> str | None:
     for value in values:
         text = _text(value).upper()
-        if len(text) == 2 and text.isalpha() and text.isascii():
+        if is_country_code(text):
             return text
     return None
 
@@ -645,17 +718,22 @@ class _Fields:
         return text
 
     def quantity(self, label: str, value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        text = _text(value)
-        if not text:
-            return 1
-        if text.isascii() and text.isdigit() and len(text) < 10:
-            return int(text)
-        if re.fullmatch(r"\+?\d{1,9}(\.0+)?", text):
-            return int(text.split(".")[0])
-        self.add(f"{label}: {show(text)} is not a quantity")
-        return 0
+        number = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = _text(value)
+            if not text:
+                return 1
+            if re.fullmatch(r"\+?\d{1,9}(\.0+)?", text, re.ASCII):
+                number = int(text.split(".")[0])
+        if number is None:
+            self.add(f"{label}: {show(value)} is not a quantity")
+            return 0
+        if not 0 <= number <= MAX_QUANTITY:
+            self.add(f"{label}: {show(value)} is not a quantity from 0 to {MAX_QUANTITY}")
+            return 0
+        return number
 
     def customer_identity(self, customer: CustomerRecord, what: str) -> None:
         if not (customer.email_display or customer.first_name or customer.last_name or customer.phone):

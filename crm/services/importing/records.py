@@ -31,7 +31,8 @@ caller can prefix it with the field name and use it as a rejection reason):
     Shopify's ``"2024-03-01 10:15:00 +0100"`` and WooCommerce's ``date_created_gmt``
     (``"2024-03-01T09:15:00"``, no offset) are both covered; a timestamp without an offset is
     taken as UTC. ``date``/``datetime`` objects are accepted too. The result is always an aware
-    UTC datetime.
+    UTC datetime from 1970 to ten years ahead; anything outside (``9999-12-31``, ``0001-01-01``,
+    the "no date" sentinels of ERP exports) is refused with that reason.
 
 ``is_valid_email``
     A deliberately simple syntactic check: one ``@``, something before it, a domain with a dot
@@ -45,6 +46,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
+
+from crm.services.bounds import check_moment
 
 __all__ = [
     "CustomerRecord", "LineRecord", "OrderRecord", "Rejected", "ORDER_STATUSES", "PAID_STATUSES",
@@ -262,7 +265,12 @@ _TS_RE = re.compile(
 
 
 def parse_timestamp(value: object) -> datetime:
-    """Parse a date or timestamp to an aware UTC datetime; see the module docstring."""
+    """Parse a date or timestamp to an aware UTC datetime inside the dates a record may carry
+    (1970 to ten years ahead, `bounds.check_moment`); see the module docstring."""
+    return check_moment(_parse_timestamp(value))
+
+
+def _parse_timestamp(value: object) -> datetime:
     if isinstance(value, datetime):
         dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         return _to_utc(dt, value)

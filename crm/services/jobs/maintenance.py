@@ -1,0 +1,260 @@
+"""The shop's upkeep, run by the worker: the nightly refresh, the daily backup, the leftover-upload
+cleanup (all scheduled), and the shop-wide figures queued after orders arrive one by one.
+
+The refresh time (default 03:15) and the number of backups kept (default 7) are settings
+(Settings → Rules); times are in SHOP_TIMEZONE. A failed scheduled run is shown on the settings
+page and the dashboard, and simply runs again at its next slot.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import delete, select
+
+from crm.extensions import db
+from crm.models import JobRun, Setting, utcnow
+from crm.services import audit, backups
+from crm.services.errors import ValidationError
+from crm.services.jobs import runs
+from crm.services.jobs.core import Job, job, periodic_job, set_progress
+
+log = logging.getLogger(__name__)
+
+SETTING_KEY = "schedules"
+DEFAULTS: dict[str, Any] = {"refresh_time": "03:15", "backups_keep": 7}
+BACKUP_TIME = "02:45"
+CLEANUP_TIME = "04:30"
+UPLOAD_MAX_AGE = 24 * 3600
+KEEP_JOB_RUNS_DAYS = 90
+TIME_FORMAT = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+def load() -> dict[str, Any]:
+    """Return the schedule settings (stored values over the defaults)."""
+    row = db.session.get(Setting, SETTING_KEY)
+    return {**DEFAULTS, **(row.value if row is not None and isinstance(row.value, dict) else {})}
+
+
+def save(values: dict[str, Any], actor_id: int | None) -> dict[str, Any]:
+    """Validate and store the schedule settings (flushed, audited); a ValidationError names each bad field."""
+    errors = {}
+    refresh_time = str(values.get("refresh_time", "")).strip()
+    if not TIME_FORMAT.match(refresh_time):
+        errors["refresh_time"] = "Give a time of day as HH:MM, e.g. 03:15."
+    try:
+        keep = int(values.get("backups_keep"))
+    except (TypeError, ValueError):
+        keep = 0
+        errors["backups_keep"] = "Give a whole number of backups to keep, from 1 to 365."
+    if not errors and not 1 <= keep <= 365:
+        errors["backups_keep"] = "Keep from 1 to 365 backups."
+    if errors:
+        raise ValidationError(fields=errors)
+    before = load()
+    after = {"refresh_time": refresh_time, "backups_keep": keep}
+    row = db.session.get(Setting, SETTING_KEY)
+    if row is None:
+        db.session.add(Setting(key=SETTING_KEY, value=after))
+    else:
+        row.value = after
+    db.session.flush()
+    if before != after:
+        audit.record("update", "setting", None, user_id=actor_id,
+                     before={f"{SETTING_KEY}.{k}": v for k, v in before.items()},
+                     after={f"{SETTING_KEY}.{k}": v for k, v in after.items()})
+    return after
+
+
+def shop_zone() -> ZoneInfo:
+    try:
+        return ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+class DailyAt:
+    """A schedule: every day at a time of day in the shop's time zone, read when checked (so a
+    changed setting applies from the next minute). Called by Huey with naive UTC datetimes."""
+
+    def __init__(self, when: Callable[[], str], description: str):
+        self.when = when
+        self.description = description
+        self._cached: tuple[float, str, ZoneInfo] | None = None
+
+    def _setting(self) -> tuple[str, ZoneInfo]:
+        # A burst run checks many minutes at once: read the setting once a few seconds.
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > 5:
+            self._cached = (now, self.when(), shop_zone())
+        return self._cached[1], self._cached[2]
+
+    def __call__(self, moment: datetime) -> bool:
+        when, zone = self._setting()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(zone).strftime("%H:%M") == when
+
+
+# -- the jobs ----------------------------------------------------------------------------------
+
+def refresh_everyone_now(*, now: datetime | None = None, on_batch: Callable[[int], None] | None = None,
+                         on_step: Callable[[str], None] | None = None):
+    """Run the predictions and the rules for everyone, committing each batch (so the shop's own
+    writes never wait long), then the planner statistics; return the engine's summary.
+    `crm refresh` and the refresh jobs share it; in a job the progress goes to the jobs page."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads for the predictions
+    from crm.database import refresh_statistics
+    from crm.services import engine
+
+    total = engine.contact_count()
+    state = {"done": 0, "phase": "starting"}
+
+    def batch_done(count: int) -> None:
+        db.session.commit()
+        state["done"] += count
+        set_progress(state["done"], total, state["phase"])
+        if on_batch is not None:
+            on_batch(count)
+
+    def step_started(label: str) -> None:
+        state["phase"] = label
+        set_progress(state["done"], total, label, force=True)
+        if on_step is not None:
+            on_step(label)
+
+    summary = retrying_deadlocks(lambda: engine.refresh(now or utcnow(), progress=batch_done,
+                                                         step_started=step_started))
+    db.session.commit()
+    refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
+    return summary
+
+
+def _said(summary) -> str:
+    return " ".join([f"Refreshed {summary}.", *summary.notes])
+
+
+@job(name="engine.refresh", lock="refresh", label="Refresh everyone")
+def refresh_everyone() -> str:
+    """Refresh predictions, stages, scores and to-dos for everyone"""
+    return _said(refresh_everyone_now())
+
+
+@periodic_job(DailyAt(lambda: load()["refresh_time"], "daily at the time set below"),
+              name="schedule.nightly_refresh", lock="refresh", label="Nightly refresh")
+def nightly_refresh() -> str:
+    """Nightly refresh: predictions, stages, scores and to-dos for everyone"""
+    return _said(refresh_everyone_now())
+
+
+@periodic_job(DailyAt(lambda: BACKUP_TIME, f"daily at {BACKUP_TIME}"), name="schedule.backup", lock="backup",
+              label="Daily backup")
+def daily_backup() -> str:
+    """Daily backup of the SQLite database, keeping the last N"""
+    live = backups.sqlite_file(db.engine.url)
+    if live is None:
+        return "The database is PostgreSQL: back it up with pg_dump (see the README); nothing copied."
+    folder = os.path.join(current_app.instance_path, "backups")
+    made = backups.backup_sqlite(live, backups.default_backup_path(current_app.instance_path, utcnow()))
+    removed = backups.prune_backups(folder, load()["backups_keep"])
+    return f"Saved {made.name}" + (f"; removed {len(removed)} older" if removed else "") + "."
+
+
+@periodic_job(DailyAt(lambda: CLEANUP_TIME, f"daily at {CLEANUP_TIME}"), name="schedule.cleanup",
+              label="Leftover-upload cleanup")
+def cleanup() -> str:
+    """Delete uploads nobody imported within a day, and job records older than 90 days"""
+    from crm.services.importing.run import active_upload_paths
+    from crm.services.uploads import forget_old_uploads
+
+    removed = forget_old_uploads(os.path.join(current_app.instance_path, "uploads"), UPLOAD_MAX_AGE,
+                                 keep=active_upload_paths())
+    cutoff = utcnow() - timedelta(days=KEEP_JOB_RUNS_DAYS)
+    pruned = db.session.execute(delete(JobRun).where(JobRun.status.in_(("done", "skipped")),
+                                                     JobRun.finished_at < cutoff)).rowcount
+    db.session.commit()
+    return f"Removed {removed} leftover upload{'' if removed == 1 else 's'} and {pruned or 0} old job records."
+
+
+@job(name="engine.shop_figures", lock="refresh", label="Shop-wide figures and predictions")
+def shop_figures() -> str:
+    """Work out the shop-wide figures and every customer's predictions again"""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from crm.services import engine, predict
+
+    now = utcnow()
+    set_progress(None, None, "predicting", force=True)
+    result = predict.run(now, progress=lambda _count: db.session.commit())
+    engine.shop_context(now, fresh=True)
+    db.session.commit()
+    return result.headline()
+
+
+def queue_shop_figures() -> JobRun | None:
+    """Queue the shop-wide figures after an order came in on its own (webhook, API, form), unless
+    a run is already waiting: orders arriving together share one run, JOBS_FIGURES_DELAY s later."""
+    waiting = db.session.scalar(select(JobRun.id).where(JobRun.name == shop_figures.name,
+                                                        JobRun.status == "queued").limit(1))
+    if waiting is not None:
+        return None
+    return shop_figures.schedule(delay=float(current_app.config.get("JOBS_FIGURES_DELAY", 600)))
+
+
+# -- what the settings page and the dashboard show --------------------------------------------
+
+SCHEDULED: list[Job] = [nightly_refresh, daily_backup, cleanup]
+
+
+def schedule_status() -> list[dict[str, Any]]:
+    """Each scheduled job with when it runs and its last run: when, how long, outcome, error."""
+    rows = []
+    for scheduled in SCHEDULED:
+        last = runs.last_run(scheduled.name, finished=True)
+        current = runs.last_run(scheduled.name)
+        rows.append({
+            "name": scheduled.name, "label": scheduled.label, "when": scheduled.schedule_rule.description,
+            "last": last, "running": current if current is not None and current.status == "running" else None,
+            "failed": last is not None and last.status in ("failed", "interrupted"),
+        })
+    return rows
+
+
+def failed_schedules() -> list[JobRun]:
+    """The last runs of scheduled jobs that failed (for the admins' dashboard), in one query."""
+    names = [scheduled.name for scheduled in SCHEDULED]
+    recent = db.session.scalars(
+        select(JobRun).where(JobRun.name.in_(names), JobRun.status.in_(runs.ENDED))
+        .order_by(JobRun.enqueued_at.desc(), JobRun.id.desc()).limit(10 * len(names))
+    ).all()
+    latest: dict[str, JobRun] = {}
+    for run in recent:
+        latest.setdefault(run.name, run)
+    labels = {scheduled.name: scheduled.label for scheduled in SCHEDULED}
+    failed = [run for run in latest.values() if run.status in ("failed", "interrupted")]
+    for run in failed:
+        run.label = labels[run.name]  # type: ignore[attr-defined]
+    return failed
+
+
+def retrying_deadlocks(work, attempts: int = 3):
+    """Return work()'s result, running the idempotent work again when PostgreSQL picked it as a
+    deadlock (or serialisation) victim against the shop's own writers, instead of failing."""
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as error:
+            code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+            if code not in ("40P01", "40001") or attempt == attempts:
+                raise
+            db.session.rollback()
+            log.warning("A concurrent write got in the way (PostgreSQL %s); trying again.", code)

@@ -1,0 +1,152 @@
+"""Compiling a checked definition into one SQL WHERE clause over contacts (SQLAlchemy Core,
+the same on SQLite and PostgreSQL). Event conditions become `contacts.id IN (SELECT ...)`
+subqueries on indexed columns; nothing loops over contacts in Python."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import and_, case, exists, false, func, literal, or_, select, true
+
+from crm.models import Contact, Interaction, Order, OrderLine, Tag, Task, contact_tags
+from crm.services.clock import start_of_shop_day
+from crm.services.contact_queries import contains_text
+from crm.services.segments.definition import PAID, SET_OPS, Condition, EventOptions, FIELDS, Group
+
+
+def where(group: Group, today: date):
+    """Return the WHERE clause of a definition: erased contacts never belong to a segment.
+    `today` is the shop's calendar date, for conditions counted in days."""
+    return and_(Contact.erased_at.is_(None), _group(group, today))
+
+
+def _group(group: Group, today: date):
+    parts = [_group(item, today) if isinstance(item, Group) else _condition(item, today) for item in group.conditions]
+    if group.match == "any":
+        return or_(false(), *parts)
+    return and_(true(), *parts)
+
+
+def email_status_expression():
+    """Return the SQL for the derived email status (the same order as evaluate's)."""
+    return case(
+        (Contact.email.is_(None), literal("missing")),
+        (Contact.do_not_contact.is_(True), literal("do_not_contact")),
+        (Contact.consent.is_(True), literal("subscribed")),
+        else_=literal("not_subscribed"),
+    )
+
+
+def _condition(item: Condition, today: date):
+    field = FIELDS[item.field]
+    if field.kind == "event":
+        found = _event(item.field, item.value, today)
+        return found if item.op == "has" else ~found
+    if field.kind == "tag":
+        return _tag(item)
+    column = email_status_expression() if item.field == "email_status" else getattr(Contact, field.column)
+    op, value = item.op, item.value
+    if op in SET_OPS:
+        is_set = column.isnot(None)
+        if field.kind == "text":
+            is_set = and_(is_set, column != "")
+        return is_set if op == "is_set" else ~is_set
+    if op == "!=":
+        return or_(column.is_(None), column != value)
+    if field.kind == "date":
+        return _date(column, op, value, today)
+    if op == "=":
+        return column == value
+    if op == "in":
+        return column.in_(value)
+    if op == "contains":
+        return contains_text(column, value)
+    if op == "between":
+        return column.between(*value)
+    return {"<": column < value, "<=": column <= value, ">": column > value, ">=": column >= value}[op]
+
+
+def _tag(item: Condition):
+    def having(names):
+        return Contact.id.in_(
+            select(contact_tags.c.contact_id).join(Tag, Tag.id == contact_tags.c.tag_id).where(Tag.name.in_(names))
+        )
+
+    if item.op == "=":
+        return having([item.value])
+    if item.op == "!=":
+        return ~having([item.value])
+    if item.op == "in":
+        return having(list(item.value))
+    tagged = Contact.id.in_(select(contact_tags.c.contact_id))
+    return tagged if item.op == "is_set" else ~tagged
+
+
+def day_window(day_from: date | None, day_to: date | None):
+    """Return [start, end) in UTC-aware datetimes of shop days from..to (either may be open)."""
+    start = start_of_shop_day(day_from) if day_from else None
+    end = start_of_shop_day(day_to + timedelta(days=1)) if day_to else None
+    return start, end
+
+
+def _within(column, start, end):
+    parts = []
+    if start is not None:
+        parts.append(column >= start)
+    if end is not None:
+        parts.append(column < end)
+    return and_(true(), *parts)
+
+
+def _date(column, op: str, value, today: date):
+    if op == "=":
+        return _within(column, *day_window(value, value))
+    if op == "before":
+        return column < start_of_shop_day(value)
+    if op == "after":
+        return column >= start_of_shop_day(value + timedelta(days=1))
+    if op == "between":
+        return _within(column, *day_window(*value))
+    since = column >= start_of_shop_day(today - timedelta(days=value - 1))
+    return since if op == "within_last_days" else or_(column.is_(None), ~since)
+
+
+def _event_window(options: EventOptions, today: date):
+    if options.within_days is not None:
+        return day_window(today - timedelta(days=options.within_days - 1), None)
+    if options.between is not None:
+        return day_window(*options.between)
+    return None, None
+
+
+def _event(name: str, options: EventOptions, today: date):
+    """Return "the contact has the event (at least min_count times)" as a subquery correlated to the
+    contact, read through the (contact_id, time) indexes: a segment that narrows contacts by their
+    fields looks only at those contacts' orders, not at every order in the shop."""
+    start, end = _event_window(options, today)
+    if name == "ordered":
+        table = Order
+        where = [Order.contact_id == Contact.id, Order.status.in_(PAID), _within(Order.placed_at, start, end)]
+        if options.sku is not None or options.product is not None:
+            line = [OrderLine.order_id == Order.id]
+            if options.sku is not None:
+                line.append(OrderLine.sku == options.sku)
+            if options.product is not None:
+                line.append(contains_text(OrderLine.name, options.product))
+            where.append(exists(select(OrderLine.id).where(*line)))
+    elif name == "interaction":
+        table = Interaction
+        where = [Interaction.contact_id == Contact.id, _within(Interaction.occurred_at, start, end)]
+        if options.kind is not None:
+            where.append(Interaction.kind == options.kind)
+    else:
+        table = Task
+        where = [Task.contact_id == Contact.id]
+        if options.rule is not None:
+            where.append(Task.rule_key.startswith(options.rule + ":", autoescape=True))
+        if options.status is not None:
+            where.append(Task.status == options.status)
+    if options.min_count > 1:
+        # Counting stops at min_count: a customer with 500 orders costs no more than one with 3.
+        enough = select(table.id).where(*where).limit(options.min_count).correlate(Contact).subquery()
+        return select(func.count()).select_from(enough).scalar_subquery() >= options.min_count
+    return exists(select(table.id).where(*where)).correlate(Contact)

@@ -1,0 +1,77 @@
+"""Settings → Jobs: what the background worker did and does (admins), retry a failed job; the
+schedule settings shown on Settings → Rules; failed schedules on the admins' dashboard."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from crm.extensions import db
+from crm.models import JOB_STATUSES
+from crm.services import jobs
+from crm.services.errors import NotFound, ValidationError
+from crm.services.jobs import maintenance, runs
+from crm.views.access import access, can
+
+bp = Blueprint("jobs", __name__, url_prefix="/settings/jobs")
+
+PAGE = 100
+SCHEDULE_FIELDS = {"refresh_time": "Nightly refresh at", "backups_keep": "Backups to keep"}
+
+
+@bp.route("/")
+@access("admin")
+def index():
+    """List the jobs, newest first: queued, running, done and failed, with times, progress and errors."""
+    status = request.args.get("status")
+    if status not in JOB_STATUSES:
+        status = None
+    return render_template("jobs/index.html", runs=runs.recent(PAGE, status), status=status,
+                           counts=runs.counts_by_status(), statuses=JOB_STATUSES, labels=_labels())
+
+
+@bp.route("/<int:job_id>/retry", methods=["POST"])
+@access("admin")
+def retry(job_id: int):
+    """Queue a failed, interrupted or skipped job again with the same arguments."""
+    try:
+        again = jobs.retry(job_id)
+    except NotFound:
+        abort(404)
+    except ValidationError as error:
+        flash(error.message, "error")
+        return redirect(url_for("jobs.index"))
+    db.session.commit()
+    flash(f"Job #{job_id} is queued again as #{again.id}.", "success")
+    return redirect(url_for("jobs.index"))
+
+
+@bp.route("/schedules", methods=["POST"])
+@access("admin")
+def schedules():
+    """Save the schedule settings (nightly refresh time, backups kept) from Settings → Rules."""
+    values = {key: request.form.get(key, "") for key in SCHEDULE_FIELDS}
+    try:
+        maintenance.save(values, current_user.id)
+    except ValidationError as error:
+        db.session.rollback()
+        for field, reason in error.fields.items():
+            flash(f"{SCHEDULE_FIELDS.get(field, field)}: {reason}", "error")
+        return redirect(url_for("rules.index") + "#schedules")
+    db.session.commit()
+    flash("Schedules saved.", "success")
+    return redirect(url_for("rules.index") + "#schedules")
+
+
+def _labels() -> dict[str, str]:
+    return {name: job.label for name, job in jobs.JOBS.items()}
+
+
+@bp.app_context_processor
+def _job_helpers():
+    def schedules_panel():
+        return {"settings": maintenance.load(), "schedules": maintenance.schedule_status()}
+
+    def failed_schedules():
+        return maintenance.failed_schedules() if can("admin") else []
+
+    return {"schedules_panel": schedules_panel, "failed_schedules": failed_schedules}

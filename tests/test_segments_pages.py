@@ -1,0 +1,199 @@
+"""The segment pages: build with a live count, save, see a segment's size, history and spend,
+list and act on its members from the contact list, duplicate, delete; the filters as a segment."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from crm.extensions import db
+from crm.models import Segment, SegmentSize
+from crm.services import contacts
+from crm.services.segments import store as segments
+from tests.conftest import soup, text_of
+
+GENT = {"match": "all", "conditions": [{"field": "city", "op": "=", "value": "Gent"}]}
+
+
+@pytest.fixture
+def shop(app):
+    made = {}
+    for name, city, spent in (("Anna", "Gent", "120.00"), ("Bo", "Gent", "0.00"), ("Cas", "Paris", "30.00")):
+        contact = contacts.create_contact({"first_name": name, "last_name": "Test", "city": city})
+        contact.total_spent = Decimal(spent)
+        contact.order_count = 1 if spent != "0.00" else 0
+        made[name] = contact
+    db.session.commit()
+    return made
+
+
+def _form(**rows):
+    data = {"name": "Gent people", "description": "Everyone in Gent", "match": "all", "rows": "1",
+            "field-0": "city", "op-0": "=", "value-0": "Gent", "group-0": "0"}
+    data.update(rows)
+    return data
+
+
+def test_the_builder_counts_as_conditions_change(auth, shop):
+    client = auth.as_role("support")
+    page = client.get("/segments/new")
+    assert page.status_code == 200 and soup(page).select_one("#segment-builder")
+    answer = client.post("/segments/builder", data=_form(), headers={"HX-Request": "true", "HX-Target": "builder-preview"})
+    assert text_of(soup(answer).select_one(".segment-count")) == "2"
+    assert "Anna Test" in text_of(soup(answer).select_one(".segment-sample"))
+
+
+def test_adding_removing_and_changing_rows_in_place(auth, shop):
+    client = auth.as_role("sales")
+    headers = {"HX-Request": "true", "HX-Target": "builder-rows"}
+    added = soup(client.post("/segments/builder", data={**_form(), "add": "row"}, headers=headers))
+    assert len(added.select(".builder-row")) == 2
+    grouped = soup(client.post("/segments/builder", data={**_form(), "add": "group"}, headers=headers))
+    assert grouped.select_one("select[name=gmatch-1]") and grouped.select_one(".builder-row.in-group")
+    removed = soup(client.post("/segments/builder", data={**_form(), "remove": "0"}, headers=headers))
+    assert not removed.select(".builder-row") and text_of(removed.select_one(".segment-count")) == "3"
+    # A new field brings its own operators: a date offers "before", not "contains".
+    changed = soup(client.post("/segments/builder", data=_form(**{"field-0": "last_order_at"}), headers=headers))
+    operators = [o["value"] for o in changed.select("select[name=op-0] option")]
+    assert "before" in operators and "contains" not in operators
+
+
+def test_a_mistake_shows_beside_its_row(auth, shop):
+    client = auth.as_role("support")
+    data = _form(**{"rows": "2", "field-1": "lead_score", "op-1": ">", "value-1": "lots", "group-1": "0"})
+    answer = soup(client.post("/segments/builder", data=data, headers={"HX-Request": "true", "HX-Target": "builder-preview"}))
+    assert "Give a number" in text_of(answer.select_one("#row-error-1"))
+    assert text_of(answer.select_one("#row-error-0")) == ""
+    saved = client.post("/segments", data=data)
+    assert saved.status_code == 422
+    assert "Give a number" in text_of(soup(saved).select_one("#row-error-1"))
+    assert db.session.query(Segment).count() == 0
+
+
+def test_saving_a_segment_and_its_page(auth, shop):
+    client = auth.as_role("support")
+    response = client.post("/segments", data=_form())
+    assert response.status_code == 302
+    segment = db.session.query(Segment).one()
+    assert segment.definition == GENT and segment.description == "Everyone in Gent"
+    db.session.add(SegmentSize(segment_id=segment.id, day=segments.today() - timedelta(days=3), size=7))
+    db.session.commit()
+    page = soup(client.get(f"/segments/{segment.id}"))
+    assert text_of(page.select_one("#segment-size")) == "2"
+    assert "120.00" in text_of(page.select_one("#segment-spend"))
+    assert "7" in text_of(page.select_one("#segment-history"))
+    assert "City is Gent" in text_of(page.select_one(".segment-summary"))
+
+
+def test_a_duplicate_name_is_refused_beside_the_name(auth, shop):
+    segments.create({"name": "Gent people", "definition": GENT})
+    db.session.commit()
+    response = auth.as_role("support").post("/segments", data=_form())
+    assert response.status_code == 422 and "already has this name" in response.get_data(as_text=True)
+
+
+def test_every_role_sees_segments_but_viewers_do_not_build(auth, shop):
+    segment = segments.create({"name": "Gent", "definition": GENT})
+    db.session.commit()
+    client = auth.as_role("viewer")
+    assert client.get("/segments").status_code == 200
+    page = client.get(f"/segments/{segment.id}")
+    assert page.status_code == 200 and not soup(page).select_one("#segment-builder")
+    assert client.get("/segments/new").status_code == 403
+    assert client.post("/segments", data=_form()).status_code == 403
+
+
+def test_duplicate_and_admin_only_delete(auth, shop):
+    segment = segments.create({"name": "Gent", "definition": GENT})
+    db.session.commit()
+    client = auth.as_role("sales")
+    assert client.post(f"/segments/{segment.id}/duplicate").status_code == 302
+    assert {s.name for s in db.session.query(Segment)} == {"Gent", "Copy of Gent"}
+    assert client.post(f"/segments/{segment.id}/delete").status_code == 403
+    auth.logout()
+    assert auth.as_role("admin").post(f"/segments/{segment.id}/delete").status_code == 302
+    assert {s.name for s in db.session.query(Segment)} == {"Copy of Gent"}
+
+
+def test_the_contact_list_lists_sorts_and_exports_a_segment(auth, shop):
+    segment = segments.create({"name": "Gent", "definition": GENT})
+    db.session.commit()
+    client = auth.as_role("sales")
+    page = soup(client.get(f"/contacts?segment={segment.id}&sort=spent"))
+    names = [text_of(a) for a in page.select("td.name > a")]
+    assert names == ["Anna Test", "Bo Test"]
+    assert "Gent" in text_of(page.select_one(".segment-banner"))
+    export = client.post("/contacts/bulk", data={"segment": segment.id, "scope": "all", "action": "export"})
+    body = export.get_data(as_text=True)
+    assert export.headers["X-Contact-Count"] == "2" and "Anna" in body and "Cas" not in body
+    tagged = client.post("/contacts/bulk", data={"segment": segment.id, "scope": "all", "action": "tag_add",
+                                                 "bulk_tag": "gent"})
+    assert tagged.status_code == 302
+    assert sorted(c.first_name for c in shop.values() if any(t.name == "gent" for t in c.tags)) == ["Anna", "Bo"]
+
+
+def test_the_filters_become_a_segment(auth, shop):
+    shop["Anna"].lead_score = 80
+    db.session.commit()
+    client = auth.as_role("support")
+    listing = soup(client.get("/contacts?score_min=50&stage=awareness"))
+    link = listing.select_one("a.save-segment")["href"]
+    builder = soup(client.get(link))
+    assert builder.select_one("select[name=field-0] option[selected]")["value"] == "stage"
+    assert builder.select_one("select[name=field-1] option[selected]")["value"] == "lead_score"
+    assert text_of(builder.select_one(".segment-count")) == "1"
+
+
+def test_sizes_are_recorded_per_shop_day_and_by_the_refresh(app, runner, shop):
+    segment = segments.create({"name": "Gent", "definition": GENT})
+    db.session.commit()
+    day = date(2026, 3, 1)
+    assert segments.record_segment_sizes(day) == 1
+    assert segments.record_segment_sizes(day) == 1  # twice on a day keeps one figure
+    db.session.commit()
+    assert [(s.day, s.size) for s in db.session.query(SegmentSize)] == [(day, 2)]
+    result = runner.invoke(args=["refresh"])
+    assert result.exit_code == 0, result.output
+    assert db.session.query(SegmentSize).filter_by(segment_id=segment.id, day=segments.today()).one().size == 2
+
+
+def test_a_segments_contact_list_costs_the_same_queries_at_any_size(auth, shop, count_queries):
+    segment = segments.create({"name": "Gent", "definition": {"match": "all", "conditions": [
+        {"field": "city", "op": "=", "value": "Gent"},
+        {"field": "ordered", "op": "has_not", "value": {"within_days": 30}}]}})
+    db.session.commit()
+    client = auth.as_role("sales")
+    client.get(f"/contacts?segment={segment.id}")
+
+    def statements() -> int:
+        db.session.expire_all()  # as in a real request, nothing is loaded yet
+        with count_queries() as seen:
+            assert client.get(f"/contacts?segment={segment.id}").status_code == 200
+        return len(seen)
+
+    few = statements()
+    for n in range(30):
+        contacts.create_contact({"first_name": f"More{n}", "city": "Gent"})
+    db.session.commit()
+    assert statements() == few
+
+
+def test_a_stored_definition_that_no_longer_parses_lists_nobody_instead_of_failing(auth, shop):
+    segment = segments.create({"name": "Old", "definition": GENT})
+    db.session.commit()
+    segment.definition = {"match": "all", "conditions": [{"field": "gone", "op": "=", "value": 1}]}
+    db.session.commit()
+    page = auth.as_role("sales").get(f"/contacts?segment={segment.id}")
+    assert page.status_code == 200 and not soup(page).select("td.name")
+
+
+def test_choosing_another_kind_of_field_clears_the_old_value(auth, shop):
+    client = auth.as_role("sales")
+    answer = soup(client.post("/segments/builder", data=_form(**{"field-0": "lead_score", "shown-0": "city"}),
+                              headers={"HX-Request": "true", "HX-Target": "builder-rows"}))
+    assert answer.select_one("input[name=value-0]")["value"] == ""
+    assert text_of(answer.select_one("#row-error-0")) == "Give a number."
+    kept = soup(client.post("/segments/builder", data=_form(**{"field-0": "company", "shown-0": "city"}),
+                            headers={"HX-Request": "true", "HX-Target": "builder-rows"}))
+    assert kept.select_one("input[name=value-0]")["value"] == "Gent"
