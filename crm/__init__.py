@@ -32,6 +32,10 @@ def create_app(config: dict | None = None) -> Flask:
     config_module.warn_about_per_process_limits(app)
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+        from crm.services import shop
+
+        shop.current()  # read once at start (a database never migrated gives the config's values)
+        db.session.remove()
 
     from crm.services import jobs
 

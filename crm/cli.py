@@ -18,7 +18,57 @@ def _create_app():
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
+# Flask's own commands that are no part of running a shop: hidden from `crm --help`, still callable.
+HIDDEN_COMMANDS = {"shell", "routes", "limiter"}
+# Commands that work (or are needed) before the database is migrated.
+BEFORE_MIGRATION = {"db", "run", "restore", "backup", "shell", "routes", "limiter"}
+
+
+def _missing_tables(error: BaseException) -> bool:
+    text = str(getattr(error, "orig", error)).lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+class CrmGroup(FlaskGroup):
+    """Flask's group, showing only the CRM's commands and answering an un-migrated database in one line."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name in ("env_file", "app", "debug"):
+                param.hidden = True
+
+    def list_commands(self, ctx):
+        return [name for name in super().list_commands(ctx) if name not in HIDDEN_COMMANDS]
+
+    def invoke(self, ctx):
+        from sqlalchemy.exc import DBAPIError
+
+        from crm.services.setup.schema import UPGRADE_HINT
+
+        words = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        name = words[0] if words else None
+        asks_help = any(arg in ("--help", "-h") for arg in words)
+        if name and name not in BEFORE_MIGRATION and not asks_help and self.get_command(ctx, name) is not None:
+            from flask.cli import ScriptInfo
+
+            from crm.services.setup import schema
+
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            with app.app_context():
+                ready = schema.is_migrated()
+                db.session.remove()
+            if not ready:
+                raise click.ClickException(UPGRADE_HINT)
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as error:
+            if _missing_tables(error):
+                raise click.ClickException(UPGRADE_HINT) from None
+            raise
+
+
+@click.group(cls=CrmGroup, create_app=_create_app, add_version_option=False,
              help="Run and operate the shop CRM. `crm run` serves it; `crm db upgrade` migrates.")
 def main():
     """Entry point of the `crm` console script."""
@@ -114,8 +164,11 @@ def refresh_command(now):
 @click.option("--as-of", "as_of", callback=_as_of, metavar="DATE",
               help="Predict as at this date (noon UTC) or UTC time instead of now; later orders are ignored.")
 @click.option("--json", "as_json", is_flag=True, help="Print the fitted parameters as JSON instead of words.")
+@click.option("--holdout-weeks", "holdout_weeks", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Check the model instead: fit on the history up to N weeks before the as-of and compare its "
+                   "predictions with those N weeks (the figures of the model check page). Stores nothing.")
 @with_appcontext
-def predict_command(as_of, as_json):
+def predict_command(as_of, as_json, holdout_weeks):
     """Fit the purchase and spend models and store every customer's segment and predictions.
 
     Stores the RFM segment of every customer and, where the shop's orders allow an honest
@@ -131,9 +184,21 @@ def predict_command(as_of, as_json):
     # server only slow them down.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from crm.database import read_only
-    from crm.services import predict
+    from crm.services import engine, predict
 
     started = time.perf_counter()
+    if holdout_weeks is not None:
+        from crm.services import model_check
+
+        with read_only():
+            checked = model_check.check(as_of, holdout_weeks)
+            db.session.commit()
+        if as_json:
+            click.echo(json.dumps(checked.as_json()))
+        else:
+            click.echo(model_check.describe(checked))
+            click.echo(f"Done in {time.perf_counter() - started:.1f} s.")
+        return
     # Read and fit in a read transaction (on SQLite it does not take the write lock), then write
     # committing each batch, so the shop's own writes never wait long.
     with read_only():
@@ -141,16 +206,21 @@ def predict_command(as_of, as_json):
         db.session.commit()
     result = predict.store(prepared, progress=lambda _count: db.session.commit())
     db.session.commit()
+    # Health and the to-dos read the predictions: run the rules too, so no contact page shows a
+    # win-back to-do beside "94% likely still active".
+    rules = engine.apply(None, as_of, progress=lambda _count: db.session.commit())
+    db.session.commit()
     if as_json:
         click.echo(json.dumps(result.as_json()))
         return
     click.echo(str(result))
+    click.echo(f"Rules: {rules}.")
     click.echo(f"Done in {time.perf_counter() - started:.1f} s.")
 
 
 @click.group("api-token")
 def api_token_group():
-    """Create and revoke API tokens."""
+    """Create API tokens (revoke them on Settings → API tokens)."""
 
 
 @api_token_group.command("create")
@@ -200,6 +270,7 @@ def backup_command(path):
     elif path.is_dir():
         path = path / backups.backup_name(now)
     try:
+        backups.check_live_database(live)
         made = backups.backup_sqlite(live, path)
     except backups.BackupError as error:
         raise click.ClickException(str(error))
@@ -314,9 +385,17 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
     """Import orders or customers from a Shopify, WooCommerce or any orders file."""
     import csv
     import os
+    import signal
     import sys
 
     from crm.services.importing import run as importing
+
+    def _stopped(signum, _frame):
+        # SIGTERM ends the command through the import's own error path, which marks the run
+        # failed (the batches done are kept) instead of leaving it "running".
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _stopped)
 
     with open(file, "rb") as handle:
         reason = importing.not_text_reason(handle.read(8192))
@@ -361,6 +440,53 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
                        "or run again with --rejected-csv FILE.")
 
 
+@click.group("email")
+def email_group():
+    """Send queued email, read bounces, or send a test message."""
+
+
+@email_group.command("send")
+@click.option("--limit", type=int, default=1000, show_default=True, help="At most this many messages in this run.")
+@with_appcontext
+def email_send(limit):
+    """Send the queued messages that are due now (what the worker does), and print the counts."""
+    from crm.services.email import sending
+
+    counts = sending.deliver_due(limit=limit)
+    db.session.commit()
+    click.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "Nothing to send.")
+
+
+@email_group.command("bounces")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def email_bounces(files):
+    """Read bounce messages (raw RFC 5322 files, one DSN each) and mark their messages and addresses."""
+    from crm.services.email import bounces
+
+    for path in files:
+        result = bounces.process(path.read_bytes())
+        db.session.commit()
+        if result.kind is None:
+            click.echo(f"{path}: nothing done. {result.note}")
+        else:
+            click.echo(f"{path}: message #{result.message_id} to {result.address} bounced ({result.kind})"
+                       + ("; the address is suppressed." if result.suppressed else "."))
+
+
+@email_group.command("test")
+@click.argument("to")
+@with_appcontext
+def email_test(to):
+    """Send a test message to TO and print the server's exact answer."""
+    from crm.services.email import sending
+
+    accepted, answer = sending.send_test(to)
+    click.echo(answer)
+    if not accepted:
+        raise SystemExit(1)
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True,
               help="Run every job due now (and scheduled jobs whose time has come), then exit.")
@@ -396,6 +522,7 @@ def register_commands(app: Flask) -> None:
         backup_command,
         create_user_command,
         demo_command,
+        email_group,
         import_command,
         predict_command,
         privacy_group,

@@ -75,6 +75,11 @@ def app(_migrated, app_config, tmp_path):
     app = create_app(config)
     with app.app_context():
         _empty_all_tables()
+        from crm.services import shop
+
+        shop.forget()  # the app read the shop settings before the tables were emptied
+        shop.current()
+        db.session.rollback()  # end the read, so no lock is held while the test runs
         yield app
         db.session.rollback()
         _empty_all_tables()
@@ -110,7 +115,7 @@ def worker_environment(app) -> dict[str, str]:
     env["DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
     env["SECRET_KEY"] = app.config["SECRET_KEY"]
     env["CRM_INSTANCE_PATH"] = os.path.abspath(app.instance_path)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.path.join(ROOT, "tests"), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     for key in ("JOBS_SQLITE_PATH", "JOBS_QUEUE_NAME", "REDIS_URL", "SHOP_TIMEZONE", "SHOP_CURRENCY",
                 "JOBS_EXTRA_MODULES", "JOBS_STALE_AFTER", "IMPORT_BATCH_SIZE",
                 "JOBS_BURST_SCHEDULES", "JOBS_FIGURES_DELAY"):

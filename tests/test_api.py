@@ -354,6 +354,7 @@ def test_the_openapi_document_is_served(client, app):
     spec = response.json
     assert spec["openapi"].startswith("3.") and spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert set(spec["paths"]) == {"/contacts", "/contacts/{contact_id}", "/contacts/{contact_id}/interactions",
+                                  "/contacts/{contact_id}/emails", "/emails/{message_id}",
                                   "/orders", "/tasks", "/tasks/{task_id}", "/segments", "/segments/preview",
                                   "/segments/{segment_id}", "/segments/{segment_id}/contacts"}
 

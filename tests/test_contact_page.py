@@ -45,7 +45,7 @@ def test_the_header_shows_who_they_are_their_stage_with_its_reason_and_their_sco
     assert breakdown == [("Recent engagement", ["+20", "Called 3 days ago"]),
                          ("Unsubscribed", ["-5", "Left the newsletter"])]
     shown = facts(page)
-    assert shown["Email"] == "Anna@Example.com" and shown["Phone"] == "+4915112345678"
+    assert shown["Email"] == "Anna@Example.com" and shown["Phone"] == "+49 1511 2345678"  # stored E.164, shown as people write it
     assert shown["Owner"] == "Sam Sales" and shown["Company"] == "Bäckerei Sonne"
     assert shown["Consent"].startswith("Yes, since") and "(checkout box)" in shown["Consent"]
     assert shown["Do not contact"].startswith("Yes")
@@ -140,7 +140,7 @@ def test_support_sees_edit_but_not_merge_or_delete(client):
     contact = make_contact()
     db.session.commit()
     page = soup(client.get(f"/contacts/{contact.id}"))
-    assert [text_of(a) for a in page.select(".header-actions a")] == ["Edit", "Add order"]
+    assert [text_of(a) for a in page.select(".header-actions a")] == ["Edit", "Add order", "Email…"]
 
 
 def test_admins_see_merge_and_delete(client):
@@ -149,7 +149,7 @@ def test_admins_see_merge_and_delete(client):
     db.session.commit()
     page = soup(client.get(f"/contacts/{contact.id}"))
     assert [text_of(a) for a in page.select(".header-actions a")] == [
-        "Edit", "Add order", "Merge…", "Delete…", "Export data", "Erase…"]
+        "Edit", "Add order", "Email…", "Merge…", "Delete…", "Export data", "Erase…"]
     links = {text_of(a): a["href"] for a in page.select(".header-actions a")}
     assert links["Add order"] == f"/contacts/{contact.id}/orders/new"
     assert links["Export data"] == f"/contacts/{contact.id}/privacy/export"

@@ -231,7 +231,8 @@ def test_every_route_id_too_big_for_the_database_is_a_404(app, client):
             if "<" in path:
                 continue
             response = client.open(path, method=method)
-            assert response.status_code == 404, f"{method} {path}: {response.status_code}"
+            # 405 when another route of that path (a GET-only one) is the one left matching.
+            assert response.status_code in (404, 405), f"{method} {path}: {response.status_code}"
             checked += 1
     assert checked > 40
 
@@ -421,7 +422,9 @@ def test_no_json_route_fails_on_any_nesting_depth(app, client, depth, data):
     response = client.open(path, method=method, data=body, headers=headers)
     assert response.status_code < 500, (path, depth, response.status_code)
     if depth > bounds.MAX_JSON_DEPTH:
-        assert response.status_code in (400, 404, 405, 429), (path, depth, response.status_code)
+        # 422 where a route refuses every bad body so (segment definitions).
+        assert response.status_code in (400, 404, 405, 422, 429), (path, depth, response.status_code)
+        assert "deeper" in response.get_data(as_text=True) or response.status_code in (404, 405, 429)
 
 
 @given(number=st.one_of(st.integers(2**31, 2**80), st.integers(-(2**80), -1)), data=st.data())

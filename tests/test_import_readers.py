@@ -191,7 +191,8 @@ def shopify_csv(*rows: str) -> bytes:
     ("paid", "fulfilled", "", "fulfilled"),
     ("paid", "partial", "", "paid"),
     ("pending", "", "", "pending"),
-    ("authorized", "", "", "pending"),
+    ("authorized", "", "", "paid"),  # card reserved, charged at fulfilment: secured
+    ("authorized", "fulfilled", "", "fulfilled"),
     ("partially_paid", "", "", "pending"),
     ("refunded", "", "", "refunded"),
     ("partially_refunded", "", "", "partially_refunded"),

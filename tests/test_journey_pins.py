@@ -92,7 +92,7 @@ def test_the_journey_page_shows_the_history_with_time_in_each_stage_and_the_scor
     page = soup(client.get(f"/contacts/{anna.id}/stage"))
     history = [[text_of(td) for td in tr.select("td")] for tr in page.select("tr.stage-change")]
     assert [row[1] for row in history] == ["Conversion → Retention", "Conversion"]
-    assert history[1][2] == "40 days"
+    assert history[1][2] == "30 days"  # from the first order to the end of the first-purchase window, not to the refresh
     assert history[0][2].endswith("so far") and history[0][4] == "rules"
     assert history[0][3] == "first order 40 days ago, past the 30-day first-purchase window"
     score = page.select_one("section.lead-score")

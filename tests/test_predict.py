@@ -137,15 +137,15 @@ def test_predictions_recover_the_simulated_shop_and_match_a_fit_on_our_own_summa
     x, t_x, T, mean = summary_by_hand(customers)
     assert result.repeat_customers == int((x > 0).sum())
     # The database path reads exactly the purchases the simulation made:
-    same = pm.fit_bgnbd(x, t_x, T, penalizer=0.01)
+    same = pm.fit_bgnbd(x, t_x, T, penalizer=pm.PRIOR_WEIGHT)
     assert result.bgnbd.params == pytest.approx(same.params, rel=1e-6)
-    same_spend = pm.fit_gamma_gamma(x, mean, penalizer=0.01)
+    same_spend = pm.fit_gamma_gamma(x, mean, penalizer=pm.PRIOR_WEIGHT)
     assert result.gamma_gamma.params == pytest.approx(same_spend.params, rel=1e-6)
     # ... and lands near the truth where it matters: what it predicts. Over 20 seeds of this shop
     # the predicted orders of the next 90 days were within -5%..+2% of what the true parameters
     # predict, the 12-month value within -3%..+6%, and P(alive) 0.025 off per repeat buyer (0.04 at
-    # worst). The parameters themselves lean with the 0.01 penalty (r/alpha +7% and the mean dropout
-    # a/(a+b) +19% on average; the population mean order value +8%), so they are checked loosely.
+    # worst) with the old mean-scale penalty. The parameters themselves vary a lot between seeds of a
+    # 1,500-customer shop, so they are checked loosely.
     truth = TRUE_BGNBD
     predicted = pm.bgnbd_expected_purchases(result.bgnbd, 90 / 7, x, t_x, T).sum()
     assert predicted == pytest.approx(pm.bgnbd_expected_purchases(truth, 90 / 7, x, t_x, T).sum(), rel=0.08)

@@ -333,6 +333,31 @@ def test_bgnbd_likelihood_matches_the_paper_form():
         pm.bgnbd_log_likelihood(CDNOW, [0, 3], [0, 20.0], [30.0, 39.0]))
 
 
+def test_bgnbd_likelihood_matches_hand_computed_values():
+    # Eq. 6 of Fader, Hardie & Lee (2005) at their CDNOW estimates (r 0.243, alpha 4.414,
+    # a 0.793, b 2.426), evaluated by hand (gamma functions, no logs until the end), for
+    # CDNOW-like customers (x, t_x, T in weeks).
+    params = (0.243, 4.414, 0.793, 2.426)
+    cases = [((0, 0.0, 38.86), -0.5547132764381585), ((2, 30.43, 38.86), -9.45860630706627),
+             ((1, 1.71, 38.86), -4.469093275032589), ((7, 29.43, 32.71), -21.02772578321848)]
+    for (x, t_x, T), expected in cases:
+        assert pm.bgnbd_log_likelihood(params, x, t_x, T) == pytest.approx(expected, rel=1e-10)
+    xs, txs, Ts = zip(*(case for case, _ in cases), strict=True)
+    assert pm.bgnbd_log_likelihood(params, xs, txs, Ts) == pytest.approx(sum(v for _, v in cases), rel=1e-10)
+
+
+def test_gamma_gamma_likelihood_matches_hand_computed_values():
+    # Fader, Hardie & Lee (2005), "RFM and CLV: Using Iso-Value Curves", and Fader & Hardie's
+    # note "The Gamma-Gamma Model of Monetary Value": the density of a customer's mean order
+    # value m over x orders,
+    #   G(px+q) / (G(px) G(q)) * v^q m^(px-1) x^(px) / (v + m x)^(px+q),
+    # evaluated by hand at the note's CDNOW estimates (p 6.25, q 3.74, v 15.44).
+    cases = [((1, 29.73), -3.9364629038621444), ((2, 35.655), -4.129700591063133),
+             ((6, 24.10), -3.519641151561413)]
+    for (x, m), expected in cases:
+        assert pm.gamma_gamma_log_likelihood(GG_TRUE, x, m) == pytest.approx(expected, rel=1e-10)
+
+
 def test_bgnbd_likelihood_is_a_normalised_density():
     """P(x = 0) + sum over x >= 1 of the density of (x, t_x) integrates to 1.
 
@@ -365,17 +390,19 @@ def test_bgnbd_objective_gradient_is_right():
     xu, inv = np.unique(sim["x"], return_inverse=True)
     weights = np.full(3000, 1 / 3000)
     for theta in (np.log(CDNOW), np.array([0.3, -1.2, 1.1, -0.7])):
+        centre = np.log(pm.bgnbd_prior_centre(sim["x"], sim["T"]))
         for penalizer in (0.0, 0.05):
             def value(th, penalizer=penalizer):
-                return pm._bgnbd_objective(th, xu, inv, sim["t_x"], sim["T"], weights, penalizer)[0]
-            _, grad = pm._bgnbd_objective(theta, xu, inv, sim["t_x"], sim["T"], weights, penalizer)
+                return pm._bgnbd_objective(th, xu, inv, sim["t_x"], sim["T"], weights, penalizer, centre)[0]
+            _, grad = pm._bgnbd_objective(theta, xu, inv, sim["t_x"], sim["T"], weights, penalizer, centre)
             numeric = np.array([
                 (value(theta + e) - value(theta - e)) / 2e-6 for e in np.eye(4) * 1e-6
             ])
             np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
             per_customer = pm.bgnbd_log_likelihood(np.exp(theta), sim["x"], sim["t_x"], sim["T"], per_customer=True)
             expected = -np.mean(per_customer)
-            assert value(theta) == pytest.approx(expected + penalizer * theta @ theta, rel=1e-12)
+            off = theta - centre
+            assert value(theta) == pytest.approx(expected + penalizer * off @ off, rel=1e-12)
 
 
 # --------------------------------------------------------------------------
@@ -420,14 +447,75 @@ def test_bgnbd_fit_is_a_maximum(cdnow_like_fit):
         assert best > pm.bgnbd_log_likelihood(params, sim["x"], sim["t_x"], sim["T"])
 
 
-def test_bgnbd_penalizer_shrinks_towards_one(cdnow_like_fit):
+def test_bgnbd_prior_shrinks_towards_its_centre(cdnow_like_fit):
     sim, _ = cdnow_like_fit
-    shrunk = pm.fit_bgnbd(sim["x"][:2000], sim["t_x"][:2000], sim["T"][:2000], penalizer=0.05)
-    plain = pm.fit_bgnbd(sim["x"][:2000], sim["t_x"][:2000], sim["T"][:2000])
+    x, t_x, T = sim["x"][:2000], sim["t_x"][:2000], sim["T"][:2000]
+    shrunk = pm.fit_bgnbd(x, t_x, T, penalizer=200.0)
+    plain = pm.fit_bgnbd(x, t_x, T)
     assert shrunk.converged and plain.converged
-    assert shrunk.penalizer == 0.05
-    assert np.sum(np.log(shrunk.params) ** 2) < np.sum(np.log(plain.params) ** 2)
+    assert shrunk.penalizer == 200.0
+    centre = np.log(pm.bgnbd_prior_centre(x, T))
+    assert np.sum((np.log(shrunk.params) - centre) ** 2) < np.sum((np.log(plain.params) - centre) ** 2)
     assert shrunk.log_likelihood < plain.log_likelihood
+    # The centre has the shop's own mean purchase rate, whatever the time unit.
+    r0, alpha0, _, _ = pm.bgnbd_prior_centre(x, T)
+    assert r0 / alpha0 == pytest.approx(x.sum() / T.sum())
+    days = pm.fit_bgnbd(x, t_x * 7, T * 7, penalizer=pm.PRIOR_WEIGHT)
+    weeks = pm.fit_bgnbd(x, t_x, T, penalizer=pm.PRIOR_WEIGHT)
+    assert days.alpha == pytest.approx(weeks.alpha * 7, rel=1e-4)
+    assert days.b == pytest.approx(weeks.b, rel=1e-4)
+
+
+def _relative_gap(fit, mle):
+    return np.abs(np.array(fit.params) / np.array(mle.params) - 1)
+
+
+def test_prior_weighs_like_a_few_customers_so_its_bias_fades_with_size():
+    """The prior's pull on the estimate against the maximum-likelihood one, averaged over seeds:
+    under 1% for every parameter of both models at 20,000 customers, and smaller there than at
+    2,000 (it shrinks like 1 / customers). Measured at the default weight: about 0.4% at most
+    (b and v) at 20,000. Against the true parameters the estimates stay within sampling error."""
+    gaps = {2000: [], 20_000: []}
+    for seed in range(3):
+        rng = np.random.default_rng(700 + seed)
+        for n in gaps:
+            sim = simulate_bgnbd(rng, n, *CDNOW, T=rng.uniform(27, 39, n))
+            mle = pm.fit_bgnbd(sim["x"], sim["t_x"], sim["T"])
+            fit = pm.fit_bgnbd(sim["x"], sim["t_x"], sim["T"], penalizer=pm.PRIOR_WEIGHT)
+            freq = 1 + rng.poisson(2.0, n)
+            mean = simulate_gamma_gamma(rng, freq, *GG_TRUE)
+            gg_mle = pm.fit_gamma_gamma(freq, mean)
+            gg = pm.fit_gamma_gamma(freq, mean, penalizer=pm.PRIOR_WEIGHT)
+            assert fit.converged and mle.converged and gg.converged and gg_mle.converged
+            gaps[n].append(np.r_[_relative_gap(fit, mle), _relative_gap(gg, gg_mle)])
+            if n == 20_000:
+                assert fit.r == pytest.approx(CDNOW[0], rel=0.08)
+                assert gg.p * gg.v / (gg.q - 1) == pytest.approx(GG_TRUE[0] * GG_TRUE[2] / (GG_TRUE[1] - 1),
+                                                                  rel=0.02)
+    big, small = np.mean(gaps[20_000], axis=0), np.mean(gaps[2000], axis=0)
+    assert np.all(big < 0.01), big
+    assert np.all(big < small), (big, small)
+
+
+def test_prior_keeps_small_shops_converging():
+    """Unpenalised, BG/NBD's dropout parameters or Gamma-Gamma's p run off in a quarter to half
+    of simulated small shops (measured: 16 of 60 BG/NBD shops of 50-200 customers, 19 of 40
+    Gamma-Gamma shops of 10-30 repeat customers); with the prior every one converges."""
+    unpenalised = 0
+    for n, seed in itertools.product((50, 100, 200), range(6)):
+        rng = np.random.default_rng(1000 * n + seed)
+        sim = simulate_bgnbd(rng, n, *CDNOW, T=rng.uniform(8, 39, n))
+        fit = pm.fit_bgnbd(sim["x"], sim["t_x"], sim["T"], penalizer=pm.PRIOR_WEIGHT)
+        assert fit.converged, (n, seed, fit.message)
+        unpenalised += not pm.fit_bgnbd(sim["x"], sim["t_x"], sim["T"]).converged
+    for k, seed in itertools.product((10, 30), range(6)):
+        rng = np.random.default_rng(77 * k + seed)
+        freq = 1 + rng.poisson(2.0, k)
+        mean = simulate_gamma_gamma(rng, freq, *GG_TRUE)
+        gg = pm.fit_gamma_gamma(freq, mean, penalizer=pm.PRIOR_WEIGHT)
+        assert gg.converged, (k, seed, gg.message)
+        unpenalised += not pm.fit_gamma_gamma(freq, mean).converged
+    assert unpenalised > 0  # the prior is doing real work here
 
 
 def test_bgnbd_fit_owns_up_to_failure():
@@ -442,8 +530,8 @@ def test_bgnbd_fit_owns_up_to_failure():
     T = np.full(50, 30.0)
     runaway = pm.fit_bgnbd(x, np.where(x > 0, T, 0.0), T)
     assert not runaway.converged and "implausible" in runaway.message
-    # A small penalty is what keeps such fits finite.
-    assert pm.fit_bgnbd(x, np.where(x > 0, T, 0.0), T, penalizer=0.01).converged
+    # The weak prior is what keeps such fits finite.
+    assert pm.fit_bgnbd(x, np.where(x > 0, T, 0.0), T, penalizer=pm.PRIOR_WEIGHT).converged
     empty = pm.fit_bgnbd([], [], [])
     assert not empty.converged and empty.n_customers == 0
     with pytest.raises(ValueError):
@@ -739,7 +827,7 @@ def test_data_sufficiency_says_yes_to_a_healthy_shop():
     # ...and such a shop gets usable fits, with the small penalty recommended
     # for small shops (unpenalised, BG/NBD's a or Gamma-Gamma's p runs off in
     # roughly 1 in 10 to 1 in 5 samples of this size).
-    bg = pm.fit_bgnbd(sim["x"], sim["t_x"], sim["T"], penalizer=0.01)
-    gg = pm.fit_gamma_gamma(sim["x"], mon, penalizer=0.01)
+    bg = pm.fit_bgnbd(sim["x"], sim["t_x"], sim["T"], penalizer=pm.PRIOR_WEIGHT)
+    gg = pm.fit_gamma_gamma(sim["x"], mon, penalizer=pm.PRIOR_WEIGHT)
     assert bg.converged, bg.message
     assert gg.converged, gg.message

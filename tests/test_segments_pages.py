@@ -197,3 +197,15 @@ def test_choosing_another_kind_of_field_clears_the_old_value(auth, shop):
     kept = soup(client.post("/segments/builder", data=_form(**{"field-0": "company", "shown-0": "city"}),
                             headers={"HX-Request": "true", "HX-Target": "builder-rows"}))
     assert kept.select_one("input[name=value-0]")["value"] == "Gent"
+
+
+def test_changing_a_segment_on_its_page(auth, shop):
+    segment = segments.create({"name": "Gent", "definition": GENT})
+    db.session.commit()
+    client = auth.as_role("support")
+    response = client.post(f"/segments/{segment.id}", data=_form(**{"name": "Paris", "value-0": "Paris"}))
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert segment.name == "Paris" and segment.definition["conditions"][0]["value"] == "Paris"
+    refused = client.post(f"/segments/{segment.id}", data=_form(**{"name": ""}))
+    assert refused.status_code == 422 and "Give a name" in refused.get_data(as_text=True)

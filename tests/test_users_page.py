@@ -125,10 +125,10 @@ def test_disabling_a_user_ends_their_sessions_and_tokens_at_once(app, client, au
     row = soup(client.get("/settings/users")).select_one(f"#user-{support.id}")
     assert text_of(row.select_one(".badge")) == "Disabled"
 
-    # Enabling again lets them sign in anew, but the old session cookie stays dead.
+    # Enabling again lets them sign in anew, but the old session cookie and the old token stay dead.
     client.post(f"/settings/users/{support.id}/active", data={"active": "1"})
     assert theirs.get("/").status_code == 302
-    assert theirs.get("/api/v1/whoami", headers={"Authorization": f"Bearer {plain}"}).status_code == 200
+    assert theirs.get("/api/v1/whoami", headers={"Authorization": f"Bearer {plain}"}).status_code == 401
     assert [e.action for e in db.session.scalars(select(AuditEntry).where(AuditEntry.entity == "user",
                                                                           AuditEntry.entity_id == support.id))][-2:] == ["disable", "enable"]
 

@@ -92,6 +92,23 @@ def test_an_update_with_a_new_delivery_id_updates_the_order(client, secrets):
     assert db.session.scalar(select(Contact.order_count)) == 0
 
 
+def test_an_authorized_shopify_order_counts_as_paid_and_woocommerce_on_hold_does_not(client, secrets):
+    # Made-to-order shops reserve the card and charge it at fulfilment: the payment is secured.
+    response = shopify(client, "orders/create", {**SHOPIFY_ORDER, "financial_status": "authorized"})
+    assert response.status_code == 200
+    assert db.session.scalar(select(Order.status)) == "paid"
+    contact = db.session.scalar(select(Contact))
+    assert (contact.order_count, contact.total_spent) == (1, Decimal("49.90"))
+    on_hold = {"id": 901, "number": "901", "status": "on-hold", "currency": "EUR", "total": "30.00",
+               "date_created_gmt": "2026-05-01T10:00:00", "customer_id": 0,
+               "billing": {"email": "arya@example.com", "first_name": "Arya", "last_name": "Stark"},
+               "line_items": [], "refunds": []}
+    assert woo(client, "order.created", on_hold).status_code == 200
+    arya = db.session.scalar(select(Contact).where(Contact.email == "arya@example.com"))
+    assert db.session.scalar(select(Order.status).where(Order.contact_id == arya.id)) == "pending"
+    assert arya.order_count == 0
+
+
 @pytest.mark.parametrize("signature", ["", "bm90IHRoZSBzaWduYXR1cmU=", "ünïcode"])
 def test_a_missing_or_wrong_signature_is_refused_and_nothing_changes(client, secrets, signature):
     response = shopify(client, "orders/create", SHOPIFY_ORDER, signature=signature)

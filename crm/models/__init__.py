@@ -2,6 +2,7 @@
 from crm.models.audit import AuditEntry
 from crm.models.base import Base, Money, UTCDateTime, utcnow
 from crm.models.contact import HEALTHS, STAGES, Contact, ContactExternalId, ErasedEmail, Tag, contact_tags
+from crm.models.email import EMAIL_STATUSES, ConsentEvent, EmailMessage, EmailSuppression, EmailTemplate
 from crm.models.integration import ImportRejection, ImportRun, WebhookDelivery
 from crm.models.job import JOB_STATUSES, JobRun
 from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS, Interaction
@@ -13,7 +14,8 @@ from crm.models.task import TASK_STATUSES, Task
 from crm.models.user import ROLES, ApiToken, User
 
 __all__ = [
-    "ApiToken", "AuditEntry", "Base", "Contact", "ContactExternalId", "DIRECTIONS", "ErasedEmail",
+    "ApiToken", "AuditEntry", "Base", "ConsentEvent", "Contact", "ContactExternalId", "DIRECTIONS", "EMAIL_STATUSES",
+    "EmailMessage", "EmailSuppression", "EmailTemplate", "ErasedEmail",
     "HEALTHS", "INTERACTION_KINDS", "ImportRejection", "ImportRun", "Interaction", "JOB_STATUSES", "JobRun", "Money",
     "ORDER_STATUSES", "Order", "OrderLine", "PAID_STATUSES", "ROLES", "SENTIMENTS", "STAGES",
     "ScoreHistory", "Segment", "SegmentSize", "Setting", "StageChange", "TASK_STATUSES", "Tag", "Task", "UTCDateTime",

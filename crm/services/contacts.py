@@ -45,6 +45,16 @@ def normalise_phone(value: str | None, region: str | None = None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def display_phone(e164: str | None) -> str:
+    """'+49 30 1234567' for '+49301234567': the stored E.164 number as people write it."""
+    if not e164:
+        return ""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
 def by_email(email: str | None) -> Contact | None:
     email_n = normalise_email(email)
     if not email_n:

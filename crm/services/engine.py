@@ -26,7 +26,7 @@ from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Interaction, Order, ScoreHistory, Setting, StageChange, Task, User, utcnow
 from crm.services import aggregates, rule_settings
 from crm.services.facts import ContactFacts, InteractionFact, ShopContext
-from crm.services.journey import derive_health, derive_stage, next_stage
+from crm.services.journey import dated_steps, derive_health, derive_stage, next_stage
 from crm.services.retention import TaskSpec, moot_tasks, wanted_tasks
 from crm.services.rule_settings import RuleSettings
 from crm.services.scoring import score_contact
@@ -59,6 +59,8 @@ class RefreshSummary:
     scores_changed: int = 0
     tasks_created: int = 0
     tasks_closed: int = 0
+    # To-dos not made because their occasion had passed (history imported late), by title.
+    tasks_passed: dict[str, int] = field(default_factory=dict)
     # What the other refresh steps said (the predictions: how many customers, or why none).
     notes: list[str] = field(default_factory=list)
 
@@ -223,6 +225,16 @@ def _order_figures(ids: list[int]) -> dict[int, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
+def _second_orders(ids: list[int]) -> dict[int, datetime]:
+    """Return {contact id: when their second paid order was placed} for contacts with two or more."""
+    if not ids:
+        return {}
+    position = func.row_number().over(partition_by=Order.contact_id, order_by=(Order.placed_at, Order.id))
+    ranked = (select(Order.contact_id, Order.placed_at, position.label("n"))
+              .where(Order.contact_id.in_(ids), Order.status.in_(PAID_STATUSES)).subquery())
+    return dict(db.session.execute(select(ranked.c.contact_id, ranked.c.placed_at).where(ranked.c.n == 2)).all())
+
+
 def _recent_interactions(ids: list[int], since: datetime) -> dict[int, list[InteractionFact]]:
     rank = func.row_number().over(
         partition_by=Interaction.contact_id, order_by=(Interaction.occurred_at.desc(), Interaction.id.desc())
@@ -300,6 +312,7 @@ def _batches(contact_ids: Iterable[int] | None, now: datetime, rules: RuleSettin
     for rows in _contact_batches(contact_ids):
         ids = [row.id for row in rows]
         orders = _order_figures(ids)
+        second = _second_orders([row.id for row in rows if orders.get(row.id, (0,))[0] >= 2])
         recent = _recent_interactions(ids, since)
         summaries = _interaction_summaries(ids, rules.journey["advocacy_kinds"])
         tasks = _rule_tasks(ids)
@@ -319,6 +332,7 @@ def _batches(contact_ids: Iterable[int] | None, now: datetime, rules: RuleSettin
                 order_count=count, first_order_at=first if count else None,
                 last_order_at=last if count else None, total_spent=_money(spent) if count else Decimal("0.00"),
                 order_days=days if count else 0, refunded_or_cancelled_count=undone,
+                second_order_at=second.get(row.id),
                 interactions=tuple(recent.get(row.id, ())),
                 last_interaction_at=last_interaction, last_advocacy_at=last_advocacy,
                 lead_score=row.lead_score, hot_since=hot.get(row.id), p_alive=row.p_alive, shop=shop,
@@ -409,11 +423,14 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
     current = facts.stage if facts.stage_since is not None else None
     decision = next_stage(current, facts.stage_pinned, stage, reason, facts)
     if decision is not None:
-        state.update(stage=decision.to_stage, stage_reason=decision.reason[:REASON_LENGTH], stage_since=now)
-        writes.stage_changes.append({"contact_id": cid, "from_stage": decision.from_stage,
-                                     "to_stage": decision.to_stage, "reason": decision.reason[:REASON_LENGTH],
-                                     "changed_at": now, "changed_by_id": None})
-        summary.stage_changes += 1
+        # Dated when the facts happened (an imported history gets its real journey).
+        steps = dated_steps(decision, facts, rules.journey, now)
+        state.update(stage=decision.to_stage, stage_reason=decision.reason[:REASON_LENGTH], stage_since=steps[-1].at)
+        writes.stage_changes.extend(
+            {"contact_id": cid, "from_stage": step.from_stage, "to_stage": step.to_stage,
+             "reason": step.reason[:REASON_LENGTH], "changed_at": step.at, "changed_by_id": None}
+            for step in steps)
+        summary.stage_changes += len(steps)
         changed = True
     elif not facts.stage_pinned and stage == facts.stage and reason[:REASON_LENGTH] != stored.stage_reason:
         state["stage_reason"] = reason[:REASON_LENGTH]  # same stage, fresher words ("12 days ago")
@@ -447,7 +464,8 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         hot_since = now
     now_facts = replace(facts, lead_score=result.score, hot_since=hot_since)
 
-    for spec in wanted_tasks(now_facts, rules.retention, now, health_settings=rules.health):
+    passed: list = []
+    for spec in wanted_tasks(now_facts, rules.retention, now, health_settings=rules.health, passed=passed):
         if spec.rule_key in stored.tasks:
             continue  # made before, whatever became of it: a rule never makes a task twice
         stored.tasks[spec.rule_key] = (0, "open")
@@ -456,8 +474,11 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
             "reason": spec.reason[:TASK_REASON_LENGTH], "due_at": spec.due_at, "status": "open",
             "assignee_id": assigner.assignee(spec, stored.owner_id), "created_at": now,
         })
+    for spec in passed:
+        if spec.rule_key not in stored.tasks:
+            summary.tasks_passed[spec.title] = summary.tasks_passed.get(spec.title, 0) + 1
     open_keys = [key for key, (task_id, status) in stored.tasks.items() if status == "open" and task_id]
-    for key, why in moot_tasks(open_keys, now_facts, now, rules.retention):
+    for key, why in moot_tasks(open_keys, now_facts, now, rules.retention, health_settings=rules.health):
         writes.closed_tasks.append({"id": stored.tasks[key][0], "status": "closed",
                                     "close_reason": why[:REASON_LENGTH], "closed_at": now})
 

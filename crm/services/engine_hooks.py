@@ -5,18 +5,19 @@ from collections.abc import Iterable
 from datetime import datetime
 
 
-def after_contacts_changed(contact_ids: Iterable[int], now: datetime | None = None) -> None:
-    """Re-derive stage, score and to-dos for these contacts in the current transaction."""
+def after_contacts_changed(contact_ids: Iterable[int], now: datetime | None = None):
+    """Re-derive stage, score and to-dos for these contacts in the current transaction; return
+    the engine's summary (None when no contact was named)."""
     ids = {int(i) for i in contact_ids if i is not None}
     if not ids:
-        return
+        return None
     from crm.services import engine  # the engine reads contacts; contacts call this hook
 
-    engine.apply(ids, now)
+    return engine.apply(ids, now)
 
 
-def after_bulk_change(now: datetime | None = None) -> None:
-    """Re-derive time-based state for everyone after a bulk load."""
+def after_bulk_change(now: datetime | None = None):
+    """Re-derive time-based state for everyone after a bulk load; return the engine's summary."""
     from crm.services import engine
 
-    engine.refresh(now)
+    return engine.refresh(now)

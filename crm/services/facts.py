@@ -90,6 +90,7 @@ class ContactFacts:
     total_spent: Decimal = Decimal("0.00")
     order_days: int = 0  # distinct UTC calendar days with a paid order
     refunded_or_cancelled_count: int = 0  # orders that were refunded in full or cancelled
+    second_order_at: datetime | None = None  # when the second paid order was placed (None: fewer)
     # Interactions: the recent ones in detail, plus all-time summaries
     interactions: tuple[InteractionFact, ...] = ()
     last_interaction_at: datetime | None = None  # all time, any kind
@@ -106,6 +107,7 @@ class ContactFacts:
             "stage_since",
             "first_order_at",
             "last_order_at",
+            "second_order_at",
             "last_interaction_at",
             "last_advocacy_at",
             "hot_since",
@@ -190,22 +192,32 @@ def latest_abandoned_cart(facts: ContactFacts) -> datetime | None:
     return latest
 
 
-def open_questions(facts: ContactFacts, kinds: Iterable[str], since: datetime) -> list[InteractionFact]:
-    """Inbound emails/chats/calls at or after ``since`` with no outcome recorded, oldest first."""
+def is_problem(i: InteractionFact, negative_too: bool = True) -> bool:
+    """Whether an interaction reports a problem (a complaint, or with ``negative_too`` any
+    interaction logged with a negative sentiment): a health signal, never buying intent."""
+    return i.kind == "complaint" or (negative_too and i.sentiment == "negative" and i.kind != "cart")
+
+
+def open_questions(facts: ContactFacts, kinds: Iterable[str], since: datetime,
+                   negative_too: bool = False) -> list[InteractionFact]:
+    """Inbound emails/chats/calls at or after ``since`` with no outcome recorded, oldest first
+    (problems left out when ``negative_too``: "my order never arrived" is not a buying question)."""
     kinds = set(kinds)
     found = [
         i
         for i in facts.interactions
         if i.kind in kinds and i.direction == "inbound" and not i.has_outcome and i.occurred_at >= since
+        and not (negative_too and is_problem(i))
     ]
     return sorted(found, key=lambda i: i.occurred_at)
 
 
-def unresolved_complaints(facts: ContactFacts) -> list[InteractionFact]:
-    """Complaints with no outcome of their own and no later interaction with an outcome."""
+def unresolved_complaints(facts: ContactFacts, negative_too: bool = False) -> list[InteractionFact]:
+    """Complaints (and, with ``negative_too``, negative interactions) with no outcome of their own
+    and no later interaction with an outcome, oldest first."""
     found = []
     for c in facts.interactions:
-        if c.kind != "complaint" or c.has_outcome:
+        if not is_problem(c, negative_too) or c.has_outcome:
             continue
         resolved = any(
             i.has_outcome and i.occurred_at > c.occurred_at and i.kind != "cart" for i in facts.interactions

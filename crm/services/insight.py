@@ -3,9 +3,9 @@
 Every figure is computed set-based (GROUP BY and window functions), so the dashboard costs the
 same handful of queries for ten contacts or a hundred thousand. Each function takes `now`, so a
 test (or a report for a past day) sees the shop as it was then. Months are calendar months in
-the shop's time zone: exact on PostgreSQL; on SQLite, which has no time zones, shifted by the
-zone's UTC offset at `now` (an order within an hour of midnight at the turn of a month may fall
-in the neighbouring month around a daylight-saving change).
+the shop's time zone, exact on both databases: PostgreSQL converts with its zone database;
+SQLite, which knows no zones, compares each timestamp with the instants the window's months
+begin in the shop's zone (worked out here with zoneinfo, daylight saving included).
 """
 from __future__ import annotations
 
@@ -68,15 +68,19 @@ def _month_begins_at(number: int, zone: ZoneInfo) -> datetime:
     return datetime.combine(_month_start(number), time(0), tzinfo=zone)
 
 
-def _month_index(column, zone: ZoneInfo, now: datetime):
-    """Return SQL for the month of a timestamp column in the shop's zone (year * 12 + month - 1)."""
+def _month_index(column, zone: ZoneInfo, first: int, last: int):
+    """Return SQL for the month of a timestamp column in the shop's zone (year * 12 + month - 1).
+
+    Exact for months `first` … `last`; callers keep to that window. PostgreSQL converts with its
+    zone database. SQLite compares the column (UTC text) with the instants each month of the
+    window begins in the zone, so a daylight-saving change never moves an order across a month
+    boundary: a time before the window reads as `first - 1`, one after it as `last + 1`.
+    """
     if _dialect() == "postgresql":
         local = func.timezone(zone.key, column)
-    else:
-        # SQLite keeps UTC text and knows no zones: shift by the zone's offset at `now`.
-        minutes = int(now.astimezone(zone).utcoffset().total_seconds() // 60)
-        local = func.datetime(column, f"{minutes:+d} minutes") if minutes else column
-    return cast(extract("year", local), Integer) * 12 + cast(extract("month", local), Integer) - 1
+        return cast(extract("year", local), Integer) * 12 + cast(extract("month", local), Integer) - 1
+    whens = [(column < _month_begins_at(number, zone), number - 1) for number in range(first, last + 2)]
+    return case(*whens, else_=last + 1)
 
 
 def _seconds_between(earlier, later):
@@ -144,25 +148,61 @@ class Funnel:
         return max((s.contacts for s in self.stages), default=0)
 
 
-def journey_funnel(now: datetime | None = None) -> Funnel:
+def journey_funnel(now: datetime | None = None, shown: "Period | None" = None) -> Funnel:
     """Return contacts per stage, conversion to later stages and the median time in each stage.
 
-    Conversion: of the contacts who ever entered stage S, the share whose history later
-    shows a stage beyond S (the next one, or further when a rule skipped one: a first
-    purchase without an enquiry goes straight from awareness to conversion). A contact's
-    stages are those its changes went to or came from, and the one it stands in now.
-    Time in stage: from a change into S to the contact's next change, completed stays only.
+    Conversion: of the contacts who entered stage S (within the period `shown`, when given),
+    the share whose history shows a stage beyond S by the as-of (the next one, or further when
+    a rule skipped one: a first purchase without an enquiry goes straight from awareness to
+    conversion). A contact's stages are those its changes went to or came from, and the one it
+    stands in. Time in stage: from a change into S to the contact's next change, completed
+    stays begun in the period only. Nothing changed after the as-of counts; with an as-of in
+    the past the contacts per stage are those of that moment (their last change by then).
     Four queries whatever the data size.
     """
     now = now or utcnow()
-    counts = dict(db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
+    as_of = shown.as_of if shown is not None else now
+    since = shown.begins_at if shown is not None and shown.kind != "all" else None
+    past = as_of < now - timedelta(minutes=1)
+    if past:
+        latest = select(
+            StageChange.contact_id, StageChange.to_stage,
+            func.row_number().over(partition_by=StageChange.contact_id,
+                                   order_by=(StageChange.changed_at.desc(), StageChange.id.desc())).label("n"),
+        ).where(StageChange.changed_at <= as_of).subquery()
+        earliest = select(
+            StageChange.contact_id, StageChange.from_stage,
+            func.row_number().over(partition_by=StageChange.contact_id,
+                                   order_by=(StageChange.changed_at, StageChange.id)).label("n"),
+        ).subquery()
+        # Their last change by then; with changes only later, where the first of those came from
+        # (the first stage when it was their first ever); with no history at all, where they stand.
+        stage_then = func.coalesce(
+            latest.c.to_stage,
+            case((earliest.c.contact_id.is_not(None), func.coalesce(earliest.c.from_stage, STAGES[0]))),
+            Contact.stage,
+        )
+
+        def at_the_time(statement):
+            return (statement.outerjoin(latest, and_(latest.c.contact_id == Contact.id, latest.c.n == 1))
+                    .outerjoin(earliest, and_(earliest.c.contact_id == Contact.id, earliest.c.n == 1))
+                    .where(Contact.created_at <= as_of))
+
+        counts = dict(db.session.execute(
+            at_the_time(select(stage_then, func.count()).select_from(Contact)).group_by(stage_then)).all())
+        standing = at_the_time(select(Contact.id, stage_then, func.coalesce(Contact.stage_since, Contact.created_at))
+                               .select_from(Contact))
+    else:
+        counts = dict(db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
+        standing = select(Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at))
     total = sum(counts.values())
 
     entries = union_all(
-        select(StageChange.contact_id, StageChange.to_stage.label("stage"), StageChange.changed_at.label("at")),
+        select(StageChange.contact_id, StageChange.to_stage.label("stage"), StageChange.changed_at.label("at"))
+        .where(StageChange.changed_at <= as_of),
         select(StageChange.contact_id, StageChange.from_stage, StageChange.changed_at)
-        .where(StageChange.from_stage.is_not(None)),
-        select(Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at)),
+        .where(StageChange.from_stage.is_not(None), StageChange.changed_at <= as_of),
+        standing,
     ).subquery()
     first_entry = (
         select(entries.c.contact_id, entries.c.stage, func.min(entries.c.at).label("at"))
@@ -173,12 +213,14 @@ def journey_funnel(now: datetime | None = None) -> Funnel:
         later.contact_id == first_entry.c.contact_id,
         _stage_rank(later.to_stage) > _stage_rank(first_entry.c.stage),
         later.changed_at >= first_entry.c.at,
+        later.changed_at <= as_of,
     )
+    entered_in_period = [] if since is None else [first_entry.c.at >= since]
     conversions = {
         stage: (entered, int(moved or 0))
         for stage, entered, moved in db.session.execute(
             select(first_entry.c.stage, func.count(), func.sum(case((moved_on, 1), else_=0)))
-            .group_by(first_entry.c.stage)
+            .where(*entered_in_period).group_by(first_entry.c.stage)
         )
     }
 
@@ -188,16 +230,17 @@ def journey_funnel(now: datetime | None = None) -> Funnel:
         func.lead(StageChange.changed_at).over(
             partition_by=StageChange.contact_id, order_by=(StageChange.changed_at, StageChange.id)
         ).label("ended"),
-    ).subquery()
+    ).where(StageChange.changed_at <= as_of).subquery()
+    began_in_period = [] if since is None else [stays.c.began >= since]
     durations = (
         select(stays.c.stage, _seconds_between(stays.c.began, stays.c.ended).label("seconds"))
-        .where(stays.c.ended.is_not(None)).subquery()
+        .where(stays.c.ended.is_not(None), *began_in_period).subquery()
     )
     medians = {
         stage: (float(median), size)
         for stage, median, size in db.session.execute(_median_rows(durations.c.seconds, durations.c.stage))
     }
-    has_history = bool(db.session.scalar(select(exists().where(StageChange.id.is_not(None)))))
+    has_history = bool(db.session.scalar(select(exists().where(StageChange.changed_at <= as_of))))
     stages = []
     for stage in STAGES:
         entered, moved = conversions.get(stage, (0, 0))
@@ -209,18 +252,122 @@ def journey_funnel(now: datetime | None = None) -> Funnel:
     return Funnel(stages=stages, total=total, has_history=has_history)
 
 
+# ---------------------------------------------------------------------------- the period shown
+
+
+PERIOD_KINDS = ("12m", "year", "range", "all")
+
+
+@dataclass(frozen=True)
+class Period:
+    """The months a dashboard shows, `first` … `last` (year * 12 + month - 1, shop time), and the
+    as-of instant: nothing placed, changed or entered after `as_of` counts."""
+
+    kind: str  # one of PERIOD_KINDS
+    first: int
+    last: int
+    as_of: datetime
+    zone: str = "UTC"  # the shop's time zone, whose months these are
+
+    @property
+    def first_month(self) -> date:
+        return _month_start(self.first)
+
+    @property
+    def last_month(self) -> date:
+        return _month_start(self.last)
+
+    @property
+    def months(self) -> int:
+        return self.last - self.first + 1
+
+    @property
+    def label(self) -> str:
+        if self.kind == "12m":
+            return "the last 12 months"
+        if self.kind == "year":
+            return str(self.first // 12)
+        if self.kind == "all":
+            return "all history"
+        return f"{self.first_month:%b %Y} – {self.last_month:%b %Y}"
+
+    @property
+    def begins_at(self) -> datetime:
+        return _month_begins_at(self.first, _zone(self.zone))
+
+
+@dataclass(frozen=True)
+class DataRange:
+    """The months that hold paid orders (up to the as-of), to offer when a period is empty."""
+
+    first: int | None
+    last: int | None
+
+    @property
+    def empty(self) -> bool:
+        return self.first is None
+
+
+def data_range(as_of: datetime, zone: ZoneInfo | str | None = None) -> DataRange:
+    """Return the first and last month with a paid order placed by `as_of`. One query (index seeks)."""
+    zone = _zone(zone)
+    first, last = db.session.execute(
+        select(func.min(Order.placed_at), func.max(Order.placed_at))
+        .where(Order.status.in_(PAID_STATUSES), Order.placed_at <= as_of)
+    ).one()
+    if first is None:
+        return DataRange(None, None)
+    return DataRange(_month_number(first, zone), _month_number(last, zone))
+
+
+def period(kind: str = "12m", as_of: datetime | None = None, zone: ZoneInfo | str | None = None, *,
+           year: int | None = None, start: date | None = None, end: date | None = None,
+           history: DataRange | None = None) -> Period:
+    """Return the period a dashboard shows, ending no later than `as_of` (default now).
+
+    "12m": the 12 months up to the as-of month; "year": a calendar year (the as-of moves back to
+    the year's end when that is earlier); "range": the months from `start` to `end` (both
+    included, end capped at the as-of); "all": from the first month with a paid order
+    (`history`) to the as-of month. Raises ValueError for a period that cannot be shown.
+    """
+    zone = _zone(zone)
+    as_of = as_of or utcnow()
+    current = _month_number(as_of, zone)
+    if kind == "12m":
+        return Period(kind, current - REVENUE_MONTHS + 1, current, as_of, zone.key)
+    if kind == "year":
+        if year is None or not 1900 <= year <= 9999:
+            raise ValueError("Choose a year between 1900 and 9999.")
+        first, last = year * 12, year * 12 + 11
+    elif kind == "range":
+        if start is None or end is None:
+            raise ValueError("Give both the first and the last month of the range.")
+        first, last = start.year * 12 + start.month - 1, end.year * 12 + end.month - 1
+        if last < first:
+            raise ValueError("The range ends before it begins.")
+    elif kind == "all":
+        history = history or data_range(as_of, zone)
+        first = history.first if history.first is not None else current
+        last = current
+    else:
+        raise ValueError(f"Unknown period {kind!r}; choose one of {', '.join(PERIOD_KINDS)}.")
+    if first > current:
+        raise ValueError(f"The period begins after the as-of date ({as_of.astimezone(zone):%d %b %Y}).")
+    if last < current:
+        # The period ended before the as-of: it is seen as at its own end.
+        as_of = _month_begins_at(last + 1, zone) - timedelta(microseconds=1)
+    return Period(kind, first, min(last, current), as_of, zone.key)
+
+
 # ---------------------------------------------------------------------------- cohorts and revenue
 
 
 def _window_since(start_month: int, zone: ZoneInfo) -> datetime:
-    """Return the earliest order time a window from `start_month` on can hold; filter the month exactly too.
-
-    A day's margin covers SQLite's fixed-offset month boundaries.
-    """
-    return _month_begins_at(start_month, zone) - timedelta(days=1)
+    """Return the instant a window from `start_month` on begins (months are exact on both databases)."""
+    return _month_begins_at(start_month, zone)
 
 
-def _newcomers_paid_orders(start_month: int, zone: ZoneInfo, now: datetime):
+def _newcomers_paid_orders(start_month: int, zone: ZoneInfo, end_month: int, until: datetime):
     """Return a subquery of the paid orders, from `start_month` on, of customers whose first paid
     order falls in that window: contact, month, first-order month (cohort), amount.
 
@@ -229,22 +376,22 @@ def _newcomers_paid_orders(start_month: int, zone: ZoneInfo, now: datetime):
     every order write) whose orders are found through the (contact, placed_at) index, instead
     of a contact lookup for every order of the window.
     """
-    month = _month_index(Order.placed_at, zone, now)
+    month = _month_index(Order.placed_at, zone, start_month, end_month)
     since = _window_since(start_month, zone)
     newcomers = (
         select(Contact.id, Contact.first_order_at)
-        .where(Contact.first_order_at >= since)
+        .where(Contact.first_order_at >= since, Contact.first_order_at <= until)
         .cte("newcomers").prefix_with("MATERIALIZED")
     )
     return (
         select(
             Order.contact_id,
             month.label("month"),
-            _month_index(newcomers.c.first_order_at, zone, now).label("cohort"),
+            _month_index(newcomers.c.first_order_at, zone, start_month, end_month).label("cohort"),
             (Order.total - Order.refunded).label("amount"),
         )
         .join(newcomers, newcomers.c.id == Order.contact_id)
-        .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since)
+        .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since, Order.placed_at <= until)
         .subquery()
     )
 
@@ -278,17 +425,19 @@ class Cohorts:
         return max((c.share for row in self.rows for c in row.cells if c is not None), default=0.0)
 
 
-def cohort_retention(now: datetime | None = None, zone: ZoneInfo | str | None = None) -> Cohorts:
-    """Return the last 12 monthly cohorts of new customers and who ordered again in each month after.
+def cohort_retention(now: datetime | None = None, zone: ZoneInfo | str | None = None,
+                     shown: Period | None = None) -> Cohorts:
+    """Return the monthly cohorts of new customers of a period (default: the last 12 months) and
+    who ordered again in each month after, up to the period's as-of.
 
     Month 0 is the month of the first paid order; its share is the customers who placed a
-    second order within that same month. Month k > 0 is the share who ordered at all in the
-    k-th calendar month after. One query.
+    second order within that same month (by the as-of). Month k > 0 is the share who ordered at
+    all in the k-th calendar month after. One query.
     """
     now, zone = now or utcnow(), _zone(zone)
-    current = _month_number(now, zone)
-    first = current - COHORTS + 1
-    orders = _newcomers_paid_orders(first, zone, now)
+    shown = shown or period("12m", now, zone)
+    now, current, first = shown.as_of, shown.last, shown.first
+    orders = _newcomers_paid_orders(first, zone, current, now)
     per_customer = (
         select(orders.c.contact_id, orders.c.cohort, (orders.c.month - orders.c.cohort).label("age"),
                func.count().label("orders"))
@@ -344,28 +493,31 @@ class Revenue:
 
 
 def revenue_by_month(now: datetime | None = None, zone: ZoneInfo | str | None = None,
-                     months: int = REVENUE_MONTHS) -> Revenue:
+                     months: int = REVENUE_MONTHS, shown: Period | None = None) -> Revenue:
     """Return paid revenue (total less refunds) per month, split into new and returning customers.
 
     A customer is new in the month of their first paid order, returning after. Two queries:
     every order of the window summed by month (no join), and the new customers' orders, which
     are few; returning is the difference. A customer's orders in one month are all new or all
-    returning, so the customer counts subtract too.
+    returning, so the customer counts subtract too. The months are those of `shown` (default: the
+    last `months` up to `now`); nothing placed after its as-of counts.
     """
     now, zone = now or utcnow(), _zone(zone)
-    current = _month_number(now, zone)
-    first = current - months + 1
-    month = _month_index(Order.placed_at, zone, now)
+    if shown is None:
+        current = _month_number(now, zone)
+        shown = Period("12m", current - months + 1, current, now, zone.key)
+    now, current, first = shown.as_of, shown.last, shown.first
+    month = _month_index(Order.placed_at, zone, first, current)
     since = _window_since(first, zone)
     totals = {
         row_month: (_money(amount), customers)
         for row_month, amount, customers in db.session.execute(
             select(month, func.sum(Order.total - Order.refunded), func.count(distinct(Order.contact_id)))
-            .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since, month >= first, month <= current)
+            .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= since, Order.placed_at <= now)
             .group_by(month)
         )
     }
-    newcomers = _newcomers_paid_orders(first, zone, now)
+    newcomers = _newcomers_paid_orders(first, zone, current, now)
     new = {
         row_month: (_money(amount), customers)
         for row_month, amount, customers in db.session.execute(
@@ -438,15 +590,30 @@ class Segments:
         return max((s.customers for s in self.segments), default=0)
 
 
-def rfm_segments() -> Segments:
-    """Return each RFM segment (by name) with its customers and their total spent, largest value
-    first. One query. Empty until `crm predict` (or `crm refresh`) has written segments.
+def rfm_segments(shown: Period | None = None) -> Segments:
+    """Return each RFM segment (by name) with its customers and what they spent, largest value
+    first: their total spent, or with a period `shown` their paid orders placed in it (by its
+    as-of). One query. Empty until `crm predict` (or `crm refresh`) has written segments.
     """
-    rows = db.session.execute(
-        select(Contact.rfm_segment, func.count(), func.coalesce(func.sum(Contact.total_spent), 0))
-        .where(Contact.rfm_segment.is_not(None), Contact.erased_at.is_(None))
-        .group_by(Contact.rfm_segment)
-    ).all()
+    segment_members = (Contact.rfm_segment.is_not(None), Contact.erased_at.is_(None))
+    if shown is None:
+        statement = (
+            select(Contact.rfm_segment, func.count(), func.coalesce(func.sum(Contact.total_spent), 0))
+            .where(*segment_members).group_by(Contact.rfm_segment)
+        )
+    else:
+        spent = (
+            select(Order.contact_id, func.sum(Order.total - Order.refunded).label("amount"))
+            .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= shown.begins_at,
+                   Order.placed_at <= shown.as_of)
+            .group_by(Order.contact_id).subquery()
+        )
+        statement = (
+            select(Contact.rfm_segment, func.count(), func.coalesce(func.sum(spent.c.amount), 0))
+            .select_from(Contact).outerjoin(spent, spent.c.contact_id == Contact.id)
+            .where(*segment_members).group_by(Contact.rfm_segment)
+        )
+    rows = db.session.execute(statement).all()
     value_total = sum((_money(value) for _name, _count, value in rows), Decimal("0.00"))
     segments = [
         Segment(name=segment_label(name), customers=count, value=_money(value),
@@ -484,44 +651,61 @@ class AboutToLose:
         return max((c.total_spent for c in self.customers), default=Decimal("0.00"))
 
 
-def about_to_lose(now: datetime | None = None, limit: int = AT_RISK_LIMIT) -> AboutToLose:
+def about_to_lose(now: datetime | None = None, limit: int = AT_RISK_LIMIT, *,
+                  as_of: datetime | None = None) -> AboutToLose:
     """Return the valuable customers least likely to still be buying, most spent first.
 
     Valuable: spent more than the median customer, or a predicted 12-month value above the
     median prediction. Slipping: a probability of being alive under 0.5; before `crm predict`
     has run (no p_alive anywhere) the health flag stands in (at risk or lapsed). Two queries.
+    With an `as_of` in the past, what they spent, their orders and their last order are those
+    placed by then (summed from the orders instead of the stored figures).
     """
     now = now or utcnow()
-    customers = and_(Contact.order_count > 0, Contact.erased_at.is_(None))
-    spent_median = _median_rows(Contact.total_spent, where=[customers]).subquery()
+    past = as_of is not None and as_of < now - timedelta(minutes=1)
+    if past:
+        by_then = (
+            select(Order.contact_id.label("contact_id"), func.count().label("orders"),
+                   func.sum(Order.total - Order.refunded).label("spent"), func.max(Order.placed_at).label("last"))
+            .where(Order.status.in_(PAID_STATUSES), Order.placed_at <= as_of)
+            .group_by(Order.contact_id).subquery()
+        )
+        spent, orders, last = by_then.c.spent, by_then.c.orders, by_then.c.last
+        customers = and_(by_then.c.contact_id == Contact.id, Contact.erased_at.is_(None))
+    else:
+        spent, orders, last = Contact.total_spent, Contact.order_count, Contact.last_order_at
+        customers = and_(Contact.order_count > 0, Contact.erased_at.is_(None))
+    spent_median = _median_rows(spent, where=[customers]).subquery()
     predicted = Contact.predicted_value_12m
-    predicted_median = _median_rows(predicted, where=[customers, predicted.is_not(None)]).subquery()
+    predicted_median = _median_rows(predicted, where=[Contact.order_count > 0, Contact.erased_at.is_(None),
+                                                      predicted.is_not(None)]).subquery()
     median_spent, median_predicted, with_p_alive = db.session.execute(select(
         select(spent_median.c.median).scalar_subquery(),
         select(predicted_median.c.median).scalar_subquery(),
-        select(func.count(Contact.p_alive)).where(customers).scalar_subquery(),
+        select(func.count(Contact.p_alive)).where(Contact.order_count > 0, Contact.erased_at.is_(None))
+        .scalar_subquery(),
     )).one()
     if median_spent is None:
         return AboutToLose(customers=[], basis="p_alive" if with_p_alive else "health", median_spent=None)
-    valuable = Contact.total_spent > _money(median_spent)
+    valuable = spent > _money(median_spent)
     if median_predicted is not None:
         valuable = or_(valuable, predicted > _money(median_predicted))
     if with_p_alive:
         basis, slipping = "p_alive", Contact.p_alive < AT_RISK_P_ALIVE
     else:
         basis, slipping = "health", Contact.health.in_(("at_risk", "lapsed"))
-    found = db.session.scalars(
-        select(Contact).where(customers, valuable, slipping)
-        .order_by(Contact.total_spent.desc(), Contact.p_alive.asc().nulls_last(), Contact.id).limit(limit)
-    )
+    found = db.session.execute(
+        select(Contact, spent, orders, last).where(customers, valuable, slipping)
+        .order_by(spent.desc(), Contact.p_alive.asc().nulls_last(), Contact.id).limit(limit)
+    ).all()
     return AboutToLose(
         customers=[
             SlippingCustomer(
-                contact_id=c.id, name=c.name, total_spent=c.total_spent, order_count=c.order_count,
-                last_order_at=c.last_order_at, p_alive=c.p_alive, predicted_value_12m=c.predicted_value_12m,
+                contact_id=c.id, name=c.name, total_spent=_money(c_spent), order_count=c_orders,
+                last_order_at=c_last, p_alive=c.p_alive, predicted_value_12m=c.predicted_value_12m,
                 health=c.health,
             )
-            for c in found
+            for c, c_spent, c_orders, c_last in found
         ],
         basis=basis,
         median_spent=_money(median_spent),
@@ -592,20 +776,35 @@ class Dashboard:
     at_risk: AboutToLose
     tasks: DueTasks
     predictions: PredictionStatus
+    period: Period | None = None
+    history: DataRange | None = None  # the months with paid orders, to offer when the period has none
+
+    @property
+    def as_of(self) -> datetime | None:
+        return self.period.as_of if self.period is not None else None
 
 
-def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo | str | None = None) -> Dashboard:
-    """Return every chart of the dashboard for a user, in a fixed number of queries."""
+def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo | str | None = None,
+              shown: Period | None = None, history: DataRange | None = None) -> Dashboard:
+    """Return every chart of the dashboard for a user, in a fixed number of queries.
+
+    `shown` is the period (default: the last 12 months up to `now`); every figure sees only
+    what happened by its as-of. `history` (the months with paid orders) is read when not given.
+    """
     now, zone = now or utcnow(), _zone(zone)
+    shown = shown or period("12m", now, zone)
+    history = history or data_range(shown.as_of, zone)
     return Dashboard(
-        funnel=journey_funnel(now),
-        cohorts=cohort_retention(now, zone),
-        revenue=revenue_by_month(now, zone),
+        funnel=journey_funnel(now, shown),
+        cohorts=cohort_retention(now, zone, shown),
+        revenue=revenue_by_month(now, zone, shown=shown),
         scores=lead_score_histogram(),
-        segments=rfm_segments(),
-        at_risk=about_to_lose(now),
+        segments=rfm_segments(shown),
+        at_risk=about_to_lose(now, as_of=shown.as_of),
         tasks=tasks_due_today(user_id, now, zone),
         predictions=prediction_status(),
+        period=shown,
+        history=history,
     )
 
 
@@ -662,12 +861,13 @@ def customer_figures(contact: Contact, now: datetime | None = None,
     now, zone = now or utcnow(), _zone(zone)
     current = _month_number(now, zone)
     first = current - SPARKLINE_MONTHS + 1
-    month = _month_index(Order.placed_at, zone, now)
+    month = _month_index(Order.placed_at, zone, first, current)
     since = _window_since(first, zone)
     per_month = (
         select(month.label("month"),
                (Order.total - Order.refunded).label("amount"))
-        .where(Order.contact_id == contact.id, Order.status.in_(PAID_STATUSES), Order.placed_at >= since)
+        .where(Order.contact_id == contact.id, Order.status.in_(PAID_STATUSES), Order.placed_at >= since,
+               Order.placed_at <= now)
         .subquery()
     )
     nothing = (Decimal("0.00"), 0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta, timezone
 from typing import Any, Literal
 
 from crm.models.contact import STAGES
@@ -172,6 +172,96 @@ def next_stage(
     else:
         undone = "no paid order left"
     return Decision(current_stage, derived_stage, f"{undone}; {derived_reason}", "back")
+
+
+# -- when the facts happened ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatedStep:
+    """One stage change of a decision, dated when the fact behind it happened."""
+
+    from_stage: str | None
+    to_stage: str
+    reason: str
+    at: datetime
+
+
+def _became_customer_stage_at(stage: str, facts: ContactFacts, settings: Mapping[str, Any]) -> datetime | None:
+    """When the fact a customer stage stands on happened, or None when it has not (yet)."""
+    first = facts.first_order_at
+    if first is None:
+        return None
+    if stage == "conversion":
+        return first
+    if stage == "retention":
+        times = []
+        if settings["repeat_order_is_retention"] and facts.second_order_at is not None:
+            times.append(facts.second_order_at)
+        # Past the window: the first UTC day on which days_between(first, day) > window.
+        window_over = datetime.combine(first.astimezone(timezone.utc).date(), time(0), tzinfo=timezone.utc) \
+            + timedelta(days=settings["conversion_window_days"] + 1)
+        times.append(window_over)
+        return min(times)
+    if stage == "advocacy":
+        kinds = set(settings["advocacy_kinds"])
+        evidence = [i.occurred_at for i in facts.interactions if i.kind in kinds and i.sentiment != "negative"]
+        evidence += [i.occurred_at for i in facts.interactions
+                     if i.kind == "survey" and i.sentiment == "positive"
+                     and facts.order_count >= settings["advocacy_survey_min_orders"]]
+        if facts.last_advocacy_at is not None and not evidence:
+            evidence.append(facts.last_advocacy_at)
+        # An advocate is a customer first: a testimonial before the first order counts from it.
+        return max(min(evidence), first) if evidence else None
+    return None
+
+
+def dated_steps(decision: Decision, facts: ContactFacts, settings: Mapping[str, Any],
+                now: datetime) -> list[DatedStep]:
+    """Return the stage changes a decision stands for, each dated when its fact happened.
+
+    A customer's stages are dated by the facts, not by when the rules ran: conversion at the
+    first paid order, retention at the second one (or the end of the first-purchase window,
+    whichever came first), advocacy at the testimonial. A jump over stages whose facts happened
+    in between (an imported history: no stage to straight retention) records each of them, so
+    deriving at once from a whole history gives the same changes as following it order by order.
+    Other changes (consideration, going back when a fact is undone) are dated `now`. Dates never
+    go back before the current stage began, nor after `now`.
+    """
+    floor = facts.stage_since if decision.from_stage is not None else None
+    if decision.direction == "back" or decision.to_stage not in CUSTOMER_STAGES:
+        return [DatedStep(decision.from_stage, decision.to_stage, decision.reason, now)]
+    current_rank = STAGE_RANK[decision.from_stage] if decision.from_stage is not None else -1
+    target_at = _became_customer_stage_at(decision.to_stage, facts, settings)
+    path: list[tuple[str, datetime | None]] = []
+    for stage in ("conversion", "retention"):
+        rank = STAGE_RANK[stage]
+        if current_rank < rank < STAGE_RANK[decision.to_stage]:
+            at = _became_customer_stage_at(stage, facts, settings)
+            # A stage the contact passed through: its fact came after the current stage began
+            # (not, e.g., before a pin) and before the final stage's.
+            if (at is not None and at <= now and (target_at is None or at < target_at)
+                    and (floor is None or at > floor)):
+                path.append((stage, at))
+    path.append((decision.to_stage, target_at))
+    steps: list[DatedStep] = []
+    previous_stage, previous_at = decision.from_stage, floor
+    for stage, at in path:
+        at = min(at or now, now)
+        if previous_at is not None and at < previous_at:
+            at = previous_at
+        reason = decision.reason if stage == decision.to_stage else _passed_reason(stage, facts, settings)
+        steps.append(DatedStep(previous_stage, stage, reason, at))
+        previous_stage, previous_at = stage, at
+    return steps
+
+
+def _passed_reason(stage: str, facts: ContactFacts, settings: Mapping[str, Any]) -> str:
+    if stage == "conversion":
+        return f"first order on {format_date(facts.first_order_at)}"
+    if settings["repeat_order_is_retention"] and facts.second_order_at is not None:
+        return f"second order on {format_date(facts.second_order_at)}"
+    return f"past the {settings['conversion_window_days']}-day first-purchase window"
 
 
 # -- health ------------------------------------------------------------------------------

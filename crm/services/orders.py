@@ -95,6 +95,16 @@ def _new_contact_row(customer: CustomerRecord, now: datetime) -> dict[str, Any]:
     }
 
 
+def _keep_unsubscribed_out(rows: list[dict[str, Any]]) -> None:
+    """An import must not re-consent an address that unsubscribed or bounced (even one since erased)."""
+    from crm.services.email import suppression
+
+    suppressed = suppression.suppressed_among(row["email"] for row in rows if row.get("consent"))
+    for row in rows:
+        if row.get("consent") and row.get("email") in suppressed:
+            row["consent"], row["consent_at"], row["consent_source"] = False, None, None
+
+
 def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime,
                      updated: set[int] | None = None) -> tuple[list[int], set[int]]:
     """Return the contact id of each customer (creating missing contacts) and the ids created.
@@ -142,6 +152,7 @@ def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime,
 
     created: set[int] = set()
     if pending:
+        _keep_unsubscribed_out(list(pending.values()))
         id_by_key, created = _insert_contacts(pending)
         for i, batch_key in enumerate(pending_index):
             if batch_key is not None:

@@ -22,17 +22,24 @@ class Summary:
 
 
 def summary(now=None) -> Summary:
-    """Return the counts the dashboard shows, in four queries whatever the data size."""
+    """Return the counts the dashboard shows as of `now`, in four queries whatever the data size.
+
+    Contacts added, customers (first paid order), revenue and to-dos created by `now` only, so
+    a report as of a past day shows that day's shop.
+    """
     now = now or utcnow()
-    rows = db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all()
+    rows = db.session.execute(
+        select(Contact.stage, func.count()).where(Contact.created_at <= now).group_by(Contact.stage)).all()
     by_stage = {stage: 0 for stage in STAGES} | {stage: count for stage, count in rows}
-    customers = db.session.scalar(select(func.count()).where(Contact.order_count > 0)) or 0
+    customers = db.session.scalar(
+        select(func.count()).where(Contact.order_count > 0, Contact.first_order_at <= now)) or 0
     since = now - timedelta(days=30)
     revenue, orders = db.session.execute(
         select(func.coalesce(func.sum(Order.total - Order.refunded), 0), func.count())
-        .where(Order.placed_at >= since, Order.status.in_(PAID_STATUSES))
+        .where(Order.placed_at >= since, Order.placed_at <= now, Order.status.in_(PAID_STATUSES))
     ).one()
-    open_tasks = db.session.scalar(select(func.count()).select_from(Task).where(Task.status == "open")) or 0
+    open_tasks = db.session.scalar(
+        select(func.count()).select_from(Task).where(Task.status == "open", Task.created_at <= now)) or 0
     return Summary(
         contacts=sum(by_stage.values()), by_stage=by_stage, customers=customers,
         revenue_30d=Decimal(str(revenue)).quantize(Decimal("0.01")), orders_30d=orders, open_tasks=open_tasks,

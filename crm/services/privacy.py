@@ -27,6 +27,7 @@ from crm.models import (
     ScoreHistory, Setting, StageChange, Task, WebhookDelivery, utcnow,
 )
 from crm.services import audit, engine_hooks
+from crm.services import shop as shop_settings
 from crm.services.errors import NotFound, ValidationError
 from crm.services.csv_safe import csv_text
 from crm.services.users import normalise_email
@@ -69,6 +70,9 @@ def set_consent(contact: Contact, consent: bool, source: str, actor_id: int | No
     contact.consent = consent
     contact.consent_at = now or utcnow()
     contact.consent_source = source
+    from crm.services.email import suppression
+
+    suppression.record_consent(contact, consent, source, actor_id, now)
     audit.record("consent", "contact", contact.id, user_id=actor_id, before=before,
                  after=audit.snapshot(contact, ("consent", "consent_at", "consent_source")))
     engine_hooks.after_contacts_changed([contact.id], now=now)
@@ -292,7 +296,7 @@ def export_contact(contact_id: int, *, actor_id: int | None = None, now: datetim
     data = contact_data(contact_id)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        shop = current_app.config.get("SHOP_NAME", "the shop") if has_app_context() else "the shop"
+        shop = shop_settings.current().name if has_app_context() else "the shop"
         archive.writestr("README.txt", README.format(shop=shop, id=contact_id, at=now.isoformat(timespec="seconds")))
         archive.writestr("data.json", json.dumps({"exported_at": now.isoformat(), **data}, ensure_ascii=False, indent=2))
         archive.writestr("contact.csv", csv_text(data["contact"].items(), header=["field", "value"]))
@@ -490,6 +494,11 @@ def erase_contact(contact: Contact, actor_id: int | None, block_email: bool = Fa
             if not db.session.scalar(select(exists().where(ErasedEmail.email_hash == digest))):
                 db.session.add(ErasedEmail(email_hash=digest, erased_at=now))
 
+    from crm.services.email import outbox, suppression
+
+    # An unsubscribed or bounced address stays suppressed, as a hash only, so no import brings it back.
+    suppression.forget_addresses(contact)
+    outbox.erase_contact(contact.id)
     # Scrub what quotes the contact before the fields that identify it are gone.
     result.audit_entries = _scrub_audit(contact, related, scrub)
     result.other_records = _scrub_incoming(contact, scrub) + _scrub_filenames(contact)

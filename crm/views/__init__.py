@@ -83,7 +83,7 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import api, audit, auth, contacts, imports, jobs, journey, leads, main, orders, privacy, rules, segments, settings, tasks, tokens, users, webhooks
+    from crm.views import api, audit, auth, contacts, email, imports, insight, jobs, journey, leads, main, orders, privacy, rules, segments, settings, tasks, tokens, users, webhooks
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
@@ -91,7 +91,9 @@ def init_app(app: Flask) -> None:
         audit.bp,
         auth.bp,
         contacts.bp,
+        email.bp,
         imports.bp,
+        insight.bp,
         jobs.bp,
         journey.bp,
         leads.bp,

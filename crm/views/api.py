@@ -21,11 +21,14 @@ from werkzeug.exceptions import HTTPException
 
 from crm.extensions import csrf, db
 from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task, User
-from crm.services import audit, contact_queries, interactions, tasks
+from crm.services import audit, contact_queries, interactions, shop, tasks
 from crm.services import contacts as contact_service
 from crm.services import orders as order_service
 from crm.services.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
-from crm.services.errors import ValidationError
+from crm.services.email import outbox as email_outbox
+from crm.services.email import suppression
+from crm.services.email import templates as email_templates
+from crm.services.errors import NotFound, ValidationError
 from crm.services.order_input import api_order_record
 from crm.services.segments import definition as segment_definition
 from crm.services.segments import store as segments
@@ -77,7 +80,11 @@ def _refused(error: Refused):
 @bp.errorhandler(ValidationError)
 def _invalid(error: ValidationError):
     db.session.rollback()
-    return api_error(422, error.message, error.fields)
+    message = error.message
+    if error.fields and message == ValidationError().message:
+        # The form's words ("the highlighted fields") mean nothing to an API client: name them.
+        message = "Some fields are invalid: " + "; ".join(f"{name}: {reason}" for name, reason in error.fields.items())
+    return api_error(422, message, error.fields)
 
 
 @bp.errorhandler(HTTPException)
@@ -241,8 +248,10 @@ def _breakdown(items: Any) -> list[dict]:
     return lines
 
 
-def contact_json(contact: Contact) -> dict[str, Any]:
+def contact_json(contact: Contact, email_status: str | None = None) -> dict[str, Any]:
     """Return a contact as the API shows it (the one serialiser)."""
+    if email_status is None:
+        email_status = suppression.status_of(contact, True).status
     return {
         "id": contact.id,
         "email": contact.email,
@@ -260,6 +269,7 @@ def contact_json(contact: Contact) -> dict[str, Any]:
         "owner_id": contact.owner_id,
         "consent": bool(contact.consent),
         "do_not_contact": bool(contact.do_not_contact),
+        "email_status": email_status,
         "stay_in_touch_days": contact.stay_in_touch_days,
         "tags": [tag.name for tag in contact.tags],
         "stage": contact.stage,
@@ -373,7 +383,8 @@ def contacts():
         raise ValidationError(fields={"q": "Give a search of at most 200 characters."})
     limit, after = _limit(), _cursor()
     found = contact_queries.search_contacts(q, stage=stage, after_id=after, limit=limit)
-    return jsonify(_page(found, limit, contact_json))
+    statuses = suppression.email_statuses(found)  # one query for the page, not one per contact
+    return jsonify(_page(found, limit, lambda c: contact_json(c, statuses[c.id])))
 
 
 @bp.route("/contacts/<int:contact_id>", methods=["GET", "PATCH"])
@@ -413,13 +424,68 @@ def contact_interactions(contact_id: int):
     return response
 
 
+# -- email -------------------------------------------------------------------------------------
+
+EMAIL_FIELDS: dict[str, tuple[type, ...]] = {"template": (str,), "subject": (str,), "body": (str,)}
+
+
+def email_json(message) -> dict[str, Any]:
+    data = {
+        "id": message.id, "contact_id": message.contact_id, "template": message.template_key,
+        "status": message.status, "reason": message.reason, "smtp_answer": message.smtp_answer,
+        "subject": message.subject, "message_id": message.message_id, "attempts": message.attempts,
+        "created_at": _time(message.created_at), "finished_at": _time(message.finished_at),
+    }
+    if message.reason and message.status == "suppressed":
+        data["reason_text"] = suppression.REASONS.get(message.reason, message.reason)
+    return data
+
+
+@bp.route("/contacts/<int:contact_id>/emails", methods=["POST"])
+@access("write")
+def contact_emails(contact_id: int):
+    """Queue an email to a contact from a template (or a personal subject and body): 202."""
+    found = _contact_or_404(contact_id)
+    values = _typed(_json_body(), EMAIL_FIELDS, lengths={"subject": 300, "body": 50000, "template": 60})
+    bad = {name: "Contains characters that cannot be stored." for name in values if _unstorable_text(values[name])}
+    if bad:
+        raise ValidationError(fields=bad)
+    key = values.get("template") or ("personal" if "body" in values else None)
+    if key is None:
+        raise ValidationError(fields={"template": "Name a template, or give a subject and body."})
+    try:
+        email_templates.get(key)
+    except NotFound:
+        raise ValidationError(fields={"template": f"There is no template {key!r}; use one of "
+                                      f"{', '.join(email_templates.DEFAULTS)}."}) from None
+    message = email_outbox.queue_message(found, key, subject=values.get("subject"), body=values.get("body"),
+                                         actor_id=current_user.id)
+    db.session.commit()
+    response = jsonify(email_json(message))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.email", message_id=message.id)
+    return response
+
+
+@bp.route("/emails/<int:message_id>")
+@access("read")
+def email(message_id: int):
+    """One message's status and the server's answer."""
+    from crm.models import EmailMessage
+
+    message = db.session.get(EmailMessage, message_id) if message_id <= MAX_INT else None
+    if message is None:
+        raise Refused(404, f"There is no email #{message_id}.")
+    return jsonify(email_json(message))
+
+
 # -- orders ------------------------------------------------------------------------------------
 
 @bp.route("/orders", methods=["POST"])
 @access("write")
 def orders():
     """Record an order: 201 when new, 200 when that source's order id was already recorded."""
-    record = api_order_record(_json_body(), default_currency=current_app.config.get("SHOP_CURRENCY", "EUR"))
+    record = api_order_record(_json_body(), default_currency=shop.current().currency)
     outcome = order_service.record_order(record, actor_id=current_user.id)
     if outcome.result == "rejected":
         raise ValidationError(fields={outcome.field or "body": outcome.reason or "The order was refused."})

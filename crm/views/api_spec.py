@@ -10,6 +10,7 @@ from typing import Any
 from crm.services.segments.definition import FIELDS as SEGMENT_FIELDS
 from crm.services.segments.definition import EVENT_OPTIONS, MAX_CONDITIONS, MAX_LIST, OPERATOR_LABELS, catalog
 from crm.models import DIRECTIONS, INTERACTION_KINDS, ORDER_STATUSES, SENTIMENTS, STAGES, TASK_STATUSES
+from crm.services.email.suppression import REASONS as EMAIL_STATUS_REASONS
 
 MAX_ID = 2**31 - 1
 
@@ -128,6 +129,9 @@ SCHEMAS: dict[str, Any] = {
             "address": _nullable(STRING), "city": _nullable(STRING), "country": _nullable(STRING),
             "source": STRING, "owner_id": _nullable({"type": "integer"}),
             "consent": {"type": "boolean"}, "do_not_contact": {"type": "boolean"},
+            "email_status": {"type": "string", "enum": list(EMAIL_STATUS_REASONS),
+                             "description": "Whether marketing email can go to the contact, or the first reason why not "
+                                            "(`no_consent` still allows personal and order messages)."},
             "stay_in_touch_days": _nullable({"type": "integer"}),
             "tags": {"type": "array", "items": STRING},
             "stage": {"type": "string", "enum": list(STAGES)},
@@ -259,6 +263,30 @@ SCHEMAS: dict[str, Any] = {
             "assignee_id": _nullable(ID),
         },
     },
+    "EmailInput": {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "template": {"type": "string", "maxLength": 60,
+                         "description": "A template key, e.g. testimonial_request, winback, welcome, order_thanks, personal."},
+            "subject": {"type": "string", "maxLength": 300, "description": "Replaces the template's subject."},
+            "body": {"type": "string", "maxLength": 50000,
+                     "description": "Markdown with the template variables; without `template`, a personal message."},
+        },
+    },
+    "Email": {
+        "type": "object", "required": ["id", "contact_id", "template", "status", "reason", "smtp_answer", "subject",
+                                       "message_id", "attempts", "created_at", "finished_at"],
+        "properties": {
+            "id": {"type": "integer"}, "contact_id": _nullable({"type": "integer"}), "template": _nullable(STRING),
+            "status": {"type": "string", "enum": ["queued", "sending", "sent", "failed", "suppressed"]},
+            "reason": _nullable({"type": "string", "description": "Why it was suppressed or failed, as a key "
+                                 "(unsubscribed, bounced, no_consent, do_not_contact, no_address, erased, temporary, ...)."}),
+            "reason_text": {"type": "string"},
+            "smtp_answer": _nullable({"type": "string", "description": "The mail server's last answer, verbatim."}),
+            "subject": STRING, "message_id": STRING, "attempts": {"type": "integer"},
+            "created_at": TIME, "finished_at": TIME,
+        },
+    },
     "TaskPage": {
         "type": "object", "required": ["items", "next"],
         "properties": {"items": {"type": "array", "items": _ref("Task")}, "next": _nullable(STRING)},
@@ -366,6 +394,23 @@ PATHS: dict[str, Any] = {
             "operationId": "logInteraction", "summary": "Log a call, email, chat, note ... with a contact.",
             "requestBody": _body("InteractionInput"),
             "responses": {**_ok(201, "The interaction.", "Interaction"), **_errors(*WRITE_ERRORS, 404)},
+        },
+    },
+    "/contacts/{contact_id}/emails": {
+        "parameters": [_path("contact_id")],
+        "post": {
+            "operationId": "sendEmail",
+            "summary": "Queue an email from a template (or a personal subject and body); the worker sends it.",
+            "requestBody": _body("EmailInput"),
+            "responses": {**_ok(202, "Queued, or stored as suppressed with the reason.", "Email"),
+                          **_errors(*WRITE_ERRORS, 404)},
+        },
+    },
+    "/emails/{message_id}": {
+        "parameters": [_path("message_id")],
+        "get": {
+            "operationId": "getEmail", "summary": "A message's status and the mail server's answer.",
+            "responses": {**_ok(200, "The message.", "Email"), **_errors(*READ_ERRORS, 404)},
         },
     },
     "/orders": {

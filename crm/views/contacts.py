@@ -3,13 +3,13 @@ logging interactions, and creating, editing, merging and deleting contacts."""
 from __future__ import annotations
 
 from flask import (
-    Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for,
+    Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for,
 )
 from flask_login import current_user
 
 from crm.extensions import db, htmx
 from crm.models import STAGES, Contact, Interaction, utcnow
-from crm.services import contact_bulk, contact_queries, contacts, insight, interactions, merge
+from crm.services import contact_bulk, contact_queries, contacts, insight, interactions, merge, shop
 from crm.services.contact_queries import ContactFilters
 from crm.services.segments import store as segments
 from crm.services.errors import ValidationError
@@ -97,6 +97,20 @@ def index():
                            segment=segment, **context)
 
 
+@bp.route("/go")
+@access("read")
+def go():
+    """Open the single (or first) contact matching the header search; the list when none or no words."""
+    filters = ContactFilters.from_args({"q": request.args.get("q", "")})
+    if not filters.q:
+        return redirect(url_for("contacts.index"))
+    result = contact_queries.page(filters, size=1, user_id=current_user.id)
+    if not result.contacts:
+        flash(f"No contact matches “{filters.q}”.", "info")
+        return redirect(url_for("contacts.index", q=filters.q))
+    return redirect(url_for("contacts.show", contact_id=result.contacts[0].id))
+
+
 @bp.route("/bulk", methods=["POST"])
 @access("write")
 def bulk():
@@ -169,7 +183,7 @@ def show(contact_id: int):
 
 def _contact_page(contact: Contact, log_form: InteractionForm):
     # The page's partials (stage, score, to-dos) load what they need from `contact` alone.
-    figures = insight.customer_figures(contact, utcnow(), current_app.config.get("SHOP_TIMEZONE") or "UTC")
+    figures = insight.customer_figures(contact, utcnow(), shop.current().timezone)
     return render_template(
         "contacts/show.html", contact=contact, timeline=contact_queries.timeline(contact.id),
         figures=figures, log_form=log_form, tag_names=contact_queries.tag_names(),

@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request, url_for
 
+from crm.services import shop
+from crm.services.contacts import display_phone
 from crm.views import access
 
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
@@ -24,7 +26,7 @@ NAVIGATION = (
 
 
 def shop_zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
+    return shop.current().zone
 
 
 def local(value: datetime | None) -> datetime | None:
@@ -40,10 +42,12 @@ def format_money(value, currency: str | None = None) -> str:
     if value is None:
         return "—"
     amount = Decimal(str(value)).quantize(Decimal("0.01"))
-    code = (currency or current_app.config.get("SHOP_CURRENCY") or "EUR").upper()
+    code = (currency or shop.current().currency).upper()
     sign = CURRENCY_SIGNS.get(code)
-    text = f"{amount:,.2f}"
-    return f"{sign}{text}" if sign else f"{text} {code}"
+    # A minus goes before the currency sign ("−€12.50", never "€-12.50").
+    minus = "−" if amount < 0 else ""
+    text = f"{abs(amount):,.2f}"
+    return f"{minus}{sign}{text}" if sign else f"{minus}{text} {code}"
 
 
 def format_datetime(value: datetime | None, fmt: str = "%-d %b %Y %H:%M") -> str:
@@ -121,8 +125,10 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["ago"] = time_ago
     app.jinja_env.filters["local"] = local
+    app.jinja_env.filters["phone"] = display_phone
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["navigation"] = navigation
     app.jinja_env.globals["contact_url"] = contact_url
     app.jinja_env.globals["record_url"] = record_url
-    app.jinja_env.globals["shop_name"] = lambda: current_app.config.get("SHOP_NAME", "CRM")
+    app.jinja_env.globals["shop_name"] = lambda: shop.current().name
+    app.jinja_env.globals["shop_settings"] = shop.current

@@ -1,29 +1,106 @@
 """The dashboard, and the words and links its charts are drawn with."""
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, make_response, render_template, request, url_for
 from flask_login import current_user
 
 from crm.models import utcnow
-from crm.services import insight, overview
+from crm.services import freshness, insight, overview, shop
 from crm.views.access import access
 from crm.views.formatting import CURRENCY_SIGNS
 
 bp = Blueprint("main", __name__)
 
 
+def _month(text: str, field: str) -> date:
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m").date()
+    except ValueError:
+        raise ValueError(f"{field}: {text!r} is not a month (YYYY-MM).") from None
+
+
+def _as_of(text: str, zone: ZoneInfo, now: datetime) -> datetime:
+    """Return the end of the given day in the shop's zone (capped at now)."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"As of: {text!r} is not a date (YYYY-MM-DD).") from None
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone) - timedelta(microseconds=1)
+    return min(end, now)
+
+
+def chosen_period(args, now: datetime, zone_name: str) -> tuple[insight.Period, insight.DataRange, list[str]]:
+    """Return the period the URL asks for (default: the last 12 months up to now), the months with
+    paid orders, and the errors in the request (a bad value falls back to the default, named)."""
+    zone = ZoneInfo(zone_name)
+    errors: list[str] = []
+    as_of = now
+    if args.get("as_of"):
+        try:
+            as_of = _as_of(args["as_of"], zone, now)
+        except ValueError as error:
+            errors.append(str(error))
+    history = insight.data_range(as_of, zone)
+    kind = args.get("period") or "12m"
+    try:
+        if kind not in insight.PERIOD_KINDS:
+            raise ValueError(f"Period: {kind!r} is not one of {', '.join(insight.PERIOD_KINDS)}.")
+        year = start = end = None
+        if kind == "year":
+            text = (args.get("year") or "").strip()
+            if not text.isdigit():
+                raise ValueError(f"Year: {text!r} is not a year." if text else "Year: choose a year.")
+            year = int(text)
+        if kind == "range":
+            start = _month(args.get("from") or "", "From")
+            end = _month(args.get("to") or "", "To")
+        return insight.period(kind, as_of, zone, year=year, start=start, end=end, history=history), history, errors
+    except ValueError as error:
+        errors.append(str(error))
+        return insight.period("12m", as_of, zone), history, errors
+
+
 @bp.route("/")
 @access("read")
 def dashboard():
-    """Show the shop at a glance: the journey, who is slipping away, revenue and what is due today."""
+    """Show the shop at a glance: the journey, who is slipping away, revenue and what is due today.
+
+    The URL carries the period (`period=12m|year|range|all`, with `year=` or `from=`/`to=` months)
+    and an `as_of=` day, so a view can be bookmarked; every figure sees only what happened by then.
+    """
     now = utcnow()
-    zone = current_app.config.get("SHOP_TIMEZONE") or "UTC"
+    zone = shop.current().timezone
+    shown, history, errors = chosen_period(request.args, now, zone)
     return render_template(
-        "main/dashboard.html", summary=overview.summary(now),
-        insight=insight.dashboard(current_user.id, now, zone),
+        "main/dashboard.html", summary=overview.summary(shown.as_of),
+        insight=insight.dashboard(current_user.id, now, zone, shown, history),
+        period_errors=errors, period_args=request.args, explicit_as_of=bool(request.args.get("as_of")),
+        updating=freshness.refresh_pending(),
     )
+
+
+@bp.app_template_global()
+def period_url(**changes) -> str:
+    """Return the dashboard's URL with the current period arguments changed (None removes one)."""
+    args = {key: value for key, value in request.args.items() if key in ("period", "year", "from", "to", "as_of")}
+    args.update(changes)
+    return url_for("main.dashboard", **{key: value for key, value in args.items() if value not in (None, "")})
+
+
+@bp.route("/updating")
+@access("read")
+def updating():
+    """The dashboard's "updating…" note while a refresh is on its way; once done, reload the page."""
+    pending = freshness.refresh_pending()
+    if pending is None:
+        response = make_response("")
+        response.headers["HX-Refresh"] = "true"
+        return response
+    return render_template("main/_updating.html", updating=pending)
 
 
 @bp.app_template_filter()
@@ -32,7 +109,7 @@ def money_short(value) -> str:
     if value is None:
         return "—"
     amount = Decimal(str(value))
-    code = (current_app.config.get("SHOP_CURRENCY") or "EUR").upper()
+    code = shop.current().currency.upper()
     sign = CURRENCY_SIGNS.get(code)
     size = abs(amount)
     if size >= 1_000_000:
@@ -43,8 +120,9 @@ def money_short(value) -> str:
         text = f"{amount / 1_000:.1f}k"
     else:
         text = f"{amount:.0f}"
-    text = text.replace(".0k", "k").replace(".0M", "M")
-    return f"{sign}{text}" if sign else f"{text} {code}"
+    text = text.replace(".0k", "k").replace(".0M", "M").lstrip("-")
+    minus = "−" if amount < 0 and text.strip("0.kM") else ""  # before the sign: "−€840", never "€-840"
+    return f"{minus}{sign}{text}" if sign else f"{minus}{text} {code}"
 
 
 @bp.app_template_filter()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, DecimalField, FieldList, Form, FormField, IntegerField, SelectField, StringField
@@ -11,7 +11,8 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from crm.extensions import db, htmx
 from crm.models import ORDER_STATUSES, Contact
-from crm.services import order_queries, orders as order_service
+from crm.services import order_queries, shop
+from crm.services import orders as order_service
 from crm.services.errors import ValidationError
 from crm.services.order_input import ManualLine, manual_order_record
 from crm.views.access import access
@@ -95,7 +96,7 @@ def new(contact_id: int):
         abort(404)
     form = OrderForm()
     if request.method == "GET":
-        form.currency.data = current_app.config.get("SHOP_CURRENCY", "EUR")
+        form.currency.data = shop.current().currency
         form.placed_at.data = datetime.now(shop_zone()).replace(second=0, microsecond=0, tzinfo=None)
     elif form.validate_on_submit():
         placed_at = form.placed_at.data.replace(tzinfo=shop_zone()).astimezone(timezone.utc)

@@ -130,25 +130,20 @@ def _show_context(segment) -> dict:
     return context
 
 
-@bp.route("/<int:segment_id>")
-@access("read")
+@bp.route("/<int:segment_id>", methods=["GET", "POST"])
+@access("read", post="write")
 def show(segment_id: int):
-    """A segment: its size today and over the last 90 days, what its members spent, its first members,
-    and (for those who build) the builder to change it."""
+    """GET: a segment, its size today and over the last 90 days, what its members spent, its first
+    members, and (for those who build) the builder to change it. POST: save the builder's changes."""
     segment = _segment_or_404(segment_id)
+    if request.method == "POST":
+        return _save(segment)
     builder = segment_builder.from_definition(segment.definition)
     context = _show_context(segment)
     if not can("write"):
         return render_template("segments/show.html", builder=None, **context)
     return _builder_page("segments/show.html", builder, name=segment.name, description=segment.description,
                          errors={}, **context)
-
-
-@bp.route("/<int:segment_id>", methods=["POST"])
-@access("write")
-def update(segment_id: int):
-    """Save changes to a segment's name, description and conditions."""
-    return _save(_segment_or_404(segment_id))
 
 
 @bp.route("/<int:segment_id>/duplicate", methods=["POST"])

@@ -83,12 +83,13 @@ def _first_errors(form: FlaskForm) -> dict[str, str]:
 
 def _row(task: Task, **context):
     return render_template("tasks/_row.html", task=task, assignees=task_service.assignable_users(),
-                           today=shop_today(utcnow()), can_write=can("write"), **context)
+                           today=shop_today(utcnow()), can_write=can("write"),
+                           bulk=can("write") and request.form.get("bulk") == "1", **context)
 
 
-def _filters() -> tuple[task_service.TaskFilters, dict[str, str]]:
-    """Read the list filters from the query string; a bad value is named and left out."""
-    args, errors = request.args, {}
+def _filters(args=None) -> tuple[task_service.TaskFilters, dict[str, str]]:
+    """Read the list filters from the query string (or a form); a bad value is named and left out."""
+    args, errors = request.args if args is None else args, {}
     status = args.get("status", "open")
     if status not in (*TASK_STATUSES, "any"):
         errors["status"], status = "Choose a status from the list.", "open"
@@ -167,10 +168,29 @@ def _act(task_id: int, form_class: type[FlaskForm], action: str, work: Callable[
 @access("write")
 def complete(task_id: int):
     """Mark a to-do done with its outcome; the outcome goes on the contact's timeline."""
+    logged = []
+
     def work(task, form):
-        task_service.complete_task(task, form.outcome.data, current_user.id, sentiment=form.sentiment.data or None)
+        logged.append(task_service.complete_task(task, form.outcome.data, current_user.id,
+                                                 sentiment=form.sentiment.data or None))
         return f"Done: {task.outcome}"
-    return _act(task_id, CompleteForm, "complete", work)
+    response = _act(task_id, CompleteForm, "complete", work)
+    if logged and _partial() and _on_contact_page(logged[0].contact_id):
+        # The outcome goes on top of the timeline beside the to-do, without a reload.
+        from crm.services import contact_queries
+        from crm.views.contacts import _contact_helpers
+
+        item = contact_queries.timeline_item("interaction", logged[0])
+        response += render_template("tasks/_timeline_oob.html", item=item, contact_id=logged[0].contact_id,
+                                    **_contact_helpers())
+    return response
+
+
+def _on_contact_page(contact_id: int) -> bool:
+    """Whether the htmx request came from this contact's page (which shows the timeline)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/") == f"/contacts/{contact_id}"
 
 
 @bp.route("/tasks/<int:task_id>/snooze", methods=["POST"])
@@ -203,6 +223,35 @@ def dismiss(task_id: int):
         task_service.dismiss_task(task, form.reason.data, current_user.id)
         return f"Dismissed: {task.close_reason}"
     return _act(task_id, DismissForm, "dismiss", work)
+
+
+@bp.route("/tasks/bulk", methods=["POST"])
+@access("write")
+def bulk():
+    """Do one action to the ticked to-dos, or to every open to-do matching the list's filters."""
+    form = request.form
+    action = form.get("action", "")
+    scope = form.get("scope", "ticked")
+    if scope == "matching":
+        if form.get("view") == "mine":
+            filters = task_service.TaskFilters(assignee=current_user.id)
+        else:
+            filters, _errors = _filters(form)
+        ids = task_service.bulk_task_ids(filters=filters)
+    else:
+        ids = task_service.bulk_task_ids([int(i) for i in form.getlist("task_id") if i.isdigit() and len(i) < 10])
+    value = {"complete": form.get("outcome") or form.get("reason"), "dismiss": form.get("reason"),
+             "reassign": form.get("assignee_id"), "snooze": form.get("until")}.get(action)
+    try:
+        result = task_service.bulk_act(action, ids, value, current_user.id)
+    except ValidationError as error:
+        db.session.rollback()
+        flash(" ".join(error.fields.values()) or error.message, "error")
+    else:
+        db.session.commit()
+        flash(str(result), "success")
+    back = form.get("back", "")
+    return redirect(back if back.startswith("/tasks") and not back.startswith("//") else url_for("tasks.index"))
 
 
 @bp.route("/contacts/<int:contact_id>/tasks", methods=["POST"])

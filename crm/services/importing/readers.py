@@ -49,8 +49,9 @@ Why not ``sqlite_utils.utils.rows_from_file``
     file when done. The readers here do what the contract above needs with ``csv``/``json``.
 
 Decisions (see also records.py for money, timestamps and email syntax)
-    * Shopify financial status: paid -> paid (-> fulfilled when Fulfillment Status is
-      "fulfilled"), pending/authorized/partially_paid -> pending, refunded -> refunded,
+    * Shopify financial status: paid and authorized -> paid (-> fulfilled when Fulfillment
+      Status is "fulfilled"; an authorized payment is secured, the card is charged at
+      fulfilment, as made-to-order shops work), pending/partially_paid -> pending, refunded -> refunded,
       partially_refunded -> partially_refunded, voided/expired -> cancelled. A non-empty
       "Cancelled at" makes the order cancelled unless money went back: refunded and
       partially_refunded keep their status, so #1002 (refunded and cancelled) is ``refunded``
@@ -62,7 +63,7 @@ Decisions (see also records.py for money, timestamps and email syntax)
       total).
     * Generic status: empty -> paid; our own vocabulary plus completed/complete/shipped/
       delivered -> fulfilled, processing -> paid, canceled/voided/failed -> cancelled,
-      on-hold/authorized -> pending.
+      on-hold -> pending, authorized -> paid (as Shopify's).
     * An order whose status is ``refunded`` but which gives no refunded amount gets
       ``refunded = total``.
     * A customer (a customers-file row or the buyer of an order) needs an email, a name or a
@@ -744,7 +745,7 @@ class _Fields:
 
 SHOPIFY = "shopify"
 _SHOPIFY_FINANCIAL = {
-    "paid": "paid", "pending": "pending", "authorized": "pending", "partially_paid": "pending",
+    "paid": "paid", "pending": "pending", "authorized": "paid", "partially_paid": "pending",
     "refunded": "refunded", "partially_refunded": "partially_refunded",
     "voided": "cancelled", "expired": "cancelled",
 }
@@ -1219,7 +1220,7 @@ GENERIC_FIELDS = (
 _GENERIC_STATUS = {s: s for s in ORDER_STATUSES} | {
     "completed": "fulfilled", "complete": "fulfilled", "shipped": "fulfilled", "delivered": "fulfilled",
     "processing": "paid", "canceled": "cancelled", "voided": "cancelled", "failed": "cancelled",
-    "on_hold": "pending", "authorized": "pending",
+    "on_hold": "pending", "authorized": "paid",
 }
 
 

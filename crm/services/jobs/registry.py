@@ -6,6 +6,7 @@ import importlib
 
 # Keep the list sorted so parallel additions merge cleanly.
 TASK_MODULES = [
+    "crm.services.email.jobs",
     "crm.services.importing.jobs",
     "crm.services.jobs.builtin",
     "crm.services.jobs.maintenance",

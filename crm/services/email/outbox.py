@@ -1,0 +1,243 @@
+"""Composing and queueing: every message is a stored row (rendered subject and bodies,
+Message-ID, status) before anything talks to a mail server.
+
+`queue_message` is the one entry point: the contact page's composer, a to-do's "Send the
+email", the API and (later) flows and newsletters call it. It renders, checks who may receive
+it (a message that may not go is stored as `suppressed` with the reason), logs the outbound
+email on the timeline, completes the to-do it answers, and hands the id to the sender.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from crm.extensions import db
+from crm.models import Contact, EmailMessage, Interaction, Order, Task, User, utcnow
+from crm.models.order import PAID_STATUSES
+from crm.services import audit, engine_hooks
+from crm.services.email import render, suppression, templates, tokens
+from crm.services.email.settings import EmailSettings, effective
+from crm.services.errors import ValidationError
+
+@dataclass
+class Draft:
+    """What the composer shows: the rendered message and whether it may go."""
+
+    template: templates.Template
+    subject: str
+    body: str
+    rendered: render.Rendered | None
+    eligibility: suppression.Eligibility
+    problem: str | None = None
+
+
+def shop_context(settings: EmailSettings) -> dict[str, Any]:
+    return {"name": settings.shop_name, "url": settings.public_url, "address": settings.shop_address}
+
+
+def last_order(contact_id: int) -> Order | None:
+    return db.session.scalar(select(Order).where(Order.contact_id == contact_id, Order.status.in_(PAID_STATUSES))
+                             .order_by(Order.placed_at.desc()).limit(1))
+
+
+def _footer(settings: EmailSettings, marketing: bool, unsubscribe_url: str | None) -> tuple[str, str]:
+    lines_text = [settings.shop_name]
+    lines_html = [escape(settings.shop_name)]
+    if settings.shop_address:
+        lines_text.append(settings.shop_address)
+        lines_html.append(escape(settings.shop_address).replace("\n", "<br>"))
+    if marketing and unsubscribe_url:
+        lines_text.append(f"Unsubscribe: {unsubscribe_url}")
+        lines_html.append(f'<a href="{escape(unsubscribe_url)}">Unsubscribe</a> from these emails.')
+    return "\n".join(lines_text), "<br>".join(lines_html)
+
+
+def _render_for(contact: Contact, subject: str, body: str, settings: EmailSettings, marketing: bool,
+                unsubscribe_url: str | None, sender_name: str, order: Order | None) -> render.Rendered:
+    context = render.context_for(contact, order, shop_context(settings), sender_name)
+    footer_text, footer_html = _footer(settings, marketing, unsubscribe_url)
+    return render.render(subject, body, context, footer_text=footer_text, footer_html=footer_html)
+
+
+def draft(contact: Contact, template_key: str, subject: str | None = None, body: str | None = None,
+          sender_name: str = "") -> Draft:
+    """Return the composer's view of a message for a contact: rendered, or the template problem."""
+    settings = effective()
+    template = templates.get(template_key)
+    subject = template.subject if subject is None else subject
+    body = template.body if body is None else body
+    eligibility = suppression.eligibility(contact, template.marketing)
+    preview_url = tokens.url(settings.public_url, current_app.secret_key, contact.id, None) if template.marketing else None
+    try:
+        rendered = _render_for(contact, subject, body, settings, template.marketing, preview_url, sender_name,
+                               last_order(contact.id))
+        problem = None
+    except render.TemplateProblem as error:
+        rendered, problem = None, str(error)
+    return Draft(template, subject, body, rendered, eligibility, problem)
+
+
+def _message_id(settings: EmailSettings) -> str:
+    return f"<crm.{secrets.token_hex(12)}@{settings.sender_domain}>"
+
+
+def queue_message(contact: Contact, template_key: str, *, subject: str | None = None, body: str | None = None,
+                  actor_id: int | None = None, task: Task | None = None, now: datetime | None = None,
+                  settings: EmailSettings | None = None) -> EmailMessage:
+    """Render and store one message for a contact, queued or suppressed with the reason (flushed).
+
+    Raises ValidationError when the subject or body does not render. A to-do, when given, is
+    completed with the outcome "email sent" once the message is queued.
+    """
+    [message] = queue_messages([contact], template_key, subject=subject, body=body, actor_id=actor_id,
+                               task=task, now=now, settings=settings)
+    return message
+
+
+def _last_orders(contact_ids: list[int]) -> dict[int, Order]:
+    """Each contact's latest paid order, with its lines (two queries per 500 contacts)."""
+    found: dict[int, Order] = {}
+    for start in range(0, len(contact_ids), 500):
+        chunk = contact_ids[start:start + 500]
+        latest = (select(Order.contact_id, func.max(Order.placed_at).label("placed_at"))
+                  .where(Order.contact_id.in_(chunk), Order.status.in_(PAID_STATUSES))
+                  .group_by(Order.contact_id).subquery())
+        rows = db.session.scalars(select(Order).join(latest, (Order.contact_id == latest.c.contact_id)
+                                                     & (Order.placed_at == latest.c.placed_at))
+                                  .options(selectinload(Order.lines)))
+        for order in rows:
+            found.setdefault(order.contact_id, order)
+    return found
+
+
+def queue_messages(contacts: list[Contact], template_key: str, *, subject: str | None = None, body: str | None = None,
+                   actor_id: int | None = None, task: Task | None = None, now: datetime | None = None,
+                   settings: EmailSettings | None = None) -> list[EmailMessage]:
+    """Render and store one message per contact (flushed), each queued or suppressed with the reason.
+
+    The one path every sender takes (composer, to-do, API, and later flows and newsletters): the
+    template is checked once, suppressions and last orders are read in bulk, every message is
+    logged on its contact's timeline, the engine re-derives the contacts once, and the send jobs
+    go to the worker when the caller commits.
+    """
+    now = now or utcnow()
+    settings = settings or effective()
+    template = templates.get(template_key)
+    subject = template.subject if subject is None else subject
+    body = template.body if body is None else body
+    if not str(subject).strip():
+        raise ValidationError(fields={"subject": "Give the message a subject."})
+    if (subject, body) != (template.subject, template.body):  # the stored ones were checked at save
+        subject, body = templates.clean(subject, body, shop_context(settings))
+    marketing = template.marketing
+    sender = db.session.get(User, actor_id) if actor_id else None
+    suppressed = suppression.suppressed_among(c.email for c in contacts if c.email)
+    orders = _last_orders([c.id for c in contacts])
+    messages = [EmailMessage(
+        contact_id=contact.id, template_key=template.key, task_id=task.id if task else None, created_by_id=actor_id,
+        marketing=marketing, to_address=contact.email or "", to_name=render.one_line(contact.name if contact.email else ""),
+        message_id=_message_id(settings), status="queued", created_at=now, next_attempt_at=now,
+    ) for contact in contacts]
+    db.session.add_all(messages)
+    db.session.flush()
+    secret = current_app.secret_key
+    for contact, message in zip(contacts, messages):
+        unsubscribe_url = tokens.url(settings.public_url, secret, contact.id, message.id) if marketing else None
+        try:
+            rendered = _render_for(contact, subject, body, settings, marketing, unsubscribe_url,
+                                   sender.name if sender else "", orders.get(contact.id))
+        except render.TemplateProblem as error:
+            raise ValidationError(fields={"subject" if error.part == "Subject" else "body": str(error)}) from None
+        message.subject, message.html_body, message.text_body = rendered.subject, rendered.html, rendered.text
+        message.unsubscribe_url = unsubscribe_url
+        eligibility = suppression.status_of(contact, marketing, suppressed.get(contact.email or ""), looked_up=True)
+        if not eligibility.ok:
+            message.status, message.reason, message.finished_at, message.next_attempt_at = "suppressed", eligibility.status, now, None
+    _log_all(contacts, messages, actor_id, task, now)
+    for message in messages:
+        audit.record("queue" if message.status == "queued" else "suppress", "email_message", message.id, user_id=actor_id,
+                     after={"contact_id": message.contact_id, "template": template.key, "status": message.status,
+                            "reason": message.reason, "subject": message.subject})
+    db.session.flush()
+    queued = [m.id for m in messages if m.status == "queued"]
+    if queued:
+        from crm.services.email.jobs import queue_delivery
+
+        queue_delivery(queued)  # the worker gets them when the caller commits
+    return messages
+
+
+def outcome_text(message: EmailMessage) -> str:
+    """Return the words the timeline shows for a message's state."""
+    if message.status == "suppressed":
+        return f"not sent: {suppression.REASONS.get(message.reason or '', message.reason)}"
+    if message.status == "failed":
+        return f"failed: {message.smtp_answer or message.reason or 'unknown'}"[:300]
+    if message.status == "sent":
+        return "email sent"
+    return "email queued"
+
+
+def _log_all(contacts: list[Contact], messages: list[EmailMessage], actor_id: int | None, task: Task | None,
+             now: datetime) -> None:
+    """Put each message on its contact's timeline as an outbound email (a to-do's completion when it answers one)."""
+    from crm.services import tasks as task_service
+
+    entries: list[tuple[EmailMessage, Interaction]] = []
+    for contact, message in zip(contacts, messages):
+        if contact.erased_at is not None or not contact.email:
+            continue
+        if task is not None and message.status == "queued":
+            # Completing the to-do logs its interaction (and re-derives the contact); this is that entry.
+            interaction = task_service.complete_task(task, "email sent", actor_id, now=now)
+            interaction.channel, interaction.subject, interaction.body = "crm email", message.subject[:300], message.text_body
+            interaction.kind, interaction.direction = "email", "outbound"
+        else:
+            interaction = Interaction(contact_id=contact.id, author_id=actor_id, kind="email", direction="outbound",
+                                      channel="crm email", subject=message.subject[:300], body=message.text_body,
+                                      outcome=outcome_text(message), occurred_at=now, created_at=now, updated_at=now)
+            db.session.add(interaction)
+            if contact.last_interaction_at is None or now > contact.last_interaction_at:
+                contact.last_interaction_at = now
+        entries.append((message, interaction))
+    db.session.flush()
+    for message, interaction in entries:
+        message.interaction_id = interaction.id
+    engine_hooks.after_contacts_changed([m.contact_id for m, i in entries if i.task_id is None], now=now)
+
+
+def refresh_timeline(message: EmailMessage) -> None:
+    """Bring the timeline entry's outcome in line with the message's status."""
+    if message.interaction_id is None:
+        return
+    interaction = db.session.get(Interaction, message.interaction_id)
+    if interaction is not None:
+        interaction.outcome = outcome_text(message)
+
+
+def for_contact(contact_id: int, limit: int = 20) -> list[EmailMessage]:
+    return list(db.session.scalars(select(EmailMessage).where(EmailMessage.contact_id == contact_id)
+                                   .order_by(EmailMessage.created_at.desc(), EmailMessage.id.desc()).limit(limit)))
+
+
+def by_interaction(interaction_id: int) -> EmailMessage | None:
+    return db.session.scalar(select(EmailMessage).where(EmailMessage.interaction_id == interaction_id))
+
+
+def erase_contact(contact_id: int) -> int:
+    """Blank the address and rendered content of an erased contact's messages; return how many."""
+    count = 0
+    for message in db.session.scalars(select(EmailMessage).where(EmailMessage.contact_id == contact_id)):
+        message.to_address, message.to_name = "", ""
+        message.subject, message.html_body, message.text_body, message.unsubscribe_url = "[erased]", "", "", None
+        if message.status in ("queued", "sending"):
+            message.status, message.reason, message.next_attempt_at = "suppressed", "erased", None
+        count += 1
+    return count
