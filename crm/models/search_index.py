@@ -8,7 +8,7 @@ run of digits stays a run, so the index finds every phone the LIKE on the stored
 PostgreSQL: pg_trgm GIN indexes on the searched columns, used by the same ILIKE the search has
 always run, and an index in the "last order" sort's own order (NULLs last).
 
-Both are made by migration 0003_search; the models cannot declare them, so the schema comparison
+Both are made by migration 0007_search.py (revision 0003_search); the models cannot declare them, so the schema comparison
 (Alembic autogenerate and tests/test_schema.py) leaves them out through `include_object`.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ comparison. A later batch migration that rebuilds the contacts table on SQLite d
 triggers with the old table and must create them again (tests/test_schema.py checks they exist).
 
 Revision ID: 0003_search
-Revises: 0003_segments
+Revises: 0003_email
 Create Date: 2026-12-05 18:45:00
 
 """
@@ -21,7 +21,7 @@ from alembic import op
 
 
 revision = '0003_search'
-down_revision = '0003_segments'
+down_revision = '0003_email'
 branch_labels = None
 depends_on = None
 
