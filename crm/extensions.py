@@ -9,6 +9,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
+from crm.models import search_index
 from crm.models.base import db
 
 __all__ = ["csrf", "db", "htmx", "limiter", "login_manager", "migrate"]
@@ -56,7 +57,7 @@ class ShopHTMX(HTMX):
         return bool(self) and not self.boosted
 
 
-migrate = Migrate(render_as_batch=True, compare_type=True)
+migrate = Migrate(render_as_batch=True, compare_type=True, include_object=search_index.include_object)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = ShopHTMX()
