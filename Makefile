@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
+# The unit suite runs on both cores (pytest-xdist); XDIST="-n 0" runs it in one process.
+XDIST ?= -n 2
 BENCH_ARGS ?=
 
 .PHONY: run test test-e2e test-pg bench install install-test lint clean help
@@ -47,11 +49,12 @@ run: install
 	kill -INT $$worker 2>/dev/null; wait $$worker; exit $$status
 
 test: install-test
-	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/ruff check crm tests bench
 	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -m "not e2e" $(XDIST) $(PYTEST_ARGS)
 
 test-pg: install-test
-	bash .ci/with-postgres $(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	bash .ci/with-postgres $(BIN)/python -m pytest -m "not e2e" $(XDIST) $(PYTEST_ARGS)
 
 test-e2e: install-test
 	bash .ci/ensure-chromium
@@ -61,6 +64,7 @@ bench: install-test
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: install-test
+	$(BIN)/ruff check crm tests bench
 	$(BIN)/lint-imports
 
 clean:

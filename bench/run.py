@@ -51,11 +51,20 @@ CLI = "import sys; from crm.cli import main; sys.exit(main(prog_name='crm'))"
 PAGES = (
     ("dashboard", "/"),
     ("contacts", "/contacts"),
-    ("contacts, searched", "/contacts?q=schmidt"),
     ("contacts, stage filter by score", "/contacts?stage=retention&sort=score"),
     ("contact, ~300 timeline events", f"/contacts/{BUSY_CONTACT_ID}"),
     ("leads", "/leads"),
     ("to-dos", "/tasks"),
+)
+# Searches, timed like the pages but reported by their p95 (the search target is a p95): a name,
+# a name and a first name, a fragment of an email, a phone typed the national way, and two
+# letters (too short for the trigram index: the scan, as before it).
+SEARCHES = (
+    ("search by name", "/contacts?q=schmidt"),
+    ("search by two words", "/contacts?q=anna+schmidt"),
+    ("search by email fragment", "/contacts?q=jansen.12"),
+    ("search by phone fragment", "/contacts?q=0151+2345"),
+    ("search by two letters (scan)", "/contacts?q=ro"),
 )
 THROUGHPUT_PAGES = (("dashboard", "/"), ("contacts", "/contacts"))
 API_ORDERS = "/api/v1/orders"
@@ -364,8 +373,9 @@ def measure_latency(run: Run, database: Path) -> dict[str, list]:
         engine = db.engine
     client = sign_in_test_client(app)
     connection = floors.connect(str(database))
-    for label, url in PAGES:
-        name = f"GET {url}"
+    pages = [(label, url, "p50") for label, url in PAGES] + [(label, url, "p95") for label, url in SEARCHES]
+    for label, url, headline in pages:
+        name = f"GET {url}" + (", p95" if headline == "p95" else "")
         served = page_or_report(run, app, url, Result(name, "not available", unit="ms"), label)
         if served is None:
             continue
@@ -392,10 +402,17 @@ def measure_latency(run: Run, database: Path) -> dict[str, list]:
             floor_timings.append(time.perf_counter() - started)
         p50, p95 = percentiles(timings)
         f50, f95 = percentiles(floor_timings)
-        run.add(Result(name, "error" if failures else "ok", p50, f50, "ms",
-                       f"{label}; p95 {p95:.1f} ms vs {f95:.1f} ms ({p95 / f95:.1f}×); {len(statements)} SQL statements"
+        if headline == "p95":
+            value, floor = p95, f95
+            detail = f"p50 {p50:.1f} ms vs {f50:.1f} ms ({p50 / f50:.1f}×)"
+        else:
+            value, floor = p50, f50
+            detail = f"p95 {p95:.1f} ms vs {f95:.1f} ms ({p95 / f95:.1f}×)"
+        run.add(Result(name, "error" if failures else "ok", value, floor, "ms",
+                       f"{label}; {detail}; {len(statements)} SQL statements"
                        + (f"; {failures} non-200 answers" if failures else ""),
-                       {"p95": p95, "floor_p95": f95, "statements": len(statements), "requests": run.requests}))
+                       {"p50": p50, "floor_p50": f50, "p95": p95, "floor_p95": f95, "headline": headline,
+                        "statements": len(statements), "requests": run.requests}))
     connection.close()
     return captured_by_page
 

@@ -32,10 +32,20 @@ def create_app(config: dict | None = None) -> Flask:
     config_module.warn_about_per_process_limits(app)
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+        from crm.services import shop
+
+        shop.current()  # read once at start (a database never migrated gives the config's values)
+        db.session.remove()
+
+    from crm.services import engine
+
+    engine.connect()  # stages, scores and to-dos follow every write (crm.services.engine_hooks)
 
     from crm.services import jobs
+    from crm.services.jobs import maintenance
 
     jobs.init_app(app)
+    maintenance.connect()  # orders that come in on their own queue the shop-wide figures
 
     from crm import views
 

@@ -18,7 +18,57 @@ def _create_app():
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False,
+# Flask's own commands that are no part of running a shop: hidden from `crm --help`, still callable.
+HIDDEN_COMMANDS = {"shell", "routes", "limiter"}
+# Commands that work (or are needed) before the database is migrated.
+BEFORE_MIGRATION = {"db", "run", "restore", "backup", "shell", "routes", "limiter"}
+
+
+def _missing_tables(error: BaseException) -> bool:
+    text = str(getattr(error, "orig", error)).lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
+
+
+class CrmGroup(FlaskGroup):
+    """Flask's group, showing only the CRM's commands and answering an un-migrated database in one line."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name in ("env_file", "app", "debug"):
+                param.hidden = True
+
+    def list_commands(self, ctx):
+        return [name for name in super().list_commands(ctx) if name not in HIDDEN_COMMANDS]
+
+    def invoke(self, ctx):
+        from sqlalchemy.exc import DBAPIError
+
+        from crm.services.setup.schema import UPGRADE_HINT
+
+        words = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+        name = words[0] if words else None
+        asks_help = any(arg in ("--help", "-h") for arg in words)
+        if name and name not in BEFORE_MIGRATION and not asks_help and self.get_command(ctx, name) is not None:
+            from flask.cli import ScriptInfo
+
+            from crm.services.setup import schema
+
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            with app.app_context():
+                ready = schema.is_migrated()
+                db.session.remove()
+            if not ready:
+                raise click.ClickException(UPGRADE_HINT)
+        try:
+            return super().invoke(ctx)
+        except DBAPIError as error:
+            if _missing_tables(error):
+                raise click.ClickException(UPGRADE_HINT) from None
+            raise
+
+
+@click.group(cls=CrmGroup, create_app=_create_app, add_version_option=False,
              help="Run and operate the shop CRM. `crm run` serves it; `crm db upgrade` migrates.")
 def main():
     """Entry point of the `crm` console script."""
@@ -134,7 +184,7 @@ def predict_command(as_of, as_json, holdout_weeks):
     # server only slow them down.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from crm.database import read_only
-    from crm.services import predict
+    from crm.services import engine, predict
 
     started = time.perf_counter()
     if holdout_weeks is not None:
@@ -156,16 +206,21 @@ def predict_command(as_of, as_json, holdout_weeks):
         db.session.commit()
     result = predict.store(prepared, progress=lambda _count: db.session.commit())
     db.session.commit()
+    # Health and the to-dos read the predictions: run the rules too, so no contact page shows a
+    # win-back to-do beside "94% likely still active".
+    rules = engine.apply(None, as_of, progress=lambda _count: db.session.commit())
+    db.session.commit()
     if as_json:
         click.echo(json.dumps(result.as_json()))
         return
     click.echo(str(result))
+    click.echo(f"Rules: {rules}.")
     click.echo(f"Done in {time.perf_counter() - started:.1f} s.")
 
 
 @click.group("api-token")
 def api_token_group():
-    """Create and revoke API tokens."""
+    """Create API tokens (revoke them on Settings → API tokens)."""
 
 
 @api_token_group.command("create")
@@ -215,6 +270,7 @@ def backup_command(path):
     elif path.is_dir():
         path = path / backups.backup_name(now)
     try:
+        backups.check_live_database(live)
         made = backups.backup_sqlite(live, path)
     except backups.BackupError as error:
         raise click.ClickException(str(error))
@@ -327,11 +383,18 @@ IMPORT_KINDS = ("shopify-orders", "shopify-customers", "woocommerce-orders", "wo
 @with_appcontext
 def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
     """Import orders or customers from a Shopify, WooCommerce or any orders file."""
-    import csv
     import os
+    import signal
     import sys
 
     from crm.services.importing import run as importing
+
+    def _stopped(signum, _frame):
+        # SIGTERM ends the command through the import's own error path, which marks the run
+        # failed (the batches done are kept) instead of leaving it "running".
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _stopped)
 
     with open(file, "rb") as handle:
         reason = importing.not_text_reason(handle.read(8192))

@@ -9,6 +9,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 
+from crm.models import search_index
 from crm.models.base import db
 
 __all__ = ["csrf", "db", "htmx", "limiter", "login_manager", "migrate"]
@@ -49,8 +50,14 @@ class ShopHTMX(HTMX):
     def __bool__(self) -> bool:
         return super().__bool__() and not self.history_restore_request
 
+    @property
+    def fragment(self) -> bool:
+        """Whether to answer with the part of a page a swap replaces, not the whole page: an htmx
+        request that is neither a boosted page load nor a history restore. Every view asks this."""
+        return bool(self) and not self.boosted
 
-migrate = Migrate(render_as_batch=True, compare_type=True)
+
+migrate = Migrate(render_as_batch=True, compare_type=True, include_object=search_index.include_object)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 htmx = ShopHTMX()

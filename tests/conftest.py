@@ -3,27 +3,39 @@ TEST_DATABASE_URL), emptied after every test, a client, a CLI runner and users."
 from __future__ import annotations
 
 import os
-import re
-from contextlib import contextmanager
 
 import pytest
-from bs4 import BeautifulSoup
 from flask import g
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, make_url, text
 
 from crm import create_app
 from crm.extensions import db
+from tests.helpers import PASSWORD, count_queries, make_user, soup, text_of  # noqa: F401  (shared with the modules)
 
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        return url
-    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+    if not url:
+        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        yield url
+        return
+    # Under pytest-xdist each worker empties its tables after every test: give it a database of its own.
+    server = make_url(url)
+    own = server.set(database=f"{server.database}_{worker}")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{own.database}"'))
+        connection.execute(text(f'CREATE DATABASE "{own.database}"'))
+    yield own.render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{own.database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +87,16 @@ def app(_migrated, app_config, tmp_path):
     app = create_app(config)
     with app.app_context():
         _empty_all_tables()
+        from crm.services import shop
+
+        shop.forget()  # the app read the shop settings before the tables were emptied
+        shop.current()
+        db.session.rollback()  # end the read, so no lock is held while the test runs
         yield app
         db.session.rollback()
         _empty_all_tables()
         db.session.remove()
+        db.engine.dispose()  # each test's app has its own pool; hand its connections back now
 
 
 class Client(FlaskClient):
@@ -110,7 +128,7 @@ def worker_environment(app) -> dict[str, str]:
     env["DATABASE_URL"] = app.config["SQLALCHEMY_DATABASE_URI"]
     env["SECRET_KEY"] = app.config["SECRET_KEY"]
     env["CRM_INSTANCE_PATH"] = os.path.abspath(app.instance_path)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.path.join(ROOT, "tests"), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     for key in ("JOBS_SQLITE_PATH", "JOBS_QUEUE_NAME", "REDIS_URL", "SHOP_TIMEZONE", "SHOP_CURRENCY",
                 "JOBS_EXTRA_MODULES", "JOBS_STALE_AFTER", "IMPORT_BATCH_SIZE",
                 "JOBS_BURST_SCHEDULES", "JOBS_FIGURES_DELAY"):
@@ -143,14 +161,6 @@ def run_worker(app):
     return run
 
 
-def make_user(role="admin", email=None, name=None, password=PASSWORD):
-    from crm.services import users
-
-    user = users.create_user(email or f"{role}@example.com", name or role.title(), role, password)
-    db.session.commit()
-    return user
-
-
 @pytest.fixture
 def users_by_role(app):
     return {role: make_user(role) for role in ("admin", "sales", "support", "viewer")}
@@ -164,11 +174,8 @@ class Auth:
         return self.client.post("/login", data={"email": email, "password": password})
 
     def as_role(self, role):
-        """Sign in as a user of this role, creating them if needed."""
-        from crm.services import users
-
-        if users.by_email(f"{role}@example.com") is None:
-            make_user(role)
+        """Sign in through the login form as a user of this role, creating them if needed."""
+        make_user(role)
         response = self.login(f"{role}@example.com")
         assert response.status_code == 302, response.get_data(as_text=True)
         return self.client
@@ -180,36 +187,6 @@ class Auth:
 @pytest.fixture
 def auth(client):
     return Auth(client)
-
-
-def soup(response) -> BeautifulSoup:
-    """Parse an HTML response."""
-    return BeautifulSoup(response.get_data(as_text=True), "html.parser")
-
-
-def text_of(node) -> str:
-    return re.sub(r"\s+", " ", node.get_text(" ")).strip() if node is not None else ""
-
-
-# Statements that only open or close a transaction; what a page costs is the rest.
-_TRANSACTION_STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA")
-
-
-@contextmanager
-def count_queries():
-    """Collect the SQL statements run inside the block (transaction control left out):
-    `with count_queries() as statements: ...` then `len(statements)`."""
-    statements: list[str] = []
-
-    def _before(_connection, _cursor, statement, _parameters, _context, _executemany):
-        if not statement.lstrip().upper().startswith(_TRANSACTION_STATEMENTS):
-            statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", _before)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", _before)
 
 
 @pytest.fixture(name="count_queries")

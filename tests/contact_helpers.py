@@ -1,40 +1,18 @@
-"""Factories for contacts and their history, and a quick sign-in, for the contact tests."""
+"""Factories for contacts and their history, for the contact tests (users: tests/helpers.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import count
 
-from werkzeug.security import generate_password_hash
-
 from crm.extensions import db
+from tests.helpers import make_user, sign_in  # noqa: F401  (re-exported for the contact tests)
 from crm.models import (
     Contact, ContactExternalId, Interaction, Order, OrderLine, ScoreHistory, StageChange, Tag, Task, User,
 )
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 _numbers = count(1)
-
-
-def make_staff(role: str, email: str | None = None, name: str | None = None) -> User:
-    """Return a user of this role, made without the slow password hash."""
-    email = email or f"{role}@example.com"
-    user = db.session.query(User).filter_by(email=email).one_or_none()
-    if user is None:
-        user = User(email=email, name=name or role.title(), role=role, active=True,
-                    password_hash=generate_password_hash("x", method="pbkdf2:sha256:1"))
-        db.session.add(user)
-        db.session.commit()
-    return user
-
-
-def sign_in(client, role: str = "admin", email: str | None = None) -> User:
-    """Sign the client in as a user of this role (made if needed) without the login form."""
-    user = make_staff(role, email)
-    with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
-        session["_fresh"] = True
-    return user
 
 
 def make_contact(**fields) -> Contact:

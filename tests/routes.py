@@ -9,19 +9,17 @@ from decimal import Decimal
 
 from flask import Flask
 from werkzeug.routing import Rule
-from werkzeug.security import generate_password_hash
 
 from crm.extensions import db
 from crm.models import (
     ApiToken, AuditEntry, Contact, ContactExternalId, ImportRejection, ImportRun, Interaction, Order, OrderLine,
     ScoreHistory, Segment, Setting, StageChange, Tag, Task, User, WebhookDelivery, utcnow,
 )
-from tests.conftest import PASSWORD
+from tests.helpers import CHEAP_PASSWORD_HASH, PASSWORD  # noqa: F401  (PASSWORD used by the route walkers)
 
 ROLES = ("anonymous", "viewer", "support", "sales", "admin")
 UNKNOWN_ID = 987_654
 # A cheap hash so that a test can make many users; real users get Werkzeug's default.
-CHEAP_PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1")
 
 # What a URL parameter names, from "<thing>_id", or "<id>" after a "/things/" segment.
 KINDS = {

@@ -1,9 +1,7 @@
 """The JSON API: tokens and roles, contacts, orders, interactions, to-dos, and every error status."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select

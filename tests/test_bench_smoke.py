@@ -98,3 +98,17 @@ def test_the_harness_reports_every_measurement_without_errors(tmp_path):
     # Every floor that can run without the app's command was measured.
     assert all(results[name]["floor"] for name in ("import shopify-orders", "crm refresh", "crm predict"))
     assert report["machine"]["cores"] and report["machine"]["sqlite"]
+
+
+@pytest.mark.slow
+def test_the_search_bench_times_each_search_before_and_after_the_index(tmp_path):
+    from bench import search as bench_search
+
+    rows = bench_search.main(["--contacts", "300", "--orders", "60", "--requests", "3", "--workdir", str(tmp_path)])
+    assert [row["search"] for row in rows] == [label for label, _url in bench_run.SEARCHES]
+    by_query = {row["q"]: row for row in rows}
+    # The generated shop has Schmidts, and the index finds them (the same count as the scan, which
+    # tests/test_contact_search_index.py checks row by row).
+    assert by_query["schmidt"]["matches"] > 0
+    for row in rows:
+        assert row["before_p95"] > 0 and row["after_p95"] > 0 and row["floor_p95"] > 0

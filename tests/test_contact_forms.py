@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, Interaction, Order
 from tests.conftest import soup, text_of
-from tests.contact_helpers import NOW, make_contact, make_interaction, make_order, make_staff, make_task, sign_in
+from tests.contact_helpers import NOW, make_contact, make_interaction, make_order, make_user, make_task, sign_in
 
 
 def contact_count() -> int:
@@ -20,7 +20,7 @@ def error_of(page, field: str) -> str:
 
 def test_create_a_contact_with_a_phone_stored_in_e164(client):
     user = sign_in(client, "support")
-    owner = make_staff("sales", name="Sam Sales")
+    owner = make_user("sales", name="Sam Sales")
     form = soup(client.get("/contacts/new")).select_one("form.contact-form")
     assert form.select_one("input[name=first_name]").has_attr("autofocus")
     assert [o.get_text() for o in form.select("select[name=owner_id] option")] == ["Nobody", "Sam Sales", "Support"]

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, contact_tags
 from tests.conftest import soup, text_of
-from tests.contact_helpers import NOW, hx, make_contact, make_staff, make_task, sign_in
+from tests.contact_helpers import NOW, hx, make_contact, make_user, make_task, sign_in
 
 
 def names_on(page) -> list[str]:
@@ -182,7 +182,7 @@ def test_remove_a_tag_from_the_ticked_rows(client):
 
 def test_assign_an_owner_to_every_match_and_then_to_nobody(client):
     sign_in(client, "admin")
-    sales = make_staff("sales", name="Sam Sales")
+    sales = make_user("sales", name="Sam Sales")
     mine = [make_contact(company="Acme") for _ in range(3)]
     other = make_contact(company="Other")
     db.session.commit()
@@ -195,7 +195,7 @@ def test_assign_an_owner_to_every_match_and_then_to_nobody(client):
 
 def test_a_viewer_cannot_be_made_owner(client):
     sign_in(client, "admin")
-    viewer = make_staff("viewer")
+    viewer = make_user("viewer")
     contact = make_contact()
     db.session.commit()
     response = client.post("/contacts/bulk", data={"action": "owner", "owner_id": viewer.id, "scope": "selected",

@@ -8,7 +8,7 @@ from crm.extensions import db
 from crm.models import AuditEntry, Contact
 from tests.conftest import soup, text_of
 from tests.contact_helpers import (
-    NOW, hx, link_external_id, make_contact, make_interaction, make_order, make_stage_change, make_staff,
+    NOW, hx, link_external_id, make_contact, make_interaction, make_order, make_stage_change, make_user,
     make_task, sign_in,
 )
 
@@ -19,7 +19,7 @@ def facts(page) -> dict[str, str]:
 
 def test_the_header_shows_who_they_are_their_stage_with_its_reason_and_their_score(client):
     sign_in(client, "viewer")
-    owner = make_staff("sales", name="Sam Sales")
+    owner = make_user("sales", name="Sam Sales")
     contact = make_contact(
         first_name="Anna", last_name="Schmidt", email="anna@example.com", email_display="Anna@Example.com",
         phone="+4915112345678", company="Bäckerei Sonne", title="Buyer", stage="retention",
@@ -45,7 +45,7 @@ def test_the_header_shows_who_they_are_their_stage_with_its_reason_and_their_sco
     assert breakdown == [("Recent engagement", ["+20", "Called 3 days ago"]),
                          ("Unsubscribed", ["-5", "Left the newsletter"])]
     shown = facts(page)
-    assert shown["Email"] == "Anna@Example.com" and shown["Phone"] == "+4915112345678"
+    assert shown["Email"] == "Anna@Example.com" and shown["Phone"] == "+49 1511 2345678"  # stored E.164, shown as people write it
     assert shown["Owner"] == "Sam Sales" and shown["Company"] == "Bäckerei Sonne"
     assert shown["Consent"].startswith("Yes, since") and "(checkout box)" in shown["Consent"]
     assert shown["Do not contact"].startswith("Yes")
@@ -55,7 +55,7 @@ def test_the_header_shows_who_they_are_their_stage_with_its_reason_and_their_sco
 
 def test_the_timeline_shows_orders_calls_to_dos_and_stage_changes_newest_first(client):
     sign_in(client, "viewer")
-    support = make_staff("support", name="Sue Support")
+    support = make_user("support", name="Sue Support")
     contact = make_contact()
     make_stage_change(contact, NOW - timedelta(days=9), to_stage="conversion", from_stage="consideration",
                       reason="First paid order")

@@ -10,7 +10,7 @@ from crm.models import Interaction, Order, StageChange, Task
 from crm.services import contact_queries
 from crm.services.contact_queries import ContactFilters
 from tests.contact_helpers import (
-    NOW, make_contact, make_interaction, make_order, make_stage_change, make_staff, make_task,
+    NOW, make_contact, make_interaction, make_order, make_stage_change, make_user, make_task,
 )
 
 
@@ -57,8 +57,8 @@ def test_search_treats_like_wildcards_as_plain_text(people):
 
 @pytest.fixture
 def segments(app):
-    sales = make_staff("sales")
-    support = make_staff("support")
+    sales = make_user("sales")
+    support = make_user("support")
     make_contact(first_name="Ava", stage="awareness", health=None, lead_score=10, tags=["newsletter"])
     make_contact(first_name="Cal", stage="conversion", health="active", lead_score=55, owner_id=sales.id,
                  tags=["vip", "newsletter"])

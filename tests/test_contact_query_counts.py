@@ -5,7 +5,7 @@ import pytest
 
 from crm.extensions import db
 from tests.contact_helpers import (
-    NOW, hx, make_contact, make_interaction, make_order, make_stage_change, make_staff, make_task, sign_in,
+    NOW, hx, make_contact, make_interaction, make_order, make_stage_change, make_user, make_task, sign_in,
 )
 
 
@@ -33,7 +33,7 @@ def statements_for(client, count_queries, url, headers=None) -> list[str]:
 ])
 def test_the_list_costs_the_same_queries_for_3_or_60_contacts(client, count_queries, url, headers):
     sign_in(client, "admin")
-    owners = [make_staff("sales", email=f"s{i}@example.com") for i in range(5)]
+    owners = [make_user("sales", email=f"s{i}@example.com") for i in range(5)]
     add_contacts(3, owners)
     few = statements_for(client, count_queries, url, headers)
     add_contacts(57, owners, start=3)

@@ -9,13 +9,13 @@ from crm.extensions import db
 from crm.models import Contact, Interaction
 from crm.views.access import rule_for
 from tests.conftest import soup, text_of
-from tests.contact_helpers import NOW, hx, make_contact, make_interaction, make_staff, sign_in
+from tests.contact_helpers import NOW, hx, make_contact, make_interaction, make_user, sign_in
 
 
 @pytest.fixture
 def world(app):
     """A contact with one interaction by an admin, and a second contact to merge."""
-    admin = make_staff("admin")
+    admin = make_user("admin")
     anna = make_contact(first_name="Anna", email="anna@example.com", tags=["vip"])
     ben = make_contact(first_name="Ben", email="ben@example.com")
     call = make_interaction(anna, NOW - timedelta(days=1), author=admin, subject="Original")
@@ -117,6 +117,7 @@ def test_every_contacts_route_declares_read_for_reading_and_more_for_changing(ap
             seen[(rule.endpoint, method)] = rule_for(view, method)
     assert seen == {
         ("contacts.index", "GET"): "read",
+        ("contacts.go", "GET"): "read",
         ("contacts.show", "GET"): "read",
         ("contacts.timeline", "GET"): "read",
         ("contacts.interaction", "GET"): "read",

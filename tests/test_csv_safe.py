@@ -4,13 +4,13 @@ import io
 import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from crm.services.csv_safe import csv_text, csv_writer_rows, safe_cell, write_csv
+from tests.helpers import ROOT
 
-CRM = Path(__file__).resolve().parents[1] / "crm"
+CRM = ROOT / "crm"
 
 
 @pytest.mark.parametrize("text", [

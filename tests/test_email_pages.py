@@ -11,7 +11,7 @@ from crm.models import AuditEntry, Contact, EmailMessage, EmailSuppression, Emai
 from crm.services import privacy
 from crm.services.email import outbox, sending, suppression
 from tests.conftest import soup, text_of
-from tests.contact_helpers import make_contact, make_staff, sign_in
+from tests.contact_helpers import make_contact, sign_in
 from tests.smtp_server import SMTPServer
 from tests.test_api import Api, token_for
 

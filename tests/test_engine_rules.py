@@ -540,7 +540,7 @@ def test_value_lines_for_customers_from_shop_quintiles():
     got = lines(f)
     assert got["recency"] == (15, "last order 10 days ago (recency quintile 5 of 5)")
     assert got["frequency"] == (9, "3 paid orders (frequency quintile 3 of 5)")
-    assert got["monetary"] == (15, "spent 500.00 in total (monetary quintile 5 of 5)")
+    assert got["monetary"] == (15, "spent €500.00 in total (monetary quintile 5 of 5)")
     # No value lines for non-customers, nor before the shop's quintiles exist.
     assert not {"recency", "frequency", "monetary"} & set(lines(facts(shop=SHOP)))
     assert not {"recency", "frequency", "monetary"} & set(lines(facts([order(10)])))
@@ -689,7 +689,7 @@ def test_winback_for_valuable_customers_at_risk_or_lapsed():
     assert t.title == "Win back a valuable customer who is at risk"
     assert t.reason == (
         "last order 70 days ago; usually orders every 30 days; "
-        "spent 320.00 in total, above the shop median of 100.00"
+        "spent €320.00 in total, above the shop median of €100.00"
     )
     assert (t.assignee_policy, t.assignee_role) == ("owner", "sales")
     lapsed = one(at_risk, "winback", NOW + timedelta(days=40))
@@ -1101,3 +1101,16 @@ def test_property_wanted_tasks_are_consistent(scenario, later_seconds):
     by_kind = {s.kind: s.rule_key for s in specs}
     for s in wanted_tasks(f, DEFAULT_RETENTION, now + timedelta(seconds=later_seconds)):
         assert by_kind.get(s.kind, s.rule_key) == s.rule_key
+
+
+def test_a_winback_is_moot_once_the_model_says_the_customer_is_active():
+    from dataclasses import replace as with_
+
+    shop = ShopContext(median_spend=Decimal("100.00"))
+    at_risk = facts([order(160, "80"), order(130, "80"), order(100, "80"), order(70, "80")], shop=shop, p_alive=0.2)
+    key = one(at_risk, "winback").rule_key
+    assert moot_tasks([key], at_risk, NOW) == []
+    active = with_(at_risk, p_alive=0.94)
+    ((moot_key, why),) = moot_tasks([key], active, NOW)
+    assert moot_key == key
+    assert why.startswith("no longer slipping away: active (") and "94% likely to still be buying" in why

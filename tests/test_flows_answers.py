@@ -10,16 +10,23 @@ import pytest
 from sqlalchemy import select
 
 from crm.extensions import db
-from crm.models import Contact, Interaction, SurveyAnswer, Task
+from crm.models import Interaction, SurveyAnswer, Task
 from crm.services import engine_hooks
 from crm.services.email import outbox
 from crm.services.flows import answers
 from crm.services.flows import config as flow_config
 from crm.services.flows.jobs import run_flows
 from tests.contact_helpers import make_contact, make_order
-from tests.test_flows_worker import T, _configure, smtp  # noqa: F401 - the SMTP server fixture
+from tests.smtp_server import SMTPServer
+from tests.test_flows_worker import T, _configure
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def smtp():
+    with SMTPServer() as server:
+        yield server
 
 
 def _links(text):

@@ -15,12 +15,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
 from crm.extensions import db
-from crm.models import ApiToken, Contact, ImportRejection, Order, Setting, User, WebhookDelivery
+from crm.models import ApiToken, Contact, ImportRejection, Order, Setting, WebhookDelivery
 from crm.services import api_tokens, bounds, orders, users, webhooks
 from crm.services.importing import parse_timestamp, read_generic_orders
-from crm.services.importing.records import CustomerRecord, OrderRecord
 from tests.conftest import PASSWORD, make_user
-from tests.routes import app_routes, make_role_users, seed_records, url_for_rule
+from tests.routes import app_routes, make_role_users, seed_records
 
 SECRET = "shpss_test_secret"
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -218,7 +217,7 @@ HUGE = [str(2**63), str(2**64 + 1), "9" * 40, str(2**31)]
 
 def test_every_route_id_too_big_for_the_database_is_a_404(app, client):
     make_role_users()
-    ids = seed_records()
+    seed_records()
     client.post("/login", data={"email": "admin@example.com", "password": PASSWORD})
     checked = 0
     for rule, method in app_routes(app, methods=("GET", "POST")):
@@ -231,7 +230,8 @@ def test_every_route_id_too_big_for_the_database_is_a_404(app, client):
             if "<" in path:
                 continue
             response = client.open(path, method=method)
-            assert response.status_code == 404, f"{method} {path}: {response.status_code}"
+            # 405 when another route of that path (a GET-only one) is the one left matching.
+            assert response.status_code in (404, 405), f"{method} {path}: {response.status_code}"
             checked += 1
     assert checked > 40
 
@@ -421,9 +421,9 @@ def test_no_json_route_fails_on_any_nesting_depth(app, client, depth, data):
     response = client.open(path, method=method, data=body, headers=headers)
     assert response.status_code < 500, (path, depth, response.status_code)
     if depth > bounds.MAX_JSON_DEPTH:
-        # A segment definition nested too deeply is a hostile definition: 422, as issue 17 asks.
-        refusals = (400, 404, 405, 429) + ((422,) if path.startswith("/api/v1/segments") else ())
-        assert response.status_code in refusals, (path, depth, response.status_code)
+        # 422 where a route refuses every bad body so (segment definitions).
+        assert response.status_code in (400, 404, 405, 422, 429), (path, depth, response.status_code)
+        assert "deeper" in response.get_data(as_text=True) or response.status_code in (404, 405, 429)
 
 
 @given(number=st.one_of(st.integers(2**31, 2**80), st.integers(-(2**80), -1)), data=st.data())

@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import (
-    AuditEntry, Contact, ImportRejection, ImportRun, Setting, Task, WebhookDelivery, utcnow,
+    Contact, ImportRejection, ImportRun, Setting, Task, WebhookDelivery, utcnow,
 )
 from crm.services import api_tokens, audit, contacts, merge, privacy, webhooks
 from tests.conftest import make_user

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import os
 import signal
 import subprocess
 import time
@@ -11,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import CRM_COMMAND, ROOT, soup, text_of, worker_environment
+from tests.conftest import CRM_COMMAND, ROOT, soup, text_of, worker_environment
 from crm.extensions import db
 from crm.models import Contact, ImportRun, JobRun, Order
-from job_files import shopify_orders
+from tests.job_files import shopify_orders
 
 
 @pytest.fixture(autouse=True)
@@ -164,3 +163,39 @@ class TestKilledWorker:
         assert count(ImportRejection) == orders // 50
         job = db.session.get(JobRun, run.job_run_id)
         assert job.status == "done" and job.attempts == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_crm_import_stopped_mid_file_is_never_left_running(client, auth, app, tmp_path, signum):
+    path = shopify_orders(tmp_path / "orders.csv", 12000)  # long enough to be caught mid-file on a busy machine
+    db.session.commit()
+    env = worker_environment(app)
+    command = subprocess.Popen([CRM_COMMAND, "import", "shopify-orders", str(path)], env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        read = 0
+        while time.monotonic() < deadline:
+            run = db.session.scalar(select(ImportRun))
+            read = (run.counts or {}).get("read", 0) if run else 0
+            db.session.rollback()
+            if read >= 1000:
+                break
+            time.sleep(0.02)
+        assert 1000 <= read < 12000
+    finally:
+        command.send_signal(signum)
+        command.wait(timeout=30)
+    run = db.session.scalar(select(ImportRun))
+    db.session.refresh(run)
+    auth.as_role("admin")
+    page = soup(client.get(f"/imports/{run.id}"))
+    if signum == signal.SIGTERM:
+        assert run.status == "failed" and "running the same file again finishes the job" in run.error
+    else:
+        assert run.status == "running"  # the process had no chance to say anything
+        assert "Interrupted: the import stopped before it finished" in text_of(page.select_one(".import-interrupted"))
+        assert not page.select("#import-progress")  # nothing to wait for
+        history = soup(client.get("/imports/")).select_one(f"#run-{run.id}")
+        assert "interrupted" in text_of(history)

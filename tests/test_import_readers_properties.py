@@ -265,9 +265,11 @@ def test_generic_column_order_does_not_matter(rows, data):
 
     plain, mixed = read_with(columns), read_with(shuffled)
     assert all(isinstance(o, OrderRecord) for o in plain)
-    strip = lambda items: [{k: v for k, v in asdict(o).items() if k != "raw" and k != "customer"}
-                           | {"customer": {k: v for k, v in asdict(o.customer).items() if k != "raw"}}
-                           for o in items]
+    def strip(items):
+        return [{k: v for k, v in asdict(o).items() if k != "raw" and k != "customer"}
+                | {"customer": {k: v for k, v in asdict(o.customer).items() if k != "raw"}}
+                for o in items]
+
     assert strip(plain) == strip(mixed)
 
 

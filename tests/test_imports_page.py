@@ -9,14 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from crm.extensions import db
-from crm.models import Contact, ImportRun, Order
+from crm.models import ImportRun, Order
 from tests.conftest import make_user, soup, text_of
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.exists():
-    FIXTURES = Path("/work/shared/fixtures")
 SHOPIFY_ORDERS = FIXTURES / "shopify" / "orders_export.csv"
-pytestmark = pytest.mark.skipif(not SHOPIFY_ORDERS.exists(), reason="shared fixtures not found")
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +41,7 @@ def test_upload_preview_run_summary_and_rejected_rows(client, auth, app, run_wor
     preview = soup(client.get(response.headers["Location"]))
     rows = preview.select("table.preview-records tbody tr")
     assert [text_of(r.select("td")[1]) for r in rows] == ["#1001", "#1002", "#1003"]
-    assert "2 × Darjeeling First Flush 100g" in text_of(rows[0].select("td")[6])
+    assert "2 × Assam Golden Tips 100g" in text_of(rows[0].select("td")[6])
     rejected = preview.select("table.preview-rejected tbody tr")
     assert text_of(rejected[0].select("td")[0]) == "8" and "'ten euros' is not an amount" in text_of(rejected[0])
 

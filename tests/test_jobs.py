@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-import job_samples
+from tests import job_samples
 from crm.extensions import db
 from crm.models import Contact, JobRun, Setting
 from crm.services import jobs
@@ -13,7 +13,7 @@ from crm.services import jobs
 
 @pytest.fixture
 def app_config():
-    return {"JOBS_EXTRA_MODULES": ["job_samples"]}
+    return {"JOBS_EXTRA_MODULES": ["tests.job_samples"]}
 
 
 def _ran(result) -> int:
@@ -103,7 +103,7 @@ class TestRedis:
     def app_config(self, tmp_path):
         import uuid
 
-        return {"JOBS_EXTRA_MODULES": ["job_samples"], "REDIS_URL": "redis://127.0.0.1:6379/0",
+        return {"JOBS_EXTRA_MODULES": ["tests.job_samples"], "REDIS_URL": "redis://127.0.0.1:6379/0",
                 "JOBS_QUEUE_NAME": "crmtest" + uuid.uuid4().hex}
 
     @pytest.fixture(autouse=True)
@@ -156,7 +156,7 @@ def test_the_worker_stops_cleanly_on_sigterm(app, tmp_path):
 def test_two_workers_never_run_the_same_job_twice(app, tmp_path):
     import subprocess
 
-    from conftest import CRM_COMMAND, ROOT, worker_environment
+    from tests.conftest import CRM_COMMAND, ROOT, worker_environment
 
     queued = [job_samples.claim.schedule((n,)) for n in range(40)]
     db.session.commit()
@@ -178,7 +178,7 @@ def test_the_jobs_page_lists_runs_and_retries_a_failed_one(client, auth, run_wor
     db.session.commit()
     run_worker()
     auth.as_role("admin")
-    from conftest import soup, text_of
+    from tests.conftest import soup, text_of
 
     page = soup(client.get("/settings/jobs/"))
     rows = page.select("table.jobs tbody tr")
@@ -199,7 +199,7 @@ def test_the_jobs_page_lists_runs_and_retries_a_failed_one(client, auth, run_wor
 def test_an_order_from_the_api_updates_the_contact_now_and_queues_the_shop_figures(client, app, run_worker):
     from sqlalchemy import select
 
-    from conftest import make_user
+    from tests.conftest import make_user
     from crm.services import api_tokens
 
     user = make_user("sales")
@@ -237,7 +237,7 @@ def _wait_for(predicate, timeout=60):
 def _start_worker(app, tmp_path):
     import subprocess
 
-    from conftest import CRM_COMMAND, ROOT, worker_environment
+    from tests.conftest import CRM_COMMAND, ROOT, worker_environment
 
     return subprocess.Popen([CRM_COMMAND, "worker"], env=worker_environment(app), cwd=ROOT,
                             stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT)

@@ -1,11 +1,11 @@
 """The shell of the UI: headers, vendored assets, flash messages."""
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_user, soup
+from tests.helpers import ROOT
 
-STATIC = Path(__file__).resolve().parents[1] / "crm" / "static"
+STATIC = ROOT / "crm" / "static"
 
 
 def test_security_headers_on_every_response(client):

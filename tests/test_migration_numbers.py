@@ -12,7 +12,7 @@ from sqlalchemy import select
 from crm.extensions import db
 from crm.models import Contact, Order, WebhookDelivery
 
-MIGRATION = Path(__file__).resolve().parents[1] / "migrations" / "versions" / "0003_numbers.py"
+MIGRATION = Path(__file__).resolve().parents[1] / "migrations" / "versions" / "0005_numbers.py"
 
 
 def _migration():

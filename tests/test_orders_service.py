@@ -1,9 +1,7 @@
 """The one path every order takes: matching the customer, idempotent insert, updates, aggregates."""
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from crm.extensions import db
@@ -11,10 +9,8 @@ from crm.models import AuditEntry, Contact, ContactExternalId, ErasedEmail, Orde
 from crm.services import orders, privacy
 from crm.services.importing.readers import read_shopify_orders
 from crm.services.importing.records import CustomerRecord, LineRecord, OrderRecord, Rejected
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.exists():
-    FIXTURES = Path("/work/shared/fixtures")
 
 
 def order(external_id="1001", email="anna@example.com", total="20.00", status="paid", customer_id=None,
@@ -122,8 +118,6 @@ def test_an_erased_and_blocked_email_is_not_imported_again(app):
 
 def test_the_shopify_fixture_goes_in_once(app):
     path = FIXTURES / "shopify" / "orders_export.csv"
-    if not path.exists():
-        pytest.skip("shared fixtures not found")
     items = list(read_shopify_orders(path))
     records = [i for i in items if isinstance(i, OrderRecord)]
     assert [i.line for i in items if isinstance(i, Rejected)]

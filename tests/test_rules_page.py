@@ -167,3 +167,32 @@ def test_refresh_now_queues_the_refresh_for_everyone_and_the_worker_says_what_ch
     assert job.status == "done" and job.result.startswith("Refreshed 1 contacts: 1 stage changes")
     assert db.session.get(Contact, cid).stage == "retention"
     assert T0 + days(1) < db.session.get(Contact, cid).stage_since
+
+
+def test_a_rule_switched_off_asks_then_closes_its_open_to_dos_with_that_reason(client, auth):
+    from crm.models import Task
+
+    auth.as_role("admin")
+    anna = buy("1", "anna@example.com", T0)
+    other = Task(contact_id=anna, kind="call", title="Call by hand", due_at=T0)
+    rule_task = Task(contact_id=anna, kind="testimonial_request", rule_key="testimonial:repeat_customer",
+                     title="Ask for a testimonial", due_at=T0)
+    db.session.add_all([other, rule_task])
+    db.session.commit()
+    data = _form_data(soup(client.get("/settings/rules/")), "retention")
+    data.pop("retention-testimonial_request__enabled")
+    section = soup(client.post("/settings/rules/retention", data=data, headers={"HX-Request": "true"}))
+    ask = section.select_one("form.ask")
+    assert "1 open to-do it made is still on people's lists" in text_of(ask)
+    assert db.session.get(Task, rule_task.id).status == "open"  # nothing closes before the admin says so
+    response = client.post(ask["action"], follow_redirects=True)
+    assert "1 open to-do of “Ask a happy repeat customer for a testimonial” closed." in text_of(
+        soup(response).select_one(".flash-success"))
+    db.session.expire_all()
+    closed = db.session.get(Task, rule_task.id)
+    assert (closed.status, closed.close_reason) == (
+        "closed", "rule switched off: Ask a happy repeat customer for a testimonial")
+    assert db.session.get(Task, other.id).status == "open"
+    # Without htmx the page asks after the redirect.
+    client.post("/settings/rules/retention", data=_form_data(soup(client.get("/settings/rules/")), "retention"))
+    assert soup(client.get("/settings/rules/?ask=testimonial_request")).select_one("form.ask") is None

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from conftest import soup, text_of
+from tests.conftest import soup, text_of
 from crm.extensions import db
 from crm.models import JobRun, utcnow
 from crm.services.jobs import huey, maintenance
@@ -144,3 +144,15 @@ def test_the_nightly_refresh_never_runs_twice_at_once(app, run_worker):
         lock.release()
     run = last("schedule.nightly_refresh")
     assert run.status == "skipped" and "still going" in run.error
+
+
+def test_with_two_workers_a_scheduled_slot_runs_once(app, run_worker):
+    maintenance.save({"refresh_time": shop_minutes_ago(1), "backups_keep": 7}, None)
+    db.session.commit()
+    # Two consumers' schedulers both queue the slot.
+    huey.enqueue(maintenance.nightly_refresh.task.task_class())
+    huey.enqueue(maintenance.nightly_refresh.task.task_class())
+    run_worker()
+    statuses = sorted(run.status for run in db.session.scalars(
+        select(JobRun).where(JobRun.name == "schedule.nightly_refresh")))
+    assert statuses.count("done") == 1 and set(statuses) == {"done", "skipped"}  # the burst queued it too

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -13,10 +12,8 @@ from crm.extensions import db
 from crm.models import AuditEntry, Contact, Order, Setting, Task, WebhookDelivery
 from crm.services import webhooks
 from tests.conftest import make_user, soup, text_of
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-if not FIXTURES.exists():
-    FIXTURES = Path("/work/shared/fixtures")
 SECRET = "shpss_test_secret"
 WOO_SECRET = "woo secret"
 

@@ -115,6 +115,28 @@ def check_backup(path: Path, known_revisions: set[str]) -> str:
     return revisions[0]
 
 
+def check_live_database(live: Path) -> None:
+    """Raise BackupError unless the live file is a CRM database (an empty file or another
+    program's database would make a "backup" that restores nothing)."""
+    if not live.is_file():
+        raise BackupError(f"There is no database file at {live}; nothing was backed up.")
+    with live.open("rb") as file:
+        if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            raise BackupError(f"{live} is not a SQLite database, so not a CRM database; nothing was backed up.")
+    try:
+        # Not immutable: the live database's newest pages may still be in its -wal file.
+        connection = sqlite3.connect(f"{live.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise BackupError(f"{live} cannot be read as a SQLite database ({error}); nothing was backed up.") from error
+    if not CORE_TABLES <= tables:
+        raise BackupError(f"{live} is not a CRM database (it lacks {', '.join(sorted(CORE_TABLES - tables))}): "
+                          "run `crm db upgrade` first; nothing was backed up.")
+
+
 def restore_sqlite(backup: Path, live: Path) -> Path | None:
     """Replace the live database's content with a checked backup; return where the old one was kept.
 

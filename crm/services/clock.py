@@ -4,13 +4,16 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 
 
 def shop_zone() -> ZoneInfo:
-    """Return the shop's time zone (setting SHOP_TIMEZONE; UTC outside an app)."""
-    name = current_app.config.get("SHOP_TIMEZONE") if has_app_context() else None
-    return ZoneInfo(name or "UTC")
+    """Return the shop's time zone (Settings → Shop, else SHOP_TIMEZONE; UTC outside an app)."""
+    if not has_app_context():
+        return ZoneInfo("UTC")
+    from crm.services import shop
+
+    return shop.current().zone
 
 
 def shop_today(now: datetime) -> date:

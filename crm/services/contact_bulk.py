@@ -14,9 +14,9 @@ from sqlalchemy.orm import selectinload
 from crm.database import read_only
 from crm.extensions import db
 from crm.services.csv_safe import csv_writer_rows
-from crm.models import Contact, Tag, User, contact_tags
+from crm.models import Contact, Tag, contact_tags
 from crm.services import audit, engine_hooks
-from crm.services.contacts import clean_tag_names, tags_by_name
+from crm.services.contacts import clean_tag_names, owner_problem, tags_by_name
 from crm.services.errors import ValidationError
 
 # Audit entries list the ids of up to this many contacts, and the count always.
@@ -73,10 +73,8 @@ def remove_tag(selection: Select, name: str, *, actor_id: int | None = None, now
 
 def assign_owner(selection: Select, owner_id: int | None, *, actor_id: int | None = None, now=None) -> int:
     """Make one user the owner of every selected contact (None: nobody); return how many."""
-    if owner_id is not None:
-        owner = db.session.get(User, owner_id)
-        if owner is None or not owner.active or owner.role == "viewer":
-            raise ValidationError(fields={"owner": "Choose an active user who is not a viewer."})
+    if reason := owner_problem(owner_id):
+        raise ValidationError(fields={"owner": reason})
     ids = _ids(selection)
     db.session.execute(
         update(Contact).where(Contact.id.in_(selection.subquery().select())).values(owner_id=owner_id)

@@ -14,10 +14,13 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import and_, false, func, literal_column, or_, select, true
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import and_, false, func, literal_column, or_, select, true, union
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from crm.extensions import db
+from crm.models import search_index
 from crm.models import (
     HEALTHS, STAGES, Contact, ContactExternalId, Interaction, Order, StageChange, Tag, Task, User, contact_tags,
 )
@@ -151,27 +154,94 @@ def contains_text(column, text: str):
     return column.icontains(text, autoescape=True)
 
 
-def search_condition(query: str):
+# The search index works on trigrams: it can narrow a search by fragments of 3 characters or more.
+TRIGRAM = 3
+_FTS = sa_table(search_index.FTS_TABLE, sa_column("rowid"), sa_column(search_index.FTS_TABLE))
+
+
+def _indexable(fragment: str) -> bool:
+    # A NUL would end FTS5's query text early; such a fragment is left to the scan.
+    return len(fragment) >= TRIGRAM and "\x00" not in fragment
+
+
+def _phone_fragment(digits: str) -> str:
+    # "0151 234", "+49 151-234" and "0049151234" all find +49151234…: a national
+    # trunk 0 or an international 00 is not part of the stored number.
+    return digits.lstrip("0") or digits
+
+
+def _word_options(contact, word: str) -> list:
+    """Return "this word is in a name, the email or the company (or, all digits, the phone)"."""
+    options = [contains_text(contact.first_name, word), contains_text(contact.last_name, word),
+               contains_text(contact.email, word.lower()), contains_text(contact.company, word)]
+    if word.isdigit() and len(word) >= 3:
+        options.append(contact.phone.contains(_phone_fragment(word), autoescape=True))
+    return options
+
+
+def _fts_phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _candidates(words: list[str], phone: str | None):
+    """Return a select of the ids of contacts the search index says may match (a superset of the
+    matches), or None when no fragment is long enough for the index (the search then scans).
+
+    The index narrows; the caller's exact conditions decide. That keeps the answers exactly those of
+    the conditions (SQLite's LIKE folds only ASCII case, the trigram tokenizer folds all of Unicode)."""
+    if phone is not None:
+        fragments = [(None, phone)] if _indexable(phone) else []
+    else:
+        fragments = [(word, _phone_fragment(word) if word.isdigit() and len(word) >= 3 else None)
+                     for word in words]
+        # A word narrows only if every place it may match is indexable.
+        fragments = [(word, digits) for word, digits in fragments
+                     if _indexable(word) and (digits is None or _indexable(digits))]
+    if not fragments:
+        return None
+    if _sqlite():
+        terms = []
+        for word, digits in fragments:
+            options = []
+            if word is not None:
+                options.append("{" + " ".join(search_index.TEXT_COLUMNS) + "} : " + _fts_phrase(word))
+            if digits is not None:
+                options.append(f"{search_index.PHONE_COLUMN} : " + _fts_phrase(digits))
+            terms.append("(" + " OR ".join(options) + ")")
+        return select(_FTS.c.rowid).where(_FTS.c[search_index.FTS_TABLE].match(" AND ".join(terms)))
+    # PostgreSQL: the same conditions on a second reading of contacts, answered by its trigram indexes.
+    other = aliased(Contact)
+    if phone is not None:
+        return select(other.id).where(other.phone.contains(phone, autoescape=True))
+    return select(other.id).where(*[or_(*_word_options(other, word)) for word, _digits in fragments])
+
+
+def search_condition(query: str, *, indexed: bool = True):
     """Return the WHERE clause for a search box: every word must match a name, email or company;
-    a query that looks like a phone number matches the stored E.164 digits however it was typed."""
+    a query that looks like a phone number matches the stored E.164 digits however it was typed.
+
+    Fragments of 3 characters or more are looked up in the search index (FTS5 trigrams on SQLite,
+    pg_trgm on PostgreSQL); shorter ones are checked on the rows the index found, or, when no
+    fragment is that long (or indexed is false: the tests' reference), on every contact."""
     query = query.strip()
     if not query:
         return true()
     # A shop's customer id ("7000012", "gid://shopify/Customer/7") finds its contact exactly.
-    by_external_id = Contact.id.in_(select(ContactExternalId.contact_id).where(ContactExternalId.external_id == query))
+    external_ids = select(ContactExternalId.contact_id).where(ContactExternalId.external_id == query)
+    by_external_id = Contact.id.in_(external_ids)
     digits = re.sub(r"\D", "", query)
+    words: list[str] = []
+    phone = None
     if PHONE_QUERY.match(query) and len(digits) >= 3:
-        # "0151 234", "+49 151-234" and "0049151234" all find +49151234…: a national
-        # trunk 0 or an international 00 is not part of the stored number.
-        return or_(Contact.phone.contains(digits.lstrip("0") or digits, autoescape=True), by_external_id)
-    conditions = []
-    for word in query.split()[:8]:
-        options = [contains_text(Contact.first_name, word), contains_text(Contact.last_name, word),
-                   contains_text(Contact.email, word.lower()), contains_text(Contact.company, word)]
-        if word.isdigit() and len(word) >= 3:
-            options.append(Contact.phone.contains(word.lstrip("0") or word, autoescape=True))
-        conditions.append(or_(*options))
-    return or_(and_(*conditions), by_external_id)
+        phone = _phone_fragment(digits)
+        exact = or_(Contact.phone.contains(phone, autoescape=True), by_external_id)
+    else:
+        words = query.split()[:8]
+        exact = or_(and_(*[or_(*_word_options(Contact, word)) for word in words]), by_external_id)
+    candidates = _candidates(words, phone) if indexed else None
+    if candidates is None:
+        return exact
+    return and_(Contact.id.in_(union(candidates, external_ids)), exact)
 
 
 def _with_open_todo():

@@ -1,20 +1,21 @@
 """Contacts: the one place that validates, creates, updates and matches them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import phonenumbers
 from flask import current_app, has_app_context
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
 
 from crm.extensions import db
-from crm.models import Contact, ContactExternalId, Tag
-from crm.services.bounds import is_country_code
+from crm.models import Contact, ContactExternalId, Tag, User
 from crm.services import audit, engine_hooks
-from crm.services.errors import ValidationError
-from crm.services.users import check_email_syntax, normalise_email
+from crm.services.bounds import MAX_ID, is_country_code
+from crm.services.errors import Erased, NotFound, ValidationError
+from crm.services.shared.emails import email_problem, normalise_email
+from crm.services.trust.blocklist import is_blocked
 
 # Fields a person (form or API) may set on a contact.
 EDITABLE = (
@@ -45,6 +46,33 @@ def normalise_phone(value: str | None, region: str | None = None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def display_phone(e164: str | None) -> str:
+    """'+49 30 1234567' for '+49301234567': the stored E.164 number as people write it."""
+    if not e164:
+        return ""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    except phonenumbers.NumberParseException:
+        return e164
+
+
+def writable_contact(contact_id: int) -> Contact:
+    """Return the contact every write path (page, htmx, API) acts on, with its owner, tags and
+    external ids loaded: NotFound when there is none, Erased when its personal data was erased
+    (an erased contact is never edited back to life)."""
+    if not 0 < contact_id <= MAX_ID:
+        raise NotFound(f"There is no contact #{contact_id}.")
+    contact = db.session.scalars(
+        select(Contact).where(Contact.id == contact_id)
+        .options(joinedload(Contact.owner), selectinload(Contact.tags), selectinload(Contact.external_ids))
+    ).unique().one_or_none()
+    if contact is None:
+        raise NotFound(f"There is no contact #{contact_id}.")
+    if contact.erased_at is not None:
+        raise Erased(contact.id)
+    return contact
+
+
 def by_email(email: str | None) -> Contact | None:
     email_n = normalise_email(email)
     if not email_n:
@@ -59,6 +87,20 @@ def by_external_id(source: str, external_id: str | None) -> Contact | None:
         select(Contact).join(ContactExternalId)
         .where(ContactExternalId.source == source, ContactExternalId.external_id == str(external_id))
     )
+
+
+OWNER_REFUSED = "Choose an active user who is not a viewer."
+
+
+def owner_problem(owner_id: int | None) -> str | None:
+    """The one owner rule (form, API, bulk assign): a contact is owned by nobody or by an active
+    user who is not a viewer. Return why `owner_id` cannot own contacts, or None."""
+    if owner_id is None:
+        return None
+    owner = db.session.get(User, owner_id) if isinstance(owner_id, int) and 0 < owner_id <= MAX_ID else None
+    if owner is None or not owner.active or owner.role == "viewer":
+        return OWNER_REFUSED
+    return None
 
 
 def clean(values: dict[str, Any], *, contact: Contact | None = None, require_identity: bool = True) -> dict[str, Any]:
@@ -79,13 +121,15 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
         display = cleaned["email"] or None
         email_n = normalise_email(display)
         if email_n:
-            if reason := check_email_syntax(email_n):
+            if reason := email_problem(email_n):
                 errors["email"] = reason
             else:
                 other = by_email(email_n)
                 if other is not None and (contact is None or other.id != contact.id):
                     errors["email"] = f"{other.name} (#{other.id}) already has the email {email_n}."
         cleaned["email"], cleaned["email_display"] = email_n, display
+    if "owner_id" in cleaned and (reason := owner_problem(cleaned["owner_id"])):
+        errors["owner_id"] = reason
     if "phone" in cleaned:
         try:
             cleaned["phone"] = normalise_phone(cleaned["phone"])
@@ -126,11 +170,43 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
     return cleaned
 
 
-@dataclass
-class ContactChange:
-    contact: Contact
-    created: bool
-    changed: dict[str, Any] = field(default_factory=dict)
+# Where a consent came from when the person recording it did not say.
+CONSENT_VIA = {"manual": "contact form", "api": "API"}
+
+
+def consent_fields(contact: Contact | None, consent: bool, source: str | None, now=None) -> dict[str, Any]:
+    """The one consent rule, for the form, the API, imports and unsubscribing: return the consent
+    columns to set (empty when nothing changes). A consent given or withdrawn always carries its
+    source and the time it was recorded; a consent nobody can trace is worthless."""
+    from crm.models import utcnow
+
+    source = (source or "").strip()
+    if not source:
+        raise ValidationError(fields={"consent_source": "Say how the contact gave or withdrew consent."})
+    if len(source) > 200:
+        raise ValidationError(fields={"consent_source": "Keep it under 200 characters."})
+    consent = bool(consent)
+    if contact is not None and bool(contact.consent) == consent and contact.consent_source == source:
+        return {}
+    return {"consent": consent, "consent_at": now or utcnow(), "consent_source": source}
+
+
+def _consent_change(contact: Contact | None, cleaned: dict[str, Any], via: str, now) -> dict[str, Any]:
+    """Take the consent fields out of cleaned form or API values and return them through
+    consent_fields; a source left as it was (or blank) on a changed consent becomes `via`."""
+    if "consent" not in cleaned and "consent_source" not in cleaned:
+        return {}
+    was = bool(contact.consent) if contact is not None else False
+    old_source = contact.consent_source if contact is not None else None
+    consent = bool(cleaned.pop("consent", was))
+    typed = cleaned.pop("consent_source", None) or None
+    if consent == was:
+        # Unchanged consent: a new source corrects how it was learned; a blank one changes nothing.
+        if not typed or typed == old_source:
+            return {}
+        return {"consent_source": typed} if contact is None else consent_fields(contact, consent, typed, now)
+    source = typed if typed and typed != old_source else via
+    return consent_fields(contact, consent, source, now)
 
 
 BLOCKED_EMAIL = "This address belongs to a person who was erased and asked not to be stored again."
@@ -138,22 +214,18 @@ BLOCKED_EMAIL = "This address belongs to a person who was erased and asked not t
 
 def _refuse_blocked_email(email: str | None) -> None:
     """Every path that creates a contact (form, API, webhook, import) honours the erasure block list."""
-    from crm.services import privacy
-
-    if email and privacy.is_blocked(email):
+    if email and is_blocked(email):
         raise ValidationError(fields={"email": BLOCKED_EMAIL})
 
 
 def create_contact(values: dict[str, Any], *, actor_id: int | None = None, source: str = "manual",
                    tags: list[str] | None = None, now=None) -> Contact:
-    """Return a new contact (flushed) from validated values; stage, score and to-dos follow."""
+    """Return a new contact (flushed) from validated values; stage, score and to-dos follow.
+    A consent given without saying where is recorded as given through `source` (form or API)."""
     cleaned = clean(values)
+    cleaned.update(_consent_change(None, cleaned, CONSENT_VIA.get(source, source), now))
     _refuse_blocked_email(cleaned.get("email"))
     contact = Contact(source=source, **cleaned)
-    if contact.consent and contact.consent_at is None:
-        from crm.models import utcnow
-
-        contact.consent_at = now or utcnow()
     db.session.add(contact)
     if tags:
         contact.tags = tags_by_name(tags)
@@ -163,16 +235,16 @@ def create_contact(values: dict[str, Any], *, actor_id: int | None = None, sourc
     return contact
 
 
-def update_contact(contact: Contact, values: dict[str, Any], *, actor_id: int | None = None, now=None) -> dict:
-    """Apply validated changes to a contact and return {field: (before, after)} of what changed."""
+def update_contact(contact: Contact, values: dict[str, Any], *, actor_id: int | None = None, via: str = "manual",
+                   now=None) -> dict:
+    """Apply validated changes to a contact and return {field: (before, after)} of what changed.
+    `via` says where the change came from ("manual" for the form, "api"), the source of a consent
+    given or withdrawn without saying where."""
     cleaned = clean(values, contact=contact)
+    cleaned.update(_consent_change(contact, cleaned, CONSENT_VIA.get(via, via), now))
     if cleaned.get("email") and cleaned["email"] != contact.email:
         _refuse_blocked_email(cleaned["email"])
     before = audit.snapshot(contact, AUDITED)
-    if cleaned.get("consent") and not contact.consent:
-        from crm.models import utcnow
-
-        contact.consent_at = now or utcnow()
     for name, value in cleaned.items():
         setattr(contact, name, value)
     db.session.flush()
@@ -208,36 +280,6 @@ def link_external_id(contact: Contact, source: str, external_id: str | None) -> 
         contact.external_ids.append(ContactExternalId(source=source, external_id=external_id))
 
 
-def find_or_create(source: str, external_id: str | None, email: str | None, defaults: dict[str, Any],
-                   *, actor_id: int | None = None, now=None) -> ContactChange:
-    """Return the contact a source's customer is: by its customer id, else by normalised email,
-    else a new contact made from `defaults`. Blank fields of a found contact are filled in."""
-    contact = by_external_id(source, external_id) or by_email(email)
-    if contact is None:
-        values = {k: v for k, v in defaults.items() if k in EDITABLE and v not in (None, "")}
-        if email:
-            values["email"] = email
-        try:
-            contact = create_contact(values, actor_id=actor_id, source=source, now=now)
-        except ValidationError as error:
-            # A bad phone from a shop export must not lose the order: keep what is valid.
-            values = {k: v for k, v in values.items() if k not in error.fields or k == "email"}
-            contact = create_contact(values, actor_id=actor_id, source=source, now=now)
-        link_external_id(contact, source, external_id)
-        return ContactChange(contact, created=True)
-    fill = {k: v for k, v in defaults.items()
-            if k in EDITABLE and v not in (None, "") and getattr(contact, k) in (None, "")}
-    changed = {}
-    if fill:
-        try:
-            changed = update_contact(contact, fill, actor_id=actor_id, now=now)
-        except ValidationError as error:
-            fill = {k: v for k, v in fill.items() if k not in error.fields}
-            changed = update_contact(contact, fill, actor_id=actor_id, now=now) if fill else {}
-    link_external_id(contact, source, external_id)
-    return ContactChange(contact, created=False, changed=changed)
-
-
 # Audit snapshots of a whole contact (delete, merge) keep the derived figures too.
 SNAPSHOT = ("id", "source", "created_at", *AUDITED, "consent_at", "stage", "stage_reason", "health", "lead_score",
             "order_count", "total_spent", "first_order_at", "last_order_at", "last_interaction_at")
@@ -263,6 +305,19 @@ def clean_tag_names(names: list[str] | str) -> list[str]:
     if any(len(name) > 80 for name in cleaned):
         raise ValidationError(fields={"tag": "Keep a tag under 80 characters."})
     return cleaned
+
+
+def replace_tags(contact: Contact, names: list[str], *, actor_id: int | None = None, now=None) -> bool:
+    """Give a contact exactly these tags (the API's PATCH); return whether they changed."""
+    before = sorted(tag.name for tag in contact.tags)
+    contact.tags = tags_by_name(names)
+    after = sorted(tag.name for tag in contact.tags)
+    if before == after:
+        return False
+    db.session.flush()
+    audit.record("update", "contact", contact.id, user_id=actor_id, before={"tags": before}, after={"tags": after})
+    engine_hooks.after_contacts_changed([contact.id], now=now)
+    return True
 
 
 def add_tags(contact: Contact, names: list[str] | str, *, actor_id: int | None = None, now=None) -> list[str]:

@@ -24,7 +24,7 @@ from sqlalchemy import Date, and_, case, cast, distinct, func, insert, or_, sele
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Interaction, Order, ScoreHistory, Setting, StageChange, Task, User, utcnow
-from crm.services import aggregates, rule_settings
+from crm.services import aggregates, engine_hooks, rule_settings
 from crm.services.facts import ContactFacts, InteractionFact, ShopContext
 from crm.services.journey import dated_steps, derive_health, derive_stage, next_stage
 from crm.services.retention import TaskSpec, moot_tasks, wanted_tasks
@@ -59,6 +59,8 @@ class RefreshSummary:
     scores_changed: int = 0
     tasks_created: int = 0
     tasks_closed: int = 0
+    # To-dos not made because their occasion had passed (history imported late), by title.
+    tasks_passed: dict[str, int] = field(default_factory=dict)
     # What the other refresh steps said (the predictions: how many customers, or why none).
     notes: list[str] = field(default_factory=list)
 
@@ -462,7 +464,8 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         hot_since = now
     now_facts = replace(facts, lead_score=result.score, hot_since=hot_since)
 
-    for spec in wanted_tasks(now_facts, rules.retention, now, health_settings=rules.health):
+    passed: list = []
+    for spec in wanted_tasks(now_facts, rules.retention, now, health_settings=rules.health, passed=passed):
         if spec.rule_key in stored.tasks:
             continue  # made before, whatever became of it: a rule never makes a task twice
         stored.tasks[spec.rule_key] = (0, "open")
@@ -471,8 +474,11 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
             "reason": spec.reason[:TASK_REASON_LENGTH], "due_at": spec.due_at, "status": "open",
             "assignee_id": assigner.assignee(spec, stored.owner_id), "created_at": now,
         })
+    for spec in passed:
+        if spec.rule_key not in stored.tasks:
+            summary.tasks_passed[spec.title] = summary.tasks_passed.get(spec.title, 0) + 1
     open_keys = [key for key, (task_id, status) in stored.tasks.items() if status == "open" and task_id]
-    for key, why in moot_tasks(open_keys, now_facts, now, rules.retention):
+    for key, why in moot_tasks(open_keys, now_facts, now, rules.retention, health_settings=rules.health):
         writes.closed_tasks.append({"id": stored.tasks[key][0], "status": "closed",
                                     "close_reason": why[:REASON_LENGTH], "closed_at": now})
 
@@ -598,3 +604,19 @@ def refresh(now: datetime | None = None, progress: Progress | None = None,
             notes.append(result)
     summary.notes = notes
     return summary
+
+
+# --- reacting to writes -------------------------------------------------------------------------
+
+def _on_contacts_changed(_sender, *, ids: set[int], now: datetime | None = None):
+    return apply(ids, now)
+
+
+def _on_bulk_change(_sender, *, now: datetime | None = None):
+    return refresh(now)
+
+
+def connect() -> None:
+    """Make the engine react to the services' writes (engine_hooks' signals); safe to call again."""
+    engine_hooks.contacts_changed.connect(_on_contacts_changed)
+    engine_hooks.bulk_changed.connect(_on_bulk_change)

@@ -1,4 +1,4 @@
-"""The one error a service raises for bad input, with a reason per field."""
+"""The errors services raise: bad input (with a reason per field), a missing record, an erased contact."""
 from __future__ import annotations
 
 
@@ -13,3 +13,11 @@ class ValidationError(Exception):
 
 class NotFound(Exception):
     """A record a service was asked to act on does not exist."""
+
+
+class Erased(Exception):
+    """A contact whose personal data was erased: its row stays for the books, nothing is written to it."""
+
+    def __init__(self, contact_id: int):
+        super().__init__(f"Contact #{contact_id} was erased; nothing can be added to it or changed.")
+        self.contact_id = contact_id

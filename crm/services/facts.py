@@ -17,7 +17,7 @@ from decimal import Decimal
 from itertools import pairwise
 from typing import NamedTuple
 
-from crm.models.contact import STAGES
+from crm.vocabulary import STAGES
 from crm.services.wording import require_aware, utc_date
 
 
@@ -192,22 +192,32 @@ def latest_abandoned_cart(facts: ContactFacts) -> datetime | None:
     return latest
 
 
-def open_questions(facts: ContactFacts, kinds: Iterable[str], since: datetime) -> list[InteractionFact]:
-    """Inbound emails/chats/calls at or after ``since`` with no outcome recorded, oldest first."""
+def is_problem(i: InteractionFact, negative_too: bool = True) -> bool:
+    """Whether an interaction reports a problem (a complaint, or with ``negative_too`` any
+    interaction logged with a negative sentiment): a health signal, never buying intent."""
+    return i.kind == "complaint" or (negative_too and i.sentiment == "negative" and i.kind != "cart")
+
+
+def open_questions(facts: ContactFacts, kinds: Iterable[str], since: datetime,
+                   negative_too: bool = False) -> list[InteractionFact]:
+    """Inbound emails/chats/calls at or after ``since`` with no outcome recorded, oldest first
+    (problems left out when ``negative_too``: "my order never arrived" is not a buying question)."""
     kinds = set(kinds)
     found = [
         i
         for i in facts.interactions
         if i.kind in kinds and i.direction == "inbound" and not i.has_outcome and i.occurred_at >= since
+        and not (negative_too and is_problem(i))
     ]
     return sorted(found, key=lambda i: i.occurred_at)
 
 
-def unresolved_complaints(facts: ContactFacts) -> list[InteractionFact]:
-    """Complaints with no outcome of their own and no later interaction with an outcome."""
+def unresolved_complaints(facts: ContactFacts, negative_too: bool = False) -> list[InteractionFact]:
+    """Complaints (and, with ``negative_too``, negative interactions) with no outcome of their own
+    and no later interaction with an outcome, oldest first."""
     found = []
     for c in facts.interactions:
-        if c.kind != "complaint" or c.has_outcome:
+        if not is_problem(c, negative_too) or c.has_outcome:
             continue
         resolved = any(
             i.has_outcome and i.occurred_at > c.occurred_at and i.kind != "cart" for i in facts.interactions

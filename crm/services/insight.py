@@ -29,6 +29,8 @@ REVENUE_MONTHS = 12
 SPARKLINE_MONTHS = 24
 SCORE_BIN = 10
 AT_RISK_P_ALIVE = 0.5
+# At or below this chance of still buying, no next order is expected (predict_models.next_purchase_time).
+LIKELY_LOST_P_ALIVE = 0.5
 AT_RISK_LIMIT = 10
 TASK_LIMIT = 10
 
@@ -836,6 +838,11 @@ class CustomerFigures:
     rfm: tuple[int, int, int] | None = None  # recency, frequency, monetary scores 1..5
     # Why predicted figures are missing, shop-wide (None: not asked for)
     predictions: PredictionStatus | None = None
+
+    @property
+    def likely_lost(self) -> bool:
+        """More likely to have stopped buying than not: the model then gives no next-order date."""
+        return self.p_alive is not None and self.p_alive <= LIKELY_LOST_P_ALIVE
 
     @property
     def churn_probability(self) -> float | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from typing import Any, Literal
 
-from crm.models.contact import STAGES
+from crm.vocabulary import STAGES
 from crm.services.facts import ContactFacts, InteractionFact
 from crm.services.wording import (
     ago,

@@ -17,8 +17,9 @@ from sqlalchemy import delete, insert, select, update
 
 from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Order, OrderLine, Tag, contact_tags, utcnow
-from crm.services import aggregates, audit, engine_hooks, privacy
+from crm.services import aggregates, audit, engine_hooks
 from crm.services import contacts as contact_service
+from crm.services.trust.blocklist import blocked_among, blocked_customer_ids
 from crm.services.bounds import MAX_QUANTITY, check_moment
 from crm.services.errors import ValidationError
 from crm.services.importing.records import CustomerRecord, OrderRecord
@@ -88,8 +89,8 @@ def _new_contact_row(customer: CustomerRecord, now: datetime) -> dict[str, Any]:
         "email": customer.email,
         "email_display": customer.email_display or customer.email,
         "source": customer.source,
-        "consent_at": now if cleaned.get("consent") else None,
-        "consent_source": f"{customer.source} import" if cleaned.get("consent") else None,
+        "consent_at": None, "consent_source": None,
+        **(contact_service.consent_fields(None, True, f"{customer.source} import", now) if cleaned.get("consent") else {}),
         "created_at": customer.created_at or now,
         "updated_at": now,
     }
@@ -310,8 +311,8 @@ BLOCKED_REASON = "the customer was erased and is blocked from re-import (email o
 def blocked_customers(customers: Sequence[CustomerRecord]) -> set[int]:
     """Return the indexes of the customers that belong to an erased, blocked person: by the
     normalised email, or by the shop's customer id (a body with the same id and no email)."""
-    emails = privacy.blocked_among(c.email for c in customers if c.email)
-    ids = privacy.blocked_customer_ids((c.source, str(c.external_id)) for c in customers if c.external_id)
+    emails = blocked_among(c.email for c in customers if c.email)
+    ids = blocked_customer_ids((c.source, str(c.external_id)) for c in customers if c.external_id)
     return {i for i, c in enumerate(customers)
             if (c.email and c.email in emails) or (c.external_id and (c.source, str(c.external_id)) in ids)}
 
@@ -474,9 +475,7 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
             aggregates.refresh(changed)
             engine_hooks.after_contacts_changed(changed, now=now)
             # What can wait (shop-wide figures, predictions) goes to the worker, never into the request.
-            from crm.services.jobs.maintenance import queue_shop_figures
-
-            queue_shop_figures()
+            engine_hooks.after_orders_recorded(changed, now=now)
     return summary
 
 

@@ -7,7 +7,6 @@ data for ever (the retention review).
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -27,9 +26,14 @@ from crm.models import (
     ScoreHistory, Setting, StageChange, Task, WebhookDelivery, utcnow,
 )
 from crm.services import audit, engine_hooks
+from crm.services import shop as shop_settings
+from crm.services import contacts as contact_service
 from crm.services.errors import NotFound, ValidationError
 from crm.services.csv_safe import csv_text
-from crm.services.users import normalise_email
+from crm.services.trust.blocklist import (  # noqa: F401  (the block list, re-exported)
+    CUSTOMER_ID_MARK, add_to_block_list, blocked_among, blocked_count, blocked_customer_ids, customer_id_hash,
+    email_hash, is_blocked,
+)
 
 ERASED = "[erased]"
 # Contact fields that identify a person; erasing blanks them.
@@ -55,23 +59,17 @@ def set_consent(contact: Contact, consent: bool, source: str, actor_id: int | No
     """Record a marketing opt-in or opt-out with when and how; return whether it changed.
 
     `source` says how the shop learned it ("checkout checkbox", "phone call with Ada",
-    "unsubscribe link"); it is required because a consent nobody can trace is worthless.
+    "unsubscribe link"); contacts.consent_fields, the one consent rule, requires it.
     """
-    source = (source or "").strip()
-    if not source:
-        raise ValidationError(fields={"consent_source": "Say how the contact gave or withdrew consent."})
-    if len(source) > 200:
-        raise ValidationError(fields={"consent_source": "Keep it under 200 characters."})
-    consent = bool(consent)
-    if contact.consent == consent and contact.consent_source == source:
+    change = contact_service.consent_fields(contact, consent, source, now)
+    if not change:
         return False
     before = audit.snapshot(contact, ("consent", "consent_at", "consent_source"))
-    contact.consent = consent
-    contact.consent_at = now or utcnow()
-    contact.consent_source = source
+    for name, value in change.items():
+        setattr(contact, name, value)
     from crm.services.email import suppression
 
-    suppression.record_consent(contact, consent, source, actor_id, now)
+    suppression.record_consent(contact, contact.consent, contact.consent_source, actor_id, now)
     audit.record("consent", "contact", contact.id, user_id=actor_id, before=before,
                  after=audit.snapshot(contact, ("consent", "consent_at", "consent_source")))
     engine_hooks.after_contacts_changed([contact.id], now=now)
@@ -88,63 +86,6 @@ def set_do_not_contact(contact: Contact, do_not_contact: bool, actor_id: int | N
                  before={"do_not_contact": not contact.do_not_contact},
                  after={"do_not_contact": contact.do_not_contact})
     engine_hooks.after_contacts_changed([contact.id], now=now)
-    return True
-
-
-# --- the erased-email block list ------------------------------------------------------------
-
-def email_hash(email: str) -> str:
-    """Return the sha256 of a normalised email: what the block list keeps instead of the address."""
-    return hashlib.sha256((normalise_email(email) or "").encode()).hexdigest()
-
-
-def is_blocked(email: str | None) -> bool:
-    """Return whether an email was erased and blocked from coming back (imports, webhooks, API)."""
-    if not normalise_email(email):
-        return False
-    return db.session.scalar(select(exists().where(ErasedEmail.email_hash == email_hash(email)))) or False
-
-
-def blocked_among(emails: Iterable[str | None]) -> set[str]:
-    """Return which of these emails (normalised) are blocked: one query per 500, for imports."""
-    by_hash = {email_hash(email): normalise_email(email) for email in emails if normalise_email(email)}
-    hashes = sorted(by_hash)
-    blocked: set[str] = set()
-    for chunk in _in_batches(hashes):
-        blocked |= {by_hash[h] for h in db.session.scalars(select(ErasedEmail.email_hash).where(ErasedEmail.email_hash.in_(chunk)))}
-    return blocked
-
-
-CUSTOMER_ID_MARK = "id:"
-
-
-def customer_id_hash(source: str, external_id: str) -> str:
-    """Return the hash that blocks a shop's customer id (a body with that id and no email)."""
-    # "id:" marks it (an email's hash is hex only), so blocked_count() still counts emails.
-    return CUSTOMER_ID_MARK + hashlib.sha256(f"{source}:{external_id}".encode()).hexdigest()[:61]
-
-
-def blocked_customer_ids(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Return which (source, customer id) pairs belong to an erased, blocked person."""
-    by_hash = {customer_id_hash(source, str(ext)): (source, str(ext)) for source, ext in keys if ext}
-    blocked: set[tuple[str, str]] = set()
-    for chunk in _in_batches(sorted(by_hash)):
-        blocked |= {by_hash[h] for h in db.session.scalars(select(ErasedEmail.email_hash).where(ErasedEmail.email_hash.in_(chunk)))}
-    return blocked
-
-
-def blocked_count() -> int:
-    """Return how many erased emails are blocked (the customer ids blocked beside them not counted)."""
-    return db.session.scalar(select(func.count()).select_from(ErasedEmail)
-                             .where(ErasedEmail.email_hash.not_like(CUSTOMER_ID_MARK + "%"))) or 0
-
-
-def add_to_block_list(email: str, now: datetime | None = None) -> bool:
-    """Add an email to the block list (as a hash); return False when it was already there."""
-    if is_blocked(email):
-        return False
-    db.session.add(ErasedEmail(email_hash=email_hash(email), erased_at=now or utcnow()))
-    db.session.flush()
     return True
 
 
@@ -295,7 +236,7 @@ def export_contact(contact_id: int, *, actor_id: int | None = None, now: datetim
     data = contact_data(contact_id)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        shop = current_app.config.get("SHOP_NAME", "the shop") if has_app_context() else "the shop"
+        shop = shop_settings.current().name if has_app_context() else "the shop"
         archive.writestr("README.txt", README.format(shop=shop, id=contact_id, at=now.isoformat(timespec="seconds")))
         archive.writestr("data.json", json.dumps({"exported_at": now.isoformat(), **data}, ensure_ascii=False, indent=2))
         archive.writestr("contact.csv", csv_text(data["contact"].items(), header=["field", "value"]))

@@ -18,14 +18,15 @@ Dates in keys and reasons are UTC calendar dates.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from crm.services.bounds import shifted
-from crm.services.facts import ContactFacts, latest_abandoned_cart
+from crm.services.facts import ContactFacts, latest_abandoned_cart, unresolved_complaints
 from crm.services.journey import derive_health
 from crm.services.rules_config import DEFAULT_HEALTH, DEFAULT_RETENTION
+from crm.services.shop import money
 from crm.services.wording import (
     ago,
     days_between,
@@ -52,6 +53,9 @@ class TaskSpec:
     due_at: datetime
     assignee_policy: str  # "owner" (the contact's owner, else round robin among the role) or "round_robin"
     assignee_role: str  # the role to round-robin among: "sales", "support", ...
+    # The occasion's last day: past it the moment has gone (an order from March imported in
+    # December), and the to-do is not made. None: the occasion lasts while the facts hold.
+    open_until: datetime | None = field(default=None, compare=False)
 
 
 def _start_of_day(d: date) -> datetime:
@@ -67,9 +71,10 @@ def birthday_in(birthday: date, year: int) -> date:
 
 
 def _spec(
-    settings: Mapping[str, Any], kind: str, rule_key: str, title: str, reason: str, due_at: datetime
+    settings: Mapping[str, Any], kind: str, rule_key: str, title: str, reason: str, due_at: datetime,
+    open_until: datetime | None = None,
 ) -> TaskSpec:
-    return TaskSpec(kind, rule_key, title, reason, due_at, settings["assignee"], settings["role"])
+    return TaskSpec(kind, rule_key, title, reason, due_at, settings["assignee"], settings["role"], open_until)
 
 
 # -- blockers shared by a rule and its moot check ----------------------------------------
@@ -96,6 +101,13 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
     return None
 
 
+def _open_until(since: datetime, *day_limits: int) -> datetime:
+    """The last moment of the day that is the nearest of these many days after `since` (UTC days,
+    as `days_between` counts them)."""
+    last_day = shifted(utc_date(since), timedelta(days=min(day_limits) + 1))
+    return shifted(_start_of_day(last_day), -timedelta(microseconds=1))
+
+
 def _ordered_after_day(facts: ContactFacts, day: date) -> str | None:
     if facts.last_order_at is not None and utc_date(facts.last_order_at) > day:
         return format_date(facts.last_order_at)
@@ -111,7 +123,7 @@ def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: S
     first = facts.first_order_at
     assert first is not None
     due = shifted(first, timedelta(days=c["delay_days"]))
-    if not due <= now < shifted(due, timedelta(days=c["grace_days"])):
+    if now < due:
         return None
     return _spec(
         c,
@@ -121,6 +133,7 @@ def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: S
         f"first order on {format_date(first)}, {ago(days_between(first, now))}: "
         f"check it arrived and all is well",
         due,
+        shifted(due, timedelta(days=c["grace_days"]) - timedelta(microseconds=1)),
     )
 
 
@@ -128,7 +141,7 @@ def _testimonial_request(facts: ContactFacts, c: Settings, now: datetime, _h: Se
     if facts.order_count < c["min_orders"] or facts.last_order_at is None:
         return None
     since_last = days_between(facts.last_order_at, now)
-    if not c["delay_days"] <= since_last <= c["max_days_since_order"]:
+    if since_last < c["delay_days"]:
         return None
     if _testimonial_blocker(facts, c, now) is not None:
         return None
@@ -141,6 +154,7 @@ def _testimonial_request(facts: ContactFacts, c: Settings, now: datetime, _h: Se
         f"{ago(since_last)}) with no complaint or negative feedback in the last "
         f"{format_days(c['complaint_lookback_days'])} and no testimonial yet",
         shifted(facts.last_order_at, timedelta(days=c["delay_days"])),
+        _open_until(facts.last_order_at, c["max_days_since_order"], c["delay_days"] + c["grace_days"]),
     )
 
 
@@ -157,7 +171,7 @@ def _winback(facts: ContactFacts, c: Settings, now: datetime, health_settings: S
         "winback",
         f"winback:{utc_date(facts.last_order_at).isoformat()}",
         f"Win back a valuable customer who is {label}",
-        f"{why}; spent {facts.total_spent:.2f} in total, above the shop median of {median:.2f}",
+        f"{why}; spent {money(facts.total_spent)} in total, above the shop median of {money(median)}",
         now,
     )
 
@@ -186,7 +200,7 @@ def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Setting
     if cart is None:
         return None
     due = shifted(cart, timedelta(hours=c["delay_hours"]))
-    if not due <= now <= shifted(cart, timedelta(days=c["max_age_days"])):
+    if now < due:
         return None
     return _spec(
         c,
@@ -195,6 +209,7 @@ def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Setting
         "Follow up an abandoned cart",
         f"left a cart on {format_date(cart)} and has not ordered since",
         due,
+        shifted(cart, timedelta(days=c["max_age_days"])),
     )
 
 
@@ -203,7 +218,7 @@ def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
     if gap is None or last is None or gap < c["min_gap_days"]:
         return None
     due = shifted(last, timedelta(days=gap - c["days_before"]))
-    if not due <= now <= shifted(last, timedelta(days=gap + c["grace_days"])):
+    if now < due:
         return None
     return _spec(
         c,
@@ -213,6 +228,7 @@ def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
         f"usually orders every {format_days(gap)}; last order on {format_date(last)}, "
         f"{ago(days_between(last, now))}",
         due,
+        shifted(last, timedelta(days=gap + c["grace_days"])),
     )
 
 
@@ -220,7 +236,7 @@ def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> Ta
     n, last = c["after_order_count"], facts.last_order_at
     if facts.order_count < n or last is None:
         return None
-    if not c["delay_days"] <= days_between(last, now) <= c["max_days_since_order"]:
+    if days_between(last, now) < c["delay_days"]:
         return None
     if facts.order_count == n:
         why = f"placed their {ordinal(n)} paid order on {format_date(last)}"
@@ -236,6 +252,25 @@ def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> Ta
         "Send a satisfaction survey",
         why,
         shifted(last, timedelta(days=c["delay_days"])),
+        _open_until(last, c["max_days_since_order"], c["delay_days"] + c["grace_days"]),
+    )
+
+
+def _problem_followup(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+    problems = unresolved_complaints(facts, negative_too=True)
+    if not problems:
+        return None
+    latest = problems[-1]
+    what = "complaint" if latest.kind == "complaint" else f"negative {latest.kind}"
+    return _spec(
+        c,
+        "problem_followup",
+        f"problem:{latest.occurred_at.strftime(_CART_KEY_FORMAT)}",
+        "Satisfaction call about a problem",
+        f"{what} on {format_date(latest.occurred_at)}, {ago(days_between(latest.occurred_at, now))}, "
+        f"with no outcome recorded: call to put it right",
+        latest.occurred_at,
+        shifted(latest.occurred_at, timedelta(days=c["within_days"])),
     )
 
 
@@ -282,6 +317,20 @@ def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
     )
 
 
+# The first part of the rule_key of each rule's to-dos ("testimonial:repeat_customer").
+RULE_KEY_PREFIXES = {
+    "followup_first_order": "followup",
+    "testimonial_request": "testimonial",
+    "winback": "winback",
+    "birthday": "birthday",
+    "abandoned_cart": "cart",
+    "replenishment": "replenish",
+    "survey": "survey",
+    "problem_followup": "problem",
+    "hot_lead": "hot_lead",
+    "stay_in_touch": "stay_in_touch",
+}
+
 Rule = Callable[[ContactFacts, Settings, datetime, Settings], TaskSpec | None]
 RULES: dict[str, Rule] = {
     "followup_first_order": _followup_first_order,
@@ -291,6 +340,7 @@ RULES: dict[str, Rule] = {
     "abandoned_cart": _abandoned_cart,
     "replenishment": _replenishment,
     "survey": _survey,
+    "problem_followup": _problem_followup,
     "hot_lead": _hot_lead,
     "stay_in_touch": _stay_in_touch,
 }
@@ -302,11 +352,15 @@ def wanted_tasks(
     now: datetime,
     *,
     health_settings: Mapping[str, Any] = DEFAULT_HEALTH,
+    passed: list[TaskSpec] | None = None,
 ) -> list[TaskSpec]:
     """The rule tasks that should exist for this contact at ``now`` (none for do-not-contact).
 
     ``health_settings`` feed the win-back rule, which targets customers whose health
-    (see ``journey.derive_health``) is in its ``health`` list.
+    (see ``journey.derive_health``) is in its ``health`` list. Occasions whose moment has
+    passed (``open_until`` before ``now``: history arriving late, by import or webhook) are
+    not wanted; they are appended to ``passed`` when given, so a caller can say why it made
+    fewer to-dos than the facts suggest.
     """
     require_aware(now, "now")
     if facts.do_not_contact:
@@ -316,15 +370,21 @@ def wanted_tasks(
         c = settings[name]
         if c["enabled"]:
             spec = rule(facts, c, now, health_settings)
-            if spec is not None:
-                wanted.append(spec)
+            if spec is None:
+                continue
+            if spec.open_until is not None and now > spec.open_until:
+                if passed is not None:
+                    passed.append(spec)
+                continue
+            wanted.append(spec)
     return wanted
 
 
 # -- moot ----------------------------------------------------------------------------------
 
 
-def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping[str, Any]) -> str | None:
+def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping[str, Any],
+                 health_settings: Mapping[str, Any]) -> str | None:
     rule, _, occasion = key.partition(":")
     if rule == "followup":
         _, _, day = occasion.partition(":")
@@ -338,6 +398,12 @@ def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping
         ordered = _ordered_after_day(facts, date.fromisoformat(occasion))
         if ordered:
             return f"ordered again on {ordered}"
+        if rule == "winback":
+            # The to-do follows the figures beside it: once the customer is judged active
+            # again (a fresh prediction), there is nobody to win back.
+            health, why = derive_health(facts, health_settings, now)
+            if health not in settings["winback"]["health"]:
+                return f"no longer slipping away: {(health or 'not a customer').replace('_', ' ')} ({why})"
     elif rule == "birthday":
         if facts.birthday is None:
             return "birthday removed"
@@ -352,6 +418,11 @@ def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping
         n = int(occasion.rpartition(":")[2])
         if facts.order_count < n:
             return f"only {plural(facts.order_count, 'paid order')} now"
+    elif rule == "problem":
+        left = datetime.strptime(occasion, _CART_KEY_FORMAT).replace(tzinfo=UTC)
+        still_open = [p for p in unresolved_complaints(facts, negative_too=True) if p.occurred_at >= left]
+        if not still_open:
+            return "the problem has an outcome recorded"
     elif rule == "hot_lead":
         ordered = _ordered_after_day(facts, date.fromisoformat(occasion))
         if ordered:
@@ -370,6 +441,8 @@ def moot_tasks(
     facts: ContactFacts,
     now: datetime,
     settings: Mapping[str, Any] = DEFAULT_RETENTION,
+    *,
+    health_settings: Mapping[str, Any] = DEFAULT_HEALTH,
 ) -> list[tuple[str, str]]:
     """(rule_key, reason) for each open rule task the facts have made moot.
 
@@ -385,7 +458,7 @@ def moot_tasks(
             moot.append((key, "marked do not contact"))
             continue
         try:
-            reason = _moot_reason(key, facts, now, settings)
+            reason = _moot_reason(key, facts, now, settings, health_settings)
         except ValueError:  # a key in an older format: leave the task to a person
             reason = None
         if reason:

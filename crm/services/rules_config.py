@@ -93,6 +93,10 @@ DEFAULT_SCORING: Mapping[str, Any] = _freeze(
         "cart_window_days": 14,
         "question_window_days": 14,
         "question_kinds": ["email", "chat", "call"],
+        # A negative interaction of any kind ("order never arrived", logged as a call) is a
+        # problem like a complaint: no engagement or open-question points, the complaint
+        # penalty until resolved, and a satisfaction call (the problem_followup to-do rule).
+        "negative_is_a_problem": True,
         "hot_threshold": 70,
     }
 )
@@ -113,6 +117,9 @@ DEFAULT_RETENTION: Mapping[str, Any] = _freeze(
             "min_orders": 2,
             "delay_days": 7,
             "max_days_since_order": 90,
+            # History is history: an occasion older than this (an imported order from
+            # March) makes no to-do; a daily refresh makes each one on the day it falls due.
+            "grace_days": 14,
             "complaint_lookback_days": 180,
             "testimonial_kinds": ["testimonial", "review"],
             "assignee": "owner",
@@ -145,9 +152,13 @@ DEFAULT_RETENTION: Mapping[str, Any] = _freeze(
             "after_order_count": 3,
             "delay_days": 3,
             "max_days_since_order": 30,
+            "grace_days": 14,
             "assignee": "owner",
             "role": "support",
         },
+        # Call a customer who reported a problem (a complaint, or a negative interaction) that
+        # nobody has resolved yet: a satisfaction call, while it is fresh.
+        "problem_followup": {"enabled": True, "within_days": 14, "assignee": "owner", "role": "support"},
         # Call a lead whose score crossed the hot-lead threshold.
         "hot_lead": {"enabled": True, "assignee": "owner", "role": "sales"},
         # Contacts with a stay-in-touch cadence: a to-do once that many days pass without an interaction.

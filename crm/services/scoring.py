@@ -19,10 +19,12 @@ from typing import Any
 from crm.services.facts import (
     ContactFacts,
     InteractionFact,
+    is_problem,
     latest_abandoned_cart,
     open_questions,
     unresolved_complaints,
 )
+from crm.services.shop import money
 from crm.services.wording import ago, days_between, format_date, plural, require_aware
 
 SCORE_MIN, SCORE_MAX = 0, 100
@@ -66,9 +68,13 @@ def _engagement_line(facts: ContactFacts, settings: Mapping[str, Any], now: date
     w = settings["weights"]
     half_life = settings["engagement_half_life_days"]
     total = 0.0
-    inbound = meetings = 0
+    inbound = meetings = problems = 0
+    negative_too = settings["negative_is_a_problem"]
     counted: list[InteractionFact] = []
     for i in facts.interactions:
+        if is_problem(i, negative_too):
+            problems += 1  # a complaint or a negative interaction is a problem, not buying intent
+            continue
         if i.kind == "meeting":
             weight, meetings = w["engagement_meeting"], meetings + 1
         elif i.direction == "inbound" and i.kind not in _NOT_ENGAGEMENT:
@@ -96,7 +102,14 @@ def _engagement_line(facts: ContactFacts, settings: Mapping[str, Any], now: date
     )
     if total > cap:
         why += f" (at most {cap} points)"
+    if problems:
+        why += f"; {plural(problems, 'complaint or negative interaction')} not counted: a problem is not buying intent"
     return {"rule": "engagement", "points": points, "why": why}
+
+
+def problem_words(i: InteractionFact) -> str:
+    """'complaint', or 'negative call' for a problem logged under another kind."""
+    return "complaint" if i.kind == "complaint" else f"negative {i.kind}"
 
 
 def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> ScoreResult:
@@ -132,7 +145,7 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
     if cart is not None and days_between(cart, now) <= settings["cart_window_days"]:
         add("cart", w["cart"], f"abandoned a cart {ago(days_between(cart, now))}")
     since = now - timedelta(days=settings["question_window_days"])
-    questions = open_questions(facts, settings["question_kinds"], since)
+    questions = open_questions(facts, settings["question_kinds"], since, settings["negative_is_a_problem"])
     if questions:
         q = questions[-1]
         add(
@@ -161,17 +174,21 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
         if shop.monetary_edges:
             band = quantile_band(facts.total_spent, shop.monetary_edges, higher_is_better=True)
             words = _band_words(band, shop.monetary_edges, "monetary")
-            add("monetary", band * per, f"spent {facts.total_spent:.2f} in total ({words})")
+            add("monetary", band * per, f"spent {money(facts.total_spent)} in total ({words})")
 
     # Penalties
-    complaints = unresolved_complaints(facts)
+    complaints = unresolved_complaints(facts, settings["negative_is_a_problem"])
     if complaints:
         latest = format_date(complaints[-1].occurred_at)
-        why = (
-            f"complaint on {latest} not resolved"
-            if len(complaints) == 1
-            else f"{len(complaints)} complaints not resolved, the latest on {latest}"
-        )
+        what = problem_words(complaints[-1])
+        if len(complaints) == 1:
+            why = f"{what} on {latest} not resolved"
+        elif all(c.kind == "complaint" for c in complaints):
+            why = f"{len(complaints)} complaints not resolved, the latest on {latest}"
+        else:
+            why = f"{len(complaints)} problems not resolved, the latest a {what} on {latest}"
+        if what != "complaint":
+            why += " (a problem, not buying intent)"
         add("complaint", w["complaint"], why)
     if facts.do_not_contact:
         add("do_not_contact", w["do_not_contact"], "marked do not contact")

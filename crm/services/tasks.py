@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from crm.extensions import db
@@ -36,12 +36,13 @@ KIND_LABELS = {
     "replenishment": "Replenishment reminder",
     "survey": "Survey",
     "hot_lead": "Hot lead",
+    "problem_followup": "Problem call",
     "stay_in_touch": "Stay in touch",
     "data_request": "Data request",
 }
 MANUAL_KINDS = ("call", "email", "meeting", "other")
 # The interaction a completed to-do leaves on the timeline.
-CALL_KINDS = frozenset({"call", "followup_call", "hot_lead"})
+CALL_KINDS = frozenset({"call", "followup_call", "hot_lead", "problem_followup"})
 EMAIL_KINDS = frozenset({"email", "testimonial_request", "survey", "birthday", "cart_followup", "replenishment"})
 AUDITED = ("status", "assignee_id", "due_at", "snoozed_until", "closed_at", "close_reason", "outcome")
 TEXT_LIMIT = 300
@@ -235,6 +236,12 @@ def _with_people(query):
     return query.options(joinedload(Task.contact), joinedload(Task.assignee))
 
 
+def is_overdue(task: Task, today: date) -> bool:
+    """The one overdue rule (the to-do lists, a to-do's row): an open to-do due before the shop's
+    day `today` began."""
+    return task.status == "open" and task.due_at < start_of_shop_day(today)
+
+
 @dataclass
 class MyTasks:
     """A person's open to-dos, by when they are due in the shop's days."""
@@ -260,9 +267,10 @@ def my_tasks(user_id: int, now: datetime | None = None, limit: int = 200) -> MyT
     if len(tasks) > limit:
         tasks = tasks[:limit]
         mine.more = (db.session.scalar(select(func.count()).select_from(Task).where(*visible)) or 0) - limit
-    start, end = shop_day_bounds(shop_today(now))
+    today = shop_today(now)
+    _start, end = shop_day_bounds(today)
     for task in tasks:
-        if task.due_at < start:
+        if is_overdue(task, today):
             mine.overdue.append(task)
         elif task.due_at < end:
             mine.today.append(task)
@@ -288,8 +296,7 @@ class TaskPage:
     pages: int
 
 
-def task_page(filters: TaskFilters, page: int = 1, per_page: int = 50) -> TaskPage:
-    """Return one page of to-dos matching the filters, soonest due first, in two queries."""
+def _conditions(filters: TaskFilters) -> list:
     conditions = []
     if filters.status:
         if filters.status not in TASK_STATUSES:
@@ -305,6 +312,12 @@ def task_page(filters: TaskFilters, page: int = 1, per_page: int = 50) -> TaskPa
         conditions.append(Task.due_at >= start_of_shop_day(filters.due_from))
     if filters.due_to:
         conditions.append(Task.due_at < start_of_shop_day(filters.due_to + timedelta(days=1)))
+    return conditions
+
+
+def task_page(filters: TaskFilters, page: int = 1, per_page: int = 50) -> TaskPage:
+    """Return one page of to-dos matching the filters, soonest due first, in two queries."""
+    conditions = _conditions(filters)
     total = db.session.scalar(select(func.count()).select_from(Task).where(*conditions)) or 0
     page, pages = clamp_page(total, page, per_page)
     tasks = list(db.session.scalars(_with_people(
@@ -322,3 +335,169 @@ def open_tasks_for(contact_id: int) -> list[Task]:
     """Return a contact's open to-dos, soonest due first."""
     return list(db.session.scalars(_with_people(
         select(Task).where(Task.contact_id == contact_id, Task.status == "open").order_by(Task.due_at, Task.id))))
+
+
+# -- many at once ------------------------------------------------------------------------------
+
+BULK_ACTIONS = ("complete", "dismiss", "reassign", "snooze")
+BULK_LIMIT = 5000
+_BULK_FIELD = {"complete": "outcome", "dismiss": "reason", "reassign": "assignee_id", "snooze": "until"}
+
+
+@dataclass
+class BulkResult:
+    action: str
+    changed: int
+    skipped: int  # named or matching, but no longer open
+
+    def __str__(self) -> str:
+        verb = {"complete": "marked done", "dismiss": "dismissed", "reassign": "reassigned",
+                "snooze": "snoozed"}[self.action]
+        text = f"{self.changed:,} to-do{'' if self.changed == 1 else 's'} {verb}"
+        if self.skipped:
+            text += f"; {self.skipped:,} {'was' if self.skipped == 1 else 'were'} no longer open"
+        return text + "."
+
+
+def bulk_task_ids(task_ids: list[int] | None = None, filters: TaskFilters | None = None) -> list[int]:
+    """Return the ids of the ticked to-dos, or of every open to-do matching the filters."""
+    if task_ids is not None:
+        return sorted({int(i) for i in task_ids})[:BULK_LIMIT]
+    filters = filters or TaskFilters()
+    conditions = _conditions(TaskFilters(status="open", kind=filters.kind, assignee=filters.assignee,
+                                         due_from=filters.due_from, due_to=filters.due_to))
+    return list(db.session.scalars(select(Task.id).where(*conditions).order_by(Task.id).limit(BULK_LIMIT)))
+
+
+def bulk_act(action: str, task_ids: list[int], value: Any, actor_id: int | None,
+             now: datetime | None = None) -> BulkResult:
+    """Do one action (complete, dismiss, reassign, snooze) to many to-dos with the same value,
+    through the same per-to-do functions (so each is checked and audited); return the counts.
+
+    A to-do that is no longer open is skipped and counted; a bad value raises ValidationError
+    before anything changes.
+    """
+    now = now or utcnow()
+    if action not in BULK_ACTIONS:
+        raise ValidationError(fields={"action": f"Choose one of {', '.join(BULK_ACTIONS)}."})
+    if not task_ids:
+        raise ValidationError("Tick at least one to-do, or choose all that match the filters.",
+                              fields={"scope": "Tick at least one to-do."})
+    field_name = _BULK_FIELD[action]
+    if action == "complete":
+        value = _text(value, field_name, "Say how it went.")
+    elif action == "dismiss":
+        value = _text(value, field_name, "Say why they will not be done.")
+    elif action == "reassign":
+        value = assignable_user(value).id
+    elif value in (None, ""):
+        raise ValidationError(fields={field_name: "Pick the day they should come back."})
+    result = BulkResult(action, 0, 0)
+    tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(task_ids)))}
+    for task_id in task_ids:
+        task = tasks.get(task_id)
+        if task is None or task.status != "open":
+            result.skipped += 1
+            continue
+        if action == "complete":
+            complete_task(task, value, actor_id, now)
+        elif action == "dismiss":
+            dismiss_task(task, value, actor_id, now)
+        elif action == "reassign":
+            reassign_task(task, value, actor_id, now)
+        else:
+            snooze_task(task, value, actor_id, now)
+        result.changed += 1
+    return result
+
+
+# -- a rule switched off ---------------------------------------------------------------------
+
+
+def _rule_condition(rule: str):
+    from crm.services.retention import RULE_KEY_PREFIXES
+
+    if rule not in RULE_KEY_PREFIXES:
+        raise ValidationError(f"Unknown to-do rule {rule!r}.")
+    return Task.rule_key.like(f"{RULE_KEY_PREFIXES[rule]}:%")
+
+
+def open_rule_task_count(rule: str) -> int:
+    """Return how many open to-dos this retention rule made."""
+    return db.session.scalar(select(func.count()).select_from(Task)
+                             .where(Task.status == "open", _rule_condition(rule))) or 0
+
+
+def close_rule_tasks(rule: str, reason: str, actor_id: int | None, now: datetime | None = None) -> int:
+    """Close every open to-do this retention rule made, with the reason (one set-based update,
+    one audit entry); return how many."""
+    now = now or utcnow()
+    reason = _text(reason, "reason", "Say why they are closed.")
+    closed = db.session.execute(
+        update(Task).where(Task.status == "open", _rule_condition(rule))
+        .values(status="closed", close_reason=reason, closed_at=now)
+        .execution_options(synchronize_session=False)).rowcount or 0
+    if closed:
+        audit.record("close", "task_rule", None, user_id=actor_id,
+                     after={"rule": rule, "closed": closed, "close_reason": reason})
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, Task) and obj.status == "open":
+            db.session.expire(obj)
+    return closed
+
+
+# -- people join: the work follows --------------------------------------------------------------
+
+
+def _rule_roles() -> dict[str, str]:
+    """Return {rule key prefix: the role its to-dos go to}, from the shop's retention settings."""
+    from crm.services import rule_settings
+    from crm.services.retention import RULE_KEY_PREFIXES
+
+    retention = rule_settings.load("retention")
+    return {prefix: retention[rule]["role"] for rule, prefix in RULE_KEY_PREFIXES.items() if rule in retention}
+
+
+def balance_role_tasks(user: User, actor_id: int | None = None) -> int:
+    """When `user` joins (or comes back to) a role, share that role's rule to-dos that nobody of
+    the role holds (unassigned, or with an admin standing in) among the role's active members,
+    fewest open to-dos first; return how many went to `user` (flushed, audited).
+
+    An admin joining takes the unassigned rule to-dos of roles that have nobody (as the rules
+    would have given them), e.g. those a demo shop made before anyone signed up.
+    """
+    if not user.active or user.role == "viewer":
+        return 0
+    roles = _rule_roles()
+    members = list(db.session.scalars(select(User).where(User.active.is_(True), User.role == user.role)))
+    active_roles = set(db.session.scalars(select(User.role).where(User.active.is_(True)).distinct()))
+    if user.role == "admin":
+        prefixes = [p for p, role in roles.items() if role not in active_roles or role == "admin"]
+        held = Task.assignee_id.is_(None)
+    else:
+        prefixes = [p for p, role in roles.items() if role == user.role]
+        admin_ids = select(User.id).where(User.role == "admin")
+        held = or_(Task.assignee_id.is_(None), Task.assignee_id.in_(admin_ids))
+    if not prefixes or not members:
+        return 0
+    waiting = list(db.session.scalars(
+        select(Task).where(Task.status == "open", held, or_(*[Task.rule_key.like(f"{p}:%") for p in prefixes]))
+        .order_by(Task.due_at, Task.id)))
+    if not waiting:
+        return 0
+    ids = [m.id for m in members]
+    load = dict.fromkeys(ids, 0)
+    load.update(db.session.execute(select(Task.assignee_id, func.count()).where(
+        Task.status == "open", Task.assignee_id.in_(ids)).group_by(Task.assignee_id)).all())
+    given = 0
+    for task in waiting:
+        chosen = min(ids, key=lambda uid: (load[uid], uid != user.id, uid))
+        load[chosen] += 1
+        if task.assignee_id != chosen:
+            task.assignee_id = chosen
+            given += chosen == user.id
+    db.session.flush()
+    if given:
+        audit.record("balance", "task", None, user_id=actor_id,
+                     after={"to_user_id": user.id, "role": user.role, "tasks": given})
+    return given

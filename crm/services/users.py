@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import secrets
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -11,19 +10,9 @@ from crm.extensions import db
 from crm.models import ROLES, Setting, User, utcnow
 from crm.services import api_tokens, audit
 from crm.services.errors import ValidationError
-# One rule for matching emails, shared with the (Flask-free) import readers.
-from crm.services.importing.records import normalise_email  # noqa: F401  (re-exported)
+from crm.services.shared.emails import email_problem, normalise_email
 
 MIN_PASSWORD_LENGTH = 10
-
-
-def check_email_syntax(value: str) -> str | None:
-    """Return why an address is not a valid email, or None when it is."""
-    try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError as error:
-        return str(error)
-    return None
 
 
 def user_count() -> int:
@@ -58,7 +47,7 @@ def create_user(email: str, name: str, role: str, password: str, *, actor_id: in
     errors: dict[str, str] = {}
     if not email_n:
         errors["email"] = "An email address is required."
-    elif reason := check_email_syntax(email_n):
+    elif reason := email_problem(email_n):
         errors["email"] = reason
     elif by_email(email_n):
         errors["email"] = f"A user with the email {email_n} already exists."

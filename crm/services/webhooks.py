@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,7 +34,8 @@ from crm.services.importing.readers import (
     parse_shopify_customer_json, parse_shopify_order_json, parse_woocommerce_customer, parse_woocommerce_order,
 )
 from crm.services.bounds import BadJson, parse_json
-from crm.services.importing.records import Rejected, normalise_email
+from crm.services.importing.records import Rejected
+from crm.services.shared.emails import normalise_email
 
 SOURCES = ("shopify", "woocommerce")
 SETTING_KEYS = {"shopify": "webhooks.shopify_secret", "woocommerce": "webhooks.woocommerce_secret"}

@@ -21,6 +21,53 @@ document.addEventListener("change", function (event) {
   });
 });
 
+// First-run setup: guess the shop's time zone, language and currency from the browser,
+// only on the first view of the form (never over what a person chose).
+document.addEventListener("DOMContentLoaded", function () {
+  var form = document.querySelector("form[data-guess-shop=yes]");
+  if (!form) return;
+  var guessed = false;
+  function choose(select, value) {
+    if (!select || !value) return;
+    for (var i = 0; i < select.options.length; i++) {
+      if (select.options[i].value === value) { select.value = value; guessed = true; return; }
+    }
+  }
+  try { choose(form.querySelector("#timezone"), Intl.DateTimeFormat().resolvedOptions().timeZone); } catch (e) {}
+  var locale = (navigator.language || "").split("-");
+  choose(form.querySelector("#language"), (locale[0] || "").toLowerCase());
+  var region = (locale[1] || "").toUpperCase();
+  var euro = ["AT", "BE", "CY", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PT", "SI", "SK"];
+  var others = {US: "USD", GB: "GBP", CH: "CHF", CA: "CAD", AU: "AUD", NZ: "NZD", SE: "SEK", DK: "DKK", NO: "NOK", PL: "PLN", CZ: "CZK", JP: "JPY"};
+  var currency = euro.indexOf(region) >= 0 ? "EUR" : others[region];
+  var field = form.querySelector("#currency");
+  if (field && currency) { field.value = currency; guessed = true; }
+  var note = document.getElementById("guessed");
+  if (note && guessed) note.hidden = false;
+});
+
+// "/" jumps to the header search from anywhere but a field; Enter there (or in the contact list's
+// search) opens the single or first matching contact.
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  var target = event.target;
+  if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+  var box = document.getElementById("header-search");
+  if (!box) return;
+  event.preventDefault();
+  box.focus();
+  box.select();
+});
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "Enter" || event.isComposing) return;
+  var box = event.target;
+  if (!box.matches || !box.matches("#contact-search input[name=q]") || !box.value.trim()) return;
+  var header = document.querySelector("form.header-search");
+  if (!header) return;
+  event.preventDefault();
+  window.location.assign(header.getAttribute("action") + "?q=" + encodeURIComponent(box.value.trim()));
+});
+
 // An email editor with data-live-preview: typing refreshes the preview frame (a POST of the
 // same form to its preview button's formaction), at most every 600 ms.
 (function () {

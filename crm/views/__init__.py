@@ -4,11 +4,12 @@ from __future__ import annotations
 from flask import Flask, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import Gone, HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from crm.database import write_intent
 from crm.extensions import db, login_manager
+from crm.services import errors
 from crm.views import access, formatting, params
 from crm.views.api_errors import api_error_response
 
@@ -70,11 +71,22 @@ def init_app(app: Flask) -> None:
         if access.is_api_request():
             return api_error_response(error)
         response = error.get_response()
-        if error.code in (400, 403, 404, 405, 413, 429):
+        if error.code in (400, 403, 404, 405, 410, 413, 429):
             template = f"errors/{error.code}.html" if error.code in (403, 404, 413, 429) else "errors/error.html"
             response.set_data(render_template(template, error=error))
             response.mimetype = "text/html"
         return response
+
+    @app.errorhandler(errors.NotFound)
+    def _record_not_found(error: errors.NotFound):
+        db.session.rollback()
+        return _http_error(NotFound(str(error)))
+
+    @app.errorhandler(errors.Erased)
+    def _contact_erased(error: errors.Erased):
+        """Writing to an erased contact: 410 Gone, as a page or as the API's JSON."""
+        db.session.rollback()
+        return _http_error(Gone(str(error)))
 
     @app.errorhandler(500)
     def _server_error(error):
@@ -115,9 +127,7 @@ def init_app(app: Flask) -> None:
 
 
 def _too_large_message(app: Flask) -> str:
-    from crm.services.uploads import human_size
-
-    limit = human_size(int(app.config.get("MAX_CONTENT_LENGTH") or 0))
+    limit = formatting.human_size(int(app.config.get("MAX_CONTENT_LENGTH") or 0))
     return f"The upload is larger than the {limit} this CRM accepts; nothing was saved."
 
 

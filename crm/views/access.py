@@ -96,7 +96,7 @@ def unauthenticated():
         response.headers["WWW-Authenticate"] = 'Bearer realm="crm"'
         return response
     login_url = url_for("auth.login", next=request.full_path.rstrip("?"))
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         response = current_app.response_class(status=204)
         response.headers["HX-Redirect"] = login_url
         return response

@@ -20,8 +20,8 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
 from crm.extensions import csrf, db
-from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task, User
-from crm.services import audit, contact_queries, interactions, tasks
+from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task
+from crm.services import contact_queries, interactions, shop, tasks
 from crm.services import contacts as contact_service
 from crm.services import orders as order_service
 from crm.services.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
@@ -80,7 +80,11 @@ def _refused(error: Refused):
 @bp.errorhandler(ValidationError)
 def _invalid(error: ValidationError):
     db.session.rollback()
-    return api_error(422, error.message, error.fields)
+    message = error.message
+    if error.fields and message == ValidationError().message:
+        # The form's words ("the highlighted fields") mean nothing to an API client: name them.
+        message = "Some fields are invalid: " + "; ".join(f"{name}: {reason}" for name, reason in error.fields.items())
+    return api_error(422, message, error.fields)
 
 
 @bp.errorhandler(HTTPException)
@@ -332,7 +336,7 @@ def _contact_or_404(contact_id: int) -> Contact:
 
 
 def _contact_values(body: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
-    """Split a contact body into service values and tags, refusing duplicates and unknown owners."""
+    """Split a contact body into service values and tags (the service checks the owner)."""
     values = _typed(body, CONTACT_FIELDS, lengths=CONTACT_LENGTHS,
                     nullable=tuple(n for n in CONTACT_FIELDS if n not in ("tags", "consent", "do_not_contact")))
     tags = values.pop("tags", None)
@@ -341,11 +345,6 @@ def _contact_values(body: dict[str, Any]) -> tuple[dict[str, Any], list[str] | N
     for name in ("first_name", "last_name"):
         if name in values and values[name] is None:
             values[name] = ""
-    owner_id = values.get("owner_id")
-    if owner_id is not None:
-        owner = db.session.get(User, owner_id)
-        if owner is None or not owner.active:
-            raise ValidationError(fields={"owner_id": "No active user with this id."})
     return values, tags
 
 
@@ -387,28 +386,22 @@ def contacts():
 @access("read", patch="write")
 def contact(contact_id: int):
     """GET: one contact. PATCH: change some of its fields (and tags)."""
-    found = _contact_or_404(contact_id)
     if request.method == "PATCH":
+        found = contact_service.writable_contact(contact_id)
         values, tags = _contact_values(_json_body())
         _refuse_duplicate_email(values.get("email"), found.id)
-        contact_service.update_contact(found, values, actor_id=current_user.id)
+        contact_service.update_contact(found, values, actor_id=current_user.id, via="api")
         if tags is not None:
-            before = sorted(tag.name for tag in found.tags)
-            found.tags = contact_service.tags_by_name(tags)
-            after = sorted(tag.name for tag in found.tags)
-            if before != after:
-                audit.record("update", "contact", found.id, user_id=current_user.id,
-                             before={"tags": before}, after={"tags": after})
+            contact_service.replace_tags(found, tags, actor_id=current_user.id)
         db.session.commit()
-        found = _contact_or_404(contact_id)
-    return jsonify(contact_json(found))
+    return jsonify(contact_json(_contact_or_404(contact_id)))
 
 
 @bp.route("/contacts/<int:contact_id>/interactions", methods=["POST"])
 @access("write")
 def contact_interactions(contact_id: int):
     """Log an interaction (a call, an email, a note ...) with a contact."""
-    found = _contact_or_404(contact_id)
+    found = contact_service.writable_contact(contact_id)
     values = _typed(_json_body(), INTERACTION_FIELDS, nullable=("channel", "outcome", "sentiment", "occurred_at"),
                     lengths={"body": 20000})
     if isinstance(values.get("occurred_at"), str):
@@ -525,7 +518,7 @@ def flows():
 @access("write")
 def orders():
     """Record an order: 201 when new, 200 when that source's order id was already recorded."""
-    record = api_order_record(_json_body(), default_currency=current_app.config.get("SHOP_CURRENCY", "EUR"))
+    record = api_order_record(_json_body(), default_currency=shop.current().currency)
     outcome = order_service.record_order(record, actor_id=current_user.id)
     if outcome.result == "rejected":
         raise ValidationError(fields={outcome.field or "body": outcome.reason or "The order was refused."})

@@ -38,6 +38,7 @@ ERRORS = {
     403: "The token's role may not do this.",
     404: "No such record.",
     409: "The request conflicts with the current state.",
+    410: "The contact's personal data was erased; nothing can be added to it or changed.",
     413: "The body is too large.",
     415: "The body is not sent as application/json.",
     422: "A field (or query parameter) is invalid; `fields` says which and why.",
@@ -410,7 +411,7 @@ PATHS: dict[str, Any] = {
         "patch": {
             "operationId": "updateContact", "summary": "Change some of a contact's fields.",
             "requestBody": _body("ContactChange"),
-            "responses": {**_ok(200, "The contact after the change.", "Contact"), **_errors(*WRITE_ERRORS, 404, 409)},
+            "responses": {**_ok(200, "The contact after the change.", "Contact"), **_errors(*WRITE_ERRORS, 404, 409, 410)},
         },
     },
     "/contacts/{contact_id}/interactions": {
@@ -418,7 +419,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "operationId": "logInteraction", "summary": "Log a call, email, chat, note ... with a contact.",
             "requestBody": _body("InteractionInput"),
-            "responses": {**_ok(201, "The interaction.", "Interaction"), **_errors(*WRITE_ERRORS, 404)},
+            "responses": {**_ok(201, "The interaction.", "Interaction"), **_errors(*WRITE_ERRORS, 404, 410)},
         },
     },
     "/contacts/{contact_id}/emails": {

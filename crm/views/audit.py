@@ -90,6 +90,6 @@ def index():
     result = audit.search(_wanted(form), page=page, per_page=current_app.config["PAGE_SIZE"])
     args = {name: request.args[name] for name in FILTER_FIELDS if request.args.get(name)}
     context = dict(form=form, result=result, changes=audit.changes, show_value=show_value, args=args)
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         return render_template("audit/_entries.html", **context)
     return render_template("audit/index.html", **context)

@@ -3,13 +3,13 @@ logging interactions, and creating, editing, merging and deleting contacts."""
 from __future__ import annotations
 
 from flask import (
-    Blueprint, Response, abort, current_app, flash, redirect, render_template, request, stream_with_context, url_for,
+    Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for,
 )
 from flask_login import current_user
 
 from crm.extensions import db, htmx
 from crm.models import STAGES, Contact, Interaction, utcnow
-from crm.services import contact_bulk, contact_queries, contacts, insight, interactions, merge
+from crm.services import contact_bulk, contact_queries, contacts, insight, interactions, merge, shop
 from crm.services.contact_queries import ContactFilters
 from crm.services.segments import store as segments
 from crm.services.errors import ValidationError
@@ -40,12 +40,9 @@ def _save(form, action):
     return result
 
 
-def _fragment_wanted() -> bool:
-    """Whether to answer with a partial: an htmx request that is not a boosted page load."""
-    return bool(htmx) and not htmx.boosted
-
-
 def _contact_or_404(contact_id: int) -> Contact:
+    """The contact to show (an erased one too, read-only); writes load theirs with
+    contacts.writable_contact, which refuses an erased contact with 410."""
     contact = contact_queries.contact_for_page(contact_id)
     if contact is None:
         abort(404)
@@ -83,7 +80,7 @@ def index():
     result = contact_queries.page(filters, after=request.args.get("after"), before=request.args.get("before"),
                                   user_id=current_user.id)
     context = {"page": result, "filters": filters, "list_url": _list_url}
-    if _fragment_wanted():
+    if htmx.fragment:
         return render_template("contacts/_results.html", **context)
     tag_names, owners = contact_queries.tag_names(), contact_queries.owner_choices()
     choices = {
@@ -95,6 +92,20 @@ def index():
     segment = segments.get(filters.segment) if filters.segment else None
     return render_template("contacts/index.html", tag_names=tag_names, owners=owners, choices=choices,
                            segment=segment, **context)
+
+
+@bp.route("/go")
+@access("read")
+def go():
+    """Open the single (or first) contact matching the header search; the list when none or no words."""
+    filters = ContactFilters.from_args({"q": request.args.get("q", "")})
+    if not filters.q:
+        return redirect(url_for("contacts.index"))
+    result = contact_queries.page(filters, size=1, user_id=current_user.id)
+    if not result.contacts:
+        flash(f"No contact matches “{filters.q}”.", "info")
+        return redirect(url_for("contacts.index", q=filters.q))
+    return redirect(url_for("contacts.show", contact_id=result.contacts[0].id))
 
 
 @bp.route("/bulk", methods=["POST"])
@@ -169,7 +180,7 @@ def show(contact_id: int):
 
 def _contact_page(contact: Contact, log_form: InteractionForm):
     # The page's partials (stage, score, to-dos) load what they need from `contact` alone.
-    figures = insight.customer_figures(contact, utcnow(), current_app.config.get("SHOP_TIMEZONE") or "UTC")
+    figures = insight.customer_figures(contact, utcnow(), shop.current().timezone)
     return render_template(
         "contacts/show.html", contact=contact, timeline=contact_queries.timeline(contact.id),
         figures=figures, log_form=log_form, tag_names=contact_queries.tag_names(),
@@ -199,17 +210,17 @@ def _log_form(*, fresh: bool = False) -> InteractionForm:
 @access("write")
 def log(contact_id: int):
     """Log an interaction; htmx gets the new timeline item and a fresh form, or the form with its errors."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     form = _log_form()
     interaction = _save(form, lambda: interactions.log_interaction(contact, form.values(), author_id=current_user.id)) \
         if form.validate() else REFUSED
     if interaction is not REFUSED:
-        if not _fragment_wanted():
+        if not htmx.fragment:
             flash("Logged.", "success")
             return redirect(url_for("contacts.show", contact_id=contact.id))
         item = contact_queries.timeline_item("interaction", interaction)
         return render_template("contacts/_logged.html", contact=contact, item=item, log_form=_log_form(fresh=True))
-    if not _fragment_wanted():
+    if not htmx.fragment:
         return _contact_page(contact, form), 422
     response = Response(render_template("contacts/_log_form.html", contact=contact, log_form=form))
     response.headers["HX-Retarget"] = "#log-form"
@@ -245,6 +256,7 @@ def _edit_form(record: Interaction, **kwargs) -> InteractionForm:
 @narrowed("its author or an admin")
 def edit_interaction(contact_id: int, interaction_id: int):
     """Edit an interaction in place (its author or an admin)."""
+    contacts.writable_contact(contact_id)
     record = _interaction_or_404(contact_id, interaction_id)
     if not may_change(record):
         abort(403)
@@ -252,14 +264,14 @@ def edit_interaction(contact_id: int, interaction_id: int):
     if form.validate_on_submit() and _save(
             form, lambda: interactions.update_interaction(record, form.values(), actor_id=current_user.id)
     ) is not REFUSED:
-        if not _fragment_wanted():
+        if not htmx.fragment:
             flash("Saved.", "success")
             return redirect(url_for("contacts.show", contact_id=contact_id))
         record = _interaction_or_404(contact_id, interaction_id)
         return render_template("contacts/_timeline_item.html", contact_id=contact_id,
                                item=contact_queries.timeline_item("interaction", record))
-    template = "contacts/_interaction_edit.html" if _fragment_wanted() else "contacts/interaction_edit.html"
-    status = 422 if form.errors and not _fragment_wanted() else 200
+    template = "contacts/_interaction_edit.html" if htmx.fragment else "contacts/interaction_edit.html"
+    status = 422 if form.errors and not htmx.fragment else 200
     return render_template(template, contact_id=contact_id, record=record, form=form), status
 
 
@@ -268,12 +280,13 @@ def edit_interaction(contact_id: int, interaction_id: int):
 @narrowed("its author or an admin")
 def delete_interaction(contact_id: int, interaction_id: int):
     """Delete an interaction (its author or an admin); the audit log keeps what it said."""
+    contacts.writable_contact(contact_id)
     record = _interaction_or_404(contact_id, interaction_id)
     if not may_change(record):
         abort(403)
     interactions.delete_interaction(record, actor_id=current_user.id)
     db.session.commit()
-    if _fragment_wanted():
+    if htmx.fragment:
         return ""
     flash("Deleted.", "success")
     return redirect(url_for("contacts.show", contact_id=contact_id))
@@ -283,7 +296,7 @@ def delete_interaction(contact_id: int, interaction_id: int):
 @access("write")
 def add_tag(contact_id: int):
     """Add tags to a contact; htmx gets the tag list back."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     error = None
     try:
         contacts.add_tags(contact, request.form.get("tag", ""), actor_id=current_user.id)
@@ -299,18 +312,18 @@ def add_tag(contact_id: int):
 @access("write")
 def remove_tag(contact_id: int):
     """Take a tag off a contact; htmx gets the tag list back."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     contacts.remove_tag(contact, request.form.get("tag", ""), actor_id=current_user.id)
     db.session.commit()
     return _tags_response(contact_id)
 
 
 def _tags_response(contact_id: int, error: str | None = None):
-    if not _fragment_wanted():
+    if not htmx.fragment:
         if error:
             flash(error, "error")
         return redirect(url_for("contacts.show", contact_id=contact_id))
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     return render_template("contacts/_tags.html", contact=contact, tag_error=error,
                            tag_names=contact_queries.tag_names())
 
@@ -345,7 +358,7 @@ def new():
 @access("write")
 def edit(contact_id: int):
     """Edit a contact's details."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     form = ContactForm.for_contact(contact, contact_queries.owner_choices())
     del form.tags  # tags are changed on the contact page
 
@@ -372,15 +385,15 @@ def _contact_form(form: ContactForm, contact: Contact | None, save):
 @access("admin")
 def merge_contact(contact_id: int):
     """Pick the contact to merge into this one, confirm what will move, then merge."""
-    contact = _contact_or_404(contact_id)
+    contact = contacts.writable_contact(contact_id)
     other_id = parse_id(request.values.get("other", ""))
     if other_id is None:
         query = request.args.get("q", "")
         candidates = contact_queries.merge_candidates(contact, query)
-        if _fragment_wanted():
+        if htmx.fragment:
             return render_template("contacts/_merge_candidates.html", contact=contact, candidates=candidates, q=query)
         return render_template("contacts/merge_pick.html", contact=contact, candidates=candidates, q=query)
-    other = _contact_or_404(other_id)
+    other = contacts.writable_contact(other_id)
     try:
         merge_plan = merge.plan(contact, other)
     except ValidationError as error:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request, url_for
 
+from crm.services import shop
+from crm.services.contacts import display_phone
+from crm.services.clock import shop_zone
 from crm.views import access
 
 CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
@@ -24,8 +26,13 @@ NAVIGATION = (
 )
 
 
-def shop_zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
+def human_size(size: int) -> str:
+    """Return a byte count as people say it: 2,048 MB, 12 KB, 900 bytes."""
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:,.0f} MB"
+    if size >= 1024:
+        return f"{size / 1024:,.0f} KB"
+    return f"{size} bytes"
 
 
 def local(value: datetime | None) -> datetime | None:
@@ -41,7 +48,7 @@ def format_money(value, currency: str | None = None) -> str:
     if value is None:
         return "—"
     amount = Decimal(str(value)).quantize(Decimal("0.01"))
-    code = (currency or current_app.config.get("SHOP_CURRENCY") or "EUR").upper()
+    code = (currency or shop.current().currency).upper()
     sign = CURRENCY_SIGNS.get(code)
     # A minus goes before the currency sign ("−€12.50", never "€-12.50").
     minus = "−" if amount < 0 else ""
@@ -124,8 +131,10 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["date"] = format_date
     app.jinja_env.filters["ago"] = time_ago
     app.jinja_env.filters["local"] = local
+    app.jinja_env.filters["phone"] = display_phone
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["navigation"] = navigation
     app.jinja_env.globals["contact_url"] = contact_url
     app.jinja_env.globals["record_url"] = record_url
-    app.jinja_env.globals["shop_name"] = lambda: current_app.config.get("SHOP_NAME", "CRM")
+    app.jinja_env.globals["shop_name"] = lambda: shop.current().name
+    app.jinja_env.globals["shop_settings"] = shop.current

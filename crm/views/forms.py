@@ -1,8 +1,8 @@
 """Helpers shared by the web forms."""
 from __future__ import annotations
 
-from flask import request
 from flask_wtf import FlaskForm
+from wtforms.fields.choices import SelectChoice
 
 from crm.services.errors import ValidationError
 
@@ -27,9 +27,5 @@ def page_number(limit: int = 100_000) -> int:
 
 
 def choices(pairs) -> list:
-    """Return select options from (value, label) pairs, in the form this WTForms version prefers."""
-    try:
-        from wtforms.fields.choices import SelectChoice
-    except ImportError:  # WTForms before 3.3 takes plain pairs
-        return list(pairs)
+    """Return select options from (value, label) pairs, as WTForms 3.3 takes them."""
     return [SelectChoice(value, label) for value, label in pairs]

@@ -127,9 +127,11 @@ def index():
     if before:
         query = query.where(ImportRun.id < before)
     runs = db.session.execute(query).all()
+    # Runs not ended yet say whether they wait, run or were interrupted.
+    states = {run.id: _progress(run)["state"] for run, _by in runs[:PAGE] if run.status in ("queued", "running")}
     return render_template(
         "imports/index.html", form=form, runs=runs[:PAGE], older=runs[PAGE - 1][0].id if len(runs) > PAGE else None,
-        labels=importing.KIND_LABELS, summary=importing.summary_lines,
+        labels=importing.KIND_LABELS, summary=importing.summary_lines, states=states,
     ), status
 
 

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from crm.extensions import db, htmx
 from crm.models import STAGES, Contact
-from crm.services import stages
+from crm.services import contacts, stages
 from crm.services.errors import ValidationError
 from crm.views.access import access
 
@@ -28,7 +28,7 @@ def _stage_names():
 @access("read", post="write")
 def stage(contact_id: int):
     """Show a contact's stage; pin it by hand with a reason, or unpin it (the form swaps itself)."""
-    contact = db.get_or_404(Contact, contact_id)
+    contact = contacts.writable_contact(contact_id) if request.method == "POST" else db.get_or_404(Contact, contact_id)
     errors, notice = {}, None
     if request.method == "POST":
         try:
@@ -42,12 +42,12 @@ def stage(contact_id: int):
             errors = dict(error.fields)
         else:
             db.session.commit()
-        if not (htmx and not htmx.boosted):
+        if not htmx.fragment:
             flash(" ".join(errors.values()) if errors else notice, "error" if errors else "success")
             return redirect(request.referrer or url_for("journey.stage", contact_id=contact.id))
     context = {"contact": contact, "stage_errors": errors, "stage_notice": notice,
                "stage_values": request.form if errors else {}}
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         # The history on the page gains the change too, swapped out of band.
         return render_template("journey/_stage_controls.html", **context) + (
             render_template("journey/_stage_history.html", contact=contact, stage_history_oob=True)

@@ -1,7 +1,7 @@
 """Leads: the sales view of contacts ranked by lead score, and the score partial of a contact."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request
 
 from crm.extensions import htmx
 from crm.models import STAGES
@@ -37,7 +37,7 @@ def index():
     page = leads.lead_page(filters, page=page_arg(),
                            per_page=current_app.config["PAGE_SIZE"])
     context = {"page": page, "filters": filters}
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         return render_template("leads/_list.html", **context)
     return render_template("leads/index.html", stages=STAGES, owners=leads.owners(), tags=leads.tag_names(),
                            **context)

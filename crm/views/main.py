@@ -5,11 +5,11 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, render_template, request, url_for
+from flask import Blueprint, make_response, render_template, request, url_for
 from flask_login import current_user
 
 from crm.models import utcnow
-from crm.services import insight, overview
+from crm.services import freshness, insight, overview, shop
 from crm.views.access import access
 from crm.views.formatting import CURRENCY_SIGNS
 
@@ -73,12 +73,13 @@ def dashboard():
     and an `as_of=` day, so a view can be bookmarked; every figure sees only what happened by then.
     """
     now = utcnow()
-    zone = current_app.config.get("SHOP_TIMEZONE") or "UTC"
+    zone = shop.current().timezone
     shown, history, errors = chosen_period(request.args, now, zone)
     return render_template(
         "main/dashboard.html", summary=overview.summary(shown.as_of),
         insight=insight.dashboard(current_user.id, now, zone, shown, history),
         period_errors=errors, period_args=request.args, explicit_as_of=bool(request.args.get("as_of")),
+        updating=freshness.refresh_pending(),
     )
 
 
@@ -90,13 +91,25 @@ def period_url(**changes) -> str:
     return url_for("main.dashboard", **{key: value for key, value in args.items() if value not in (None, "")})
 
 
+@bp.route("/updating")
+@access("read")
+def updating():
+    """The dashboard's "updating…" note while a refresh is on its way; once done, reload the page."""
+    pending = freshness.refresh_pending()
+    if pending is None:
+        response = make_response("")
+        response.headers["HX-Refresh"] = "true"
+        return response
+    return render_template("main/_updating.html", updating=pending)
+
+
 @bp.app_template_filter()
 def money_short(value) -> str:
     """Return an amount short enough for a chart label: €840, €12.3k, €1.2M."""
     if value is None:
         return "—"
     amount = Decimal(str(value))
-    code = (current_app.config.get("SHOP_CURRENCY") or "EUR").upper()
+    code = shop.current().currency.upper()
     sign = CURRENCY_SIGNS.get(code)
     size = abs(amount)
     if size >= 1_000_000:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, DecimalField, FieldList, Form, FormField, IntegerField, SelectField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from crm.extensions import db, htmx
-from crm.models import ORDER_STATUSES, Contact
-from crm.services import order_queries, orders as order_service
+from crm.models import ORDER_STATUSES
+from crm.services import contacts, order_queries, shop
+from crm.services import orders as order_service
 from crm.services.errors import ValidationError
 from crm.services.order_input import ManualLine, manual_order_record
 from crm.views.access import access
@@ -51,7 +52,7 @@ def index():
                "to": placed_to.isoformat() if placed_to else ""}
     context = dict(result=result, filters=filters, statuses=ORDER_STATUSES,
                    page_url=lambda n: url_for("orders.index", **{k: v for k, v in filters.items() if v}, page=n))
-    if htmx and not htmx.boosted:
+    if htmx.fragment:
         return render_template("orders/_rows.html", **context)
     return render_template("orders/index.html", **context)
 
@@ -90,12 +91,10 @@ class OrderForm(FlaskForm):
 @access("write")
 def new(contact_id: int):
     """Type in an order a contact placed (in the shop, by phone): it counts like any other order."""
-    contact = db.get_or_404(Contact, contact_id)
-    if contact.erased_at is not None:
-        abort(404)
+    contact = contacts.writable_contact(contact_id)
     form = OrderForm()
     if request.method == "GET":
-        form.currency.data = current_app.config.get("SHOP_CURRENCY", "EUR")
+        form.currency.data = shop.current().currency
         form.placed_at.data = datetime.now(shop_zone()).replace(second=0, microsecond=0, tzinfo=None)
     elif form.validate_on_submit():
         placed_at = form.placed_at.data.replace(tzinfo=shop_zone()).astimezone(timezone.utc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, IntegerField, SelectField, SelectMultipleField
@@ -12,7 +12,8 @@ from wtforms.validators import InputRequired
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from crm.extensions import db, htmx
-from crm.services import rule_settings
+from crm.services import freshness, rule_settings
+from crm.services import tasks as task_service
 from crm.services.errors import ValidationError
 from crm.views.access import access
 from crm.views.forms import apply_errors, choices
@@ -33,6 +34,7 @@ RULE_TITLES = {
     "abandoned_cart": "Follow up an abandoned cart",
     "replenishment": "Replenishment reminder",
     "survey": "Satisfaction survey",
+    "problem_followup": "Satisfaction call about a problem (a complaint or a negative interaction)",
     "hot_lead": "Call a hot lead",
     "stay_in_touch": "Stay in touch (contacts with a cadence)",
 }
@@ -60,7 +62,7 @@ LABELS = {
     "weights.cart": "Abandoned a cart recently",
     "weights.open_question": "Asked a question nobody answered yet",
     "weights.rfm_per_quintile": "Per quintile of recency, frequency and money spent",
-    "weights.complaint": "Complaint not resolved",
+    "weights.complaint": "Complaint or negative interaction not resolved (a problem is not buying intent)",
     "weights.do_not_contact": "Marked do not contact",
     "engagement_half_life_days": "Engagement half-life (an interaction this many days old counts half)",
     "engagement_max_points": "Most points engagement can add",
@@ -68,6 +70,9 @@ LABELS = {
     "question_window_days": "An unanswered question counts for (days)",
     "question_kinds": "Interactions that can be an open question",
     "hot_threshold": "Hot lead from this score (a call to-do for sales)",
+    "negative_is_a_problem": ("A negative interaction of any kind is a problem like a complaint: no engagement or "
+                              "open-question points, the complaint penalty until it is resolved"),
+    "within_days": "Only for problems reported in the last (days)",
     "enabled": "On",
     "delay_days": "Due this many days after the occasion",
     "grace_days": "Still made for this many days after it falls due",
@@ -173,11 +178,35 @@ def _page(forms: dict[str, FlaskForm], **context):
                            kinds=rule_settings.KINDS, **page_context(), **context)
 
 
+def _switched_off_with_open_tasks(rules: list[str]) -> list[tuple[str, str, int]]:
+    """Return (rule, title, open to-dos) for each switched-off rule that still has open to-dos."""
+    asks = []
+    for rule in rules:
+        if rule in RULE_TITLES and not rule_settings.load("retention")[rule]["enabled"]:
+            count = task_service.open_rule_task_count(rule)
+            if count:
+                asks.append((rule, RULE_TITLES[rule], count))
+    return asks
+
+
 @bp.route("/")
 @access("admin")
 def index():
     """Show every rule setting, editable, and the refresh button."""
-    return _page({kind: _filled_form(kind) for kind in rule_settings.KINDS})
+    return _page({kind: _filled_form(kind) for kind in rule_settings.KINDS},
+                 asks=_switched_off_with_open_tasks(request.args.getlist("ask")))
+
+
+@bp.route("/close-tasks/<rule>", methods=["POST"])
+@access("admin")
+def close_tasks(rule: str):
+    """Close the open to-dos of a rule that was switched off (the admin said yes)."""
+    if rule not in RULE_TITLES:
+        return redirect(url_for("rules.index"))
+    closed = task_service.close_rule_tasks(rule, f"rule switched off: {RULE_TITLES[rule]}", current_user.id)
+    db.session.commit()
+    flash(f"{closed:,} open to-do{'' if closed == 1 else 's'} of “{RULE_TITLES[rule]}” closed.", "success")
+    return redirect(url_for("rules.index") + "#rules-retention")
 
 
 @bp.route(f"/<any({', '.join(rule_settings.KINDS)}):kind>", methods=["POST"])
@@ -186,21 +215,26 @@ def save(kind: str):
     """Save one kind of rule settings; the form comes back in place with the reasons for any refusal."""
     form = _form(kind)
     saved = False
+    was_on = ({rule for rule, c in rule_settings.load("retention").items() if c["enabled"]}
+              if kind == "retention" else set())
     if form.validate():
         try:
             rule_settings.save(kind, _values(kind, form), current_user.id)
         except ValidationError as error:
             apply_errors(form, ValidationError(error.message, {field_name(p): r for p, r in error.fields.items()}))
         else:
+            freshness.queue_refresh()
             db.session.commit()
             saved = True
-    notice = f"{SECTION_TITLES[kind]} saved. Contacts follow on their next change, or everyone at once with Refresh now."
-    if htmx and not htmx.boosted:
+    notice = f"{SECTION_TITLES[kind]} saved. Everyone is being refreshed with the new rules in the background."
+    asks = _switched_off_with_open_tasks(sorted(was_on)) if saved else []
+    if htmx.fragment:
         return render_template("rules/_form.html", kind=kind, form=form, layout=LAYOUTS[kind],
-                               title=SECTION_TITLES[kind], notice=notice if saved else None)
+                               title=SECTION_TITLES[kind], notice=notice if saved else None, asks=asks)
     if saved:
         flash(notice, "success")
-        return redirect(url_for("rules.index"))
+        return redirect(url_for("rules.index", ask=[rule for rule, _t, _n in asks]) +
+                        ("#rules-retention" if asks else ""))
     forms = {k: form if k == kind else _filled_form(k) for k in rule_settings.KINDS}
     return _page(forms)
 

@@ -1,15 +1,21 @@
 """Settings: an index of the admin areas (users, API tokens, webhooks, rules, data)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_login import current_user
 
+from crm.extensions import db
+from crm.services import shop
+from crm.services.errors import ValidationError
 from crm.views.access import access, can, rule_for
+from crm.views.shop_form import ShopForm
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 # (title, endpoint, what it is for). Each area's blueprint provides the endpoint;
 # the index shows the ones that exist and that the user may open.
 SECTIONS = (
+    ("Shop", "settings.shop_page", "Name, time zone, currency, default language and business hours."),
     ("Users", "users.index", "Invite people, change roles, disable accounts, reset passwords."),
     ("API tokens", "tokens.index", "Tokens that let other systems use the JSON API."),
     ("Webhooks", "webhooks.deliveries", "Shopify and WooCommerce webhook secrets and every delivery received."),
@@ -32,3 +38,23 @@ def index():
         if view is not None and can(rule_for(view, "GET") or "admin"):
             sections.append((title, url_for(endpoint), description))
     return render_template("settings/index.html", sections=sections)
+
+
+@bp.route("/shop", methods=["GET", "POST"])
+@access("admin")
+def shop_page():
+    """Show and save the shop's name, time zone, currency, default language and business hours."""
+    form = ShopForm()
+    if form.validate_on_submit():
+        try:
+            shop.save(form.values(), current_user.id)
+        except ValidationError as error:
+            db.session.rollback()
+            form.apply_errors(error.fields)
+        else:
+            db.session.commit()
+            flash("Shop settings saved.", "success")
+            return redirect(url_for("settings.shop_page"))
+    elif not form.is_submitted():
+        form.fill(shop.current())
+    return render_template("settings/shop.html", form=form)

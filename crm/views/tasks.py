@@ -11,7 +11,8 @@ from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaF
 from wtforms.validators import Optional
 
 from crm.extensions import db, htmx
-from crm.models import SENTIMENTS, TASK_STATUSES, Contact, Task, utcnow
+from crm.models import SENTIMENTS, TASK_STATUSES, Task, utcnow
+from crm.services import contacts as contact_service
 from crm.services import tasks as task_service
 from crm.services.clock import shop_today
 from crm.services.errors import ValidationError
@@ -62,6 +63,12 @@ def shop_date(days_ahead: int = 0) -> date:
 
 
 @bp.app_template_global()
+def task_overdue(task: Task, today: date) -> bool:
+    """Whether a to-do's row shows it overdue: the service's rule (tasks.is_overdue)."""
+    return task_service.is_overdue(task, today)
+
+
+@bp.app_template_global()
 def task_assignees():
     """Return the people to-dos can be handed to (for the assignee selects)."""
     return task_service.assignable_users()
@@ -73,22 +80,19 @@ def open_tasks_for(contact):
     return task_service.open_tasks_for(contact.id)
 
 
-def _partial() -> bool:
-    return bool(htmx) and not htmx.boosted
-
-
 def _first_errors(form: FlaskForm) -> dict[str, str]:
     return {name: errors[0] for name, errors in form.errors.items() if errors}
 
 
 def _row(task: Task, **context):
     return render_template("tasks/_row.html", task=task, assignees=task_service.assignable_users(),
-                           today=shop_today(utcnow()), can_write=can("write"), **context)
+                           today=shop_today(utcnow()), can_write=can("write"),
+                           bulk=can("write") and request.form.get("bulk") == "1", **context)
 
 
-def _filters() -> tuple[task_service.TaskFilters, dict[str, str]]:
-    """Read the list filters from the query string; a bad value is named and left out."""
-    args, errors = request.args, {}
+def _filters(args=None) -> tuple[task_service.TaskFilters, dict[str, str]]:
+    """Read the list filters from the query string (or a form); a bad value is named and left out."""
+    args, errors = request.args if args is None else args, {}
     status = args.get("status", "open")
     if status not in (*TASK_STATUSES, "any"):
         errors["status"], status = "Choose a status from the list.", "open"
@@ -124,7 +128,7 @@ def index():
         context.update(filters=filters, filter_errors=errors, args=request.args,
                        page=task_service.task_page(filters, page_arg(),
                                                    current_app.config["PAGE_SIZE"]))
-    if _partial():
+    if htmx.fragment:
         return render_template("tasks/_list.html", **context)
     return render_template("tasks/index.html", **context)
 
@@ -154,7 +158,7 @@ def _act(task_id: int, form_class: type[FlaskForm], action: str, work: Callable[
             errors = dict(error.fields) or {"form": error.message}
         else:
             db.session.commit()
-    if _partial():
+    if htmx.fragment:
         return _row(task, notice=notice, errors=errors, open_form=action if errors else None)
     if errors:
         flash(" ".join(errors.values()), "error")
@@ -167,10 +171,29 @@ def _act(task_id: int, form_class: type[FlaskForm], action: str, work: Callable[
 @access("write")
 def complete(task_id: int):
     """Mark a to-do done with its outcome; the outcome goes on the contact's timeline."""
+    logged = []
+
     def work(task, form):
-        task_service.complete_task(task, form.outcome.data, current_user.id, sentiment=form.sentiment.data or None)
+        logged.append(task_service.complete_task(task, form.outcome.data, current_user.id,
+                                                 sentiment=form.sentiment.data or None))
         return f"Done: {task.outcome}"
-    return _act(task_id, CompleteForm, "complete", work)
+    response = _act(task_id, CompleteForm, "complete", work)
+    if logged and htmx.fragment and _on_contact_page(logged[0].contact_id):
+        # The outcome goes on top of the timeline beside the to-do, without a reload.
+        from crm.services import contact_queries
+        from crm.views.contacts import _contact_helpers
+
+        item = contact_queries.timeline_item("interaction", logged[0])
+        response += render_template("tasks/_timeline_oob.html", item=item, contact_id=logged[0].contact_id,
+                                    **_contact_helpers())
+    return response
+
+
+def _on_contact_page(contact_id: int) -> bool:
+    """Whether the htmx request came from this contact's page (which shows the timeline)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(request.headers.get("HX-Current-URL", "")).path.rstrip("/") == f"/contacts/{contact_id}"
 
 
 @bp.route("/tasks/<int:task_id>/snooze", methods=["POST"])
@@ -205,11 +228,40 @@ def dismiss(task_id: int):
     return _act(task_id, DismissForm, "dismiss", work)
 
 
+@bp.route("/tasks/bulk", methods=["POST"])
+@access("write")
+def bulk():
+    """Do one action to the ticked to-dos, or to every open to-do matching the list's filters."""
+    form = request.form
+    action = form.get("action", "")
+    scope = form.get("scope", "ticked")
+    if scope == "matching":
+        if form.get("view") == "mine":
+            filters = task_service.TaskFilters(assignee=current_user.id)
+        else:
+            filters, _errors = _filters(form)
+        ids = task_service.bulk_task_ids(filters=filters)
+    else:
+        ids = task_service.bulk_task_ids([int(i) for i in form.getlist("task_id") if i.isdigit() and len(i) < 10])
+    value = {"complete": form.get("outcome") or form.get("reason"), "dismiss": form.get("reason"),
+             "reassign": form.get("assignee_id"), "snooze": form.get("until")}.get(action)
+    try:
+        result = task_service.bulk_act(action, ids, value, current_user.id)
+    except ValidationError as error:
+        db.session.rollback()
+        flash(" ".join(error.fields.values()) or error.message, "error")
+    else:
+        db.session.commit()
+        flash(str(result), "success")
+    back = form.get("back", "")
+    return redirect(back if back.startswith("/tasks") and not back.startswith("//") else url_for("tasks.index"))
+
+
 @bp.route("/contacts/<int:contact_id>/tasks", methods=["POST"])
 @access("write")
 def create(contact_id: int):
     """Add a to-do for a contact by hand (the form in tasks/_new.html)."""
-    contact = db.get_or_404(Contact, contact_id)
+    contact = contact_service.writable_contact(contact_id)
     form = NewTaskForm()
     errors = {} if form.validate() else _first_errors(form)
     created = None
@@ -220,11 +272,11 @@ def create(contact_id: int):
                 "assignee_id": form.assignee_id.data, "reason": form.reason.data}, current_user.id)
         except ValidationError as error:
             db.session.rollback()
-            contact = db.get_or_404(Contact, contact_id)
+            contact = contact_service.writable_contact(contact_id)
             errors = dict(error.fields)
         else:
             db.session.commit()
-    if _partial():
+    if htmx.fragment:
         values = {} if created else request.form
         form_part = render_template("tasks/_new.html", contact=contact, created=created, errors=errors, values=values)
         if not created:

@@ -10,6 +10,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from crm.extensions import db
 from crm.models import ROLES, User
+from crm.services import tasks as task_service
 from crm.services import users
 from crm.services.errors import ValidationError
 from crm.views.access import access
@@ -63,6 +64,11 @@ def _render_index(form: NewUserForm, *, shown=None):
     )
 
 
+def _handed_words(user, handed: int) -> str:
+    return (f"{handed} open {user.role} to-do{'' if handed == 1 else 's'} that nobody of the role held "
+            f"{'was' if handed == 1 else 'were'} handed to {user.name}.")
+
+
 @bp.route("/settings/users", methods=["GET", "POST"])
 @access("admin")
 def index():
@@ -76,7 +82,10 @@ def index():
     except ValidationError as error:
         apply_errors(form, error)
         return _render_index(form)
+    handed = task_service.balance_role_tasks(user, actor_id=current_user.id)
     db.session.commit()
+    if handed:
+        flash(_handed_words(user, handed), "info")
     # Rendered, not redirected: a password in a flash message would travel in the cookie.
     return _render_index(NewUserForm(formdata=None), shown={"user": user, "password": None if form.password.data else password})
 
@@ -108,9 +117,12 @@ def set_active(user_id: int):
     if form.validate_on_submit() and form.active.data in ("0", "1"):
         try:
             if users.set_active(user, form.active.data == "1", actor_id=current_user.id):
+                handed = task_service.balance_role_tasks(user, actor_id=current_user.id)
                 db.session.commit()
                 flash(f"{user.name} is {'enabled' if user.active else 'disabled; their sessions and tokens no longer work'}.",
                       "success")
+                if handed:
+                    flash(_handed_words(user, handed), "info")
         except ValidationError as error:
             flash(" ".join(error.fields.values()), "error")
     else:

@@ -112,7 +112,7 @@ class SetupPage:
         fill_form(self.page, {"Your name": name, "Email": email, "Password": password,
                               "Repeat the password": password,
                               "Fill the CRM with a demo shop so I can look around": demo})
-        submit(self.page, "Create the admin account")
+        submit(self.page, "Set up the shop and create the admin account")
 
 
 class Dashboard:

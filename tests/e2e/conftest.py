@@ -84,15 +84,16 @@ def live_server(_migrated, tmp_path_factory):
 @pytest.fixture(scope="session")
 def browser():
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"no Chromium at {CHROMIUM}: run .ci/ensure-chromium (apt-get install chromium) "
+        # A missing browser is a failure, not a skip: `make test-e2e` installs it first.
+        pytest.fail(f"no Chromium at {CHROMIUM}: run .ci/ensure-chromium (apt-get install chromium) "
                     "or set CHROMIUM_PATH")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    from playwright import sync_api
     playwright = sync_api.sync_playwright().start()
     try:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    except Exception as error:  # a broken install should say why, not fail every test
+    except Exception as error:  # a broken install says why
         playwright.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} would not start: {error}")
+        pytest.fail(f"Chromium at {CHROMIUM} would not start: {error}")
     yield chromium
     chromium.close()
     playwright.stop()

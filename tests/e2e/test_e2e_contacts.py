@@ -51,7 +51,7 @@ def test_a_logged_call_goes_on_top_of_the_timeline_and_the_form_empties(page, se
     form = page.locator("#log-form")
     subject = labelled(form, "Subject")
     newest = page.locator("#timeline > li").first
-    expect(labelled(form, "Kind")).to_be_focused()
+    expect(subject).to_be_focused()  # Kind is already "Call": the cursor waits in Subject
 
     with same_document(page):
         fill_form(form, {"Kind": "Call", "Direction": "Outbound", "Channel": "phone",
@@ -62,6 +62,7 @@ def test_a_logged_call_goes_on_top_of_the_timeline_and_the_form_empties(page, se
         expect(newest).to_contain_text(f"by {seeded.users['support'].name}")
         expect(subject).to_have_value("")
         expect(labelled(form, "Outcome")).to_have_value("")
+        expect(subject).to_be_focused()  # the fresh form is ready for the next one
 
         # The keyboard alone: Enter in a one-line field saves the fresh form.
         subject.fill("Sent the tracking link")

@@ -7,7 +7,6 @@ name is an error, reported with its line, never a leak.
 """
 from __future__ import annotations
 
-import sys
 import traceback
 from dataclasses import dataclass
 from datetime import date, datetime

@@ -102,7 +102,7 @@ from typing import Any, Callable, Iterable, Iterator, Union
 
 from crm.services.bounds import MAX_QUANTITY, is_country_code
 from crm.services.importing.records import (
-    ORDER_STATUSES, ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, is_valid_email,
+    ORDER_STATUSES, ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, email_problem,
     normalise_email, parse_bool, parse_money, parse_timestamp, show,
 )
 
@@ -706,8 +706,8 @@ class _Fields:
 
     def email(self, label: str, value: Any) -> tuple[str | None, str | None]:
         display = _text(value) or None
-        if display and not is_valid_email(display):
-            self.add(f"{label}: {show(display)} is not a valid email address")
+        if display and (problem := email_problem(display)):
+            self.add(f"{label}: {show(display)} is not a valid email address ({problem})")
         return normalise_email(display), display
 
     def currency(self, label: str, value: Any, default: str) -> str:

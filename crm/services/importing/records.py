@@ -34,9 +34,10 @@ caller can prefix it with the field name and use it as a rejection reason):
     UTC datetime from 1970 to ten years ahead; anything outside (``9999-12-31``, ``0001-01-01``,
     the "no date" sentinels of ERP exports) is refused with that reason.
 
-``is_valid_email``
-    A deliberately simple syntactic check: one ``@``, something before it, a domain with a dot
-    that neither starts nor ends it and no ``..``, no whitespace, at most 320 characters.
+``is_valid_email``, ``email_problem``, ``normalise_email``
+    The one email rule (``crm.services.shared.emails``, email-validator without a deliverability
+    check), the same the forms and the API apply: a row with an address they would refuse is
+    rejected with email-validator's reason.
 """
 from __future__ import annotations
 
@@ -47,11 +48,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
+from crm.services.shared.emails import email_problem, is_valid_email, normalise_email
 from crm.services.bounds import check_moment
 
 __all__ = [
     "CustomerRecord", "LineRecord", "OrderRecord", "Rejected", "ORDER_STATUSES", "PAID_STATUSES",
-    "normalise_email", "is_valid_email", "parse_money", "parse_timestamp", "parse_bool",
+    "normalise_email", "is_valid_email", "email_problem", "parse_money", "parse_timestamp", "parse_bool",
     "show",
 ]
 
@@ -124,25 +126,6 @@ def show(value: object, limit: int = 60) -> str:
     """``repr`` of a value for a rejection reason, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
-
-
-def normalise_email(text: str | None) -> str | None:
-    """Strip and lower-case an email address; None for None or blank."""
-    if text is None:
-        return None
-    text = str(text).strip().lower()
-    return text or None
-
-
-_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-def is_valid_email(text: str | None) -> bool:
-    """True for a syntactically plausible address (see the module docstring)."""
-    if not text or len(text) > 320 or not _EMAIL_RE.fullmatch(text):
-        return False
-    domain = text.rsplit("@", 1)[1]
-    return not (domain.startswith(".") or domain.endswith(".") or ".." in domain)
 
 
 _TRUE = {"yes", "y", "true", "t", "1", "subscribed", "on", "opt_in", "opted_in"}

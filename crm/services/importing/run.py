@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlalchemy import insert, select, update
 
 from crm.database import refresh_statistics
@@ -134,7 +134,9 @@ def open_reader(kind: str, fileobj: Any, filename: str | None = None, *, fmt: st
 
 
 def _shop_currency() -> str:
-    return (current_app.config.get("SHOP_CURRENCY") if has_app_context() else None) or "EUR"
+    from crm.services import shop
+
+    return shop.current().currency if has_app_context() else "EUR"
 
 
 def _batches(items: Iterator, size: int) -> Iterator[list]:
@@ -228,8 +230,11 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
             tally.touched = None  # who the first part touched is not kept: re-derive everyone at the end
             items = itertools.islice(items, tally.counts["read"], None)
     elif not dry_run:
+        from crm.services.jobs.runs import this_worker
+
+        # The process doing it, so a run whose process was killed shows as interrupted, not running.
         run = ImportRun(kind=kind, filename=filename, user_id=user_id, dry_run=False, status="running",
-                        started_at=now, counts=dict.fromkeys(COUNTS, 0))
+                        started_at=now, counts=dict.fromkeys(COUNTS, 0), options={"process": this_worker()})
         db.session.add(run)
         db.session.commit()
         run_id = run.id
@@ -247,10 +252,16 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
                 report("recording", tally.counts)
         if report is not None:
             report("refreshing", tally.counts)
+        reaction = None
         if tally.touched is None:
-            engine_hooks.after_bulk_change(now=now)
+            reaction = engine_hooks.after_bulk_change(now=now)
         elif tally.touched:
-            engine_hooks.after_contacts_changed(sorted(tally.touched), now=now)
+            reaction = engine_hooks.after_contacts_changed(sorted(tally.touched), now=now)
+        if reaction is not None:
+            # What the rules made of the file, so the summary can say why there are not more to-dos.
+            tally.counts["tasks_created"] = reaction.tasks_created
+            tally.counts["tasks_passed"] = sum(reaction.tasks_passed.values())
+            tally.counts["tasks_passed_by"] = dict(reaction.tasks_passed)
         if dry_run:
             db.session.rollback()
         status, error = _outcome(tally)
@@ -266,6 +277,13 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
         if not dry_run:
             audit.record("import", "import_run", run_id, user_id=user_id,
                          after={"kind": kind, "filename": filename, **tally.counts})
+            if any(tally.counts[k] for k in ("orders_created", "orders_updated", "contacts_created",
+                                             "contacts_updated")):
+                # The shop-wide figures and predictions follow the new history: one refresh of
+                # everyone, queued for the worker (the dashboard says "updating…" meanwhile).
+                from crm.services import freshness
+
+                freshness.queue_refresh()
         db.session.commit()
         if not dry_run and tally.counts["orders_created"] + tally.counts["contacts_created"] >= ANALYZE_AFTER:
             refresh_statistics(db.session)
@@ -486,18 +504,25 @@ def progress_of(run: ImportRun, job: Any = None, *, stale_after: Any = None) -> 
     phase = run.phase
     if state == "queued" and phase == "waiting":
         state = "waiting"
+    stale_after = stale_after or timedelta(minutes=10)
+    resumable = run.job_run_id is not None
     if state in ("queued", "running") and job is not None:
         gone = job.status == "interrupted" or (
-            job.status == "running" and process_gone(job.worker, job.heartbeat_at,
-                                                     stale_after=stale_after or timedelta(minutes=10)))
+            job.status == "running" and process_gone(job.worker, job.heartbeat_at, stale_after=stale_after))
         resumed = job.status == "queued" and state == "running"
         if gone or resumed:
+            state = "interrupted"
+    elif state == "running" and not resumable and (run.options or {}).get("process"):
+        # `crm import` killed (SIGKILL, power cut) before it could mark the run failed.
+        if process_gone(run.options["process"], None, stale_after=stale_after):
             state = "interrupted"
     headline = {
         "queued": "Queued: it starts as soon as a worker is free.",
         "waiting": "Waiting: the same file is being imported; this one goes next.",
         "running": PHASE_LABELS.get(phase or "", "Running") + "…",
-        "interrupted": "Interrupted: its worker stopped. It goes on where it stopped when a worker runs again.",
+        "interrupted": ("Interrupted: its worker stopped. It goes on where it stopped when a worker runs again."
+                        if resumable else "Interrupted: the import stopped before it finished. Import the same "
+                        "file again to finish it; what is already in comes back unchanged."),
         "finished": "Finished.",
         "failed": "Failed.",
     }.get(state, state)
@@ -508,7 +533,7 @@ def progress_of(run: ImportRun, job: Any = None, *, stale_after: Any = None) -> 
         percent = min(100, round(100 * done / total))
     elif state == "finished":
         percent = 100
-    return {"state": state, "active": state in ("queued", "waiting", "running", "interrupted"),
+    return {"state": state, "active": state in ("queued", "waiting", "running") or (state == "interrupted" and resumable),
             "headline": headline, "done": done, "total": total, "percent": percent,
             "rejected": counts["rejected"], "phase": PHASE_LABELS.get(phase or "", phase)}
 
@@ -544,11 +569,15 @@ def first_rejections(run_id: int, limit: int = 10) -> list[ImportRejection]:
     ))
 
 
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
 def summary_lines(run: ImportRun) -> list[str]:
     """Return the run's counts as short sentences for a person (CLI and page share them)."""
     c = {**dict.fromkeys(COUNTS, 0), **(run.counts or {})}
-    lines = [f"{c['read']} records read" + (" (an order spread over several lines counts once)"
-                                            if run.kind == "shopify-orders" else "")]
+    lines = [_plural(c["read"], "record") + " read" + (" (an order spread over several lines counts once)"
+                                                      if run.kind == "shopify-orders" else "")]
     if is_order_kind(run.kind):
         lines.append(f"orders: {c['orders_created']} created, {c['orders_updated']} updated, "
                      f"{c['orders_unchanged']} unchanged")
@@ -556,13 +585,27 @@ def summary_lines(run: ImportRun) -> list[str]:
     else:
         lines.append(f"contacts: {c['contacts_created']} created, {c['contacts_updated']} updated, "
                      f"{c['contacts_unchanged']} unchanged")
-    lines.append(f"{c['rejected']} row{'' if c['rejected'] == 1 else 's'} rejected"
+    lines.append(f"{_plural(c['rejected'], 'row')} rejected"
                  + (f" (only the first {MAX_STORED_REJECTIONS:,} are kept to download)"
                     if c["rejected"] > MAX_STORED_REJECTIONS else ""))
+    if "tasks_created" in c and not run.dry_run:
+        lines.append(to_do_line(c["tasks_created"], c.get("tasks_passed", 0), c.get("tasks_passed_by") or {}))
     warning = currency_warning(run)
     if warning:
         lines.append(warning)
     return lines
+
+
+def to_do_line(created: int, passed: int, passed_by: dict[str, int]) -> str:
+    """'3 to-dos made; 120 more were not, because their moment had passed (…)': history is history."""
+    line = f"{_plural(created, 'to-do')} made"
+    if passed:
+        detail = ", ".join(f"{n:,} × {title.lower()}" for title, n in
+                           sorted(passed_by.items(), key=lambda item: (-item[1], item[0])))
+        line += (f"; {passed:,} more {'was' if passed == 1 else 'were'} not, because the "
+                 f"{'occasion' if passed == 1 else 'occasions'} had passed before the import "
+                 f"(orders from the past make to-dos only while there is still time to act): {detail}")
+    return line
 
 
 def currency_warning(run: ImportRun, shop_currency: str | None = None) -> str | None:
@@ -577,7 +620,7 @@ def currency_warning(run: ImportRun, shop_currency: str | None = None) -> str | 
         return None
     listed = ", ".join(f"{n} in {code}" for code, n in others.items())
     only = len(others) == 1 and not (run.counts or {}).get("currencies", {}).get(shop)
-    advice = (f" If the whole shop sells in {next(iter(others))}, set SHOP_CURRENCY={next(iter(others))} "
-              "so totals are shown with the right sign." if only else "")
+    advice = (f" If the whole shop sells in {next(iter(others))}, change the currency to {next(iter(others))} "
+              "on Settings → Shop so totals are shown with the right sign." if only else "")
     return (f"Currency: {listed} — not the shop's currency ({shop}). Each order keeps its own currency, but "
             f"totals, revenue and predictions add amounts up as {shop} without converting.{advice}")

@@ -235,6 +235,12 @@ def _execute(job: Job, task: Any, args: tuple, kwargs: dict) -> Any:
 
 
 def _execute_in_app(job: Job, task: Any, args: tuple, kwargs: dict) -> Any:
+    if job.schedule_rule is not None and runs.ran_lately(job.name, task.id, timedelta(seconds=90)):
+        # Every consumer's scheduler queues the slot; with several workers, the first one runs it.
+        run = runs.mark_running(task.id, job.name, [], {}, periodic=True)
+        runs.mark_finished(run.id, "skipped", error="Not run: another worker ran this slot.")
+        db.session.commit()
+        return None
     run = runs.mark_running(task.id, job.name, list(args), kwargs, periodic=job.schedule_rule is not None)
     db.session.commit()
     running = _Running(run.id, task)

@@ -20,7 +20,8 @@ from sqlalchemy import delete, select
 
 from crm.extensions import db
 from crm.models import JobRun, Setting, utcnow
-from crm.services import audit, backups
+from crm.services import audit, backups, engine_hooks
+from crm.services.clock import shop_zone
 from crm.services.errors import ValidationError
 from crm.services.jobs import runs
 from crm.services.jobs.core import Job, job, periodic_job, set_progress
@@ -74,11 +75,6 @@ def save(values: dict[str, Any], actor_id: int | None) -> dict[str, Any]:
     return after
 
 
-def shop_zone() -> ZoneInfo:
-    try:
-        return ZoneInfo(current_app.config.get("SHOP_TIMEZONE") or "UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
 
 
 class DailyAt:
@@ -206,6 +202,15 @@ def queue_shop_figures() -> JobRun | None:
     if waiting is not None:
         return None
     return shop_figures.schedule(delay=float(current_app.config.get("JOBS_FIGURES_DELAY", 600)))
+
+
+def _on_orders_recorded(_sender, **_details) -> None:
+    queue_shop_figures()
+
+
+def connect() -> None:
+    """Queue the shop-wide figures whenever orders come in on their own (engine_hooks.orders_recorded)."""
+    engine_hooks.orders_recorded.connect(_on_orders_recorded)
 
 
 # -- what the settings page and the dashboard show --------------------------------------------

@@ -133,6 +133,14 @@ def orphans(*, stale_after: timedelta, in_flight: set[str] = frozenset()) -> lis
                             task_id=run.task_id)]
 
 
+def ran_lately(name: str, task_id: str, within: timedelta) -> bool:
+    """Return whether another run of this job started (and did not fail) in the last `within`."""
+    since = utcnow() - within
+    return db.session.scalar(
+        select(JobRun.id).where(JobRun.name == name, JobRun.task_id != task_id, JobRun.started_at >= since,
+                                JobRun.status.in_(("running", "done"))).limit(1)) is not None
+
+
 def recent(limit: int = 100, status: str | None = None) -> list[JobRun]:
     query = select(JobRun).order_by(JobRun.enqueued_at.desc(), JobRun.id.desc()).limit(limit)
     if status:

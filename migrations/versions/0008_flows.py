@@ -1,7 +1,7 @@
 """Flows, newsletters, answers and clicks: what each rule's email flow did per occasion; campaigns and their recipients; survey answers; clicks through the signed redirect
 
 Revision ID: 0003_flows
-Revises: 0003_email
+Revises: 0003_search
 Create Date: 2026-12-05 19:53:15.566013
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0003_flows'
-down_revision = '0003_email'
+down_revision = '0003_search'
 branch_labels = None
 depends_on = None
 

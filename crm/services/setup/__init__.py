@@ -1,0 +1,1 @@
+"""First run: whether the database is ready for the CRM."""
