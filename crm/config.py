@@ -29,6 +29,7 @@ DEFAULTS = {
     "SHOP_NAME": "My shop",
     "SHOP_TIMEZONE": "UTC",
     "SHOP_CURRENCY": "EUR",
+    "SHOP_LANGUAGE": "en",  # the shop's default language until it saves its own (Settings → Shop)
     "PAGE_SIZE": 50,
     "RETENTION_MONTHS": 36,  # months without an order or interaction before a contact is up for review
     "SEGMENT_QUERY_LIMIT_MS": 5_000,  # a segment's count, preview or members query is stopped after this long

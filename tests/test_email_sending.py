@@ -10,7 +10,7 @@ from crm.extensions import db
 from crm.models import EmailMessage, EmailSuppression, Interaction, Task, utcnow
 from crm.services.email import outbox, sending, suppression
 from crm.services.errors import ValidationError
-from tests.contact_helpers import make_contact, make_staff
+from tests.contact_helpers import make_contact, make_user
 from tests.smtp_server import SMTPServer, free_port
 
 
@@ -207,7 +207,7 @@ def test_a_subject_with_a_newline_is_refused(app):
 
 
 def test_sending_from_a_todo_completes_it_with_email_sent(app, smtp):
-    user = make_staff("sales")
+    user = make_user("sales")
     contact = make_contact(consent=True)
     task = Task(contact_id=contact.id, kind="testimonial_request", rule_key="testimonial:x", title="Ask for a testimonial",
                 assignee_id=user.id)

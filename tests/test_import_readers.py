@@ -64,8 +64,9 @@ def comparable(record) -> dict:
 # == sample files ==============================================================================
 
 def test_every_sample_file_is_read():
+    # bounces/ holds delivery-status mails for the email tests, not shop files.
     files = sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*")
-                   if p.is_file() and p.name != "README.md")
+                   if p.is_file() and p.name != "README.md" and p.relative_to(FIXTURES).parts[0] != "bounces")
     assert files, "no sample files"
     assert set(files) <= set(FIXTURE_KINDS), f"sample files without a reader: {set(files) - set(FIXTURE_KINDS)}"
     for name in files:

@@ -24,7 +24,7 @@ from sqlalchemy import Date, and_, case, cast, distinct, func, insert, or_, sele
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Interaction, Order, ScoreHistory, Setting, StageChange, Task, User, utcnow
-from crm.services import aggregates, engine_hooks, rule_settings
+from crm.services import aggregates, engine_hooks, rule_settings, shop
 from crm.services.facts import ContactFacts, InteractionFact, ShopContext
 from crm.services.journey import dated_steps, derive_health, derive_stage, next_stage
 from crm.services.retention import TaskSpec, moot_tasks, wanted_tasks
@@ -161,10 +161,15 @@ def _context_from_json(value: dict[str, Any], now: datetime) -> ShopContext:
 
 def shop_context(now: datetime, *, fresh: bool) -> ShopContext:
     """Return the shop context: computed and kept when `fresh` (a run for everyone), else the
-    one the last full run kept (computed on the spot when there is none yet).
+    one the last full run kept (computed on the spot when there is none yet), in the shop's
+    currency (the pure rules write amounts in it).
 
     A write on one contact thus costs no scan of every order; `crm refresh` keeps it current.
     """
+    return replace(_figures_context(now, fresh=fresh), currency=shop.current().currency)
+
+
+def _figures_context(now: datetime, *, fresh: bool) -> ShopContext:
     if not fresh:
         row = db.session.get(Setting, SHOP_CONTEXT_KEY)
         if row is not None:

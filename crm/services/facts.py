@@ -59,6 +59,7 @@ class ShopContext:
     recency_edges: tuple[float, ...] = ()  # days since the last order (fewer is better)
     frequency_edges: tuple[float, ...] = ()  # paid order count
     monetary_edges: tuple[Decimal, ...] = ()  # total spent
+    currency: str = "EUR"  # the shop's, for the amounts the rules write in their reasons
 
     def __post_init__(self) -> None:
         _ascending("recency_edges", self.recency_edges)

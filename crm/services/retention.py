@@ -26,8 +26,8 @@ from crm.services.bounds import shifted
 from crm.services.facts import ContactFacts, latest_abandoned_cart, unresolved_complaints
 from crm.services.journey import derive_health
 from crm.services.rules_config import DEFAULT_HEALTH, DEFAULT_RETENTION
-from crm.services.shop import money
 from crm.services.wording import (
+    money,
     ago,
     days_between,
     format_date,
@@ -171,7 +171,7 @@ def _winback(facts: ContactFacts, c: Settings, now: datetime, health_settings: S
         "winback",
         f"winback:{utc_date(facts.last_order_at).isoformat()}",
         f"Win back a valuable customer who is {label}",
-        f"{why}; spent {money(facts.total_spent)} in total, above the shop median of {money(median)}",
+        f"{why}; spent {money(facts.total_spent, facts.shop.currency)} in total, above the shop median of {money(median, facts.shop.currency)}",
         now,
     )
 

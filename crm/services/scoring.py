@@ -24,8 +24,7 @@ from crm.services.facts import (
     open_questions,
     unresolved_complaints,
 )
-from crm.services.shop import money
-from crm.services.wording import ago, days_between, format_date, plural, require_aware
+from crm.services.wording import ago, days_between, format_date, money, plural, require_aware
 
 SCORE_MIN, SCORE_MAX = 0, 100
 # Inbound kinds that do not count as engagement: they have rules of their own.
@@ -174,7 +173,7 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
         if shop.monetary_edges:
             band = quantile_band(facts.total_spent, shop.monetary_edges, higher_is_better=True)
             words = _band_words(band, shop.monetary_edges, "monetary")
-            add("monetary", band * per, f"spent {money(facts.total_spent)} in total ({words})")
+            add("monetary", band * per, f"spent {money(facts.total_spent, facts.shop.currency)} in total ({words})")
 
     # Penalties
     complaints = unresolved_complaints(facts, settings["negative_is_a_problem"])

@@ -76,3 +76,14 @@ def ordinal(n: int) -> str:
 def plural(n: int, word: str, plural_word: str | None = None) -> str:
     """'1 order', '3 orders'."""
     return f"{n} {word if n == 1 else (plural_word or word + 's')}"
+
+
+CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
+
+
+def money(amount, currency: str) -> str:
+    """'€2,851.71' (or '2,851.71 SEK'): an amount with its currency, for reasons people read."""
+    code = currency.upper()
+    text = f"{amount:,.2f}"
+    sign = CURRENCY_SIGNS.get(code)
+    return f"{sign}{text}" if sign else f"{text} {code}"

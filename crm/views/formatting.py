@@ -9,9 +9,9 @@ from flask import Flask, current_app, request, url_for
 from crm.services import shop
 from crm.services.contacts import display_phone
 from crm.services.clock import shop_zone
+from crm.services.wording import CURRENCY_SIGNS
 from crm.views import access
 
-CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
 
 NAVIGATION = (
     ("Dashboard", "main.dashboard"),

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from crm.extensions import db
 from crm.models import ConsentEvent, Contact, EmailSuppression, utcnow
 from crm.services import audit, engine_hooks
-from crm.services.privacy import email_hash
+from crm.services.trust.blocklist import email_hash
 from crm.services.users import normalise_email
 
 REASONS = {

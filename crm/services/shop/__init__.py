@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crm.extensions import db
 from crm.models import Setting
-from crm.services import audit
+from crm.services import audit, wording
 from crm.services.errors import ValidationError
 
 SETTING_KEY = "shop"
@@ -160,15 +160,9 @@ def save(values: dict[str, Any], actor_id: int | None) -> ShopSettings:
     return settings
 
 
-SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
-
-
 def money(amount, currency: str | None = None) -> str:
     """'€2,851.71' (or '2,851.71 SEK'): an amount in the shop's currency, for reasons people read."""
-    code = (currency or current().currency).upper()
-    text = f"{amount:,.2f}"
-    sign = SIGNS.get(code)
-    return f"{sign}{text}" if sign else f"{text} {code}"
+    return wording.money(amount, currency or current().currency)
 
 
 def as_form_data(settings: ShopSettings | None = None) -> dict[str, Any]:
