@@ -62,6 +62,13 @@ def test_write_see_the_audience_preview_and_send_through_the_worker(app, client,
     assert "1 excluded: no marketing consent" in excluded and "1 excluded: over the cap on marketing email" in excluded
     preview = client.get(f"/campaigns/{campaign.id}/preview?contact={ada.id}").get_data(as_text=True)
     assert "Hello Ada, new teas are in." in preview
+    # A test to yourself, as Ada would get it, straight from the server (no outbox row, no recipient).
+    client.post(f"/campaigns/{campaign.id}/test", data={"contact": str(ada.id)})
+    [test] = smtp.messages
+    assert test.message["Subject"] == "[Test] Winter at My shop" and test.message["To"] == "admin@example.com"
+    assert "Hello Ada, new teas are in." in test.message.get_body(("plain",)).get_content()
+    assert "Test sent to admin@example.com" in text_of(soup(client.get(f"/campaigns/{campaign.id}")))
+    smtp.messages.clear()
     assert client.post(f"/campaigns/{campaign.id}/send", data={"when": "now"}).status_code == 302
     run_worker()
     [received] = [r for r in smtp.messages if r.message["Subject"].startswith("Winter")]  # (the two earlier ones went too)

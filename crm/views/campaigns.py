@@ -102,6 +102,31 @@ def preview(campaign_id: int):
     return _frame(render_template("email/_preview_frame.html", draft=draft, contact=contact))
 
 
+@bp.route("/<int:campaign_id>/test", methods=["POST"])
+@access("admin")
+def send_test(campaign_id: int):
+    """Send the newsletter, as a chosen member would get it, to yourself (marked as a test)."""
+    from crm.services.email import sending
+
+    campaign = _campaign_or_404(campaign_id)
+    contact_id = request.form.get("contact", "")
+    contact = db.session.get(Contact, int(contact_id)) if contact_id.isdigit() and len(contact_id) < 12 else None
+    if contact is None or contact.erased_at is not None:
+        members = store.sample_members(campaign, limit=1)
+        contact = members[0] if members else None
+    if contact is None:
+        flash("The segment has no members to write the test for.", "error")
+        return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+    draft = store.preview(campaign, contact)
+    if draft.rendered is None:
+        flash(f"The message cannot be rendered: {draft.problem}", "error")
+        return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+    accepted, answer = sending.send_test(current_user.email, rendered=draft.rendered)
+    flash(f"Test sent to {current_user.email} (as {contact.name} would get it): {answer}" if accepted
+          else f"The test was not sent: {answer}", "success" if accepted else "error")
+    return redirect(url_for("campaigns.show", campaign_id=campaign_id))
+
+
 @bp.route("/<int:campaign_id>/send", methods=["POST"])
 @access("admin")
 def send(campaign_id: int):

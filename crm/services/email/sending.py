@@ -254,8 +254,10 @@ def deliver_due(now: datetime | None = None, limit: int = 1000) -> dict[str, int
     return counts
 
 
-def send_test(to_address: str, settings: EmailSettings | None = None) -> tuple[bool, str]:
-    """Send a short test message now; return (accepted, the server's exact answer or the error)."""
+def send_test(to_address: str, settings: EmailSettings | None = None,
+              rendered: outbox.render.Rendered | None = None) -> tuple[bool, str]:
+    """Send a short test message now (or a rendered message marked as a test, e.g. a newsletter
+    as one member would get it); return (accepted, the server's exact answer or the error)."""
     settings = settings or effective()
     if not settings.configured:
         return False, "Set the SMTP host and the From address first."
@@ -265,9 +267,14 @@ def send_test(to_address: str, settings: EmailSettings | None = None) -> tuple[b
         mime["To"] = Address(addr_spec=to_address.strip())
     except (ValueError, IndexError, MessageError) as error:
         return False, f"That address cannot be used: {error}"
-    mime["Subject"] = f"Test message from {settings.shop_name}"
     mime["Date"] = format_datetime(utcnow())
-    mime.set_content(f"This is a test message from the CRM of {settings.shop_name}. If you read this, email works.")
+    if rendered is not None:
+        mime["Subject"] = outbox.render.one_line(f"[Test] {rendered.subject}")
+        mime.set_content(rendered.text)
+        mime.add_alternative(rendered.html, subtype="html")
+    else:
+        mime["Subject"] = f"Test message from {settings.shop_name}"
+        mime.set_content(f"This is a test message from the CRM of {settings.shop_name}. If you read this, email works.")
     try:
         server = connect(settings)
     except (OSError, smtplib.SMTPException) as error:
