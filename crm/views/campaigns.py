@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from crm.extensions import db
 from crm.models import Contact
-from crm.services.campaigns import store
+from crm.services.campaigns import figures, store
 from crm.services.clock import shop_zone
 from crm.services.errors import NotFound, ValidationError
 from crm.services.segments import store as segments
@@ -86,7 +86,8 @@ def show(campaign_id: int):
     members = store.sample_members(campaign)
     return render_template("campaigns/show.html", campaign=campaign, audience=audience, members=members,
                            progress=store.progress(campaign) if sending else None,
-                           excluded=store.excluded_reasons(campaign) if sending else [])
+                           excluded=store.excluded_reasons(campaign) if sending else [],
+                           earned=figures.campaign(campaign.id) if sending else None)
 
 
 @bp.route("/<int:campaign_id>/preview")
