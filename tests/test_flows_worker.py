@@ -153,3 +153,17 @@ def test_the_flow_page_shows_its_weeks(app, client, auth, smtp, run_worker):
     assert "In all: 1 sent, 0 failed" in text_of(page.select_one(".flow-total"))
     rows = [text_of(r) for r in page.select(".flow-weeks tbody tr")]
     assert len(rows) == 8 and sum(" 1 0 0 0 0 " in f" {r} " for r in rows) == 1
+
+
+def test_the_birthday_greeting_waits_for_nine_on_the_day(app):
+    flow_config.save_flow("birthday", {"action": "email"}, None, now=T - timedelta(days=10))
+    day = (T + timedelta(days=5)).date()
+    contact = make_contact(email="kim@example.com", first_name="Kim", consent=True, birthday=day.replace(year=1990),
+                           created_at=T - timedelta(days=60))
+    engine_hooks.after_contacts_changed([contact.id], now=T)
+    runner.run(T)
+    row = db.session.scalar(select(FlowSend).where(FlowSend.contact_id == contact.id))
+    nine = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9)
+    assert row.status == "waiting" and row.due_at == nine
+    assert runner.run(nine - timedelta(minutes=1)).sent == 0
+    assert runner.run(nine).sent == 1 and row.status == "sent"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 
 from crm.extensions import db
 from crm.models import Contact, EmailMessage, FlowSend, Interaction, Order, Task, utcnow
@@ -84,23 +84,18 @@ def _want(flow: config.Flow, task: Task, contact: Contact, now: datetime, pace: 
 
 
 def _due_tasks(flows: dict[str, config.Flow], now: datetime) -> list[Task]:
+    """Rule to-dos of sending flows, made since the flow was switched on, due (a birthday's as soon
+    as it exists: the greeting waits for the day), with no flow row yet."""
     kinds = {flow.kind: flow for flow in flows.values() if flow.sends}
     if not kinds:
         return []
-    rows = db.session.scalars(
+    made_since = or_(*[(Task.kind == kind) & (Task.created_at >= flow.since) if flow.since else (Task.kind == kind)
+                       for kind, flow in kinds.items()])
+    return list(db.session.scalars(
         select(Task).outerjoin(FlowSend, and_(FlowSend.contact_id == Task.contact_id, FlowSend.rule_key == Task.rule_key))
-        .where(Task.kind.in_(kinds), Task.rule_key.is_not(None), FlowSend.id.is_(None),
-               Task.status.in_(("open", "closed")))
-        .order_by(Task.id).limit(5000))
-    due = []
-    for task in rows:
-        flow = kinds[task.kind]
-        if flow.since is not None and task.created_at < flow.since:
-            continue  # made before the flow was switched on: a person's to-do
-        if task.kind != "birthday" and task.due_at > now:
-            continue
-        due.append(task)
-    return due
+        .where(made_since, Task.rule_key.is_not(None), FlowSend.id.is_(None), Task.status.in_(("open", "closed")),
+               or_(Task.kind == "birthday", Task.due_at <= now))
+        .order_by(Task.id).limit(5000)))
 
 
 def run(now: datetime | None = None) -> Summary:
