@@ -15,7 +15,7 @@ from tests.job_files import shopify_orders
 
 pytestmark = pytest.mark.e2e
 
-ORDERS = 2000
+ORDERS = 8000  # long enough for the page (polling each second) to see the bar move twice on a quiet machine
 
 
 def test_an_upload_imports_in_the_background_with_a_moving_progress_bar(logged_in_page, worker, tmp_path):
