@@ -162,3 +162,72 @@ def test_an_upload_needs_the_csrf_token(client, app_config):
     assert upload(client, SHOPIFY_ORDERS).status_code == 400
     form_token = soup(client.get("/imports/")).select_one("#upload input[name=csrf_token]")["value"]
     assert upload(client, SHOPIFY_ORDERS, csrf_token=form_token).status_code == 302
+
+
+def import_in_sek(client, tmp_path, run_worker) -> str:
+    """Import the Shopify sample with its orders in SEK through the page; return the run page's address."""
+    path = tmp_path / "orders_sek.csv"
+    path.write_text(SHOPIFY_ORDERS.read_text(encoding="utf-8").replace(",EUR,", ",SEK,"), encoding="utf-8")
+    location = upload(client, path).headers["Location"]
+    run_page = client.post(location + "/run", data={}).headers["Location"]
+    run_worker()
+    return run_page
+
+
+OFFER = "This file's orders are in SEK; the shop counts in EUR. Use SEK for the shop?"
+
+
+def test_a_first_import_in_another_currency_offers_it_to_an_admin_who_can_take_it(client, auth, tmp_path, run_worker):
+    from crm.models import AuditEntry
+    from crm.services import shop
+
+    assert shop.current().currency == "EUR"
+    auth.logout()
+    auth.as_role("admin")
+    run_page = import_in_sek(client, tmp_path, run_worker)
+    page = soup(client.get(run_page))
+    offer = page.select_one(".currency-offer")
+    assert offer is not None and OFFER in text_of(offer)
+    response = client.post(offer.select_one("form")["action"], data={}, follow_redirects=True)
+    assert "The shop now counts in SEK." in text_of(soup(response).select_one(".flash-success"))
+    assert shop.current().currency == "SEK"
+    entry = db.session.scalars(select(AuditEntry).where(AuditEntry.entity == "setting")).one()
+    assert entry.after["currency"] == "SEK" and entry.user_id is not None
+    assert soup(response).select_one(".currency-offer") is None  # the shop's currency is the file's now
+
+
+def test_no_offer_when_the_shop_already_had_orders(client, auth, tmp_path, run_worker):
+    auth.as_role("admin")
+    first = tmp_path / "eur.csv"
+    first.write_text("order_id,email,placed_at,total,currency\nE1,ada@example.com,2026-01-05,30.00,EUR\n")
+    location = upload(client, first, kind="orders").headers["Location"]
+    client.post(location + "/run", data={})
+    run_worker()
+    run_page = import_in_sek(client, tmp_path, run_worker)
+    page = soup(client.get(run_page))
+    assert "not the shop's currency (EUR)" in text_of(page.select_one("ul.import-summary"))  # the warning stays
+    assert page.select_one(".currency-offer") is None
+    assert client.post(run_page + "/use-currency", data={}, follow_redirects=True).status_code == 200
+    from crm.services import shop
+
+    assert shop.current().currency == "EUR"
+
+
+def test_a_sales_user_sees_only_the_warning_and_cannot_set_the_currency(client, auth, tmp_path, run_worker):
+    from crm.services import shop
+
+    auth.as_role("sales")
+    run_page = import_in_sek(client, tmp_path, run_worker)
+    page = soup(client.get(run_page))
+    assert "not the shop's currency (EUR)" in text_of(page.select_one("ul.import-summary"))
+    assert page.select_one(".currency-offer") is None and OFFER not in text_of(page)
+    assert client.post(run_page + "/use-currency", data={}).status_code == 403
+    assert shop.current().currency == "EUR"
+    auth.logout()
+    auth.as_role("admin")
+    assert OFFER in text_of(soup(client.get(run_page)).select_one(".currency-offer"))
+    client.post(run_page + "/use-currency", data={})
+    auth.logout()
+    auth.as_role("sales")
+    assert client.post(run_page + "/use-currency", data={}).status_code == 403
+    assert shop.current().currency == "SEK"

@@ -26,7 +26,9 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from crm.extensions import db, htmx
+from crm.services import shop
 from crm.services.csv_safe import csv_writer_rows
+from crm.services.errors import ValidationError
 from crm.models import ImportRun, JobRun, User
 from crm.services.importing import jobs as import_jobs
 from crm.services.importing import run as importing
@@ -253,8 +255,29 @@ def show(run_id: int):
         "imports/show.html", run=result, label=importing.KIND_LABELS.get(result.kind, result.kind),
         summary=importing.summary_lines(result), rejections=importing.first_rejections(result.id, PREVIEW_ROWS),
         by=db.session.get(User, result.user_id) if result.user_id else None, upload=upload,
-        progress=_progress(result),
+        progress=_progress(result), currency_offer=importing.currency_offer(result),
+        shop_currency=shop.current().currency,
     )
+
+
+@bp.route("/<int:run_id>/use-currency", methods=["POST"])
+@access("admin")
+def use_currency(run_id: int):
+    """Set the shop's currency to the one a first import's orders are in (offered on its page)."""
+    result = db.get_or_404(ImportRun, run_id)
+    code = importing.currency_offer(result)
+    if code is None:
+        flash("This import no longer suggests a currency for the shop.", "info")
+        return redirect(url_for("imports.show", run_id=run_id))
+    try:
+        shop.use_currency(code, current_user.id)
+    except ValidationError as error:  # another shop setting needs a fix first: say which
+        db.session.rollback()
+        flash(f"{error} Fix them on Settings → Shop: {', '.join(error.fields.values())}", "error")
+        return redirect(url_for("imports.show", run_id=run_id))
+    db.session.commit()
+    flash(f"The shop now counts in {code}.", "success")
+    return redirect(url_for("imports.show", run_id=run_id))
 
 
 @bp.route("/<int:run_id>/progress")

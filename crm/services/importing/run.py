@@ -34,7 +34,7 @@ from sqlalchemy import insert, select, update
 
 from crm.database import refresh_statistics
 from crm.extensions import db
-from crm.models import ImportRejection, ImportRun, utcnow
+from crm.models import ImportRejection, ImportRun, Order, utcnow
 from crm.services import aggregates, audit, engine_hooks
 from crm.services import orders as order_service
 from crm.services.importing.readers import READERS, detect_format
@@ -234,7 +234,8 @@ def _run(kind: str, items: Iterator, fileobj: Any, filename: str, *, dry_run: bo
 
         # The process doing it, so a run whose process was killed shows as interrupted, not running.
         run = ImportRun(kind=kind, filename=filename, user_id=user_id, dry_run=False, status="running",
-                        started_at=now, counts=dict.fromkeys(COUNTS, 0), options={"process": this_worker()})
+                        started_at=now, counts=dict.fromkeys(COUNTS, 0),
+                        options={"process": this_worker(), "shop_was_empty": _shop_is_empty(kind)})
         db.session.add(run)
         db.session.commit()
         run_id = run.id
@@ -328,10 +329,16 @@ def queue_file(kind: str, path: str | os.PathLike, filename: str, *, fmt: str | 
     run = ImportRun(kind=kind, filename=(os.path.basename(filename or "") or "upload")[:300], user_id=user_id,
                     dry_run=False, status="queued", started_at=utcnow(), counts=dict.fromkeys(COUNTS, 0),
                     upload_path=str(path), phase="queued",
-                    options={"fmt": fmt, "mapping": mapping or None, "source": source, "sha256": digest})
+                    options={"fmt": fmt, "mapping": mapping or None, "source": source, "sha256": digest,
+                             "shop_was_empty": _shop_is_empty(kind)})
     db.session.add(run)
     db.session.flush()
     return run
+
+
+def _shop_is_empty(kind: str) -> bool:
+    """Whether an order import starts on a shop with no orders yet (its first import may set the currency)."""
+    return is_order_kind(kind) and db.session.scalar(select(Order.id).limit(1)) is None
 
 
 def active_upload_paths() -> set[str]:
@@ -624,3 +631,24 @@ def currency_warning(run: ImportRun, shop_currency: str | None = None) -> str | 
               "on Settings → Shop so totals are shown with the right sign." if only else "")
     return (f"Currency: {listed} — not the shop's currency ({shop}). Each order keeps its own currency, but "
             f"totals, revenue and predictions add amounts up as {shop} without converting.{advice}")
+
+
+# "Nearly all": a first file whose orders are at least this share in one currency may set the shop's.
+CURRENCY_OFFER_SHARE = 0.95
+
+
+def currency_offer(run: ImportRun, shop_currency: str | None = None) -> str | None:
+    """Return the currency to offer as the shop's after this run, else None.
+
+    Offered only for a finished, real order import into a shop that had no orders before it,
+    when all (or nearly all) of the file's orders are in one currency other than the shop's.
+    """
+    if run.dry_run or run.status != "finished" or not (run.options or {}).get("shop_was_empty"):
+        return None
+    counts = (run.counts or {}).get("currencies") or {}
+    total = sum(counts.values())
+    if not total:
+        return None
+    code, n = max(counts.items(), key=lambda item: item[1])
+    shop = (shop_currency or _shop_currency()).upper()
+    return code if code != shop and n >= CURRENCY_OFFER_SHARE * total else None

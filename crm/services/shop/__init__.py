@@ -169,3 +169,8 @@ def as_form_data(settings: ShopSettings | None = None) -> dict[str, Any]:
     values = asdict(settings or current())
     values["days"] = list(values["days"])
     return values
+
+
+def use_currency(currency: str, actor_id: int | None) -> ShopSettings:
+    """Change only the shop's currency, keeping the rest (validated, flushed, audited as `save`)."""
+    return save({**asdict(current()), "currency": currency}, actor_id)
