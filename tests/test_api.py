@@ -354,7 +354,8 @@ def test_the_openapi_document_is_served(client, app):
     assert set(spec["paths"]) == {"/contacts", "/contacts/{contact_id}", "/contacts/{contact_id}/interactions",
                                   "/contacts/{contact_id}/emails", "/emails/{message_id}",
                                   "/orders", "/tasks", "/tasks/{task_id}", "/segments", "/segments/preview",
-                                  "/segments/{segment_id}", "/segments/{segment_id}/contacts"}
+                                  "/segments/{segment_id}", "/segments/{segment_id}/contacts",
+                                  "/campaigns", "/campaigns/{campaign_id}", "/flows"}
 
 
 # -- the tokens page -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ ARGUMENTS = {
     "email bounces": ["{file}"],
     "email send": [],
     "email test": ["someone@example.com"],
+    "flows run": [],
     "import": ["orders", "{file}"],
     "predict": [],
     "privacy erase": ["1", "--yes"],
