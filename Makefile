@@ -9,13 +9,18 @@ PYTEST_ARGS ?=
 XDIST ?= -n 2
 BENCH_ARGS ?=
 
-.PHONY: run test test-e2e test-pg bench install install-test lint clean help
+.PHONY: run test test-e2e test-pg bench install install-test lint clean help translations
+
+# Compiled language catalogues (git-ignored) are built from the .po files by every target that runs the app.
+CATALOGUES := $(wildcard crm/translations/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGUES:.po=.mo)
 
 help:
 	@echo "make run       install, migrate and serve on http://$(HOST):$(PORT)/ with a background worker"
 	@echo "make test      install the test extras and run the whole suite (SQLite)"
 	@echo "make test-pg   the suite against a throwaway PostgreSQL database"
 	@echo "make test-e2e  browser tests in headless Chromium"
+	@echo "make translations  extract the text to translate, update every language's .po, compile them"
 	@echo "make bench     the shop-scale benchmark, small scale (BENCH_ARGS=\"--scale full\"; see bench/README.md)"
 
 $(BIN)/python:
@@ -35,7 +40,7 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-run: install
+run: install $(COMPILED)
 	$(BIN)/crm db upgrade
 	@echo ""
 	@echo "  Open http://$(HOST):$(PORT)/ — on the first visit you create the admin account"
@@ -48,20 +53,29 @@ run: install
 	$(BIN)/crm run --host $(HOST) --port $(PORT); status=$$?; \
 	kill -INT $$worker 2>/dev/null; wait $$worker; exit $$status
 
-test: install-test
+test: install-test $(COMPILED)
 	$(BIN)/ruff check crm tests bench
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not e2e" $(XDIST) $(PYTEST_ARGS)
 
-test-pg: install-test
+test-pg: install-test $(COMPILED)
 	bash .ci/with-postgres $(BIN)/python -m pytest -m "not e2e" $(XDIST) $(PYTEST_ARGS)
 
-test-e2e: install-test
+test-e2e: install-test $(COMPILED)
 	bash .ci/ensure-chromium
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
-bench: install-test
+bench: install-test $(COMPILED)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+%.mo: %.po | $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+# Add a language: make translations; .venv/bin/pybabel init -i crm/translations/messages.pot -d crm/translations -l de
+translations: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o crm/translations/messages.pot crm
+	$(BIN)/pybabel update --ignore-obsolete --no-fuzzy-matching -i crm/translations/messages.pot -d crm/translations
+	$(BIN)/pybabel compile --statistics -d crm/translations
 
 lint: install-test
 	$(BIN)/ruff check crm tests bench

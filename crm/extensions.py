@@ -2,6 +2,7 @@
 import hashlib
 
 from flask import current_app, request
+from flask_babel import Babel
 from flask_htmx import HTMX
 from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.util import get_remote_address
@@ -12,7 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 from crm.models import search_index
 from crm.models.base import db
 
-__all__ = ["csrf", "db", "htmx", "limiter", "login_manager", "migrate"]
+__all__ = ["babel", "csrf", "db", "htmx", "limiter", "login_manager", "migrate"]
 
 
 def api_client_key() -> str:
@@ -59,6 +60,7 @@ class ShopHTMX(HTMX):
 
 migrate = Migrate(render_as_batch=True, compare_type=True, include_object=search_index.include_object)
 login_manager = LoginManager()
+babel = Babel()
 csrf = CSRFProtect()
 htmx = ShopHTMX()
 # API_RATE_LIMIT covers every path under /api/ as one budget per token (or address),

@@ -64,6 +64,8 @@ class Contact(db.Model):
     consent_source: Mapped[Optional[str]] = mapped_column(sa.String(200))
     do_not_contact: Mapped[bool] = mapped_column(default=False)
     stay_in_touch_days: Mapped[Optional[int]]
+    # The language emails to this contact are written in; None means the shop's.
+    language: Mapped[Optional[str]] = mapped_column(sa.String(10))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     erased_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)

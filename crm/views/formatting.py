@@ -5,6 +5,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from flask import Flask, current_app, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from crm.services import shop
 from crm.services.contacts import display_phone
@@ -14,15 +15,15 @@ from crm.views import access
 
 
 NAVIGATION = (
-    ("Dashboard", "main.dashboard"),
-    ("Contacts", "contacts.index"),
-    ("Segments", "segments.index"),
-    ("Newsletters", "campaigns.index"),
-    ("Leads", "leads.index"),
-    ("To-dos", "tasks.index"),
-    ("Orders", "orders.index"),
-    ("Imports", "imports.index"),
-    ("Settings", "settings.index"),
+    (_l("Dashboard"), "main.dashboard"),
+    (_l("Contacts"), "contacts.index"),
+    (_l("Segments"), "segments.index"),
+    (_l("Newsletters"), "campaigns.index"),
+    (_l("Leads"), "leads.index"),
+    (_l("To-dos"), "tasks.index"),
+    (_l("Orders"), "orders.index"),
+    (_l("Imports"), "imports.index"),
+    (_l("Settings"), "settings.index"),
 )
 
 
@@ -121,7 +122,7 @@ def navigation():
         if view is None or not access.can(access.rule_for(view, "GET") or "admin"):
             continue
         active = request.endpoint is not None and request.endpoint.split(".")[0] == endpoint.split(".")[0]
-        items.append((label, url_for(endpoint), active))
+        items.append((str(label), url_for(endpoint), active))
     return items
 
 

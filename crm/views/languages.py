@@ -1,0 +1,57 @@
+"""Which language a page is written in, and the shop's time zone for Babel's dates.
+
+A signed-in user's own choice (on /account) wins; then the browser's Accept-Language among the
+languages the CRM has; then the shop's language; then English. /login and /setup have no user, so
+they follow the browser.
+"""
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from flask import Flask, request
+from flask_login import current_user
+
+from flask_babel import refresh
+
+from crm.extensions import babel
+from crm.services import shop
+
+DEFAULT = "en"
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+
+
+@cache
+def available() -> tuple[str, ...]:
+    """The languages the CRM is written in: English plus every catalogue in crm/translations."""
+    found = sorted(p.name for p in TRANSLATIONS.iterdir() if (p / "LC_MESSAGES").is_dir()) if TRANSLATIONS.is_dir() else []
+    return (DEFAULT, *[code for code in found if code != DEFAULT])
+
+
+def supported(code: str | None) -> str | None:
+    """Return ``code`` (or its base language, "nl" for "nl-BE") when the CRM has it, else None."""
+    if not code:
+        return None
+    code = code.replace("-", "_").split("_")[0].lower()
+    return code if code in available() else None
+
+
+def select_locale() -> str:
+    user_choice = getattr(current_user, "language", None) if current_user and current_user.is_authenticated else None
+    if chosen := supported(user_choice):
+        return chosen
+    if browser := request.accept_languages.best_match(available()):
+        return browser
+    return supported(shop.current().language) or DEFAULT
+
+
+def select_timezone() -> str:
+    return shop.current().timezone
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone,
+                   default_translation_directories=str(TRANSLATIONS))
+    # Babel keeps the chosen locale on `g`, which lives as long as the app context: choose again
+    # for every request (a test, or a CLI command, may serve several in one context).
+    app.before_request(refresh)
