@@ -1,10 +1,17 @@
 """Template filters and globals: money, shop-local times, navigation."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+import re
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
+from babel import Locale
+from babel.numbers import get_currency_symbol
 from flask import Flask, current_app, request, url_for
+from flask_babel import format_date as babel_format_date
+from flask_babel import format_datetime as babel_format_datetime
+from flask_babel import format_decimal, format_time, format_timedelta, get_locale, ngettext
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from crm.services import shop
@@ -12,6 +19,7 @@ from crm.services.contacts import display_phone
 from crm.services.clock import shop_zone
 from crm.services.wording import CURRENCY_SIGNS
 from crm.views import access
+from crm.views.languages import DEFAULT
 
 
 NAVIGATION = (
@@ -27,13 +35,21 @@ NAVIGATION = (
 )
 
 
+def _locale() -> Locale:
+    return get_locale() or Locale.parse(DEFAULT)
+
+
+def _english() -> bool:
+    return _locale().language == "en"
+
+
 def human_size(size: int) -> str:
-    """Return a byte count as people say it: 2,048 MB, 12 KB, 900 bytes."""
+    """Return a byte count as people say it: 2,048 MB, 12 KB, 900 bytes (2.048 MB in Dutch)."""
     if size >= 1024 * 1024:
-        return f"{size / 1024 / 1024:,.0f} MB"
+        return _("%(size)s MB", size=format_decimal(round(size / 1024 / 1024), format="#,##0"))
     if size >= 1024:
-        return f"{size / 1024:,.0f} KB"
-    return f"{size} bytes"
+        return _("%(size)s KB", size=format_decimal(round(size / 1024), format="#,##0"))
+    return ngettext("%(num)s byte", "%(num)s bytes", size)
 
 
 def local(value: datetime | None) -> datetime | None:
@@ -45,47 +61,104 @@ def local(value: datetime | None) -> datetime | None:
     return value.astimezone(shop_zone())
 
 
+def _currency_pattern(code: str) -> tuple[str, str]:
+    """Return the sign of ``code`` in the reader's language and how the language places it:
+    ("€", "{sign}{number}") in English, ("€", "{sign}\u00a0{number}") in Dutch."""
+    locale = _locale()
+    symbol = CURRENCY_SIGNS.get(code, "").strip() if _english() else ""
+    symbol = symbol or get_currency_symbol(code, locale=locale)
+    if symbol == code and not (_english() and code in CURRENCY_SIGNS):  # no sign in this language: the code after the amount ("3.00 SEK")
+        return code, "{number} {sign}"
+    pattern = locale.currency_formats["standard"].pattern.split(";")[0]
+    before, _hash, after = pattern.partition("#") if "#" in pattern else pattern.partition("0")
+    if "¤" in after:
+        space = "\u00a0" if re.search(r"[\s\u00a0]¤", after) else ""
+        return symbol, "{number}" + space + "{sign}"
+    space = "\u00a0" if re.search(r"¤[\s\u00a0]", before) else ""
+    if code in CURRENCY_SIGNS and CURRENCY_SIGNS[code].endswith(" ") and not space:
+        space = " "  # "CHF 12.50"
+    return symbol, "{sign}" + space + "{number}"
+
+
+def with_currency(number: str, negative: bool, currency: str | None = None) -> str:
+    """Put the currency sign to a formatted number as the reader's language does; a minus goes
+    before the sign ("−€12.50", "−€ 12,50"), never between sign and number."""
+    code = (currency or shop.current().currency).upper()
+    sign, pattern = _currency_pattern(code)
+    return ("−" if negative else "") + pattern.format(sign=sign, number=number)
+
+
 def format_money(value, currency: str | None = None) -> str:
+    """€1,234.50 in English, € 1.234,50 in Dutch; −€12.50 when negative."""
     if value is None:
         return "—"
     amount = Decimal(str(value)).quantize(Decimal("0.01"))
-    code = (currency or shop.current().currency).upper()
-    sign = CURRENCY_SIGNS.get(code)
-    # A minus goes before the currency sign ("−€12.50", never "€-12.50").
-    minus = "−" if amount < 0 else ""
-    text = f"{abs(amount):,.2f}"
-    return f"{minus}{sign}{text}" if sign else f"{minus}{text} {code}"
+    number = format_decimal(abs(amount), format="#,##0.00")
+    return with_currency(number, amount < 0, currency)
 
 
-def format_datetime(value: datetime | None, fmt: str = "%-d %b %Y %H:%M") -> str:
+# strftime codes the templates pass to |date and |datetime, as CLDR pattern letters.
+_STRFTIME = {"%-d": "d", "%d": "dd", "%b": "MMM", "%B": "MMMM", "%Y": "y", "%y": "yy", "%-m": "M",
+             "%m": "MM", "%H": "HH", "%M": "mm", "%a": "EEE", "%A": "EEEE"}
+
+
+def _pattern(fmt: str) -> str:
+    """Turn a strftime format into a Babel pattern; a month without a day is the standalone form."""
+    parts = re.split(r"(%-?[a-zA-Z])", fmt)
+    standalone = not any(code in ("%-d", "%d") for code in parts)
+    out = []
+    for part in parts:
+        if part in _STRFTIME:
+            code = _STRFTIME[part]
+            out.append(code.replace("M", "L") if standalone and code.startswith("MMM") else code)
+        elif part:
+            out.append("'" + part.replace("'", "''") + "'" if re.search("[A-Za-z]", part) else part)
+    return "".join(out)
+
+
+def format_datetime(value: datetime | None, fmt: str | None = None) -> str:
+    """5 Dec 2026 14:30 (5 dec 2026 14:30 in Dutch), in the shop's time zone."""
     value = local(value)
-    return value.strftime(fmt) if value else "—"
+    if value is None:
+        return "—"
+    if fmt:
+        return babel_format_datetime(value, _pattern(fmt), rebase=False)
+    if _english():
+        return babel_format_datetime(value, "d MMM y HH:mm", rebase=False)
+    return f"{babel_format_date(value, 'medium', rebase=False)} {format_time(value, 'short', rebase=False)}"
 
 
-def format_date(value: datetime | date | None, fmt: str = "%-d %b %Y") -> str:
+def format_date(value: datetime | date | None, fmt: str | None = None) -> str:
+    """5 Dec 2026 (5 dec 2026 in Dutch); a datetime is first moved to the shop's time zone."""
     if value is None:
         return "—"
     if isinstance(value, datetime):
         value = local(value)
-    return value.strftime(fmt)
+    if fmt:
+        return babel_format_date(value, _pattern(fmt), rebase=False)
+    return babel_format_date(value, "d MMM y" if _english() else "medium", rebase=False)
+
+
+_UNITS = (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400),
+          ("hour", 3600), ("minute", 60))
 
 
 def time_ago(value: datetime | None, now: datetime | None = None) -> str:
-    """Return "3 days ago", "in 2 hours", "just now" for a UTC datetime."""
+    """Return "3 days ago", "in 2 hours", "just now" for a UTC datetime (whole units, rounded down)."""
     if value is None:
-        return "never"
+        return _("never")
     now = now or datetime.now(timezone.utc)
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     seconds = (now - value).total_seconds()
-    future = seconds < 0
+    sign = -1 if seconds < 0 else 1
     seconds = abs(seconds)
-    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60)):
+    for _unit, size in _UNITS:
         if seconds >= size:
-            count = int(seconds // size)
-            text = f"{count} {unit}{'s' if count != 1 else ''}"
-            return f"in {text}" if future else f"{text} ago"
-    return "just now"
+            whole = int(seconds // size) * size
+            # Babel picks the unit from the whole count, so "3 weeks ago" stays 3 weeks.
+            return format_timedelta(timedelta(seconds=-sign * whole), threshold=1, add_direction=True)
+    return _("just now")
 
 
 # Where a record of an entity is shown, by the endpoint each area is expected to provide.
