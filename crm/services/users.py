@@ -184,3 +184,12 @@ def change_own_password(user: User, current_password: str, new_password: str) ->
     if not user.check_password(current_password or ""):
         raise ValidationError(fields={"current_password": "That is not your current password."})
     change_password(user, new_password, actor_id=user.id)
+
+
+def set_language(user: User, language: str | None, available: tuple[str, ...]) -> None:
+    """Set the language a user reads the CRM in: one of ``available``, or None to follow the browser."""
+    language = (language or "").strip() or None
+    if language is not None and language not in available:
+        raise ValidationError(fields={"language": "Choose one of the languages offered."})
+    user.language = language
+    db.session.flush()

@@ -4,6 +4,8 @@ from __future__ import annotations
 from urllib.parse import urljoin, urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField
@@ -23,16 +25,16 @@ bp = Blueprint("auth", __name__)
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired()])
-    password = PasswordField("Password", validators=[DataRequired()])
+    email = EmailField(_l("Email"), validators=[DataRequired()])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
 
 
 class SetupForm(ShopForm):
-    name = StringField("Your name", validators=[DataRequired(), Length(max=200)])
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=users.MIN_PASSWORD_LENGTH)])
-    confirm = PasswordField("Repeat the password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
-    demo = BooleanField("Fill the CRM with a demo shop so I can look around")
+    name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=320)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=users.MIN_PASSWORD_LENGTH)])
+    confirm = PasswordField(_l("Repeat the password"), validators=[DataRequired(), EqualTo("password", _l("The passwords differ."))])
+    demo = BooleanField(_l("Fill the CRM with a demo shop so I can look around"))
 
 
 def safe_next(target: str | None) -> str | None:
@@ -79,7 +81,7 @@ def login():
         limits.count("LOGIN_ACCOUNT_RATE_LIMIT", "login-account", account)
         if not limits.count("LOGIN_RATE_LIMIT", "login-address", limits.address()) or not address_ok:
             limits.refuse("LOGIN_RATE_LIMIT")
-        form.password.errors.append("That email and password do not match an active account.")
+        form.password.errors.append(_("That email and password do not match an active account."))
     return render_template("auth/login.html", form=form)
 
 
@@ -92,7 +94,7 @@ def logout():
         users.end_sessions(current_user)
         db.session.commit()
     logout_user()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -146,6 +148,7 @@ def setup():
             login_user(user)
             user.last_login_at = user.created_at  # signed in by setting up: the Users page says so
             db.session.commit()
-            flash("Welcome! Your admin account is ready." + (" The demo shop is loaded." if form.demo.data else ""), "success")
+            flash(_("Welcome! Your admin account is ready. The demo shop is loaded.") if form.demo.data
+                  else _("Welcome! Your admin account is ready."), "success")
             return redirect(url_for("main.dashboard"))
     return render_template("auth/setup.html", form=form)

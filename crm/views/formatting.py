@@ -42,6 +42,27 @@ def _locale() -> Locale:
 def _english() -> bool:
     return _locale().language == "en"
 
+# The words stored as codes, as a reader sees them (templates: stage_name(c.stage), health_name(...)).
+STAGE_NAMES = {"awareness": _l("Awareness"), "consideration": _l("Consideration"), "conversion": _l("Conversion"),
+               "retention": _l("Retention"), "advocacy": _l("Advocacy")}
+HEALTH_NAMES = {"active": _l("active"), "at_risk": _l("at risk"), "lapsed": _l("lapsed"), None: _l("unknown")}
+ROLE_NAMES = {"admin": _l("admin"), "sales": _l("sales"), "support": _l("support"), "viewer": _l("viewer")}
+
+
+def stage_name(stage: str | None) -> str:
+    """"Awareness" (Oriëntatie in Dutch) for a stored stage code."""
+    return str(STAGE_NAMES.get(stage, stage or "—"))
+
+
+def health_name(health: str | None) -> str:
+    """"at risk" (risico in Dutch) for a stored health code."""
+    return str(HEALTH_NAMES.get(health, (health or "").replace("_", " ")))
+
+
+def role_name(role: str | None) -> str:
+    """"support" (klantenservice in Dutch) for a stored role code."""
+    return str(ROLE_NAMES.get(role, role or ""))
+
 
 def human_size(size: int) -> str:
     """Return a byte count as people say it: 2,048 MB, 12 KB, 900 bytes (2.048 MB in Dutch)."""
@@ -207,6 +228,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["local"] = local
     app.jinja_env.filters["phone"] = display_phone
     app.jinja_env.globals["can"] = access.can
+    app.jinja_env.globals["stage_name"] = stage_name
+    app.jinja_env.globals["health_name"] = health_name
+    app.jinja_env.globals["role_name"] = role_name
     app.jinja_env.globals["navigation"] = navigation
     app.jinja_env.globals["contact_url"] = contact_url
     app.jinja_env.globals["record_url"] = record_url

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timezone
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
 
 from crm.models import utcnow
 from crm.views.access import access
@@ -34,15 +35,15 @@ def model_check():
             day = date.fromisoformat(text)
             as_of = min(now, datetime.combine(day, time(12), tzinfo=timezone.utc))
         except ValueError:
-            errors.append(f"As of: {text!r} is not a date (YYYY-MM-DD); showing today.")
+            errors.append(_("As of: %(text)s is not a date (YYYY-MM-DD); showing today.", text=repr(text)))
     weeks = None
     text = (request.args.get("holdout_weeks") or "").strip()
     if text:
         if text.isdigit() and 1 <= int(text) <= 5200:
             weeks = int(text)
         else:
-            errors.append(f"Weeks held out: {text!r} is not a whole number of weeks from 1 to 5200; "
-                          "holding out the last quarter of the history.")
+            errors.append(_("Weeks held out: %(text)s is not a whole number of weeks from 1 to 5200; "
+                             "holding out the last quarter of the history.", text=repr(text)))
     result = checking.check(as_of, weeks)
     return render_template("insight/model_check.html", check=result, errors=errors,
                            as_of_text=request.args.get("as_of") or "", chosen_weeks=weeks,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from crm.extensions import db, htmx
@@ -9,6 +10,7 @@ from crm.models import STAGES, Contact
 from crm.services import contacts, stages
 from crm.services.errors import ValidationError
 from crm.views.access import access
+from crm.views.formatting import stage_name
 
 bp = Blueprint("journey", __name__)
 
@@ -34,10 +36,10 @@ def stage(contact_id: int):
         try:
             if request.form.get("action") == "unpin":
                 stages.unpin_stage(contact, current_user.id)
-                notice = f"Unpinned; the rules now keep it at {contact.stage}."
+                notice = _("Unpinned; the rules now keep it at %(stage)s.", stage=stage_name(contact.stage).lower())
             else:
                 stages.pin_stage(contact, request.form.get("stage", ""), request.form.get("reason", ""), current_user.id)
-                notice = f"Pinned at {contact.stage}."
+                notice = _("Pinned at %(stage)s.", stage=stage_name(contact.stage).lower())
         except ValidationError as error:
             errors = dict(error.fields)
         else:

@@ -6,12 +6,14 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, make_response, render_template, request, url_for
+from flask_babel import format_decimal, ngettext
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from crm.models import utcnow
 from crm.services import freshness, insight, overview, shop
 from crm.views.access import access
-from crm.views.formatting import CURRENCY_SIGNS
+from crm.views.formatting import with_currency
 
 bp = Blueprint("main", __name__)
 
@@ -20,7 +22,7 @@ def _month(text: str, field: str) -> date:
     try:
         return datetime.strptime(text.strip(), "%Y-%m").date()
     except ValueError:
-        raise ValueError(f"{field}: {text!r} is not a month (YYYY-MM).") from None
+        raise ValueError(_("%(field)s: %(text)s is not a month (YYYY-MM).", field=field, text=repr(text))) from None
 
 
 def _as_of(text: str, zone: ZoneInfo, now: datetime) -> datetime:
@@ -28,7 +30,7 @@ def _as_of(text: str, zone: ZoneInfo, now: datetime) -> datetime:
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(f"As of: {text!r} is not a date (YYYY-MM-DD).") from None
+        raise ValueError(_("As of: %(text)s is not a date (YYYY-MM-DD).", text=repr(text))) from None
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone) - timedelta(microseconds=1)
     return min(end, now)
 
@@ -48,16 +50,16 @@ def chosen_period(args, now: datetime, zone_name: str) -> tuple[insight.Period, 
     kind = args.get("period") or "12m"
     try:
         if kind not in insight.PERIOD_KINDS:
-            raise ValueError(f"Period: {kind!r} is not one of {', '.join(insight.PERIOD_KINDS)}.")
+            raise ValueError(_("Period: %(kind)s is not one of %(kinds)s.", kind=repr(kind), kinds=", ".join(insight.PERIOD_KINDS)))
         year = start = end = None
         if kind == "year":
             text = (args.get("year") or "").strip()
             if not text.isdigit():
-                raise ValueError(f"Year: {text!r} is not a year." if text else "Year: choose a year.")
+                raise ValueError(_("Year: %(text)s is not a year.", text=repr(text)) if text else _("Year: choose a year."))
             year = int(text)
         if kind == "range":
-            start = _month(args.get("from") or "", "From")
-            end = _month(args.get("to") or "", "To")
+            start = _month(args.get("from") or "", _("From"))
+            end = _month(args.get("to") or "", _("To"))
         return insight.period(kind, as_of, zone, year=year, start=start, end=end, history=history), history, errors
     except ValueError as error:
         errors.append(str(error))
@@ -105,24 +107,21 @@ def updating():
 
 @bp.app_template_filter()
 def money_short(value) -> str:
-    """Return an amount short enough for a chart label: €840, €12.3k, €1.2M."""
+    """Return an amount short enough for a chart label: €840, €12k, €1.2M (€ 1,2M in Dutch)."""
     if value is None:
         return "—"
     amount = Decimal(str(value))
-    code = shop.current().currency.upper()
-    sign = CURRENCY_SIGNS.get(code)
     size = abs(amount)
     if size >= 1_000_000:
-        text = f"{amount / 1_000_000:.1f}M"
+        number = format_decimal(size / 1_000_000, format="0.#") + "M"
     elif size >= 10_000:
-        text = f"{amount / 1_000:.0f}k"
+        number = format_decimal(size / 1_000, format="0") + "k"
     elif size >= 1_000:
-        text = f"{amount / 1_000:.1f}k"
+        number = format_decimal(size / 1_000, format="0.#") + "k"
     else:
-        text = f"{amount:.0f}"
-    text = text.replace(".0k", "k").replace(".0M", "M").lstrip("-")
-    minus = "−" if amount < 0 and text.strip("0.kM") else ""  # before the sign: "−€840", never "€-840"
-    return f"{minus}{sign}{text}" if sign else f"{minus}{text} {code}"
+        number = format_decimal(size, format="0")
+    negative = amount < 0 and number.strip("0kM") != ""  # "−€840", never "€-840"; nothing for −0.20
+    return with_currency(number, negative)
 
 
 @bp.app_template_filter()
@@ -145,11 +144,28 @@ def duration(seconds) -> str:
         return "—"
     seconds = abs(float(seconds))
     days = seconds / 86400
-    for limit, size, unit in ((1, 3600, "hour"), (14, 1, "day"), (61, 7, "week"), (730, 30.44, "month")):
-        if days < limit:
-            count = round(seconds / size) if unit == "hour" else round(days / size)
-            if unit == "hour" and count < 1:
-                return "under an hour"
-            return f"{count} {unit}{'' if count == 1 else 's'}"
+    if days < 1:
+        count = round(seconds / 3600)
+        return _("under an hour") if count < 1 else ngettext("%(num)d hour", "%(num)d hours", count)
+    if days < 14:
+        return ngettext("%(num)d day", "%(num)d days", round(days))
+    if days < 61:
+        return ngettext("%(num)d week", "%(num)d weeks", round(days / 7))
+    if days < 730:
+        return ngettext("%(num)d month", "%(num)d months", round(days / 30.44))
     years = round(days / 365.25, 1)
-    return f"{years:g} year{'' if years == 1 else 's'}"
+    return ngettext("%(years)s year", "%(years)s years", years, years=format_decimal(years, format="0.#"))
+
+
+@bp.app_template_global()
+def period_label(shown) -> str:
+    """The chosen period in the reader's words: "the last 12 months", "2025", "Mar 2024 – Feb 2025"."""
+    from crm.views.formatting import format_date
+
+    if shown.kind == "12m":
+        return _("the last 12 months")
+    if shown.kind == "year":
+        return str(shown.first // 12)
+    if shown.kind == "all":
+        return _("all history")
+    return f"{format_date(shown.first_month, '%b %Y')} – {format_date(shown.last_month, '%b %Y')}"

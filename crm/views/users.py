@@ -167,3 +167,24 @@ def account():
             flash("Your password is changed. You were signed out everywhere else and your API tokens are revoked.", "success")
             return redirect(url_for("users.account"))
     return render_template("users/account.html", form=form, min_length=users.MIN_PASSWORD_LENGTH)
+
+
+@bp.route("/account/language", methods=["POST"])
+@access("read")
+def language():
+    """Save the language you read the CRM in; the confirmation (and every page after) is in it."""
+    from flask import request
+    from flask_babel import gettext as _
+    from flask_babel import refresh
+
+    from crm.views.languages import available
+
+    try:
+        users.set_language(current_user, request.form.get("language"), available())
+    except ValidationError:
+        flash(_("Choose one of the languages offered."), "error")
+    else:
+        db.session.commit()
+        refresh()  # the confirmation below is already in the new language
+        flash(_("Your language is saved."), "success")
+    return redirect(url_for("users.account"))
