@@ -28,7 +28,6 @@ PENDING = {
     "contacts", "tasks", "orders", "imports", "segments",
     "email", "campaigns", "flows", "users", "webhooks", "privacy", "jobs", "rules", "audit", "settings",
     "tokens", "answers",
-    "insight",  # the dashboard's chart cards (branch i18n-core, in progress)
 }
 # Text that reads the same in every language: the product's name, formula letters, signs.
 SAME_IN_EVERY_LANGUAGE = {"CRM", "r", "a", "b", "p", "q", "v", "α"}
@@ -62,7 +61,7 @@ class _Text(HTMLParser):
 
     def _check(self, text: str, shown: str) -> None:
         for piece in text.split("\x00"):
-            piece = piece.strip()
+            piece = piece.strip(" \t\n=,;:()·–-")
             if LETTER.search(piece) and piece not in SAME_IN_EVERY_LANGUAGE:
                 self.found.append(" ".join(shown.replace("\x00", "{…}").split()))
 
