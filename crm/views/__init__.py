@@ -1,6 +1,8 @@
 """The web layer: blueprints, request hooks, error pages and template helpers."""
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask import Flask, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
@@ -129,12 +131,13 @@ def init_app(app: Flask) -> None:
 
 def _too_large_message(app: Flask) -> str:
     limit = formatting.human_size(int(app.config.get("MAX_CONTENT_LENGTH") or 0))
-    return f"The upload is larger than the {limit} this CRM accepts; nothing was saved."
+    return _("The upload is larger than the %(limit)s this CRM accepts; nothing was saved.", limit=limit)
 
 
 def _init_login(app: Flask) -> None:
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to see that page."
+    login_manager.login_message = _l("Please sign in to see that page.")
+    login_manager.localize_callback = str  # in the reader's language when it is flashed
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 

@@ -3,6 +3,7 @@ everyone changes their own password on /account."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
@@ -164,7 +165,7 @@ def account():
             db.session.commit()
             # The session version moved on; sign this session in again so only the others end.
             login_user(current_user._get_current_object())
-            flash("Your password is changed. You were signed out everywhere else and your API tokens are revoked.", "success")
+            flash(gettext("Your password is changed. You were signed out everywhere else and your API tokens are revoked."), "success")
             return redirect(url_for("users.account"))
     return render_template("users/account.html", form=form, min_length=users.MIN_PASSWORD_LENGTH)
 
