@@ -81,7 +81,7 @@ def test_the_api_keeps_the_english_words(client):
     assert lines and all(isinstance(line["why"], str) and line.get("said") for line in lines)
 
 
-def test_every_stored_key_says_the_same_as_its_english_words():
+def test_every_stored_key_says_the_same_as_its_english_words(app):
     from sqlalchemy import select
 
     from crm.models import StageChange
