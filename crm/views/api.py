@@ -46,7 +46,7 @@ MAX_BODY = 1024 * 1024
 CONTACT_FIELDS: dict[str, tuple[type, ...]] = {
     "email": (str,), "first_name": (str,), "last_name": (str,), "phone": (str,), "company": (str,),
     "title": (str,), "birthday": (str,), "address": (str,), "city": (str,), "country": (str,),
-    "owner_id": (int,), "consent": (bool,), "do_not_contact": (bool,), "stay_in_touch_days": (int,),
+    "owner_id": (int,), "consent": (bool,), "do_not_contact": (bool,), "stay_in_touch_days": (int,), "language": (str,),
     "tags": (list,),
 }
 INTERACTION_FIELDS: dict[str, tuple[type, ...]] = {
@@ -273,6 +273,7 @@ def contact_json(contact: Contact, email_status: str | None = None) -> dict[str,
         "do_not_contact": bool(contact.do_not_contact),
         "email_status": email_status,
         "stay_in_touch_days": contact.stay_in_touch_days,
+        "language": contact.language,
         "tags": [tag.name for tag in contact.tags],
         "stage": contact.stage,
         "stage_reason": contact.stage_reason or "",
