@@ -70,7 +70,7 @@ def _error_words(field: str, text: str) -> str:
     if field == "score":
         return _("Choose a number from 0 to 10.")
     if field == "comment" and text.startswith("Keep"):
-        return _("Keep it under %(limit)s characters.", limit=f"{answers.COMMENT_LIMIT:,}")
+        return _("Keep it under %(limit)s characters.", limit="{:,}".format(answers.COMMENT_LIMIT))
     if field == "comment":
         return _("Write a few words.")
     return text

@@ -29,7 +29,6 @@ ROLE_CHOICES = {
 assert set(ROLE_CHOICES) == set(ROLES)
 ROLE_NAMES = {"viewer": _l("Viewer"), "support": _l("Support"), "sales": _l("Sales"), "admin": _l("Admin")}
 PASSWORD_HINT = _l("At least %(count)s characters. Leave it empty to have one made up.", count=users.MIN_PASSWORD_LENGTH)
-REQUIRED = _l("This field is required.")
 
 
 @bp.app_template_global("role_name")
@@ -39,8 +38,8 @@ def role_name(role: str) -> str:
 
 
 class NewUserForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(REQUIRED), Length(max=200)])
-    email = EmailField(_l("Email"), validators=[DataRequired(REQUIRED), Length(max=320)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=320)])
     role = SelectField(_l("Role"), choices=choices(ROLE_CHOICES.items()), default="support")
     password = PasswordField(_l("Initial password"), validators=[Optional()])
 
@@ -58,12 +57,11 @@ class ResetPasswordForm(FlaskForm):
 
 
 class OwnPasswordForm(FlaskForm):
-    current_password = PasswordField(_l("Current password"), validators=[DataRequired(REQUIRED)])
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired()])
     password = PasswordField(_l("New password"), validators=[
-        DataRequired(REQUIRED),
-        Length(min=users.MIN_PASSWORD_LENGTH, message=_l("Use at least %(count)s characters.",
-                                                         count=users.MIN_PASSWORD_LENGTH))])
-    confirm = PasswordField(_l("Repeat the new password"), validators=[DataRequired(REQUIRED),
+        DataRequired(),
+        Length(min=users.MIN_PASSWORD_LENGTH)])
+    confirm = PasswordField(_l("Repeat the new password"), validators=[DataRequired(),
                                                                       EqualTo("password", _l("The passwords differ."))])
 
 
