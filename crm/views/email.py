@@ -85,6 +85,27 @@ def _status_word(status: str) -> str:
     return str(_TASK_STATUS_WORDS.get(status, status))
 
 
+def _template_errors(fields: dict[str, str]) -> dict[str, str]:
+    """The template checks' reasons in the reader's language (a compile error keeps Jinja's own words)."""
+    words = {
+        "Keep the subject on one line.": _l("Keep the subject on one line."),
+        f"Keep the subject under {templates.SUBJECT_LIMIT} characters.":
+            _l("Keep the subject under %(limit)s characters.", limit=templates.SUBJECT_LIMIT),
+        "Write the message.": _l("Write the message."),
+        f"Keep the message under {templates.BODY_LIMIT:,} characters.":
+            _l("Keep the message under %(limit)s characters.", limit="{:,}".format(templates.BODY_LIMIT)),
+        "Give the message a subject.": _l("Give the message a subject."),
+    }
+    translated = {}
+    for field, text in fields.items():
+        if text.startswith("Line ") and ": " in text:
+            line, reason = text.split(": ", 1)
+            translated[field] = _("Line %(line)s: %(reason)s", line=line.removeprefix("Line "), reason=reason)
+        else:
+            translated[field] = str(words.get(text, text))
+    return translated
+
+
 @bp.app_template_global("current_language")
 def current_language() -> str:
     """The language the page is written in, for <html lang>."""
@@ -196,7 +217,7 @@ def template_edit(key: str):
             return redirect(url_for("email.template_edit", key=key, language=language))
         except ValidationError as error:
             db.session.rollback()
-            errors = error.fields
+            errors = _template_errors(error.fields)
     variables = {name: VARIABLE_WORDS.get(name, what) for name, what in outbox.render.VARIABLES.items()}
     return render_template("email/template_edit.html", template=template, subject=subject, body=body, errors=errors,
                            variables=variables, contact=_preview_contact(), marketing=template.marketing,
@@ -280,7 +301,7 @@ def compose(contact_id: int):
             return redirect(url_for("contacts.show", contact_id=contact.id))
         except ValidationError as error:
             db.session.rollback()
-            errors = error.fields
+            errors = _template_errors(error.fields)
     draft = outbox.draft(contact, key, subject, body, sender_name=current_user.name)
     return render_template("email/compose.html", contact=contact, task=task, draft=draft, key=key, errors=errors,
                            all_templates=templates.all_templates(templates.language_for(contact)), history=suppression.history(contact.id),
