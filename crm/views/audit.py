@@ -5,7 +5,7 @@ import json
 from datetime import datetime, time, timedelta, timezone
 
 from flask import Blueprint, current_app, render_template, request
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField
 from wtforms.validators import NumberRange, Optional, ValidationError
@@ -22,7 +22,7 @@ bp = Blueprint("audit", __name__)
 
 def plausible_year(_form, field):
     if field.data is not None and not 1900 <= field.data.year <= 9000:
-        raise ValidationError(str(_l("Choose a date between the years 1900 and 9000.")))
+        raise ValidationError(_("Choose a date between the years 1900 and 9000."))
 
 
 class AuditFilterForm(FlaskForm):
@@ -43,9 +43,9 @@ FILTER_FIELDS = ("user", "action", "entity", "entity_id", "since", "until")
 def _filter_form() -> AuditFilterForm:
     form = AuditFilterForm(request.args)
     actions, entities = audit.choices()
-    form.user.choices = {"": _l("Anyone"), **{str(u.id): f"{u.name} ({u.email})" for u in users.list_users()}}
-    form.action.choices = {"": _l("Any action"), **{a: a.replace("_", " ") for a in actions}}
-    form.entity.choices = {"": _l("Any record"), **{e: e.replace("_", " ") for e in entities}}
+    form.user.choices = {"": _("Anyone"), **{str(u.id): f"{u.name} ({u.email})" for u in users.list_users()}}
+    form.action.choices = {"": _("Any action"), **{a: a.replace("_", " ") for a in actions}}
+    form.entity.choices = {"": _("Any record"), **{e: e.replace("_", " ") for e in entities}}
     return form
 
 
