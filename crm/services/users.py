@@ -184,3 +184,18 @@ def change_own_password(user: User, current_password: str, new_password: str) ->
     if not user.check_password(current_password or ""):
         raise ValidationError(fields={"current_password": "That is not your current password."})
     change_password(user, new_password, actor_id=user.id)
+
+
+def set_language(user: User, language: str | None, available: tuple[str, ...]) -> bool:
+    """Set the language a user reads the CRM in (None: follow the browser, then the shop); audited.
+    Return whether it changed, or raise ValidationError when the CRM has no such language."""
+    language = (language or "").strip() or None
+    if language is not None and language not in available:
+        raise ValidationError(fields={"language": "Choose a language from the list."})
+    if language == user.language:
+        return False
+    before = user.language
+    user.language = language
+    audit.record("change_language", "user", user.id, user_id=user.id, before={"language": before},
+                 after={"language": language})
+    return True
