@@ -93,6 +93,6 @@ def test_the_dashboard_card_shows_nps_and_the_latest_comments(app, client, auth)
     db.session.commit()
     auth.as_role("admin")
     page = client.get("/").get_data(as_text=True)
-    assert "Net Promoter Score" in page and "<strong>100</strong> (1 answers)" in page
+    assert "Net Promoter Score" in page and "<strong>100</strong> (1 answer)" in page
     assert "Ivy" in page and "Lovely tea &amp; quick delivery" in page
     assert "Survey" in page  # the flow's row

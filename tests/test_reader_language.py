@@ -5,52 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from crm.extensions import db
-from crm.models import User
 from tests.helpers import sign_in, soup, text_of
 
 DUTCH = {"Accept-Language": "nl-NL,nl;q=0.9"}
 ENGLISH = {"Accept-Language": "en-GB,en;q=0.9"}
-
-
-def test_account_offers_english_dutch_or_the_browser(client):
-    sign_in(client, "support")
-    page = soup(client.get("/account", headers=ENGLISH))
-    options = {o["value"]: text_of(o) for o in page.select("#language-form select[name=language] option")}
-    assert options == {"": "Follow my browser", "en": "English", "nl": "Nederlands"}
-    assert page.select_one("#language-form option[selected]")["value"] == ""
-    assert page.select_one("html")["lang"] == "en"
-
-
-def test_choosing_dutch_answers_in_dutch_at_once_and_on_every_page_after(client):
-    user = sign_in(client, "support")
-    response = client.post("/account/language", data={"language": "nl"}, headers=ENGLISH, follow_redirects=True)
-    page = soup(response)
-    assert db.session.get(User, user.id).language == "nl"
-    assert text_of(page.select_one(".flash-success")) == "Uw taal is opgeslagen."
-    assert page.select_one("html")["lang"] == "nl"
-    assert page.select_one("#language-form option[selected]")["value"] == "nl"
-    # The browser still asks for English; the user's choice wins on the next page too.
-    dashboard = soup(client.get("/", headers=ENGLISH))
-    assert text_of(dashboard.select_one("h1")) == "Dashboard" and "Uitloggen" in text_of(dashboard.select_one("header"))
-    assert [text_of(a) for a in dashboard.select("nav .main-nav a")][:2] == ["Dashboard", "Contacten"]
-
-
-def test_following_the_browser_again_clears_the_choice(client):
-    user = sign_in(client, "viewer")
-    user.language = "nl"
-    db.session.commit()
-    page = soup(client.post("/account/language", data={"language": ""}, headers=ENGLISH, follow_redirects=True))
-    assert db.session.get(User, user.id).language is None
-    assert text_of(page.select_one(".flash-success")) == "Your language is saved."
-    assert soup(client.get("/", headers=DUTCH)).select_one("html")["lang"] == "nl"
-
-
-def test_a_language_the_crm_lacks_is_refused_and_nothing_changes(client):
-    user = sign_in(client, "admin")
-    page = soup(client.post("/account/language", data={"language": "xx"}, headers=ENGLISH, follow_redirects=True))
-    assert text_of(page.select_one(".flash-error")) == "Choose one of the languages offered."
-    assert db.session.get(User, user.id).language is None
 
 
 @pytest.mark.parametrize("headers, expected", [

@@ -49,7 +49,8 @@ def test_the_shop_page_saves_and_the_shop_time_zone_is_used_instead_of_the_confi
     auth.as_role("admin")
     page = soup(client.get("/settings/shop"))
     assert page.select_one("#timezone option[selected]")["value"] == app.config["SHOP_TIMEZONE"]
-    response = client.post("/settings/shop", data=SHOP, follow_redirects=True)
+    # An admin whose browser asks for English reads English, though the shop now speaks Dutch.
+    response = client.post("/settings/shop", data=SHOP, follow_redirects=True, headers={"Accept-Language": "en"})
     assert "Shop settings saved." in text_of(soup(response).select_one(".flash-success"))
     from crm.services.clock import shop_today
 
@@ -57,6 +58,8 @@ def test_the_shop_page_saves_and_the_shop_time_zone_is_used_instead_of_the_confi
     # 23:30 UTC on 1 June is already 2 June in Amsterdam.
     assert shop_today(datetime(2026, 6, 1, 23, 30, tzinfo=timezone.utc)).day == 2
     assert "Tea Tree" in text_of(soup(client.get("/settings/")).select_one("main"))
+    # With no browser language and no choice of their own, people now read the shop's Dutch.
+    assert text_of(soup(client.get("/settings/")).select_one("h1")) == "Instellingen"
 
 
 def test_closing_before_opening_is_refused(client, auth):

@@ -17,9 +17,12 @@ SUPPRESSION_REASONS = ("unsubscribed", "bounced")
 
 class EmailTemplate(db.Model):
     __tablename__ = "email_templates"
+    # One row per template and language the shop wrote its own version in (missing: the shipped default).
+    __table_args__ = (sa.UniqueConstraint("key", "language"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(sa.String(60), unique=True)
+    key: Mapped[str] = mapped_column(sa.String(60))
+    language: Mapped[str] = mapped_column(sa.String(10), default="en", server_default="en")
     name: Mapped[str] = mapped_column(sa.String(120))
     subject: Mapped[str] = mapped_column(sa.String(300))
     body: Mapped[str] = mapped_column(sa.Text)

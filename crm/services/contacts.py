@@ -15,12 +15,13 @@ from crm.services import audit, engine_hooks
 from crm.services.bounds import MAX_ID, is_country_code
 from crm.services.errors import Erased, NotFound, ValidationError
 from crm.services.shared.emails import email_problem, normalise_email
+from crm.services.shared.languages import normalise_language
 from crm.services.trust.blocklist import is_blocked
 
 # Fields a person (form or API) may set on a contact.
 EDITABLE = (
     "email", "first_name", "last_name", "phone", "company", "title", "birthday", "address", "city",
-    "country", "owner_id", "consent", "consent_source", "do_not_contact", "stay_in_touch_days",
+    "country", "owner_id", "consent", "consent_source", "do_not_contact", "stay_in_touch_days", "language",
 )
 AUDITED = EDITABLE + ("email_display",)
 
@@ -140,6 +141,11 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
         if country and not is_country_code(country):
             errors["country"] = "Use the two-letter country code (ISO 3166), e.g. DE."
         cleaned["country"] = country
+    if "language" in cleaned:
+        try:
+            cleaned["language"] = normalise_language(cleaned["language"])
+        except ValueError as error:
+            errors["language"] = str(error)
     if "birthday" in cleaned and isinstance(cleaned["birthday"], str):
         try:
             cleaned["birthday"] = date.fromisoformat(cleaned["birthday"]) if cleaned["birthday"] else None

@@ -27,7 +27,7 @@ from crm.services.importing.records import CustomerRecord, OrderRecord
 CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 ORDER_FIELDS = ("number", "placed_at", "status", "currency", "subtotal", "discount", "shipping", "tax", "total", "refunded")
 # Contact fields a shop's customer record may fill in when they are blank on the contact.
-FILLABLE = ("first_name", "last_name", "phone", "company", "address", "city", "country")
+FILLABLE = ("first_name", "last_name", "phone", "company", "address", "city", "country", "language")
 NEW_CONTACT_DEFAULTS = {
     "first_name": "", "last_name": "", "stage": "awareness", "stage_reason": "", "stage_pinned": False,
     "lead_score": 0, "score_breakdown": [], "order_count": 0, "total_spent": 0, "consent": False,

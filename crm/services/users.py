@@ -186,10 +186,16 @@ def change_own_password(user: User, current_password: str, new_password: str) ->
     change_password(user, new_password, actor_id=user.id)
 
 
-def set_language(user: User, language: str | None, available: tuple[str, ...]) -> None:
-    """Set the language a user reads the CRM in: one of ``available``, or None to follow the browser."""
+def set_language(user: User, language: str | None, available: tuple[str, ...]) -> bool:
+    """Set the language a user reads the CRM in (None: follow the browser, then the shop); audited.
+    Return whether it changed, or raise ValidationError when the CRM has no such language."""
     language = (language or "").strip() or None
     if language is not None and language not in available:
-        raise ValidationError(fields={"language": "Choose one of the languages offered."})
+        raise ValidationError(fields={"language": "Choose a language from the list."})
+    if language == user.language:
+        return False
+    before = user.language
     user.language = language
-    db.session.flush()
+    audit.record("change_language", "user", user.id, user_id=user.id, before={"language": before},
+                 after={"language": language})
+    return True

@@ -3,10 +3,11 @@ score chosen and a comment box and records nothing (mail scanners prefetch links
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
+from flask_babel import force_locale, gettext as _
 
 from crm.extensions import csrf, db
 from crm.models import Contact, EmailMessage
-from crm.services.email import answer_links, clicks
+from crm.services.email import answer_links, clicks, templates
 from crm.services.errors import ValidationError
 from crm.services.flows import answers
 from crm.views.access import access
@@ -20,6 +21,12 @@ bp = Blueprint("answers", __name__)
 def answer(token: str):
     found = answer_links.read(current_app.secret_key, token)
     contact = db.session.get(Contact, found.contact_id) if found else None
+    # The shop's customer reads this page: in the contact's language, else the shop's (not the browser's).
+    with force_locale(templates.language_for(contact)):
+        return _answer(found, contact)
+
+
+def _answer(found, contact: Contact | None):
     shop_name = current_app.config.get("SHOP_NAME", "")
     if contact is None or contact.erased_at is not None:
         return render_template("answers/page.html", invalid=True, shop_name=shop_name), 404
@@ -35,7 +42,7 @@ def answer(token: str):
             done = True
         except ValidationError as error:
             db.session.rollback()
-            errors = error.fields
+            errors = {field: _error_words(field, text) for field, text in error.fields.items()}
     return render_template("answers/page.html", invalid=False, done=done, kind=found.kind, score=score,
                            comment=comment, errors=errors, shop_name=shop_name), (422 if errors else 200)
 
@@ -56,3 +63,14 @@ def click(token: str):
         db.session.add(EmailClick(message_id=message_id, url=url[:2000]))
         db.session.commit()
     return redirect(url, code=302)
+
+
+def _error_words(field: str, text: str) -> str:
+    """An answer's problem in the page's language (the service words it in English)."""
+    if field == "score":
+        return _("Choose a number from 0 to 10.")
+    if field == "comment" and text.startswith("Keep"):
+        return _("Keep it under %(limit)s characters.", limit="{:,}".format(answers.COMMENT_LIMIT))
+    if field == "comment":
+        return _("Write a few words.")
+    return text

@@ -89,6 +89,8 @@ CONTACT_INPUT_PROPERTIES = {
     "consent": {"type": "boolean"},
     "do_not_contact": {"type": "boolean"},
     "stay_in_touch_days": _nullable({"type": "integer", "minimum": 1, "maximum": 3650}),
+    "language": _nullable({"type": "string", "maxLength": 35,
+                           "description": "ISO 639-1 (en, nl, ...): the language emails to the contact are written in; null for the shop's."}),
     "tags": {"type": "array", "maxItems": 50, "items": {"type": "string", "minLength": 1, "maxLength": 80}},
 }
 
@@ -134,6 +136,7 @@ SCHEMAS: dict[str, Any] = {
                              "description": "Whether marketing email can go to the contact, or the first reason why not "
                                             "(`no_consent` still allows personal and order messages)."},
             "stay_in_touch_days": _nullable({"type": "integer"}),
+            "language": _nullable(STRING),
             "tags": {"type": "array", "items": STRING},
             "stage": {"type": "string", "enum": list(STAGES)},
             "stage_reason": STRING,

@@ -5,6 +5,7 @@ import json
 from datetime import datetime, time, timedelta, timezone
 
 from flask import Blueprint, current_app, render_template, request
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField
 from wtforms.validators import NumberRange, Optional, ValidationError
@@ -21,19 +22,19 @@ bp = Blueprint("audit", __name__)
 
 def plausible_year(_form, field):
     if field.data is not None and not 1900 <= field.data.year <= 9000:
-        raise ValidationError("Choose a date between the years 1900 and 9000.")
+        raise ValidationError(_("Choose a date between the years 1900 and 9000."))
 
 
 class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET filter changes nothing
 
-    user = SelectField("User", validate_choice=True, validators=[Optional()])
-    action = SelectField("Action", validators=[Optional()])
-    entity = SelectField("Record", validators=[Optional()])
-    entity_id = IntegerField("Record id", validators=[Optional(), NumberRange(min=1, max=2**62)])
-    since = DateField("From", validators=[Optional(), plausible_year])
-    until = DateField("To", validators=[Optional(), plausible_year])
+    user = SelectField(_l("User"), validate_choice=True, validators=[Optional()])
+    action = SelectField(_l("Action"), validators=[Optional()])
+    entity = SelectField(_l("Record"), validators=[Optional()])
+    entity_id = IntegerField(_l("Record id"), validators=[Optional(), NumberRange(min=1, max=2**62)])
+    since = DateField(_l("From"), validators=[Optional(), plausible_year])
+    until = DateField(_l("To"), validators=[Optional(), plausible_year])
 
 
 FILTER_FIELDS = ("user", "action", "entity", "entity_id", "since", "until")
@@ -42,9 +43,9 @@ FILTER_FIELDS = ("user", "action", "entity", "entity_id", "since", "until")
 def _filter_form() -> AuditFilterForm:
     form = AuditFilterForm(request.args)
     actions, entities = audit.choices()
-    form.user.choices = {"": "Anyone", **{str(u.id): f"{u.name} ({u.email})" for u in users.list_users()}}
-    form.action.choices = {"": "Any action", **{a: a.replace("_", " ") for a in actions}}
-    form.entity.choices = {"": "Any record", **{e: e.replace("_", " ") for e in entities}}
+    form.user.choices = {"": _("Anyone"), **{str(u.id): f"{u.name} ({u.email})" for u in users.list_users()}}
+    form.action.choices = {"": _("Any action"), **{a: a.replace("_", " ") for a in actions}}
+    form.entity.choices = {"": _("Any record"), **{e: e.replace("_", " ") for e in entities}}
     return form
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from crm.extensions import db
@@ -17,6 +18,18 @@ from crm.views.access import access
 from crm.views.email import _frame
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
+
+_STATUS_WORDS = {"draft": _l("draft"), "scheduled": _l("scheduled"), "sending": _l("sending"), "sent": _l("sent"),
+                 "cancelled": _l("cancelled")}
+# Why members are left out (the words of store.EXCLUDED), for the catalogue; the page translates them.
+EXCLUDED_WORDS = (_l("no marketing consent"), _l("unsubscribed"), _l("bounced"), _l("no email address"),
+                  _l("do not contact"), _l("erased"), _l("over the cap on marketing email"))
+
+
+@bp.app_template_global("campaign_status")
+def campaign_status(status: str) -> str:
+    """A newsletter's status in the reader's language."""
+    return str(_STATUS_WORDS.get(status, status))
 
 
 def _campaign_or_404(campaign_id: int):
@@ -72,7 +85,7 @@ def edit(campaign_id: int):
             return redirect(url_for("campaigns.show", campaign_id=campaign_id))
         return _form_page(campaign, errors=error.fields, form=request.form, status=422)
     db.session.commit()
-    flash("Newsletter saved.", "success")
+    flash(_("Newsletter saved."), "success")
     return redirect(url_for("campaigns.show", campaign_id=campaign.id))
 
 
@@ -116,15 +129,16 @@ def send_test(campaign_id: int):
         members = store.sample_members(campaign, limit=1)
         contact = members[0] if members else None
     if contact is None:
-        flash("The segment has no members to write the test for.", "error")
+        flash(_("The segment has no members to write the test for."), "error")
         return redirect(url_for("campaigns.show", campaign_id=campaign_id))
     draft = store.preview(campaign, contact)
     if draft.rendered is None:
-        flash(f"The message cannot be rendered: {draft.problem}", "error")
+        flash(_("The message cannot be rendered: %(problem)s", problem=draft.problem), "error")
         return redirect(url_for("campaigns.show", campaign_id=campaign_id))
     accepted, answer = sending.send_test(current_user.email, rendered=draft.rendered)
-    flash(f"Test sent to {current_user.email} (as {contact.name} would get it): {answer}" if accepted
-          else f"The test was not sent: {answer}", "success" if accepted else "error")
+    flash(_("Test sent to %(address)s (as %(name)s would get it): %(answer)s", address=current_user.email,
+            name=contact.name, answer=answer) if accepted
+          else _("The test was not sent: %(answer)s", answer=answer), "success" if accepted else "error")
     return redirect(url_for("campaigns.show", campaign_id=campaign_id))
 
 
@@ -139,17 +153,17 @@ def send(campaign_id: int):
         try:
             when = datetime.fromisoformat(raw).replace(tzinfo=shop_zone())
         except ValueError:
-            flash("Send at: give a date and time such as 2026-12-24 10:00.", "error")
+            flash(_("Send at: give a date and time such as 2026-12-24 10:00."), "error")
             return redirect(url_for("campaigns.show", campaign_id=campaign_id))
     try:
         store.schedule(campaign, when, current_user.id)
     except ValidationError as error:
         db.session.rollback()
-        flash(" ".join([error.message] if not error.fields else [f"Send at: {r}" for r in error.fields.values()]), "error")
+        flash(" ".join([error.message] if not error.fields else [_("Send at: %(reason)s", reason=r) for r in error.fields.values()]), "error")
         return redirect(url_for("campaigns.show", campaign_id=campaign_id))
     db.session.commit()
-    flash("Scheduled: the worker sends it then." if when else "Sending: the worker queues it now; this page shows how far it got.",
-          "success")
+    flash(_("Scheduled: the worker sends it then.") if when
+          else _("Sending: the worker queues it now; this page shows how far it got."), "success")
     return redirect(url_for("campaigns.show", campaign_id=campaign_id))
 
 
@@ -163,5 +177,5 @@ def cancel(campaign_id: int):
         flash(error.message, "error")
         return redirect(url_for("campaigns.show", campaign_id=campaign_id))
     db.session.commit()
-    flash("Cancelled: it will not be sent.", "success")
+    flash(_("Cancelled: it will not be sent."), "success")
     return redirect(url_for("campaigns.show", campaign_id=campaign_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -13,11 +14,24 @@ from crm.models import FlowSend
 from crm.services.errors import ValidationError
 from crm.services.flows import config, runner
 from crm.views.access import access
+from crm.views.email import TEMPLATE_NAMES
 
 bp = Blueprint("flows", __name__, url_prefix="/settings/flows")
 
-FIELD_LABELS = {"send_days": "Days after a send", "click_days": "Days after a click", "action": "Action", "followup_days": "Follow-up days", "segment_id": "Segment", "cap": "At most",
-                "period_days": "In any (days)", "window_start": "Send from", "window_end": "Send until"}
+FIELD_LABELS = {"send_days": _l("Days after a send"), "click_days": _l("Days after a click"), "action": _l("Action"),
+                "followup_days": _l("Follow-up days"), "segment_id": _l("Segment"), "cap": _l("At most"),
+                "period_days": _l("In any (days)"), "window_start": _l("Send from"), "window_end": _l("Send until")}
+ACTIONS = {"todo": _l("Make a to-do (today)"), "email": _l("Send the email"),
+           "both": _l("Send the email, then a to-do if no reply or order")}
+
+
+def _titles() -> dict[str, str]:
+    """Each flow's title in the reader's language (a flow is named after its email template)."""
+    return {rule: str(TEMPLATE_NAMES.get(rule, title)) for rule, title in runner.TITLES.items()}
+
+
+def _actions() -> dict[str, str]:
+    return {key: str(ACTIONS.get(key, words)) for key, words in config.ACTIONS.items()}
 
 
 def page_context() -> dict[str, Any]:
@@ -29,7 +43,7 @@ def page_context() -> dict[str, Any]:
     for flow, status, count in db.session.execute(
             select(FlowSend.flow, FlowSend.status, func.count()).group_by(FlowSend.flow, FlowSend.status)):
         counts.setdefault(flow, {})[status] = count
-    return {"flows": config.flows(), "flow_titles": runner.TITLES, "flow_actions": config.ACTIONS,
+    return {"flows": config.flows(), "flow_titles": _titles(), "flow_actions": _actions(),
             "flow_pacing": config.pacing_values(), "flow_counts": counts, "flow_segments": segments.all_segments(),
             "attribution": figures.windows()}
 
@@ -41,12 +55,12 @@ def email_results() -> dict[str, Any]:
     from crm.services.flows import answers
 
     flows = {rule: figures.flow(rule) for rule, flow in config.flows().items() if flow.sends}
-    return {"flows": flows, "nps": answers.nps(), "comments": answers.latest_comments(), "titles": runner.TITLES}
+    return {"flows": flows, "nps": answers.nps(), "comments": answers.latest_comments(), "titles": _titles()}
 
 
 def _refused(error: ValidationError) -> None:
     for name, reason in error.fields.items():
-        flash(f"{FIELD_LABELS.get(name, name)}: {reason}", "error")
+        flash(_("%(field)s: %(reason)s", field=FIELD_LABELS.get(name, name), reason=reason), "error")
 
 
 @bp.route(f"/<any({', '.join(config.RULES)}):rule>", methods=["POST"])
@@ -59,7 +73,7 @@ def save(rule: str):
         _refused(error)
     else:
         db.session.commit()
-        flash(f"{runner.TITLES[rule]}: {config.ACTIONS[flow.action].lower()}.", "success")
+        flash(_("%(flow)s: %(action)s.", flow=_titles()[rule], action=_actions()[flow.action].lower()), "success")
     return redirect(url_for("rules.index", _anchor="flows"))
 
 
@@ -71,8 +85,8 @@ def show(rule: str):
     from crm.services.campaigns import figures
 
     weeks = figures.flow_weeks(rule, utcnow().date())
-    return render_template("flows/show.html", rule=rule, flow=config.flows()[rule], title=runner.TITLES[rule],
-                           actions=config.ACTIONS, weeks=weeks, total=figures.flow(rule))
+    return render_template("flows/show.html", rule=rule, flow=config.flows()[rule], title=_titles()[rule],
+                           actions=_actions(), weeks=weeks, total=figures.flow(rule))
 
 
 @bp.route("/pacing", methods=["POST"])
@@ -85,8 +99,9 @@ def pacing():
         _refused(error)
     else:
         db.session.commit()
-        flash(f"At most {values['cap']} marketing emails per contact in any {values['period_days']} days, "
-              f"sent between {values['window_start']} and {values['window_end']}.", "success")
+        flash(_("At most %(cap)s marketing emails per contact in any %(days)s days, sent between %(start)s and %(end)s.",
+                cap=values["cap"], days=values["period_days"], start=values["window_start"], end=values["window_end"]),
+              "success")
     return redirect(url_for("rules.index", _anchor="flows"))
 
 
@@ -102,6 +117,8 @@ def attribution():
         _refused(error)
     else:
         db.session.commit()
-        flash(f"Orders count within {values['click_days']} days of a click or {values['send_days']} of a send; "
-              f"click tracking {'on' if values['track_clicks'] else 'off'}.", "success")
+        flash(_("Orders count within %(click)s days of a click or %(send)s of a send; click tracking on.",
+                click=values["click_days"], send=values["send_days"]) if values["track_clicks"]
+              else _("Orders count within %(click)s days of a click or %(send)s of a send; click tracking off.",
+                     click=values["click_days"], send=values["send_days"]), "success")
     return redirect(url_for("rules.index", _anchor="flows"))

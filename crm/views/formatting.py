@@ -46,7 +46,6 @@ def _english() -> bool:
 STAGE_NAMES = {"awareness": _l("Awareness"), "consideration": _l("Consideration"), "conversion": _l("Conversion"),
                "retention": _l("Retention"), "advocacy": _l("Advocacy")}
 HEALTH_NAMES = {"active": _l("active"), "at_risk": _l("at risk"), "lapsed": _l("lapsed"), None: _l("unknown")}
-ROLE_NAMES = {"admin": _l("admin"), "sales": _l("sales"), "support": _l("support"), "viewer": _l("viewer")}
 
 
 def stage_name(stage: str | None) -> str:
@@ -57,11 +56,6 @@ def stage_name(stage: str | None) -> str:
 def health_name(health: str | None) -> str:
     """"at risk" (risico in Dutch) for a stored health code."""
     return str(HEALTH_NAMES.get(health, (health or "").replace("_", " ")))
-
-
-def role_name(role: str | None) -> str:
-    """"support" (klantenservice in Dutch) for a stored role code."""
-    return str(ROLE_NAMES.get(role, role or ""))
 
 
 def human_size(size: int) -> str:
@@ -230,7 +224,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["can"] = access.can
     app.jinja_env.globals["stage_name"] = stage_name
     app.jinja_env.globals["health_name"] = health_name
-    app.jinja_env.globals["role_name"] = role_name
     app.jinja_env.globals["navigation"] = navigation
     app.jinja_env.globals["contact_url"] = contact_url
     app.jinja_env.globals["record_url"] = record_url

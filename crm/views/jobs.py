@@ -3,6 +3,7 @@ schedule settings shown on Settings → Rules; failed schedules on the admins' d
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from crm.extensions import db
@@ -15,7 +16,27 @@ from crm.views.access import access, can
 bp = Blueprint("jobs", __name__, url_prefix="/settings/jobs")
 
 PAGE = 100
-SCHEDULE_FIELDS = {"refresh_time": "Nightly refresh at", "backups_keep": "Backups to keep"}
+SCHEDULE_FIELDS = {"refresh_time": _l("Nightly refresh at"), "backups_keep": _l("Backups to keep")}
+# The jobs' labels (the service names them in English) and statuses, in the reader's language.
+JOB_LABELS = {
+    "Daily backup": _l("Daily backup"), "Demo contacts": _l("Demo contacts"), "Import a file": _l("Import a file"),
+    "Leftover-upload cleanup": _l("Leftover-upload cleanup"), "Nightly refresh": _l("Nightly refresh"),
+    "Record segment sizes": _l("Record segment sizes"), "Refresh everyone": _l("Refresh everyone"),
+    "Retention emails (flows)": _l("Retention emails (flows)"), "Send a newsletter": _l("Send a newsletter"),
+    "Shop-wide figures and predictions": _l("Shop-wide figures and predictions"),
+}
+JOB_STATUS_WORDS = {"queued": _l("queued"), "running": _l("running"), "done": _l("done"), "failed": _l("failed"),
+                    "interrupted": _l("interrupted"), "skipped": _l("skipped")}
+
+
+@bp.app_template_global("job_label")
+def job_label(label: str | None) -> str:
+    return str(JOB_LABELS.get(label or "", label or ""))
+
+
+@bp.app_template_global("job_status")
+def job_status(status: str) -> str:
+    return str(JOB_STATUS_WORDS.get(status, status))
 
 
 @bp.route("/")
@@ -41,7 +62,7 @@ def retry(job_id: int):
         flash(error.message, "error")
         return redirect(url_for("jobs.index"))
     db.session.commit()
-    flash(f"Job #{job_id} is queued again as #{again.id}.", "success")
+    flash(_("Job #%(id)s is queued again as #%(again)s.", id=job_id, again=again.id), "success")
     return redirect(url_for("jobs.index"))
 
 
@@ -55,15 +76,15 @@ def schedules():
     except ValidationError as error:
         db.session.rollback()
         for field, reason in error.fields.items():
-            flash(f"{SCHEDULE_FIELDS.get(field, field)}: {reason}", "error")
+            flash(_("%(field)s: %(reason)s", field=SCHEDULE_FIELDS.get(field, field), reason=reason), "error")
         return redirect(url_for("rules.index") + "#schedules")
     db.session.commit()
-    flash("Schedules saved.", "success")
+    flash(_("Schedules saved."), "success")
     return redirect(url_for("rules.index") + "#schedules")
 
 
 def _labels() -> dict[str, str]:
-    return {name: job.label for name, job in jobs.JOBS.items()}
+    return {name: job_label(job.label) for name, job in jobs.JOBS.items() if job.label}
 
 
 @bp.app_context_processor

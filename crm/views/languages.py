@@ -12,7 +12,7 @@ from pathlib import Path
 from flask import Flask, has_request_context, request
 from flask_login import current_user
 
-from flask_babel import get_locale, gettext, refresh
+from flask_babel import get_locale, refresh
 
 from crm.extensions import babel
 from crm.services import shop
@@ -39,20 +39,15 @@ def supported(code: str | None) -> str | None:
 def select_locale() -> str:
     if not has_request_context():  # a CLI command or a job rendering a page: the shop's language
         return supported(shop.current().language) or DEFAULT
+    if request.path.startswith("/api/"):
+        # The API answers in English (codes, not sentences); only its messages follow Accept-Language.
+        return request.accept_languages.best_match(available()) or DEFAULT
     user_choice = getattr(current_user, "language", None) if current_user and current_user.is_authenticated else None
     if chosen := supported(user_choice):
         return chosen
     if browser := request.accept_languages.best_match(available()):
         return browser
     return supported(shop.current().language) or DEFAULT
-
-
-def language_choices() -> list[tuple[str, str]]:
-    """The choices on /account: follow the browser, then every language by its own name."""
-    from babel import Locale
-
-    names = [(code, Locale.parse(code).get_display_name(code).capitalize()) for code in available()]
-    return [("", gettext("Follow my browser")), *names]
 
 
 def page_language() -> str:
@@ -70,5 +65,4 @@ def init_app(app: Flask) -> None:
     # Babel keeps the chosen locale on `g`, which lives as long as the app context: choose again
     # for every request (a test, or a CLI command, may serve several in one context).
     app.before_request(refresh)
-    app.jinja_env.globals["language_choices"] = language_choices
     app.jinja_env.globals["page_language"] = page_language

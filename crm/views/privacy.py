@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, StringField
@@ -20,7 +21,7 @@ bp = Blueprint("privacy", __name__)
 
 
 class RetentionForm(FlaskForm):
-    months = IntegerField("Review contacts with no order or interaction for (months)",
+    months = IntegerField(_l("Review contacts with no order or interaction for (months)"),
                           validators=[DataRequired(), NumberRange(min=1, max=240)])
 
 
@@ -29,8 +30,9 @@ class ExportForm(FlaskForm):
 
 
 class EraseForm(FlaskForm):
-    confirm = StringField("Type the contact's number or the word ERASE to confirm", validators=[DataRequired()])
-    block_email = BooleanField("Block this email address from being imported again (the contact asked for it)")
+    confirm = StringField(_l("Type the contact's number or the word ERASE to confirm"),
+                          validators=[DataRequired()])
+    block_email = BooleanField(_l("Block this email address from being imported again (the contact asked for it)"))
 
 
 def _contact_or_404(contact_id: int) -> Contact:
@@ -45,7 +47,8 @@ def index():
     if form.validate_on_submit():
         privacy.set_retention_months(form.months.data, actor_id=current_user.id)
         db.session.commit()
-        flash(f"Contacts are now up for review after {form.months.data} months without an order or interaction.", "success")
+        flash(_("Contacts are now up for review after %(months)s months without an order or interaction.",
+                months=form.months.data), "success")
         return redirect(url_for("privacy.index"))
     months = privacy.retention_months()
     per_page = current_app.config["PAGE_SIZE"]
@@ -82,13 +85,16 @@ def erase(contact_id: int):
     form = EraseForm()
     if contact.erased_at is None and form.validate_on_submit():
         if form.confirm.data.strip() not in (str(contact.id), "ERASE"):
-            form.confirm.errors.append(f"Type {contact.id} or ERASE; nothing was erased.")
+            form.confirm.errors.append(_("Type %(id)s or ERASE; nothing was erased.", id=contact.id))
         else:
             result = privacy.erase_contact(contact, current_user.id, block_email=form.block_email.data)
             db.session.commit()
-            flash(f"Contact #{contact.id} is erased: {result.interactions} interactions and {result.tasks} to-dos "
-                  f"de-identified, orders kept without a name"
-                  + ("; the email is blocked from coming back." if result.email_blocked else "."), "success")
+            words = {"id": contact.id, "interactions": result.interactions, "tasks": result.tasks}
+            flash(_("Contact #%(id)s is erased: %(interactions)s interactions and %(tasks)s to-dos de-identified, "
+                    "orders kept without a name; the email is blocked from coming back.", **words)
+                  if result.email_blocked else
+                  _("Contact #%(id)s is erased: %(interactions)s interactions and %(tasks)s to-dos de-identified, "
+                    "orders kept without a name.", **words), "success")
             return redirect(record_url("contact", contact.id) or url_for("privacy.index"))
     return render_template("privacy/erase.html", contact=contact, form=form,
                            counts=privacy.record_counts(contact.id))

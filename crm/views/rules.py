@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import force_locale, gettext as _, lazy_gettext as _l, ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, IntegerField, SelectField, SelectMultipleField
@@ -21,75 +22,76 @@ from crm.views.forms import apply_errors, choices
 bp = Blueprint("rules", __name__, url_prefix="/settings/rules")
 
 SECTION_TITLES = {
-    "journey": "Journey stages",
-    "health": "Customer health",
-    "scoring": "Lead score",
-    "retention": "To-do rules",
+    "journey": _l("Journey stages"),
+    "health": _l("Customer health"),
+    "scoring": _l("Lead score"),
+    "retention": _l("To-do rules"),
 }
 RULE_TITLES = {
-    "followup_first_order": "Satisfaction call after the first order",
-    "testimonial_request": "Ask a happy repeat customer for a testimonial",
-    "winback": "Win back a valuable customer who is slipping away",
-    "birthday": "Birthday greeting",
-    "abandoned_cart": "Follow up an abandoned cart",
-    "replenishment": "Replenishment reminder",
-    "survey": "Satisfaction survey",
-    "problem_followup": "Satisfaction call about a problem (a complaint or a negative interaction)",
-    "hot_lead": "Call a hot lead",
-    "stay_in_touch": "Stay in touch (contacts with a cadence)",
+    "followup_first_order": _l("Satisfaction call after the first order"),
+    "testimonial_request": _l("Ask a happy repeat customer for a testimonial"),
+    "winback": _l("Win back a valuable customer who is slipping away"),
+    "birthday": _l("Birthday greeting"),
+    "abandoned_cart": _l("Follow up an abandoned cart"),
+    "replenishment": _l("Replenishment reminder"),
+    "survey": _l("Satisfaction survey"),
+    "problem_followup": _l("Satisfaction call about a problem (a complaint or a negative interaction)"),
+    "hot_lead": _l("Call a hot lead"),
+    "stay_in_touch": _l("Stay in touch (contacts with a cadence)"),
 }
-GROUP_TITLES = {"weights": "Points per rule (negative numbers take points away)", **RULE_TITLES}
+GROUP_TITLES = {"weights": _l("Points per rule (negative numbers take points away)"), **RULE_TITLES}
 # Labels by dotted path, then by the setting's own name.
 LABELS = {
-    "conversion_window_days": "First-purchase window (days in conversion after the first paid order)",
-    "repeat_order_is_retention": "A second paid order moves a customer to retention",
-    "advocacy_kinds": "Interactions that make a customer an advocate",
-    "advocacy_survey_min_orders": "Paid orders before a positive survey makes an advocate",
-    "not_engagement_kinds": "Inbound interactions that do not count as engagement",
-    "engagement_kinds": "Interactions that count as engagement in any direction",
-    "at_risk_after_gaps": "At risk after this many usual gaps without an order",
-    "lapsed_after_gaps": "Lapsed after this many usual gaps without an order",
-    "fallback_gap_days": "Usual gap while the shop has no repeat customers (days)",
-    "min_gap_days": "A usual gap is never shorter than (days)",
-    "use_p_alive": "Judge repeat customers by the predicted chance they still buy",
-    "p_alive_at_risk": "At risk below this chance (0 to 1)",
-    "p_alive_lapsed": "Lapsed below this chance (0 to 1)",
-    "weights.reachable": "Has an email address or a phone number",
-    "weights.consent": "Agreed to hear from the shop",
-    "weights.company": "Works at a company",
-    "weights.engagement_inbound": "Each inbound interaction (before decay)",
-    "weights.engagement_meeting": "Each meeting (before decay)",
-    "weights.cart": "Abandoned a cart recently",
-    "weights.open_question": "Asked a question nobody answered yet",
-    "weights.rfm_per_quintile": "Per quintile of recency, frequency and money spent",
-    "weights.complaint": "Complaint or negative interaction not resolved (a problem is not buying intent)",
-    "weights.do_not_contact": "Marked do not contact",
-    "engagement_half_life_days": "Engagement half-life (an interaction this many days old counts half)",
-    "engagement_max_points": "Most points engagement can add",
-    "cart_window_days": "An abandoned cart counts for (days)",
-    "question_window_days": "An unanswered question counts for (days)",
-    "question_kinds": "Interactions that can be an open question",
-    "hot_threshold": "Hot lead from this score (a call to-do for sales)",
-    "negative_is_a_problem": ("A negative interaction of any kind is a problem like a complaint: no engagement or "
-                              "open-question points, the complaint penalty until it is resolved"),
-    "within_days": "Only for problems reported in the last (days)",
-    "enabled": "On",
-    "delay_days": "Due this many days after the occasion",
-    "grace_days": "Still made for this many days after it falls due",
-    "assignee": "Who gets it",
-    "role": "Role that takes turns",
-    "min_orders": "At least this many paid orders",
-    "max_days_since_order": "At most this many days since the last order",
-    "complaint_lookback_days": "No complaint or negative feedback in the last (days)",
-    "testimonial_kinds": "Interactions that count as a testimonial already given",
-    "health": "Health that calls for it",
-    "days_ahead": "Due this many days before the birthday",
-    "delay_hours": "Due this many hours after the cart was left",
-    "max_age_days": "Only for carts younger than (days)",
-    "days_before": "Due this many days before the usual gap is up",
-    "after_order_count": "After this paid order (1st, 2nd, 3rd …)",
+    "conversion_window_days": _l("First-purchase window (days in conversion after the first paid order)"),
+    "repeat_order_is_retention": _l("A second paid order moves a customer to retention"),
+    "advocacy_kinds": _l("Interactions that make a customer an advocate"),
+    "advocacy_survey_min_orders": _l("Paid orders before a positive survey makes an advocate"),
+    "not_engagement_kinds": _l("Inbound interactions that do not count as engagement"),
+    "engagement_kinds": _l("Interactions that count as engagement in any direction"),
+    "at_risk_after_gaps": _l("At risk after this many usual gaps without an order"),
+    "lapsed_after_gaps": _l("Lapsed after this many usual gaps without an order"),
+    "fallback_gap_days": _l("Usual gap while the shop has no repeat customers (days)"),
+    "min_gap_days": _l("A usual gap is never shorter than (days)"),
+    "use_p_alive": _l("Judge repeat customers by the predicted chance they still buy"),
+    "p_alive_at_risk": _l("At risk below this chance (0 to 1)"),
+    "p_alive_lapsed": _l("Lapsed below this chance (0 to 1)"),
+    "weights.reachable": _l("Has an email address or a phone number"),
+    "weights.consent": _l("Agreed to hear from the shop"),
+    "weights.company": _l("Works at a company"),
+    "weights.engagement_inbound": _l("Each inbound interaction (before decay)"),
+    "weights.engagement_meeting": _l("Each meeting (before decay)"),
+    "weights.cart": _l("Abandoned a cart recently"),
+    "weights.open_question": _l("Asked a question nobody answered yet"),
+    "weights.rfm_per_quintile": _l("Per quintile of recency, frequency and money spent"),
+    "weights.complaint": _l("Complaint or negative interaction not resolved (a problem is not buying intent)"),
+    "weights.do_not_contact": _l("Marked do not contact"),
+    "engagement_half_life_days": _l("Engagement half-life (an interaction this many days old counts half)"),
+    "engagement_max_points": _l("Most points engagement can add"),
+    "cart_window_days": _l("An abandoned cart counts for (days)"),
+    "question_window_days": _l("An unanswered question counts for (days)"),
+    "question_kinds": _l("Interactions that can be an open question"),
+    "hot_threshold": _l("Hot lead from this score (a call to-do for sales)"),
+    "negative_is_a_problem": _l("A negative interaction of any kind is a problem like a complaint: no engagement or "
+                                 "open-question points, the complaint penalty until it is resolved"),
+    "within_days": _l("Only for problems reported in the last (days)"),
+    "enabled": _l("On"),
+    "delay_days": _l("Due this many days after the occasion"),
+    "grace_days": _l("Still made for this many days after it falls due"),
+    "assignee": _l("Who gets it"),
+    "role": _l("Role that takes turns"),
+    "min_orders": _l("At least this many paid orders"),
+    "max_days_since_order": _l("At most this many days since the last order"),
+    "complaint_lookback_days": _l("No complaint or negative feedback in the last (days)"),
+    "testimonial_kinds": _l("Interactions that count as a testimonial already given"),
+    "health": _l("Health that calls for it"),
+    "days_ahead": _l("Due this many days before the birthday"),
+    "delay_hours": _l("Due this many hours after the cart was left"),
+    "max_age_days": _l("Only for carts younger than (days)"),
+    "days_before": _l("Due this many days before the usual gap is up"),
+    "after_order_count": _l("After this paid order (1st, 2nd, 3rd …)"),
 }
-ASSIGNEE_CHOICES = [("owner", "The contact's owner, else the role takes turns"), ("round_robin", "The role takes turns")]
+ASSIGNEE_CHOICES = [("owner", _l("The contact's owner, else the role takes turns")),
+                    ("round_robin", _l("The role takes turns"))]
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -110,13 +112,15 @@ def _field(path: str, default: Any):
     if key == "assignee":
         return SelectField(label, choices=choices(ASSIGNEE_CHOICES))
     if key == "role":
-        return SelectField(label, choices=choices((r, r.capitalize()) for r in rule_settings.ASSIGNABLE_ROLES))
+        from crm.views.users import ROLE_NAMES
+
+        return SelectField(label, choices=choices((r, ROLE_NAMES.get(r, r.capitalize())) for r in rule_settings.ASSIGNABLE_ROLES))
     if isinstance(default, bool):
         return BooleanField(label)
     if isinstance(default, int):
-        return IntegerField(label, validators=[InputRequired("Give a whole number.")])
+        return IntegerField(label, validators=[InputRequired(_l("Give a whole number."))])
     if isinstance(default, float):
-        return FloatField(label, validators=[InputRequired("Give a number.")])
+        return FloatField(label, validators=[InputRequired(_l("Give a number."))])
     if isinstance(default, (list, tuple)):
         return MultiCheckboxField(label, choices=choices((c, c.replace("_", " ")) for c in rule_settings.LIST_CHOICES[key]))
     raise ValueError(f"no form field for setting {path}")
@@ -203,9 +207,12 @@ def close_tasks(rule: str):
     """Close the open to-dos of a rule that was switched off (the admin said yes)."""
     if rule not in RULE_TITLES:
         return redirect(url_for("rules.index"))
-    closed = task_service.close_rule_tasks(rule, f"rule switched off: {RULE_TITLES[rule]}", current_user.id)
+    with force_locale("en"):  # the reason is stored with the to-dos
+        reason = f"rule switched off: {RULE_TITLES[rule]}"
+    closed = task_service.close_rule_tasks(rule, reason, current_user.id)
     db.session.commit()
-    flash(f"{closed:,} open to-do{'' if closed == 1 else 's'} of “{RULE_TITLES[rule]}” closed.", "success")
+    flash(ngettext("%(num)d open to-do of “%(rule)s” closed.", "%(num)d open to-dos of “%(rule)s” closed.", closed,
+                   rule=RULE_TITLES[rule]), "success")
     return redirect(url_for("rules.index") + "#rules-retention")
 
 
@@ -226,7 +233,8 @@ def save(kind: str):
             freshness.queue_refresh()
             db.session.commit()
             saved = True
-    notice = f"{SECTION_TITLES[kind]} saved. Everyone is being refreshed with the new rules in the background."
+    notice = _("%(section)s saved. Everyone is being refreshed with the new rules in the background.",
+               section=SECTION_TITLES[kind])
     asks = _switched_off_with_open_tasks(sorted(was_on)) if saved else []
     if htmx.fragment:
         return render_template("rules/_form.html", kind=kind, form=form, layout=LAYOUTS[kind],
@@ -247,6 +255,6 @@ def refresh():
 
     queued = refresh_everyone()
     db.session.commit()
-    flash(f"Refresh queued (job #{queued.id}): the worker runs the predictions and the rules for everyone; "
-          "Settings → Jobs shows how far it got.", "success")
+    flash(_("Refresh queued (job #%(id)s): the worker runs the predictions and the rules for everyone; "
+            "Settings → Jobs shows how far it got.", id=queued.id), "success")
     return redirect(url_for("rules.index"))

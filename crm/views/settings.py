@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 
 from crm.extensions import db
@@ -15,16 +16,16 @@ bp = Blueprint("settings", __name__, url_prefix="/settings")
 # (title, endpoint, what it is for). Each area's blueprint provides the endpoint;
 # the index shows the ones that exist and that the user may open.
 SECTIONS = (
-    ("Shop", "settings.shop_page", "Name, time zone, currency, default language and business hours."),
-    ("Users", "users.index", "Invite people, change roles, disable accounts, reset passwords."),
-    ("API tokens", "tokens.index", "Tokens that let other systems use the JSON API."),
-    ("Webhooks", "webhooks.deliveries", "Shopify and WooCommerce webhook secrets and every delivery received."),
-    ("Email", "email.settings_page", "The mail server, the sender, the test message and the sending rate."),
-    ("Email templates", "email.template_list", "The messages sent from contacts and to-dos, with a live preview."),
-    ("Journey, score and to-do rules", "rules.index", "Thresholds, score weights, half-life and to-do rules."),
-    ("Audit log", "audit.index", "Who created, changed, merged, exported or erased what, and when."),
-    ("Privacy", "privacy.index", "Data retention review and the erased-email block list."),
-    ("Jobs", "jobs.index", "What the background worker did and does: imports, the nightly refresh, backups; retry a failed job."),
+    (_l("Shop"), "settings.shop_page", _l("Name, time zone, currency, default language and business hours.")),
+    (_l("Users"), "users.index", _l("Invite people, change roles, disable accounts, reset passwords.")),
+    (_l("API tokens"), "tokens.index", _l("Tokens that let other systems use the JSON API.")),
+    (_l("Webhooks"), "webhooks.deliveries", _l("Shopify and WooCommerce webhook secrets and every delivery received.")),
+    (_l("Email"), "email.settings_page", _l("The mail server, the sender, the test message and the sending rate.")),
+    (_l("Email templates"), "email.template_list", _l("The messages sent from contacts and to-dos, with a live preview.")),
+    (_l("Journey, score and to-do rules"), "rules.index", _l("Thresholds, score weights, half-life and to-do rules.")),
+    (_l("Audit log"), "audit.index", _l("Who created, changed, merged, exported or erased what, and when.")),
+    (_l("Privacy"), "privacy.index", _l("Data retention review and the erased-email block list.")),
+    (_l("Jobs"), "jobs.index", _l("What the background worker did and does: imports, the nightly refresh, backups; retry a failed job.")),
 )
 
 
@@ -53,8 +54,17 @@ def shop_page():
             form.apply_errors(error.fields)
         else:
             db.session.commit()
-            flash("Shop settings saved.", "success")
+            flash(_("Shop settings saved."), "success")
             return redirect(url_for("settings.shop_page"))
     elif not form.is_submitted():
         form.fill(shop.current())
     return render_template("settings/shop.html", form=form)
+
+
+@bp.app_template_global("hours_words")
+def hours_words(settings: shop.ShopSettings) -> str:
+    """The shop's business hours with the days in the reader's language ("ma, di 09:00–17:00")."""
+    from crm.views.shop_form import DAY_LABELS
+
+    days = ", ".join(str(DAY_LABELS.get(day, day)) for day in settings.days) or _("no days")
+    return f"{days} {settings.opens}–{settings.closes}"

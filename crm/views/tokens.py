@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -19,7 +20,7 @@ bp = Blueprint("tokens", __name__, url_prefix="/settings/tokens")
 
 
 class TokenForm(FlaskForm):
-    name = StringField("What is it for?", validators=[DataRequired(), Length(max=200)])
+    name = StringField(_l("What is it for?"), validators=[DataRequired(), Length(max=200)])
 
 
 def _visible_tokens():
@@ -57,5 +58,5 @@ def revoke(token_id: int):
     if token.revoked_at is None:
         api_tokens.revoke(token, actor_id=current_user.id)
         db.session.commit()
-        flash(f"The token “{token.name}” is revoked; requests with it now get 401.", "success")
+        flash(_("The token “%(name)s” is revoked; requests with it now get 401.", name=token.name), "success")
     return redirect(url_for("tokens.index"))

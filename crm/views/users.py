@@ -2,8 +2,8 @@
 everyone changes their own password on /account."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_babel import gettext
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l, ngettext, refresh
 from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
@@ -15,29 +15,37 @@ from crm.services import tasks as task_service
 from crm.services import users
 from crm.services.errors import ValidationError
 from crm.views.access import access
-from crm.views.forms import apply_errors
+from crm.views.forms import apply_errors, choices
+from crm.views.languages import available as available_languages
 
 bp = Blueprint("users", __name__)
 
 ROLE_CHOICES = {
-    "viewer": "Viewer: reads everything, changes nothing",
-    "support": "Support: logs interactions, edits contacts, works to-dos",
-    "sales": "Sales: like support, plus leads",
-    "admin": "Admin: everything, including users and settings",
+    "viewer": _l("Viewer: reads everything, changes nothing"),
+    "support": _l("Support: logs interactions, edits contacts, works to-dos"),
+    "sales": _l("Sales: like support, plus leads"),
+    "admin": _l("Admin: everything, including users and settings"),
 }
 assert set(ROLE_CHOICES) == set(ROLES)
-PASSWORD_HINT = f"At least {users.MIN_PASSWORD_LENGTH} characters. Leave it empty to have one made up."
+ROLE_NAMES = {"viewer": _l("Viewer"), "support": _l("Support"), "sales": _l("Sales"), "admin": _l("Admin")}
+PASSWORD_HINT = _l("At least %(count)s characters. Leave it empty to have one made up.", count=users.MIN_PASSWORD_LENGTH)
+
+
+@bp.app_template_global("role_name")
+def role_name(role: str) -> str:
+    """A role in the reader's language ("beheerder")."""
+    return str(ROLE_NAMES.get(role, role))
 
 
 class NewUserForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    role = SelectField("Role", choices=ROLE_CHOICES, default="support")
-    password = PasswordField("Initial password", validators=[Optional()])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=320)])
+    role = SelectField(_l("Role"), choices=choices(ROLE_CHOICES.items()), default="support")
+    password = PasswordField(_l("Initial password"), validators=[Optional()])
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices={value: value.title() for value in ROLE_CHOICES})
+    role = SelectField(_l("Role"), choices=choices(ROLE_NAMES.items()))
 
 
 class ActiveForm(FlaskForm):
@@ -45,13 +53,49 @@ class ActiveForm(FlaskForm):
 
 
 class ResetPasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[Optional()])
+    password = PasswordField(_l("New password"), validators=[Optional()])
 
 
 class OwnPasswordForm(FlaskForm):
-    current_password = PasswordField("Current password", validators=[DataRequired()])
-    password = PasswordField("New password", validators=[DataRequired(), Length(min=users.MIN_PASSWORD_LENGTH)])
-    confirm = PasswordField("Repeat the new password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")])
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired()])
+    password = PasswordField(_l("New password"), validators=[
+        DataRequired(),
+        Length(min=users.MIN_PASSWORD_LENGTH)])
+    confirm = PasswordField(_l("Repeat the new password"), validators=[DataRequired(),
+                                                                      EqualTo("password", _l("The passwords differ."))])
+
+
+class LanguageForm(FlaskForm):
+    language = SelectField(_l("Language"))
+
+
+def _language_choices() -> list[tuple[str, str]]:
+    from crm.services.shop import LANGUAGES
+
+    return [("", _("The browser's language")), *[(code, LANGUAGES.get(code, code)) for code in available_languages()]]
+
+
+def _service_words(error: ValidationError, user: User | None = None) -> dict[str, str]:
+    """The users service's reasons, in the reader's language (the service words them in English)."""
+    words = {}
+    for field, text in error.fields.items():
+        if "last active admin and cannot be disabled" in text and user is not None:
+            words[field] = _("%(name)s is the last active admin and cannot be disabled.", name=user.name)
+        elif "last active admin" in text and user is not None:
+            words[field] = _("%(name)s is the last active admin; make someone else admin first.", name=user.name)
+        elif text.startswith("Use at least"):
+            words[field] = _("Use at least %(count)s characters.", count=users.MIN_PASSWORD_LENGTH)
+        elif text == "That is not your current password.":
+            words[field] = _("That is not your current password.")
+        elif text == "Choose a language from the list.":
+            words[field] = _("Choose a language from the list.")
+        else:
+            words[field] = text
+    return words
+
+
+def _translated(error: ValidationError, user: User | None = None) -> ValidationError:
+    return ValidationError(error.message, fields=_service_words(error, user)) if error.fields else error
 
 
 def _user_or_404(user_id: int) -> User:
@@ -66,8 +110,9 @@ def _render_index(form: NewUserForm, *, shown=None):
 
 
 def _handed_words(user, handed: int) -> str:
-    return (f"{handed} open {user.role} to-do{'' if handed == 1 else 's'} that nobody of the role held "
-            f"{'was' if handed == 1 else 'were'} handed to {user.name}.")
+    return ngettext("%(num)d open %(role)s to-do that nobody of the role held was handed to %(name)s.",
+                    "%(num)d open %(role)s to-dos that nobody of the role held were handed to %(name)s.",
+                    handed, role=role_name(user.role).lower(), name=user.name)
 
 
 @bp.route("/settings/users", methods=["GET", "POST"])
@@ -81,7 +126,7 @@ def index():
     try:
         user = users.create_user(form.email.data, form.name.data, form.role.data, password, actor_id=current_user.id)
     except ValidationError as error:
-        apply_errors(form, error)
+        apply_errors(form, _translated(error))
         return _render_index(form)
     handed = task_service.balance_role_tasks(user, actor_id=current_user.id)
     db.session.commit()
@@ -101,11 +146,11 @@ def change_role(user_id: int):
         try:
             if users.set_role(user, form.role.data, actor_id=current_user.id):
                 db.session.commit()
-                flash(f"{user.name} is now {user.role}.", "success")
+                flash(_("%(name)s is now %(role)s.", name=user.name, role=role_name(user.role).lower()), "success")
         except ValidationError as error:
-            flash(" ".join(error.fields.values()), "error")
+            flash(" ".join(_service_words(error, user).values()), "error")
     else:
-        flash("Choose one of the roles.", "error")
+        flash(_("Choose one of the roles."), "error")
     return redirect(url_for("users.index"))
 
 
@@ -120,14 +165,14 @@ def set_active(user_id: int):
             if users.set_active(user, form.active.data == "1", actor_id=current_user.id):
                 handed = task_service.balance_role_tasks(user, actor_id=current_user.id)
                 db.session.commit()
-                flash(f"{user.name} is {'enabled' if user.active else 'disabled; their sessions and tokens no longer work'}.",
-                      "success")
+                flash(_("%(name)s is enabled.", name=user.name) if user.active
+                      else _("%(name)s is disabled; their sessions and tokens no longer work.", name=user.name), "success")
                 if handed:
                     flash(_handed_words(user, handed), "info")
         except ValidationError as error:
-            flash(" ".join(error.fields.values()), "error")
+            flash(" ".join(_service_words(error, user).values()), "error")
     else:
-        flash("Say whether the user should be enabled or disabled.", "error")
+        flash(_("Say whether the user should be enabled or disabled."), "error")
     return redirect(url_for("users.index"))
 
 
@@ -142,7 +187,7 @@ def reset_password(user_id: int):
         try:
             password = users.reset_password(user, form.password.data, actor_id=current_user.id)
         except ValidationError as error:
-            apply_errors(form, error)
+            apply_errors(form, _translated(error, user))
         else:
             db.session.commit()
             if user.id == current_user.id:
@@ -154,38 +199,35 @@ def reset_password(user_id: int):
 @bp.route("/account", methods=["GET", "POST"])
 @access("read")
 def account():
-    """Show who you are and change your own password, which ends your other sessions."""
+    """Show who you are, choose your language, and change your own password, which ends your other sessions."""
+    language_form = LanguageForm(prefix="lang", data={"language": current_user.language or ""})
+    language_form.language.choices = choices(_language_choices())
+    if request.method == "POST" and "lang-language" in request.form:
+        form = OwnPasswordForm(formdata=None)
+        if language_form.validate_on_submit():
+            try:
+                users.set_language(current_user, language_form.language.data, available_languages())
+            except ValidationError as error:
+                apply_errors(language_form, _translated(error))
+            else:
+                db.session.commit()
+                refresh()  # the flash is written in the newly chosen language
+                flash(_("Your language is saved."), "success")
+                return redirect(url_for("users.account"))
+        return render_template("users/account.html", form=form, language_form=language_form,
+                               min_length=users.MIN_PASSWORD_LENGTH), 422
     form = OwnPasswordForm()
     if form.validate_on_submit():
         try:
             users.change_own_password(current_user, form.current_password.data, form.password.data)
         except ValidationError as error:
-            apply_errors(form, error)
+            apply_errors(form, _translated(error))
         else:
             db.session.commit()
             # The session version moved on; sign this session in again so only the others end.
             login_user(current_user._get_current_object())
-            flash(gettext("Your password is changed. You were signed out everywhere else and your API tokens are revoked."), "success")
+            flash(_("Your password is changed. You were signed out everywhere else and your API tokens are revoked."),
+                  "success")
             return redirect(url_for("users.account"))
-    return render_template("users/account.html", form=form, min_length=users.MIN_PASSWORD_LENGTH)
-
-
-@bp.route("/account/language", methods=["POST"])
-@access("read")
-def language():
-    """Save the language you read the CRM in; the confirmation (and every page after) is in it."""
-    from flask import request
-    from flask_babel import gettext as _
-    from flask_babel import refresh
-
-    from crm.views.languages import available
-
-    try:
-        users.set_language(current_user, request.form.get("language"), available())
-    except ValidationError:
-        flash(_("Choose one of the languages offered."), "error")
-    else:
-        db.session.commit()
-        refresh()  # the confirmation below is already in the new language
-        flash(_("Your language is saved."), "success")
-    return redirect(url_for("users.account"))
+    return render_template("users/account.html", form=form, language_form=language_form,
+                           min_length=users.MIN_PASSWORD_LENGTH)

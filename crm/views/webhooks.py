@@ -5,6 +5,7 @@ import json
 import re
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
@@ -101,10 +102,20 @@ def woocommerce():
 
 
 class SecretsForm(FlaskForm):
-    shopify_secret = PasswordField("New Shopify secret", validators=[Optional(), Length(max=500)])
-    clear_shopify = BooleanField("Remove the Shopify secret")
-    woocommerce_secret = PasswordField("New WooCommerce secret", validators=[Optional(), Length(max=500)])
-    clear_woocommerce = BooleanField("Remove the WooCommerce secret")
+    shopify_secret = PasswordField(_l("New Shopify secret"), validators=[Optional(), Length(max=500)])
+    clear_shopify = BooleanField(_l("Remove the Shopify secret"))
+    woocommerce_secret = PasswordField(_l("New WooCommerce secret"), validators=[Optional(), Length(max=500)])
+    clear_woocommerce = BooleanField(_l("Remove the WooCommerce secret"))
+
+
+_STATUS_WORDS = {"processed": _l("processed"), "ignored": _l("ignored"), "failed": _l("failed"),
+                 "rejected": _l("rejected")}
+
+
+@bp.app_template_global("delivery_status")
+def delivery_status(status: str) -> str:
+    """A webhook delivery's status in the reader's language."""
+    return str(_STATUS_WORDS.get(status, status))
 
 
 @bp.route("/settings/webhooks", methods=["GET", "POST"])
@@ -120,7 +131,12 @@ def deliveries():
                 webhooks.set_secret(source, None if clear else value, actor_id=current_user.id)
                 changed.append(source.title() if source == "shopify" else "WooCommerce")
         db.session.commit()
-        flash(f"Saved the {' and '.join(changed)} secret." if changed else "Nothing to change.", "success")
+        if len(changed) == 2:
+            flash(_("Saved the %(first)s and %(second)s secret.", first=changed[0], second=changed[1]), "success")
+        elif changed:
+            flash(_("Saved the %(shop)s secret.", shop=changed[0]), "success")
+        else:
+            flash(_("Nothing to change."), "success")
         return redirect(url_for("webhooks.deliveries"))
     status = request.args.get("status") or None
     if status not in (None, *webhooks.STATUSES):
@@ -157,5 +173,6 @@ def replay(delivery_id: int):
     answer = webhooks.replay(row, actor_id=current_user.id)
     db.session.commit()
     category = "success" if row.status == "processed" else "error" if row.status == "failed" else "info"
-    flash(f"Delivery #{row.id}: {row.status}. {answer.message}", category)
+    flash(_("Delivery #%(id)s: %(status)s. %(message)s", id=row.id, status=delivery_status(row.status),
+            message=answer.message), category)
     return redirect(url_for("webhooks.delivery", delivery_id=row.id))

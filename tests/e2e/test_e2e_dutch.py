@@ -51,7 +51,7 @@ def test_a_dutch_user_works_in_dutch(page, dutch_shop):
     expect(page.locator("html")).to_have_attribute("lang", "nl")
     expect(page.locator("header .main-nav")).to_contain_text("Contacten")
     expect(page.locator("header .main-nav")).to_contain_text("Taken")
-    expect(page.locator("header .role")).to_have_text("verkoop")
+    expect(page.locator("header .role")).to_have_text("Verkoop")
     expect(page.get_by_role("heading", level=1)).to_have_text("Dashboard")
     stats = page.locator(".stat-grid")
     expect(stats).to_contain_text(MONEY_1282_50)

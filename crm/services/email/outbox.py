@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from flask import current_app
+from flask_babel import force_locale, gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -48,38 +49,44 @@ def last_order(contact_id: int) -> Order | None:
 
 
 def _footer(settings: EmailSettings, marketing: bool, unsubscribe_url: str | None) -> tuple[str, str]:
+    """The fixed end of every message, in the language of the locale in force (see `_render_for`)."""
     lines_text = [settings.shop_name]
     lines_html = [escape(settings.shop_name)]
     if settings.shop_address:
         lines_text.append(settings.shop_address)
         lines_html.append(escape(settings.shop_address).replace("\n", "<br>"))
     if marketing and unsubscribe_url:
-        lines_text.append(f"Unsubscribe: {unsubscribe_url}")
-        lines_html.append(f'<a href="{escape(unsubscribe_url)}">Unsubscribe</a> from these emails.')
+        lines_text.append(_("Unsubscribe: %(url)s", url=unsubscribe_url))
+        lines_html.append(_('<a href="%(url)s">Unsubscribe</a> from these emails.', url=escape(unsubscribe_url)))
     return "\n".join(lines_text), "<br>".join(lines_html)
 
 
 def _render_for(contact: Contact, subject: str, body: str, settings: EmailSettings, marketing: bool,
                 unsubscribe_url: str | None, sender_name: str, order: Order | None,
-                message_id: int | None = None) -> render.Rendered:
+                message_id: int | None = None, language: str = "en") -> render.Rendered:
+    """Render one message in a language: the footer's words, dates and amounts follow it."""
     links = answer_links.links(settings.public_url, current_app.secret_key, contact.id or 0, message_id)
     context = render.context_for(contact, order, shop_context(settings), sender_name, links)
-    footer_text, footer_html = _footer(settings, marketing, unsubscribe_url)
-    return render.render(subject, body, context, footer_text=footer_text, footer_html=footer_html)
+    with force_locale(language):
+        footer_text, footer_html = _footer(settings, marketing, unsubscribe_url)
+    return render.render(subject, body, context, footer_text=footer_text, footer_html=footer_html, language=language)
 
 
 def draft(contact: Contact, template_key: str, subject: str | None = None, body: str | None = None,
-          sender_name: str = "") -> Draft:
-    """Return the composer's view of a message for a contact: rendered, or the template problem."""
+          sender_name: str = "", language: str | None = None) -> Draft:
+    """Return the composer's view of a message for a contact: rendered, or the template problem.
+
+    The template is the contact's language's (else the shop's, else English) unless a language is given.
+    """
     settings = effective()
-    template = templates.get(template_key)
+    template = templates.get(template_key, language or templates.language_for(contact))
     subject = template.subject if subject is None else subject
     body = template.body if body is None else body
     eligibility = suppression.eligibility(contact, template.marketing)
     preview_url = tokens.url(settings.public_url, current_app.secret_key, contact.id, None) if template.marketing else None
     try:
         rendered = _render_for(contact, subject, body, settings, template.marketing, preview_url, sender_name,
-                               last_order(contact.id))
+                               last_order(contact.id), language=template.language)
         problem = None
     except render.TemplateProblem as error:
         rendered, problem = None, str(error)
@@ -124,20 +131,34 @@ def queue_messages(contacts: list[Contact], template_key: str, *, subject: str |
                    settings: EmailSettings | None = None) -> list[EmailMessage]:
     """Render and store one message per contact (flushed), each queued or suppressed with the reason.
 
-    The one path every sender takes (composer, to-do, API, and later flows and newsletters): the
-    template is checked once, suppressions and last orders are read in bulk, every message is
-    logged on its contact's timeline, the engine re-derives the contacts once, and the send jobs
-    go to the worker when the caller commits.
+    The one path every sender takes (composer, to-do, API, flows and newsletters): the template is
+    checked once, suppressions and last orders are read in bulk, every message is logged on its
+    contact's timeline, the engine re-derives the contacts once, and the send jobs go to the worker
+    when the caller commits. Each contact gets the template in their language (else the shop's,
+    else English) unless the subject or body is given; the footer is always in their language.
     """
     now = now or utcnow()
     settings = settings or effective()
     template = templates.get(template_key)
-    subject = template.subject if subject is None else subject
-    body = template.body if body is None else body
-    if not str(subject).strip():
-        raise ValidationError(fields={"subject": "Give the message a subject."})
-    if (subject, body) != (template.subject, template.body):  # the stored ones were checked at save
-        subject, body = templates.clean(subject, body, shop_context(settings))
+    given = subject is not None or body is not None
+    words: dict[str, tuple[str, str]] = {}  # language -> (subject, body)
+
+    def words_in(language: str) -> tuple[str, str]:
+        if language not in words:
+            found = templates.get(template_key, language)
+            pair = (found.subject if subject is None else subject, found.body if body is None else body)
+            if not str(pair[0]).strip():
+                raise ValidationError(fields={"subject": "Give the message a subject."})
+            if (pair[0], pair[1]) != (found.subject, found.body):  # the stored ones were checked at save
+                pair = templates.clean(pair[0], pair[1], shop_context(settings))
+            words[language] = pair
+        return words[language]
+
+    languages = {contact.id: templates.language_for(contact) for contact in contacts}
+    if given:
+        words_in(template.language)  # checked before anything is stored
+    for language in set(languages.values()):
+        words_in(language)
     marketing = template.marketing
     sender = db.session.get(User, actor_id) if actor_id else None
     suppressed = suppression.suppressed_among(c.email for c in contacts if c.email)
@@ -153,9 +174,11 @@ def queue_messages(contacts: list[Contact], template_key: str, *, subject: str |
     track = tracking_clicks()
     for contact, message in zip(contacts, messages):
         unsubscribe_url = tokens.url(settings.public_url, secret, contact.id, message.id) if marketing else None
+        language = languages[contact.id]
+        subject_in, body_in = words_in(language)
         try:
-            rendered = _render_for(contact, subject, body, settings, marketing, unsubscribe_url,
-                                   sender.name if sender else "", orders.get(contact.id), message.id)
+            rendered = _render_for(contact, subject_in, body_in, settings, marketing, unsubscribe_url,
+                                   sender.name if sender else "", orders.get(contact.id), message.id, language)
         except render.TemplateProblem as error:
             raise ValidationError(fields={"subject" if error.part == "Subject" else "body": str(error)}) from None
         message.subject, message.html_body, message.text_body = rendered.subject, rendered.html, rendered.text

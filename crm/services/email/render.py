@@ -8,6 +8,7 @@ name is an error, reported with its line, never a leak.
 from __future__ import annotations
 
 import traceback
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,6 +17,8 @@ from typing import Any
 
 import css_inline
 import nh3
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
@@ -49,7 +52,7 @@ td, th { padding: 4px 8px; border-bottom: 1px solid #e5e7eb; text-align: left; }
 .footer a { color: #6b7280; }
 """
 LAYOUT = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title><style>{css}</style></head>
 <body><div class="wrap"><div class="card">{body}</div><div class="footer">{footer}</div></div></body></html>"""
 
@@ -78,11 +81,39 @@ class _Environment(SandboxedEnvironment):
     pass
 
 
+# The language the message being rendered is written in: `|date` and `|money` follow it.
+_LANGUAGE: ContextVar[str] = ContextVar("email_language", default="en")
+
+
+def _money(value: Any, currency: str = "") -> str:
+    amount = Decimal(str(value or 0))
+    language = _LANGUAGE.get()
+    if language == "en":
+        return f"{amount:.2f}" + (f" {currency}" if currency else "")
+    try:
+        if currency:
+            return format_currency(amount, currency, locale=language)
+        return format_decimal(amount, format="#,##0.00", locale=language)
+    except (ValueError, LookupError):
+        return f"{amount:.2f}" + (f" {currency}" if currency else "")
+
+
+def _date(value: Any, fmt: str | None = None) -> str:
+    if not isinstance(value, (date, datetime)):
+        return ""
+    if fmt is not None or _LANGUAGE.get() == "en":
+        return value.strftime(fmt or "%-d %B %Y")
+    try:
+        return format_date(value, "d MMMM y", locale=_LANGUAGE.get())
+    except (ValueError, LookupError):
+        return value.strftime("%-d %B %Y")
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     env = _Environment(undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
-    env.filters["money"] = lambda value, currency="": f"{Decimal(str(value or 0)):.2f}" + (f" {currency}" if currency else "")
-    env.filters["date"] = lambda value, fmt="%-d %B %Y": value.strftime(fmt) if isinstance(value, (date, datetime)) else ""
+    env.filters["money"] = _money
+    env.filters["date"] = _date
     return env
 
 
@@ -135,12 +166,18 @@ def markdown_to_html(markdown: str) -> str:
                      link_rel="noopener noreferrer")
 
 
-def render(subject: str, body: str, context: dict[str, Any], *, footer_text: str = "", footer_html: str = "") -> Rendered:
-    """Render a subject and a Markdown body for one contact; raise TemplateProblem naming the line."""
-    rendered_subject = one_line(_render_part(subject, "Subject", context))
-    markdown = _render_part(body, "Body", context).strip()
+def render(subject: str, body: str, context: dict[str, Any], *, footer_text: str = "", footer_html: str = "",
+           language: str = "en") -> Rendered:
+    """Render a subject and a Markdown body for one contact; raise TemplateProblem naming the line.
+    Dates and amounts are written the way the language writes them."""
+    token = _LANGUAGE.set(language)
+    try:
+        rendered_subject = one_line(_render_part(subject, "Subject", context))
+        markdown = _render_part(body, "Body", context).strip()
+    finally:
+        _LANGUAGE.reset(token)
     body_html = markdown_to_html(markdown)
-    html = LAYOUT.format(title=nh3.clean_text(rendered_subject), css=LAYOUT_CSS, body=body_html, footer=footer_html)
+    html = LAYOUT.format(lang=language, title=nh3.clean_text(rendered_subject), css=LAYOUT_CSS, body=body_html, footer=footer_html)
     html = _inliner().inline(html)
     text = markdown + ("\n\n-- \n" + footer_text if footer_text else "") + "\n"
     return Rendered(rendered_subject, html, text)

@@ -73,6 +73,65 @@ DEFAULTS: dict[str, tuple[str, str, str]] = {
         "{% for line in order.lines %}- {{ line.quantity }} × {{ line.name }}\n{% endfor %}" + _SIGN_OFF),
     "personal": ("Personal message", "", "Hello {{ contact.first_name or 'there' }},\n\n" + _SIGN_OFF),
 }
+_AFSLUITING = "\n\nHartelijke groet,  \n{{ sender.name or shop.name }}\n"
+
+# The same purposes in Dutch (u-form), shipped so a Dutch contact gets a Dutch message on day one.
+# The name (the CRM's own label) is translated in the page, not here: (subject, body).
+TRANSLATED: dict[str, dict[str, tuple[str, str]]] = {"nl": {
+    "followup_first_order": (
+        "Hoe bevalt uw bestelling {{ order.number }}, {{ contact.first_name }}?",
+        "Beste {{ contact.first_name or 'klant' }},\n\nNogmaals bedankt voor uw eerste bestelling bij {{ shop.name }}. "
+        "We hopen dat alles heel is aangekomen:\n\n{% for line in order.lines %}- {{ line.quantity }} × {{ line.name }}\n{% endfor %}"
+        "\n\nIs er iets niet zoals het hoort? Beantwoord dan gewoon deze e-mail, dan lossen we het op." + _AFSLUITING),
+    "testimonial_request": (
+        "Wilt u iets vertellen over {{ shop.name }}?",
+        "Beste {{ contact.first_name or 'klant' }},\n\nU heeft nu al {{ contact.order_count }} keer bij ons besteld, "
+        "en dat betekent veel voor een kleine winkel als de onze.\n\nWilt u in een zin of twee vertellen wat u goed vindt "
+        "aan {{ shop.name }}? [Schrijf een review]({{ links.testimonial }}) of beantwoord gewoon deze e-mail; "
+        "met uw toestemming citeren we u graag." + _AFSLUITING),
+    "winback": (
+        "We missen u, {{ contact.first_name }}",
+        "Beste {{ contact.first_name or 'klant' }},\n\nHet is alweer een tijd geleden sinds uw laatste bestelling"
+        "{% if order.placed_at %} op {{ order.placed_at|date }}{% endif %}. Er is sindsdien veel gebeurd bij {{ shop.name }}, "
+        "en we zouden u graag weer zien.\n\nKunnen we iets beter doen? Een antwoord komt rechtstreeks bij ons." + _AFSLUITING),
+    "birthday": (
+        "Gefeliciteerd met uw verjaardag, {{ contact.first_name }}!",
+        "Beste {{ contact.first_name or 'klant' }},\n\nIedereen bij {{ shop.name }} wenst u een hele fijne verjaardag "
+        "en een prachtig jaar." + _AFSLUITING),
+    "abandoned_cart": (
+        "Er ligt nog iets in uw winkelwagen",
+        "Beste {{ contact.first_name or 'klant' }},\n\nU keek naar een paar artikelen bij {{ shop.name }} maar rondde uw "
+        "bestelling niet af. Uw winkelwagen wacht op u: [terug naar de winkel]({{ shop.url }}).\n\nVragen? Beantwoord gewoon deze e-mail." + _AFSLUITING),
+    "replenishment": (
+        "Bijna op, {{ contact.first_name }}?",
+        "Beste {{ contact.first_name or 'klant' }},\n\nVolgens onze berekening is wat u de vorige keer bestelde binnenkort op"
+        "{% if order.lines %}:\n\n{% for line in order.lines %}- {{ line.name }}\n{% endfor %}\n\n{% else %}.\n\n{% endif %}"
+        "Bestel opnieuw bij [{{ shop.name }}]({{ shop.url }}) wanneer het u uitkomt." + _AFSLUITING),
+    "survey": (
+        "Twee minuten voor {{ shop.name }}?",
+        "Beste {{ contact.first_name or 'klant' }},\n\nHoe waarschijnlijk is het dat u {{ shop.name }} aanbeveelt aan een vriend? "
+        "Klik op een cijfer van 0 (helemaal niet) tot 10 (zeer waarschijnlijk):\n\n"
+        "{% for url in links.scores %}[{{ loop.index0 }}]({{ url }}) {% endfor %}\n\n"
+        "Op de pagina die opent kunt u een opmerking toevoegen." + _AFSLUITING),
+    "stay_in_touch": (
+        "Nieuws van {{ shop.name }}",
+        "Beste {{ contact.first_name or 'klant' }},\n\nWe wilden even hallo zeggen en vragen hoe het met u gaat. "
+        "Kunnen we u ergens mee helpen?" + _AFSLUITING),
+    "welcome": (
+        "Welkom bij {{ shop.name }}",
+        "Beste {{ contact.first_name or 'klant' }},\n\nWelkom bij {{ shop.name }}! Fijn dat u er bent. "
+        "Beantwoord deze e-mail wanneer u maar wilt: elk bericht wordt door een mens gelezen." + _AFSLUITING),
+    "order_thanks": (
+        "Bedankt voor uw bestelling {{ order.number }}",
+        "Beste {{ contact.first_name or 'klant' }},\n\nBedankt voor uw bestelling {{ order.number }}"
+        "{% if order.total %} van {{ order.total|money(order.currency) }}{% endif %}.\n\n"
+        "{% for line in order.lines %}- {{ line.quantity }} × {{ line.name }}\n{% endfor %}" + _AFSLUITING),
+    "personal": ("", "Beste {{ contact.first_name or 'klant' }},\n\n" + _AFSLUITING),
+}}
+# The languages a template exists in: English (DEFAULTS) first, then every translated set.
+LANGUAGES: tuple[str, ...] = ("en", *TRANSLATED)
+assert all(set(found) == set(DEFAULTS) for found in TRANSLATED.values()), "every purpose in every language"
+
 # The template each rule to-do sends (to-do kind -> template key).
 TASK_TEMPLATES = {
     "followup_call": "followup_first_order", "testimonial_request": "testimonial_request", "winback": "winback",
@@ -90,6 +149,7 @@ class Template:
     subject: str
     body: str
     customised: bool
+    language: str = "en"
 
     @property
     def marketing(self) -> bool:
@@ -101,24 +161,76 @@ def is_marketing(key: str | None) -> bool:
     return key not in TRANSACTIONAL
 
 
-def get(key: str) -> Template:
-    """Return the template in force for a key (the shop's own, else the default), or raise NotFound."""
+def supported(language: str | None) -> str | None:
+    """Return the language (its base, "nl" for "nl_BE") when templates exist in it, else None."""
+    if not language:
+        return None
+    code = str(language).replace("-", "_").split("_")[0].lower()
+    return code if code in LANGUAGES else None
+
+
+def shop_language() -> str:
+    """The shop's language when templates exist in it, else English."""
+    from crm.services import shop
+
+    return supported(shop.current().language) or "en"
+
+
+def language_for(contact: object | None) -> str:
+    """The language a contact's email is written in: the contact's, else the shop's, else English."""
+    return supported(getattr(contact, "language", None)) or shop_language()
+
+
+def default(key: str, language: str = "en") -> tuple[str, str]:
+    """Return the shipped (subject, body) of a template in a language (English when not shipped in it)."""
+    if language in TRANSLATED:
+        return TRANSLATED[language][key]
+    return DEFAULTS[key][1], DEFAULTS[key][2]
+
+
+def _row(key: str, language: str) -> EmailTemplate | None:
+    return db.session.scalar(select(EmailTemplate).where(EmailTemplate.key == key, EmailTemplate.language == language))
+
+
+def get(key: str, language: str | None = None) -> Template:
+    """Return the template in force for a key and language (the shop's own, else the shipped default),
+    or raise NotFound. Without a language: the shop's."""
     if key not in DEFAULTS:
         raise NotFound(f"There is no email template called {key!r}.")
-    row = db.session.scalar(select(EmailTemplate).where(EmailTemplate.key == key))
-    name, subject, body = DEFAULTS[key]
+    language = supported(language) or shop_language()
+    row = _row(key, language)
+    name = DEFAULTS[key][0]
     if row is not None:
-        return Template(key, row.name or name, row.subject, row.body, True)
-    return Template(key, name, subject, body, False)
+        return Template(key, row.name or name, row.subject, row.body, True, language)
+    subject, body = default(key, language)
+    return Template(key, name, subject, body, False, language)
 
 
-def all_templates() -> list[Template]:
-    rows = {row.key: row for row in db.session.scalars(select(EmailTemplate))}
+def all_templates(language: str | None = None) -> list[Template]:
+    """Every template in one language (default: the shop's), customised or default."""
+    language = supported(language) or shop_language()
+    rows = {row.key: row for row in db.session.scalars(select(EmailTemplate).where(EmailTemplate.language == language))}
     result = []
-    for key, (name, subject, body) in DEFAULTS.items():
+    for key, (name, _subject, _body) in DEFAULTS.items():
         row = rows.get(key)
-        result.append(Template(key, name, row.subject, row.body, True) if row else Template(key, name, subject, body, False))
+        if row is not None:
+            result.append(Template(key, name, row.subject, row.body, True, language))
+        else:
+            result.append(Template(key, name, *default(key, language), False, language))
     return result
+
+
+def versions(key: str) -> list[Template]:
+    """A template in every language it exists in (English first)."""
+    return [get(key, language) for language in LANGUAGES]
+
+
+def customised_languages() -> dict[str, set[str]]:
+    """For each template key, the languages the shop wrote its own version in."""
+    found: dict[str, set[str]] = {}
+    for key, language in db.session.execute(select(EmailTemplate.key, EmailTemplate.language)):
+        found.setdefault(key, set()).add(language)
+    return found
 
 
 def clean(subject: str, body: str, shop: dict | None = None) -> tuple[str, str]:
@@ -144,32 +256,37 @@ def clean(subject: str, body: str, shop: dict | None = None) -> tuple[str, str]:
     return subject.strip(), body
 
 
-def save(key: str, subject: str, body: str, actor_id: int | None, shop: dict | None = None) -> Template:
-    """Store the shop's version of a template after checking it; audited. Returns the template."""
-    current = get(key)
+def save(key: str, subject: str, body: str, actor_id: int | None, shop: dict | None = None,
+         language: str | None = None) -> Template:
+    """Store the shop's version of a template in a language after checking it; audited. Returns the template."""
+    current = get(key, language)
+    language = current.language
     subject, body = clean(subject, body, shop)
     if key != "personal" and not subject:
         raise ValidationError(fields={"subject": "Give the message a subject."})
-    row = db.session.scalar(select(EmailTemplate).where(EmailTemplate.key == key))
+    row = _row(key, language)
     if row is None:
-        row = EmailTemplate(key=key, name=current.name, subject=subject, body=body, marketing=is_marketing(key))
+        row = EmailTemplate(key=key, language=language, name=current.name, subject=subject, body=body,
+                            marketing=is_marketing(key))
         db.session.add(row)
     row.subject, row.body, row.updated_by_id = subject, body, actor_id
     db.session.flush()
     audit.record("update", "email_template", row.id, user_id=actor_id,
-                 before={"key": key, "subject": current.subject, "body": current.body},
-                 after={"key": key, "subject": subject, "body": body})
-    return get(key)
+                 before={"key": key, "language": language, "subject": current.subject, "body": current.body},
+                 after={"key": key, "language": language, "subject": subject, "body": body})
+    return get(key, language)
 
 
-def reset(key: str, actor_id: int | None) -> Template:
-    """Go back to the shipped default (audited)."""
-    current = get(key)
-    row = db.session.scalar(select(EmailTemplate).where(EmailTemplate.key == key))
+def reset(key: str, actor_id: int | None, language: str | None = None) -> Template:
+    """Go back to the shipped default of a language (audited)."""
+    current = get(key, language)
+    language = current.language
+    row = _row(key, language)
     if row is not None:
+        subject, body = default(key, language)
         audit.record("reset", "email_template", row.id, user_id=actor_id,
-                     before={"key": key, "subject": current.subject, "body": current.body},
-                     after={"key": key, "subject": DEFAULTS[key][1], "body": DEFAULTS[key][2]})
+                     before={"key": key, "language": language, "subject": current.subject, "body": current.body},
+                     after={"key": key, "language": language, "subject": subject, "body": body})
         db.session.delete(row)
         db.session.flush()
-    return get(key)
+    return get(key, language)

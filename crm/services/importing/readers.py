@@ -101,6 +101,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Union
 
 from crm.services.bounds import MAX_QUANTITY, is_country_code
+from crm.services.shared.languages import language_or_none
 from crm.services.importing.records import (
     ORDER_STATUSES, ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, email_problem,
     normalise_email, parse_bool, parse_money, parse_timestamp, show,
@@ -1016,6 +1017,8 @@ def parse_shopify_order_json(obj: Any, line: int = 1, *, default_currency: str =
         city=_opt(address.get("city")), country=_country(address.get("country_code")),
         consent=_shopify_consent(customer_obj, obj.get("buyer_accepts_marketing")),
         tags=_tags(customer_obj.get("tags")), created_at=created, raw=customer_obj,
+        # The language the customer shopped in ("nl", "en-US"): their emails are written in it.
+        language=language_or_none(_first(obj.get("customer_locale"), customer_obj.get("locale"))),
     )
     f.customer_identity(customer, " for the customer")
     lines = []

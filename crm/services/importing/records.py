@@ -80,6 +80,7 @@ class CustomerRecord:
     city: str | None = None
     country: str | None = None  # ISO 3166-1 alpha-2 when the source gives one, else None
     consent: bool | None = None  # accepts email marketing, when the file says
+    language: str | None = None  # ISO 639-1, when the platform says which language the customer shops in
     tags: list[str] = field(default_factory=list)
     created_at: datetime | None = None  # aware UTC
     raw: dict = field(default_factory=dict)  # the original row / object, for reports

@@ -22,11 +22,10 @@ from crm.extensions import db
 from crm.models import Setting
 from crm.services import audit, wording
 from crm.services.errors import ValidationError
+from crm.services.shared.languages import LANGUAGES  # noqa: F401 (the shop form lists them)
 
 SETTING_KEY = "shop"
 CACHE_SECONDS = 30.0
-LANGUAGES = {"en": "English", "de": "Deutsch", "nl": "Nederlands", "fr": "Français", "es": "Español",
-             "it": "Italiano", "pt": "Português", "da": "Dansk", "sv": "Svenska", "pl": "Polski"}
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
