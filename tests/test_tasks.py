@@ -185,16 +185,67 @@ def test_all_to_dos_filter_by_status_kind_assignee_and_due_days(client, auth, an
 
 
 @pytest.mark.parametrize("app_config", [{"PAGE_SIZE": 2}])
-def test_all_to_dos_are_paginated_keeping_the_filters(client, auth, anna, app_config):
+def test_all_to_dos_are_paged_by_keyset_keeping_the_filters(client, auth, anna, app_config):
     auth.as_role("sales")
     for n in range(5):
         add_task(anna, None, due=NOW + timedelta(days=n), title=f"Call {n}")
+    add_task(anna, None, due=NOW, title="A meeting", kind="meeting")
+
+    def titles(page):
+        return [text_of(a) for a in page.select("a.title")]
+
     first = soup(client.get("/tasks?view=all&kind=call"))
-    assert [text_of(a) for a in first.select("a.title")] == ["Call 0", "Call 1"]
+    assert titles(first) == ["Call 0", "Call 1"] and first.select_one("a[rel=prev]") is None
+    assert text_of(first.select_one("#task-count")) == "5 to-dos"
     following = first.select_one("a[rel=next]")["href"]
-    assert "kind=call" in following and "page=2" in following
-    last = soup(client.get("/tasks?view=all&kind=call&page=3"))
-    assert [text_of(a) for a in last.select("a.title")] == ["Call 4"] and last.select_one("a[rel=next]") is None
+    assert "kind=call" in following and "after=" in following
+    second = soup(client.get(following))
+    assert titles(second) == ["Call 2", "Call 3"]
+    last = soup(client.get(second.select_one("a[rel=next]")["href"]))
+    assert titles(last) == ["Call 4"] and last.select_one("a[rel=next]") is None
+    back = soup(client.get(last.select_one("a[rel=prev]")["href"]))
+    assert titles(back) == ["Call 2", "Call 3"]
+    assert titles(soup(client.get(back.select_one("a[rel=prev]")["href"]))) == ["Call 0", "Call 1"]
+    # A cursor that is not one of ours gives the first page, not an error.
+    assert titles(soup(client.get("/tasks?view=all&kind=call&after=2026-13-99-x"))) == ["Call 0", "Call 1"]
+
+
+@pytest.mark.parametrize("app_config", [{"PAGE_SIZE": 2}])
+def test_my_to_dos_are_paged_too_with_the_count_of_all(client, auth, anna, app_config):
+    auth.as_role("sales")
+    sales = make_user("sales")
+    for n in range(3):
+        add_task(anna, sales, due=NOW + timedelta(days=10 + n), title=f"Call {n}")
+    first = soup(client.get("/tasks"))
+    assert [text_of(a) for a in first.select("a.title")] == ["Call 0", "Call 1"]
+    assert "All 3 open to-dos on my list" in text_of(first.select_one("fieldset.bulk-scope"))
+    second = soup(client.get(first.select_one("a[rel=next]")["href"]))
+    assert [text_of(a) for a in second.select("a.title")] == ["Call 2"]
+    assert second.select_one("a[rel=next]") is None
+
+
+def test_rows_on_the_list_fetch_their_forms_when_opened(client, auth, anna):
+    auth.as_role("sales")
+    task = add_task(anna, None)
+    row = soup(client.get("/tasks?view=all")).select_one(f"#task-{task.id}")
+    assert row.select_one("form") is None, "a long list carries no forms"
+    complete = row.select_one("details.task-action[hx-get]")
+    assert complete["hx-get"].startswith(f"/tasks/{task.id}/complete") and text_of(complete.select_one("summary")) == "Done"
+    fetched = soup(client.get(f"/tasks/{task.id}/complete", headers={"HX-Request": "true"}))
+    assert fetched.select_one(f"form.complete[hx-post='/tasks/{task.id}/complete'] input[name=outcome]") is not None
+    fetched = soup(client.get(f"/tasks/{task.id}/reassign", headers={"HX-Request": "true"}))
+    assert [o.get_text() for o in fetched.select("select[name=assignee_id] option")] == ["Sales (sales)"]
+    # Without htmx the link goes to the to-do's own page, which has every form.
+    response = client.get(f"/tasks/{task.id}/snooze")
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/tasks/{task.id}")
+    detail = soup(client.get(f"/tasks/{task.id}"))
+    assert {f["class"][0] for f in detail.select("form[hx-post]")} == {"complete", "snooze", "reassign", "dismiss"}
+
+
+def test_a_viewer_cannot_fetch_an_action_form(client, auth, anna):
+    task = add_task(anna, None)
+    auth.as_role("viewer")
+    assert client.get(f"/tasks/{task.id}/complete", headers={"HX-Request": "true"}).status_code == 403
 
 
 def test_a_filter_change_from_htmx_gets_only_the_list(client, auth, anna):
@@ -341,3 +392,24 @@ def test_the_lists_take_the_same_queries_for_3_or_60_to_dos(client, auth, anna, 
         db.session.commit()
         counts.append(_queries(client, url))
     assert counts[0] == counts[1]
+
+
+def test_the_lists_run_the_same_queries_for_3_or_60_to_dos(client, auth, anna):
+    from tests.helpers import count_queries
+
+    auth.as_role("sales")
+    sales = make_user("sales")
+
+    def queries(url):
+        db.session.expire_all()
+        with count_queries() as statements:
+            assert client.get(url).status_code == 200
+        return len(statements)
+
+    for n in range(3):
+        add_task(anna, sales, due=NOW + timedelta(days=n))
+    few = (queries("/tasks"), queries("/tasks?view=all"))
+    for n in range(57):
+        add_task(anna, sales, due=NOW + timedelta(days=5, minutes=n))
+    assert (queries("/tasks"), queries("/tasks?view=all")) == few
+    assert len(soup(client.get("/tasks?view=all")).select("tr.task")) == 50

@@ -20,7 +20,6 @@ from crm.services.bounds import latest_moment
 from crm.services import audit, interactions
 from crm.services.clock import shop_day_bounds, shop_today, start_of_shop_day
 from crm.services.errors import ValidationError
-from crm.services.paging import clamp_page
 
 # Every kind of to-do, with the words people see. Rule kinds come from crm.services.retention.
 KIND_LABELS = {
@@ -244,32 +243,87 @@ def is_overdue(task: Task, today: date) -> bool:
 
 @dataclass
 class MyTasks:
-    """A person's open to-dos, by when they are due in the shop's days."""
+    """One page of a person's open to-dos, by when they are due in the shop's days."""
 
     overdue: list[Task] = field(default_factory=list)
     today: list[Task] = field(default_factory=list)
     upcoming: list[Task] = field(default_factory=list)
-    more: int = 0  # open to-dos beyond the ones listed
+    total: int = 0  # every open to-do on their list, on all pages
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
 
     @property
     def count(self) -> int:
+        """The to-dos on this page."""
         return len(self.overdue) + len(self.today) + len(self.upcoming)
 
 
-def my_tasks(user_id: int, now: datetime | None = None, limit: int = 200) -> MyTasks:
-    """Return the user's open to-dos, snoozed ones hidden until their day, soonest due first."""
+# -- keyset pages: (due_at, id) ascending, the order of both lists and of their indexes ----------
+
+PER_PAGE = 50
+_CURSOR_FORMAT = "%Y%m%dT%H%M%S.%f"
+
+
+def cursor_for(task: Task) -> str:
+    """Return the opaque cursor that points at this to-do in the lists' order."""
+    return f"{task.due_at.astimezone(timezone.utc).strftime(_CURSOR_FORMAT)}-{task.id}"
+
+
+def parse_cursor(text: str | None) -> tuple[datetime, int] | None:
+    """Return (due_at, id) from a cursor, or None when it is missing or not one of ours."""
+    if not text or len(text) > 40:
+        return None
+    moment, _, task_id = text.partition("-")
+    try:
+        due_at = datetime.strptime(moment, _CURSOR_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return (due_at, int(task_id)) if task_id.isdigit() and len(task_id) < 19 else None
+
+
+@dataclass
+class Keyset:
+    tasks: list[Task]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def _keyset(conditions, after: str | None, before: str | None, per_page: int) -> Keyset:
+    """Return the page of to-dos after (or before) a cursor, soonest due first, in one query;
+    a bad cursor gives the first page."""
+    backwards, key = (True, parse_cursor(before)) if before else (False, parse_cursor(after))
+    query = select(Task).where(*conditions)
+    if key is not None:
+        due_at, task_id = key
+        later = or_(Task.due_at > due_at, (Task.due_at == due_at) & (Task.id > task_id))
+        earlier = or_(Task.due_at < due_at, (Task.due_at == due_at) & (Task.id < task_id))
+        query = query.where(earlier if backwards else later)
+    else:
+        backwards = False
+    order = (Task.due_at.desc(), Task.id.desc()) if backwards else (Task.due_at, Task.id)
+    rows = list(db.session.scalars(_with_people(query.order_by(*order).limit(per_page + 1))))
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    if backwards:
+        rows.reverse()
+    has_next, has_prev = (key is not None, more) if backwards else (more, key is not None)
+    return Keyset(rows, cursor_for(rows[-1]) if rows and has_next else None,
+                  cursor_for(rows[0]) if rows and has_prev else None)
+
+
+def my_tasks(user_id: int, now: datetime | None = None, *, after: str | None = None,
+             before: str | None = None, per_page: int = PER_PAGE) -> MyTasks:
+    """Return a page of the user's open to-dos, snoozed ones hidden until their day, soonest due
+    first, in two queries on the (assignee, status, due) index."""
     now = now or utcnow()
     visible = (Task.status == "open", Task.assignee_id == user_id,
                or_(Task.snoozed_until.is_(None), Task.snoozed_until <= now))
-    tasks = list(db.session.scalars(
-        _with_people(select(Task).where(*visible).order_by(Task.due_at, Task.id).limit(limit + 1))))
-    mine = MyTasks()
-    if len(tasks) > limit:
-        tasks = tasks[:limit]
-        mine.more = (db.session.scalar(select(func.count()).select_from(Task).where(*visible)) or 0) - limit
+    page = _keyset(visible, after, before, per_page)
+    mine = MyTasks(total=db.session.scalar(select(func.count()).select_from(Task).where(*visible)) or 0,
+                   next_cursor=page.next_cursor, prev_cursor=page.prev_cursor)
     today = shop_today(now)
     _start, end = shop_day_bounds(today)
-    for task in tasks:
+    for task in page.tasks:
         if is_overdue(task, today):
             mine.overdue.append(task)
         elif task.due_at < end:
@@ -292,8 +346,8 @@ class TaskFilters:
 class TaskPage:
     tasks: list[Task]
     total: int
-    page: int
-    pages: int
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
 
 
 def _conditions(filters: TaskFilters) -> list:
@@ -315,14 +369,13 @@ def _conditions(filters: TaskFilters) -> list:
     return conditions
 
 
-def task_page(filters: TaskFilters, page: int = 1, per_page: int = 50) -> TaskPage:
-    """Return one page of to-dos matching the filters, soonest due first, in two queries."""
+def task_page(filters: TaskFilters, *, after: str | None = None, before: str | None = None,
+              per_page: int = PER_PAGE) -> TaskPage:
+    """Return one keyset page of to-dos matching the filters, soonest due first, in two queries."""
     conditions = _conditions(filters)
     total = db.session.scalar(select(func.count()).select_from(Task).where(*conditions)) or 0
-    page, pages = clamp_page(total, page, per_page)
-    tasks = list(db.session.scalars(_with_people(
-        select(Task).where(*conditions).order_by(Task.due_at, Task.id).offset((page - 1) * per_page).limit(per_page))))
-    return TaskPage(tasks, total, page, pages)
+    page = _keyset(conditions, after, before, per_page)
+    return TaskPage(page.tasks, total, page.next_cursor, page.prev_cursor)
 
 
 def assignable_users() -> list[User]:

@@ -18,7 +18,7 @@ from crm.services.clock import shop_today
 from crm.services.errors import ValidationError
 from crm.views.access import access, can
 from crm.views.forms import choices
-from crm.views.params import date_arg_checked, page_arg
+from crm.views.params import date_arg_checked
 from crm.services.bounds import parse_id
 
 bp = Blueprint("tasks", __name__)
@@ -118,19 +118,36 @@ def index():
     """Show my open to-dos by when they are due, or all to-dos with filters."""
     view = request.args.get("view") or ("mine" if can("write") else "all")
     now = utcnow()
+    # Keyset pages: ?after=<cursor> for the next page, ?before=<cursor> for the one before.
+    cursors = {"after": request.args.get("after"), "before": request.args.get("before"),
+               "per_page": current_app.config["PAGE_SIZE"]}
+    # Rows carry their four forms only once a person opens one (tasks.action_form).
     context = {"view": view, "assignees": task_service.assignable_users(), "today": shop_today(now),
-               "can_write": can("write"), "kinds": task_service.KIND_LABELS, "statuses": TASK_STATUSES}
+               "can_write": can("write"), "kinds": task_service.KIND_LABELS, "statuses": TASK_STATUSES,
+               "lazy_forms": True}
     if view == "mine":
-        context["mine"] = task_service.my_tasks(current_user.id, now)
+        context["mine"] = task_service.my_tasks(current_user.id, now, **cursors)
     else:
         context["view"] = "all"
         filters, errors = _filters()
         context.update(filters=filters, filter_errors=errors, args=request.args,
-                       page=task_service.task_page(filters, page_arg(),
-                                                   current_app.config["PAGE_SIZE"]))
+                       page=task_service.task_page(filters, **cursors))
     if htmx.fragment:
         return render_template("tasks/_list.html", **context)
     return render_template("tasks/index.html", **context)
+
+
+@bp.route("/tasks/<int:task_id>/<any(complete, snooze, reassign, dismiss):action>")
+@access("write")
+def action_form(task_id: int, action: str):
+    """The form of one action on a to-do's row, fetched when a person opens it on /tasks (htmx);
+    without htmx, the to-do's own page with every form."""
+    task = db.get_or_404(Task, task_id)
+    if not htmx.fragment:
+        return redirect(url_for("tasks.detail", task_id=task.id))
+    return render_template("tasks/_action_form.html", task=task, action=action,
+                           assignees=task_service.assignable_users(), errors={},
+                           bulk=request.args.get("bulk") == "1")
 
 
 @bp.route("/tasks/<int:task_id>")
