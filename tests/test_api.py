@@ -393,3 +393,17 @@ def test_people_see_their_own_tokens_and_admins_see_all(client, auth):
 @pytest.mark.parametrize("app_config", [{"WTF_CSRF_ENABLED": True}])
 def test_api_writes_need_no_csrf_token(api, app_config):
     assert api.post("/contacts", {"first_name": "Ada"}).status_code == 201
+
+
+def test_messages_follow_accept_language_while_codes_stay_english(api):
+    from crm.extensions import db as database
+    from crm.models import User
+
+    for user in database.session.scalars(select(User)):
+        user.language = "nl"  # a user's own choice is for the pages, not the API
+    database.session.commit()
+    english = error_of(api.post("/contacts", {"first_name": "A", "phone": "12"}))
+    assert english["code"] == "invalid" and english["message"].startswith("Some fields are invalid: phone: ")
+    dutch = error_of(api.post("/contacts", {"first_name": "A", "phone": "12"}, headers={"Accept-Language": "nl"}))
+    assert dutch["code"] == "invalid" and list(dutch["fields"]) == ["phone"]
+    assert dutch["message"].startswith("Sommige velden zijn ongeldig: phone: ")

@@ -73,6 +73,7 @@ class Contact(db.Model):
     # Derived and stored, kept current by the services.
     stage: Mapped[str] = mapped_column(sa.String(20), default="awareness")
     stage_reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    stage_reason_said: Mapped[Optional[dict]] = mapped_column(sa.JSON)  # the rule's words as key and values
     stage_pinned: Mapped[bool] = mapped_column(default=False)
     stage_since: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     health: Mapped[Optional[str]] = mapped_column(sa.String(10), index=True)

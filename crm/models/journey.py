@@ -19,6 +19,7 @@ class StageChange(db.Model):
     from_stage: Mapped[Optional[str]] = mapped_column(sa.String(20))
     to_stage: Mapped[str] = mapped_column(sa.String(20), index=True)
     reason: Mapped[str] = mapped_column(sa.String(300), default="")
+    reason_said: Mapped[Optional[dict]] = mapped_column(sa.JSON)  # the rule's words as key and values
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Null when a rule made the change.
     changed_by_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))

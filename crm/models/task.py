@@ -40,6 +40,10 @@ class Task(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     close_reason: Mapped[Optional[str]] = mapped_column(sa.String(300))
+    # The rules' words as message keys and values ({"title": ..., "reason": ...}; close_reason_said),
+    # so each reader sees them in their language; the columns above keep the English.
+    said: Mapped[Optional[dict]] = mapped_column(sa.JSON)
+    close_reason_said: Mapped[Optional[dict]] = mapped_column(sa.JSON)
     outcome: Mapped[Optional[str]] = mapped_column(sa.String(300))
 
     contact: Mapped["Contact"] = relationship()

@@ -30,6 +30,7 @@ from crm.services.journey import dated_steps, derive_health, derive_stage, next_
 from crm.services.retention import TaskSpec, moot_tasks, wanted_tasks
 from crm.services.rule_settings import RuleSettings
 from crm.services.scoring import score_contact
+from crm.services.shared.said import to_json as said_json
 from crm.services.wording import days_between, require_aware, utc_date
 
 BATCH = 1000
@@ -43,7 +44,7 @@ UNDONE_STATUSES = ("refunded", "cancelled")
 SHOP_CONTEXT_KEY = "engine.shop_context"
 # Columns the engine derives and writes on a contact; updated_at is passed through unchanged
 # because a derived change is not an edit.
-DERIVED = ("stage", "stage_reason", "stage_since", "health", "lead_score", "score_breakdown", "updated_at")
+DERIVED = ("stage", "stage_reason", "stage_reason_said", "stage_since", "health", "lead_score", "score_breakdown", "updated_at")
 REASON_LENGTH, TASK_REASON_LENGTH = 300, 500
 
 Progress = Callable[[int], None]
@@ -83,6 +84,7 @@ class StoredState:
     updated_at: datetime
     # rule_key -> (task id, status) of every rule to-do the contact ever had
     tasks: dict[str, tuple[int, str]] = field(default_factory=dict)
+    stage_reason_said: dict | None = None
 
 
 @dataclass
@@ -194,7 +196,7 @@ def _contact_batches(contact_ids: Iterable[int] | None) -> Iterator[list[tuple]]
         Contact.id, Contact.email, Contact.phone, Contact.consent, Contact.company, Contact.do_not_contact,
         Contact.birthday, Contact.stay_in_touch_days, Contact.stage, Contact.stage_pinned, Contact.stage_since,
         Contact.lead_score, Contact.p_alive, Contact.owner_id, Contact.stage_reason, Contact.health,
-        Contact.score_breakdown, Contact.updated_at, Contact.erased_at,
+        Contact.score_breakdown, Contact.updated_at, Contact.erased_at, Contact.stage_reason_said,
     )
     if contact_ids is None:
         last = 0
@@ -345,6 +347,7 @@ def _batches(contact_ids: Iterable[int] | None, now: datetime, rules: RuleSettin
             stored[row.id] = StoredState(
                 owner_id=row.owner_id, stage_reason=row.stage_reason or "", health=row.health,
                 score_breakdown=row.score_breakdown or [], updated_at=row.updated_at, tasks=tasks.get(row.id, {}),
+                stage_reason_said=row.stage_reason_said,
             )
         yield Batch(facts, stored)
 
@@ -419,6 +422,7 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
     """Run every rule for one contact and add what changed to `writes`."""
     cid = facts.contact_id
     state = {"stage": facts.stage, "stage_reason": stored.stage_reason, "stage_since": facts.stage_since,
+             "stage_reason_said": stored.stage_reason_said,
              "health": stored.health, "lead_score": facts.lead_score, "score_breakdown": stored.score_breakdown,
              "updated_at": stored.updated_at}
     changed = False
@@ -430,15 +434,18 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
     if decision is not None:
         # Dated when the facts happened (an imported history gets its real journey).
         steps = dated_steps(decision, facts, rules.journey, now)
-        state.update(stage=decision.to_stage, stage_reason=decision.reason[:REASON_LENGTH], stage_since=steps[-1].at)
+        state.update(stage=decision.to_stage, stage_reason=decision.reason[:REASON_LENGTH], stage_since=steps[-1].at,
+                     stage_reason_said=said_json(decision.reason))
         writes.stage_changes.extend(
             {"contact_id": cid, "from_stage": step.from_stage, "to_stage": step.to_stage,
-             "reason": step.reason[:REASON_LENGTH], "changed_at": step.at, "changed_by_id": None}
+             "reason": step.reason[:REASON_LENGTH], "reason_said": said_json(step.reason), "changed_at": step.at,
+             "changed_by_id": None}
             for step in steps)
         summary.stage_changes += len(steps)
         changed = True
     elif not facts.stage_pinned and stage == facts.stage and reason[:REASON_LENGTH] != stored.stage_reason:
         state["stage_reason"] = reason[:REASON_LENGTH]  # same stage, fresher words ("12 days ago")
+        state["stage_reason_said"] = said_json(reason)
         changed = True
 
     health, _why = derive_health(facts, rules.health, now)
@@ -448,14 +455,16 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         changed = True
 
     result = score_contact(facts, rules.scoring, now)
+    # Each line keeps its words as key and values too, for readers of other languages.
+    breakdown = [{**line, "why": str(line["why"]), "said": said_json(line["why"])} for line in result.breakdown]
     if result.score != facts.lead_score:
         state["lead_score"] = result.score
-        writes.scores.append({"contact_id": cid, "score": result.score, "breakdown": result.breakdown,
+        writes.scores.append({"contact_id": cid, "score": result.score, "breakdown": breakdown,
                               "computed_at": now})
         summary.scores_changed += 1
         changed = True
-    if result.breakdown != stored.score_breakdown:
-        state["score_breakdown"] = result.breakdown
+    if breakdown != stored.score_breakdown:
+        state["score_breakdown"] = breakdown
         changed = True
     if changed:
         writes.contacts.append({"id": cid, **state})
@@ -477,6 +486,7 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         writes.new_tasks.append({
             "contact_id": cid, "kind": spec.kind, "rule_key": spec.rule_key, "title": spec.title[:300],
             "reason": spec.reason[:TASK_REASON_LENGTH], "due_at": spec.due_at, "status": "open",
+            "said": {"title": said_json(spec.title), "reason": said_json(spec.reason)},
             "assignee_id": assigner.assignee(spec, stored.owner_id), "created_at": now,
         })
     for spec in passed:
@@ -485,7 +495,8 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
     open_keys = [key for key, (task_id, status) in stored.tasks.items() if status == "open" and task_id]
     for key, why in moot_tasks(open_keys, now_facts, now, rules.retention, health_settings=rules.health):
         writes.closed_tasks.append({"id": stored.tasks[key][0], "status": "closed",
-                                    "close_reason": why[:REASON_LENGTH], "closed_at": now})
+                                    "close_reason": why[:REASON_LENGTH], "close_reason_said": said_json(why),
+                                    "closed_at": now})
 
 
 def _insert_tasks(rows: list[dict]) -> None:
@@ -500,7 +511,7 @@ def _insert_tasks(rows: list[dict]) -> None:
         return
     statement = dialect_insert(Task.__table__).on_conflict_do_nothing(index_elements=["contact_id", "rule_key"])
     db.session.execute(statement, [{**row, "snoozed_until": None, "closed_at": None, "close_reason": None,
-                                    "outcome": None} for row in rows])
+                                    "close_reason_said": None, "outcome": None} for row in rows])
 
 
 def _expire(model, ids: set[int], attributes: Sequence[str] | None = None) -> None:

@@ -17,13 +17,13 @@ from typing import Any, Literal
 
 from crm.vocabulary import STAGES
 from crm.services.facts import ContactFacts, InteractionFact
+from crm.services.shared.said import N_, Np_, Day, said, said_plural
 from crm.services.wording import (
     ago,
     days_between,
-    format_date,
     format_days,
-    plural,
     require_aware,
+    utc_date,
 )
 
 STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
@@ -31,19 +31,20 @@ STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
 CUSTOMER_STAGES = frozenset({"conversion", "retention", "advocacy"})
 
 _ENGAGEMENT_PHRASES = {
-    "cart": "left a cart",
-    "meeting": "had a meeting",
-    "email": "sent an email",
-    "chat": "started a chat",
-    "call": "called",
-    "complaint": "made a complaint",
-    "sms": "sent a text message",
-    "social": "got in touch on social media",
-    "survey": "answered a survey",
-    "testimonial": "gave a testimonial",
-    "review": "left a review",
+    "cart": N_("left a cart on %(date)s"),
+    "meeting": N_("had a meeting on %(date)s"),
+    "email": N_("sent an email on %(date)s"),
+    "chat": N_("started a chat on %(date)s"),
+    "call": N_("called on %(date)s"),
+    "complaint": N_("made a complaint on %(date)s"),
+    "sms": N_("sent a text message on %(date)s"),
+    "social": N_("got in touch on social media on %(date)s"),
+    "survey": N_("answered a survey on %(date)s"),
+    "testimonial": N_("gave a testimonial on %(date)s"),
+    "review": N_("left a review on %(date)s"),
 }
-_ADVOCACY_PHRASES = {"testimonial": "gave a testimonial", "review": "left a review"}
+_ADVOCACY_PHRASES = {"testimonial": N_("gave a testimonial on %(date)s"), "review": N_("left a review on %(date)s")}
+_ADVOCACY_SUMMARY = N_("gave a testimonial or review on %(date)s")
 
 
 @dataclass(frozen=True)
@@ -59,25 +60,30 @@ class Decision:
 # -- stage -------------------------------------------------------------------------------
 
 
-def _advocacy_evidence(facts: ContactFacts, settings: Mapping[str, Any]) -> tuple[datetime, str] | None:
-    """The latest fact that makes this customer an advocate: (when, phrase)."""
+def _day(moment: datetime) -> Day:
+    """The UTC calendar day of a moment, as the reasons name it."""
+    return Day(utc_date(moment))
+
+
+def _advocacy_evidence(facts: ContactFacts, settings: Mapping[str, Any]) -> tuple[datetime, str, str] | None:
+    """The latest fact that makes this customer an advocate: (when, phrase, interaction kind)."""
     kinds = set(settings["advocacy_kinds"])
-    evidence: list[tuple[datetime, str]] = []
+    evidence: list[tuple[datetime, str, str]] = []
     if facts.last_advocacy_at is not None:
-        evidence.append((facts.last_advocacy_at, "gave a testimonial or review"))
+        evidence.append((facts.last_advocacy_at, _ADVOCACY_SUMMARY, ""))
     for i in facts.interactions:
         if i.kind in kinds and i.sentiment != "negative":
-            evidence.append((i.occurred_at, _ADVOCACY_PHRASES.get(i.kind, f"gave a {i.kind}")))
+            evidence.append((i.occurred_at, _ADVOCACY_PHRASES.get(i.kind, N_("gave a %(kind)s on %(date)s")), i.kind))
         elif (
             i.kind == "survey"
             and i.sentiment == "positive"
             and facts.order_count >= settings["advocacy_survey_min_orders"]
         ):
-            evidence.append((i.occurred_at, "answered a survey positively as a repeat customer"))
+            evidence.append((i.occurred_at, N_("answered a survey positively as a repeat customer on %(date)s"), i.kind))
     if not evidence:
         return None
     # Latest first; at equal times prefer the interaction's own words over the summary's.
-    return max(evidence, key=lambda e: (e[0], e[1] != "gave a testimonial or review"))
+    return max(evidence, key=lambda e: (e[0], e[1] != _ADVOCACY_SUMMARY))
 
 
 def _is_engagement(i: InteractionFact, settings: Mapping[str, Any]) -> bool:
@@ -104,29 +110,36 @@ def derive_stage(facts: ContactFacts, settings: Mapping[str, Any], now: datetime
         assert facts.first_order_at is not None and facts.last_order_at is not None
         advocacy = _advocacy_evidence(facts, settings)
         if advocacy is not None:
-            when, phrase = advocacy
-            return "advocacy", f"{phrase} on {format_date(when)}"
+            when, phrase, kind = advocacy
+            values = {"date": _day(when), **({"kind": kind} if "%(kind)s" in phrase else {})}
+            return "advocacy", said(phrase, **values)
         window = settings["conversion_window_days"]
         since_first = days_between(facts.first_order_at, now)
         if facts.order_count >= 2 and settings["repeat_order_is_retention"]:
-            return "retention", (
-                f"repeat customer: {plural(facts.order_count, 'paid order')}, "
-                f"the latest on {format_date(facts.last_order_at)}"
+            return "retention", said(
+                N_("repeat customer: %(orders)s, the latest on %(date)s"),
+                orders=said_plural(Np_(facts.order_count, "%(num)s paid order", "%(num)s paid orders"),
+                                   facts.order_count),
+                date=_day(facts.last_order_at),
             )
         if since_first > window:
-            return "retention", (
-                f"first order {ago(since_first)}, past the {window}-day first-purchase window"
+            return "retention", said(
+                N_("first order %(ago)s, past the %(window)s-day first-purchase window"),
+                ago=ago(since_first), window=window,
             )
-        return "conversion", f"first order {ago(since_first)}"
+        return "conversion", said(N_("first order %(ago)s"), ago=ago(since_first))
 
     signals = [i for i in facts.interactions if _is_engagement(i, settings)]
     if signals:
         latest = max(signals, key=lambda i: i.occurred_at)
-        phrase = _ENGAGEMENT_PHRASES.get(latest.kind, f"inbound {latest.kind}")
-        return "consideration", f"{phrase} on {format_date(latest.occurred_at)}"
+        phrase = _ENGAGEMENT_PHRASES.get(latest.kind, N_("inbound %(kind)s on %(date)s"))
+        values = {"date": _day(latest.occurred_at)}
+        if "%(kind)s" in phrase:
+            values["kind"] = latest.kind
+        return "consideration", said(phrase, **values)
     if facts.refunded_or_cancelled_count:
-        return "consideration", "placed an order that was refunded or cancelled"
-    return "awareness", "known to the shop; no engagement signal yet"
+        return "consideration", said(N_("placed an order that was refunded or cancelled"))
+    return "awareness", said(N_("known to the shop; no engagement signal yet"))
 
 
 def _still_supported(stage: str, facts: ContactFacts) -> bool:
@@ -168,10 +181,11 @@ def next_stage(
     if _still_supported(current_stage, facts):
         return None
     if facts.refunded_or_cancelled_count:
-        undone = "no paid order left (refunded or cancelled)"
+        undone = said(N_("no paid order left (refunded or cancelled)"))
     else:
-        undone = "no paid order left"
-    return Decision(current_stage, derived_stage, f"{undone}; {derived_reason}", "back")
+        undone = said(N_("no paid order left"))
+    return Decision(current_stage, derived_stage,
+                    said(N_("%(undone)s; %(reason)s"), undone=undone, reason=derived_reason), "back")
 
 
 # -- when the facts happened ---------------------------------------------------------------
@@ -258,10 +272,10 @@ def dated_steps(decision: Decision, facts: ContactFacts, settings: Mapping[str, 
 
 def _passed_reason(stage: str, facts: ContactFacts, settings: Mapping[str, Any]) -> str:
     if stage == "conversion":
-        return f"first order on {format_date(facts.first_order_at)}"
+        return said(N_("first order on %(date)s"), date=_day(facts.first_order_at))
     if settings["repeat_order_is_retention"] and facts.second_order_at is not None:
-        return f"second order on {format_date(facts.second_order_at)}"
-    return f"past the {settings['conversion_window_days']}-day first-purchase window"
+        return said(N_("second order on %(date)s"), date=_day(facts.second_order_at))
+    return said(N_("past the %(window)s-day first-purchase window"), window=settings["conversion_window_days"])
 
 
 # -- health ------------------------------------------------------------------------------
@@ -291,28 +305,29 @@ def derive_health(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
     """
     require_aware(now, "now")
     if not facts.is_customer:
-        return None, "not a customer"
+        return None, said(N_("not a customer"))
     assert facts.last_order_at is not None
     days = days_between(facts.last_order_at, now)
     gap, is_own = usual_gap(facts, settings)
     if is_own:
-        gap_words = f"usually orders every {format_days(gap)}"
+        gap_words = said(N_("usually orders every %(days)s"), days=format_days(gap))
     else:
-        gap_words = f"customers here usually reorder within {format_days(gap)}"
-    last = f"last order {ago(days)}"
+        gap_words = said(N_("customers here usually reorder within %(days)s"), days=format_days(gap))
+    last = said(N_("last order %(ago)s"), ago=ago(days))
 
     if settings["use_p_alive"] and facts.p_alive is not None and is_own and days > gap:
         p = facts.p_alive
         # Rounded down, so a value just under a threshold never reads as the threshold itself.
-        chance = f"{math.floor(p * 100 + 1e-9)}% likely to still be buying"
-        if p < settings["p_alive_lapsed"]:
-            return "lapsed", f"{last}; {chance} (below {round(settings['p_alive_lapsed'] * 100)}%)"
-        if p < settings["p_alive_at_risk"]:
-            return "at_risk", f"{last}; {chance} (below {round(settings['p_alive_at_risk'] * 100)}%)"
-        return "active", f"{last}; {chance}"
+        chance = said(N_("%(percent)s%% likely to still be buying"), percent=math.floor(p * 100 + 1e-9))
+        for health, threshold in (("lapsed", settings["p_alive_lapsed"]), ("at_risk", settings["p_alive_at_risk"])):
+            if p < threshold:
+                return health, said(N_("%(last)s; %(chance)s (below %(percent)s%%)"), last=last, chance=chance,
+                                    percent=round(threshold * 100))
+        return "active", said(N_("%(last)s; %(chance)s"), last=last, chance=chance)
 
+    both = N_("%(last)s; %(gap)s")
     if days > settings["lapsed_after_gaps"] * gap:
-        return "lapsed", f"{last}; {gap_words}"
+        return "lapsed", said(both, last=last, gap=gap_words)
     if days > settings["at_risk_after_gaps"] * gap:
-        return "at_risk", f"{last}; {gap_words}"
-    return "active", f"{last}; {gap_words}"
+        return "at_risk", said(both, last=last, gap=gap_words)
+    return "active", said(both, last=last, gap=gap_words)

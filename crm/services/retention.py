@@ -26,17 +26,23 @@ from crm.services.bounds import shifted
 from crm.services.facts import ContactFacts, latest_abandoned_cart, unresolved_complaints
 from crm.services.journey import derive_health
 from crm.services.rules_config import DEFAULT_HEALTH, DEFAULT_RETENTION
+from crm.services.shared.said import N_, Np_, Day, Money, Ordinal, said, said_plural
 from crm.services.wording import (
-    money,
     ago,
     days_between,
-    format_date,
     format_days,
-    ordinal,
-    plural,
     require_aware,
     utc_date,
 )
+
+
+def _day(moment: datetime | date) -> Day:
+    """The UTC calendar day of a moment, as reasons name it."""
+    return Day(utc_date(moment))
+
+
+def _orders(count: int):
+    return said_plural(Np_(count, "%(num)s paid order", "%(num)s paid orders"), count)
 
 _CART_KEY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 Settings = Mapping[str, Any]
@@ -87,7 +93,7 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
     if facts.last_advocacy_at is not None:
         given.append(facts.last_advocacy_at)
     if given:
-        return f"gave a testimonial or review on {format_date(max(given))}"
+        return said(N_("gave a testimonial or review on %(date)s"), date=_day(max(given)))
     since = shifted(now, -timedelta(days=c["complaint_lookback_days"]))
     unhappy = [
         i
@@ -96,8 +102,7 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
     ]
     if unhappy:
         latest = max(unhappy, key=lambda i: i.occurred_at)
-        what = "complaint" if latest.kind == "complaint" else f"negative {latest.kind}"
-        return f"{what} on {format_date(latest.occurred_at)}"
+        return said(N_("%(what)s on %(date)s"), what=_problem(latest.kind), date=_day(latest.occurred_at))
     return None
 
 
@@ -108,10 +113,15 @@ def _open_until(since: datetime, *day_limits: int) -> datetime:
     return shifted(_start_of_day(last_day), -timedelta(microseconds=1))
 
 
-def _ordered_after_day(facts: ContactFacts, day: date) -> str | None:
+def _ordered_after_day(facts: ContactFacts, day: date) -> Day | None:
     if facts.last_order_at is not None and utc_date(facts.last_order_at) > day:
-        return format_date(facts.last_order_at)
+        return _day(facts.last_order_at)
     return None
+
+
+def _problem(kind: str):
+    """'complaint', or 'negative call' for a negative interaction of another kind."""
+    return said(N_("complaint")) if kind == "complaint" else said(N_("negative %(kind)s"), kind=kind)
 
 
 # -- the rules -----------------------------------------------------------------------------
@@ -129,9 +139,9 @@ def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: S
         c,
         "followup_call",
         f"followup:first_order:{utc_date(first).isoformat()}",
-        "Satisfaction call about the first order",
-        f"first order on {format_date(first)}, {ago(days_between(first, now))}: "
-        f"check it arrived and all is well",
+        said(N_("Satisfaction call about the first order")),
+        said(N_("first order on %(date)s, %(ago)s: check it arrived and all is well"),
+             date=_day(first), ago=ago(days_between(first, now))),
         due,
         shifted(due, timedelta(days=c["grace_days"]) - timedelta(microseconds=1)),
     )
@@ -149,10 +159,10 @@ def _testimonial_request(facts: ContactFacts, c: Settings, now: datetime, _h: Se
         c,
         "testimonial_request",
         "testimonial:repeat_customer",
-        "Ask for a testimonial",
-        f"repeat customer ({plural(facts.order_count, 'paid order')}, the latest "
-        f"{ago(since_last)}) with no complaint or negative feedback in the last "
-        f"{format_days(c['complaint_lookback_days'])} and no testimonial yet",
+        said(N_("Ask for a testimonial")),
+        said(N_("repeat customer (%(orders)s, the latest %(ago)s) with no complaint or negative feedback "
+                "in the last %(days)s and no testimonial yet"),
+             orders=_orders(facts.order_count), ago=ago(since_last), days=format_days(c["complaint_lookback_days"])),
         shifted(facts.last_order_at, timedelta(days=c["delay_days"])),
         _open_until(facts.last_order_at, c["max_days_since_order"], c["delay_days"] + c["grace_days"]),
     )
@@ -165,13 +175,16 @@ def _winback(facts: ContactFacts, c: Settings, now: datetime, health_settings: S
     health, why = derive_health(facts, health_settings, now)
     if health not in c["health"]:
         return None
-    label = "at risk" if health == "at_risk" else health
+    title = said(N_("Win back a valuable customer who is at risk")) if health == "at_risk" else \
+        said(N_("Win back a valuable customer who is lapsed")) if health == "lapsed" else \
+        said(N_("Win back a valuable customer who is %(health)s"), health=health)
     return _spec(
         c,
         "winback",
         f"winback:{utc_date(facts.last_order_at).isoformat()}",
-        f"Win back a valuable customer who is {label}",
-        f"{why}; spent {money(facts.total_spent, facts.shop.currency)} in total, above the shop median of {money(median, facts.shop.currency)}",
+        title,
+        said(N_("%(why)s; spent %(spent)s in total, above the shop median of %(median)s"), why=why,
+             spent=Money(facts.total_spent, facts.shop.currency), median=Money(median, facts.shop.currency)),
         now,
     )
 
@@ -188,8 +201,8 @@ def _birthday(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> 
                 c,
                 "birthday",
                 f"birthday:{year}",
-                "Send birthday greetings",
-                f"birthday on {format_date(day)}",
+                said(N_("Send birthday greetings")),
+                said(N_("birthday on %(date)s"), date=Day(day)),
                 _start_of_day(greet_from),
             )
     return None
@@ -206,8 +219,8 @@ def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Setting
         c,
         "cart_followup",
         f"cart:{cart.strftime(_CART_KEY_FORMAT)}",
-        "Follow up an abandoned cart",
-        f"left a cart on {format_date(cart)} and has not ordered since",
+        said(N_("Follow up an abandoned cart")),
+        said(N_("left a cart on %(date)s and has not ordered since"), date=_day(cart)),
         due,
         shifted(cart, timedelta(days=c["max_age_days"])),
     )
@@ -224,9 +237,9 @@ def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
         c,
         "replenishment",
         f"replenish:{utc_date(last).isoformat()}",
-        "Replenishment reminder",
-        f"usually orders every {format_days(gap)}; last order on {format_date(last)}, "
-        f"{ago(days_between(last, now))}",
+        said(N_("Replenishment reminder")),
+        said(N_("usually orders every %(days)s; last order on %(date)s, %(ago)s"),
+             days=format_days(gap), date=_day(last), ago=ago(days_between(last, now))),
         due,
         shifted(last, timedelta(days=gap + c["grace_days"])),
     )
@@ -239,17 +252,15 @@ def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> Ta
     if days_between(last, now) < c["delay_days"]:
         return None
     if facts.order_count == n:
-        why = f"placed their {ordinal(n)} paid order on {format_date(last)}"
+        why = said(N_("placed their %(nth)s paid order on %(date)s"), nth=Ordinal(n), date=_day(last))
     else:
-        why = (
-            f"has placed {facts.order_count} paid orders, the latest on {format_date(last)}; "
-            f"the survey follows the {ordinal(n)}"
-        )
+        why = said(N_("has placed %(count)s paid orders, the latest on %(date)s; the survey follows the %(nth)s"),
+                   count=facts.order_count, date=_day(last), nth=Ordinal(n))
     return _spec(
         c,
         "survey",
         f"survey:order_count:{n}",
-        "Send a satisfaction survey",
+        said(N_("Send a satisfaction survey")),
         why,
         shifted(last, timedelta(days=c["delay_days"])),
         _open_until(last, c["max_days_since_order"], c["delay_days"] + c["grace_days"]),
@@ -261,14 +272,14 @@ def _problem_followup(facts: ContactFacts, c: Settings, now: datetime, _h: Setti
     if not problems:
         return None
     latest = problems[-1]
-    what = "complaint" if latest.kind == "complaint" else f"negative {latest.kind}"
     return _spec(
         c,
         "problem_followup",
         f"problem:{latest.occurred_at.strftime(_CART_KEY_FORMAT)}",
-        "Satisfaction call about a problem",
-        f"{what} on {format_date(latest.occurred_at)}, {ago(days_between(latest.occurred_at, now))}, "
-        f"with no outcome recorded: call to put it right",
+        said(N_("Satisfaction call about a problem")),
+        said(N_("%(what)s on %(date)s, %(ago)s, with no outcome recorded: call to put it right"),
+             what=_problem(latest.kind), date=_day(latest.occurred_at),
+             ago=ago(days_between(latest.occurred_at, now))),
         latest.occurred_at,
         shifted(latest.occurred_at, timedelta(days=c["within_days"])),
     )
@@ -278,13 +289,17 @@ def _hot_lead(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> 
     hot = facts.hot_since
     if hot is None or hot > now or _ordered_after_day(facts, utc_date(hot)):
         return None
-    score = f" (score {facts.lead_score})" if facts.lead_score is not None else ""
+    if facts.lead_score is not None:
+        why = said(N_("lead score crossed the hot-lead threshold on %(date)s (score %(score)s)"),
+                   date=_day(hot), score=facts.lead_score)
+    else:
+        why = said(N_("lead score crossed the hot-lead threshold on %(date)s"), date=_day(hot))
     return _spec(
         c,
         "hot_lead",
         f"hot_lead:{utc_date(hot).isoformat()}",
-        "Call a hot lead",
-        f"lead score crossed the hot-lead threshold on {format_date(hot)}{score}",
+        said(N_("Call a hot lead")),
+        why,
         hot,
     )
 
@@ -293,15 +308,15 @@ def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
     every = facts.stay_in_touch_days
     if not every:
         return None
-    cadence = f"stay in touch every {format_days(every)}"
+    cadence = said(N_("stay in touch every %(days)s"), days=format_days(every))
     last = facts.latest_interaction_at
     if last is None:
         return _spec(
             c,
             "stay_in_touch",
             "stay_in_touch:never",
-            "Get in touch",
-            f"no interaction logged yet; {cadence}",
+            said(N_("Get in touch")),
+            said(N_("no interaction logged yet; %(cadence)s"), cadence=cadence),
             now,
         )
     due = shifted(last, timedelta(days=every))
@@ -311,8 +326,9 @@ def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
         c,
         "stay_in_touch",
         f"stay_in_touch:{utc_date(last).isoformat()}",
-        "Get in touch",
-        f"last interaction on {format_date(last)}, {ago(days_between(last, now))}; {cadence}",
+        said(N_("Get in touch")),
+        said(N_("last interaction on %(date)s, %(ago)s; %(cadence)s"), date=_day(last),
+             ago=ago(days_between(last, now)), cadence=cadence),
         due,
     )
 
@@ -383,56 +399,61 @@ def wanted_tasks(
 # -- moot ----------------------------------------------------------------------------------
 
 
+_HEALTH_WORDS = {None: said(N_("not a customer")), "active": said(N_("active")), "at_risk": said(N_("at risk")),
+                 "lapsed": said(N_("lapsed"))}
+
+
 def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping[str, Any],
                  health_settings: Mapping[str, Any]) -> str | None:
     rule, _, occasion = key.partition(":")
     if rule == "followup":
         _, _, day = occasion.partition(":")
         if facts.first_order_at is None:
-            return "no paid order any more"
+            return said(N_("no paid order any more"))
         if utc_date(facts.first_order_at).isoformat() != day:
-            return f"the first paid order is now the one on {format_date(facts.first_order_at)}"
+            return said(N_("the first paid order is now the one on %(date)s"), date=_day(facts.first_order_at))
     elif rule == "testimonial":
         return _testimonial_blocker(facts, settings["testimonial_request"], now)
     elif rule in ("winback", "replenish"):
         ordered = _ordered_after_day(facts, date.fromisoformat(occasion))
         if ordered:
-            return f"ordered again on {ordered}"
+            return said(N_("ordered again on %(date)s"), date=ordered)
         if rule == "winback":
             # The to-do follows the figures beside it: once the customer is judged active
             # again (a fresh prediction), there is nobody to win back.
             health, why = derive_health(facts, health_settings, now)
             if health not in settings["winback"]["health"]:
-                return f"no longer slipping away: {(health or 'not a customer').replace('_', ' ')} ({why})"
+                return said(N_("no longer slipping away: %(health)s (%(why)s)"), health=_HEALTH_WORDS.get(health, health),
+                            why=why)
     elif rule == "birthday":
         if facts.birthday is None:
-            return "birthday removed"
+            return said(N_("birthday removed"))
         day = birthday_in(facts.birthday, int(occasion))
         if utc_date(now) > day:
-            return f"birthday was on {format_date(day)}"
+            return said(N_("birthday was on %(date)s"), date=Day(day))
     elif rule == "cart":
         left = datetime.strptime(occasion, _CART_KEY_FORMAT).replace(tzinfo=UTC)
         if facts.last_order_at is not None and facts.last_order_at >= left:
-            return f"ordered on {format_date(facts.last_order_at)}"
+            return said(N_("ordered on %(date)s"), date=_day(facts.last_order_at))
     elif rule == "survey":
         n = int(occasion.rpartition(":")[2])
         if facts.order_count < n:
-            return f"only {plural(facts.order_count, 'paid order')} now"
+            return said(N_("only %(orders)s now"), orders=_orders(facts.order_count))
     elif rule == "problem":
         left = datetime.strptime(occasion, _CART_KEY_FORMAT).replace(tzinfo=UTC)
         still_open = [p for p in unresolved_complaints(facts, negative_too=True) if p.occurred_at >= left]
         if not still_open:
-            return "the problem has an outcome recorded"
+            return said(N_("the problem has an outcome recorded"))
     elif rule == "hot_lead":
         ordered = _ordered_after_day(facts, date.fromisoformat(occasion))
         if ordered:
-            return f"ordered on {ordered}"
+            return said(N_("ordered on %(date)s"), date=ordered)
     elif rule == "stay_in_touch":
         if not facts.stay_in_touch_days:
-            return "no longer on a stay-in-touch cadence"
+            return said(N_("no longer on a stay-in-touch cadence"))
         last = facts.latest_interaction_at
         if last is not None and (occasion == "never" or utc_date(last) > date.fromisoformat(occasion)):
-            return f"interaction logged on {format_date(last)}"
+            return said(N_("interaction logged on %(date)s"), date=_day(last))
     return None
 
 
@@ -455,7 +476,7 @@ def moot_tasks(
         if not key:
             continue
         if facts.do_not_contact:
-            moot.append((key, "marked do not contact"))
+            moot.append((key, said(N_("marked do not contact"))))
             continue
         try:
             reason = _moot_reason(key, facts, now, settings, health_settings)

@@ -24,7 +24,8 @@ from crm.services.facts import (
     open_questions,
     unresolved_complaints,
 )
-from crm.services.wording import ago, days_between, format_date, money, plural, require_aware
+from crm.services.shared.said import N_, Np_, Day, Money, Said, said, said_plural
+from crm.services.wording import ago, days_between, require_aware, utc_date
 
 SCORE_MIN, SCORE_MAX = 0, 100
 # Inbound kinds that do not count as engagement: they have rules of their own.
@@ -58,9 +59,18 @@ def quantile_band(value: float | Decimal, edges: Sequence[float | Decimal], high
     return below + 1 if higher_is_better else len(edges) + 1 - below
 
 
-def _band_words(band: int, edges: Sequence, name: str) -> str:
+_BAND_WORDS = {
+    ("recency", True): N_("recency quintile %(band)s of %(of)s"), ("recency", False): N_("recency band %(band)s of %(of)s"),
+    ("frequency", True): N_("frequency quintile %(band)s of %(of)s"),
+    ("frequency", False): N_("frequency band %(band)s of %(of)s"),
+    ("monetary", True): N_("monetary quintile %(band)s of %(of)s"),
+    ("monetary", False): N_("monetary band %(band)s of %(of)s"),
+}
+
+
+def _band_words(band: int, edges: Sequence, name: str) -> Said:
     n = len(edges) + 1
-    return f"{name} {'quintile' if n == 5 else 'band'} {band} of {n}"
+    return said(_BAND_WORDS[name, n == 5], band=band, of=n)
 
 
 def _engagement_line(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> dict | None:
@@ -91,24 +101,25 @@ def _engagement_line(facts: ContactFacts, settings: Mapping[str, Any], now: date
         return None
     parts = []
     if inbound:
-        parts.append(plural(inbound, "inbound interaction"))
+        parts.append(said_plural(Np_(inbound, "%(num)s inbound interaction", "%(num)s inbound interactions"), inbound))
     if meetings:
-        parts.append(plural(meetings, "meeting"))
+        parts.append(said_plural(Np_(meetings, "%(num)s meeting", "%(num)s meetings"), meetings))
+    what = parts[0] if len(parts) == 1 else said(N_("%(first)s and %(second)s"), first=parts[0], second=parts[1])
     latest = max(i.occurred_at for i in counted)
-    why = (
-        f"{' and '.join(parts)}, the latest {ago(days_between(latest, now))}; "
-        f"each counts half after {half_life:g} days"
-    )
+    why = said(N_("%(what)s, the latest %(ago)s; each counts half after %(days)s days"),
+               what=what, ago=ago(days_between(latest, now)), days=f"{half_life:g}")
     if total > cap:
-        why += f" (at most {cap} points)"
+        why = said(N_("%(why)s (at most %(cap)s points)"), why=why, cap=cap)
     if problems:
-        why += f"; {plural(problems, 'complaint or negative interaction')} not counted: a problem is not buying intent"
+        why = said(N_("%(why)s; %(problems)s not counted: a problem is not buying intent"), why=why,
+                   problems=said_plural(Np_(problems, "%(num)s complaint or negative interaction",
+                                            "%(num)s complaints or negative interactions"), problems))
     return {"rule": "engagement", "points": points, "why": why}
 
 
-def problem_words(i: InteractionFact) -> str:
+def problem_words(i: InteractionFact) -> Said:
     """'complaint', or 'negative call' for a problem logged under another kind."""
-    return "complaint" if i.kind == "complaint" else f"negative {i.kind}"
+    return said(N_("complaint")) if i.kind == "complaint" else said(N_("negative %(kind)s"), kind=i.kind)
 
 
 def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetime) -> ScoreResult:
@@ -117,22 +128,25 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
     w = settings["weights"]
     lines: list[dict[str, Any]] = []
 
-    def add(rule: str, points: float, why: str) -> None:
+    def add(rule: str, points: float, why: Said) -> None:
         p = _round(points)
         if p:
             lines.append({"rule": rule, "points": p, "why": why})
 
     # Profile fit
     if facts.has_email or facts.has_phone:
-        what = " and ".join(
-            x for x, ok in (("an email address", facts.has_email), ("a phone number", facts.has_phone)) if ok
-        )
-        add("reachable", w["reachable"], f"has {what}")
+        if facts.has_email and facts.has_phone:
+            reachable = said(N_("has an email address and a phone number"))
+        elif facts.has_email:
+            reachable = said(N_("has an email address"))
+        else:
+            reachable = said(N_("has a phone number"))
+        add("reachable", w["reachable"], reachable)
     if facts.consent:
-        add("consent", w["consent"], "agreed to hear from the shop")
+        add("consent", w["consent"], said(N_("agreed to hear from the shop")))
     company = (facts.company or "").strip()
     if company:
-        add("company", w["company"], f"works at {company}")
+        add("company", w["company"], said(N_("works at %(company)s"), company=company))
 
     # Engagement, decaying
     engagement = _engagement_line(facts, settings, now)
@@ -142,7 +156,7 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
     # Intent
     cart = latest_abandoned_cart(facts)
     if cart is not None and days_between(cart, now) <= settings["cart_window_days"]:
-        add("cart", w["cart"], f"abandoned a cart {ago(days_between(cart, now))}")
+        add("cart", w["cart"], said(N_("abandoned a cart %(ago)s"), ago=ago(days_between(cart, now))))
     since = now - timedelta(days=settings["question_window_days"])
     questions = open_questions(facts, settings["question_kinds"], since, settings["negative_is_a_problem"])
     if questions:
@@ -150,7 +164,8 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
         add(
             "open_question",
             w["open_question"],
-            f"asked by {q.kind} {ago(days_between(q.occurred_at, now))}; no outcome recorded yet",
+            said(N_("asked by %(kind)s %(ago)s; no outcome recorded yet"), kind=q.kind,
+                 ago=ago(days_between(q.occurred_at, now))),
         )
 
     # Value (customers), against the shop's RFM quintile edges
@@ -164,41 +179,46 @@ def score_contact(facts: ContactFacts, settings: Mapping[str, Any], now: datetim
             add(
                 "recency",
                 band * per,
-                f"last order {ago(days)} ({_band_words(band, shop.recency_edges, 'recency')})",
+                said(N_("last order %(ago)s (%(band)s)"), ago=ago(days),
+                     band=_band_words(band, shop.recency_edges, "recency")),
             )
         if shop.frequency_edges:
             band = quantile_band(facts.order_count, shop.frequency_edges, higher_is_better=True)
             words = _band_words(band, shop.frequency_edges, "frequency")
-            add("frequency", band * per, f"{plural(facts.order_count, 'paid order')} ({words})")
+            orders = said_plural(Np_(facts.order_count, "%(num)s paid order", "%(num)s paid orders"), facts.order_count)
+            add("frequency", band * per, said(N_("%(orders)s (%(band)s)"), orders=orders, band=words))
         if shop.monetary_edges:
             band = quantile_band(facts.total_spent, shop.monetary_edges, higher_is_better=True)
             words = _band_words(band, shop.monetary_edges, "monetary")
-            add("monetary", band * per, f"spent {money(facts.total_spent, facts.shop.currency)} in total ({words})")
+            add("monetary", band * per, said(N_("spent %(spent)s in total (%(band)s)"),
+                                             spent=Money(facts.total_spent, facts.shop.currency), band=words))
 
     # Penalties
     complaints = unresolved_complaints(facts, settings["negative_is_a_problem"])
     if complaints:
-        latest = format_date(complaints[-1].occurred_at)
+        latest = Day(utc_date(complaints[-1].occurred_at))
         what = problem_words(complaints[-1])
         if len(complaints) == 1:
-            why = f"{what} on {latest} not resolved"
+            why = said(N_("%(what)s on %(date)s not resolved"), what=what, date=latest)
         elif all(c.kind == "complaint" for c in complaints):
-            why = f"{len(complaints)} complaints not resolved, the latest on {latest}"
+            why = said(N_("%(count)s complaints not resolved, the latest on %(date)s"), count=len(complaints),
+                       date=latest)
         else:
-            why = f"{len(complaints)} problems not resolved, the latest a {what} on {latest}"
+            why = said(N_("%(count)s problems not resolved, the latest a %(what)s on %(date)s"),
+                       count=len(complaints), what=what, date=latest)
         if what != "complaint":
-            why += " (a problem, not buying intent)"
+            why = said(N_("%(why)s (a problem, not buying intent)"), why=why)
         add("complaint", w["complaint"], why)
     if facts.do_not_contact:
-        add("do_not_contact", w["do_not_contact"], "marked do not contact")
+        add("do_not_contact", w["do_not_contact"], said(N_("marked do not contact")))
 
     raw = sum(line["points"] for line in lines)
     score = min(max(raw, SCORE_MIN), SCORE_MAX)
     if score != raw:
         why = (
-            f"capped at {SCORE_MAX}"
+            said(N_("capped at %(max)s"), max=SCORE_MAX)
             if raw > SCORE_MAX
-            else f"raised to {SCORE_MIN}: a score never goes below {SCORE_MIN}"
+            else said(N_("raised to %(min)s: a score never goes below %(min)s"), min=SCORE_MIN)
         )
         lines.append({"rule": "cap", "points": score - raw, "why": why})
     return ScoreResult(score, lines)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from crm.services.shared.said import N_, Np_, Said, said, said_plural
+
 _MONTHS = (
     "January",
     "February",
@@ -49,19 +51,19 @@ def format_date(value: datetime | date) -> str:
     return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
 
 
-def format_days(days: float) -> str:
+def format_days(days: float) -> Said:
     """'1 day', '12 days' (rounded to whole days)."""
     n = int(round(days))
-    return f"{n} day" if abs(n) == 1 else f"{n} days"
+    return said_plural(Np_(n, "%(num)s day", "%(num)s days"), n)
 
 
-def ago(days: int) -> str:
+def ago(days: int) -> Said:
     """'today', '1 day ago', '12 days ago'; a future date reads 'in 3 days'."""
     if days == 0:
-        return "today"
+        return said(N_("today"))
     if days < 0:
-        return f"in {format_days(-days)}"
-    return f"{format_days(days)} ago"
+        return said(N_("in %(days)s"), days=format_days(-days))
+    return said(N_("%(days)s ago"), days=format_days(days))
 
 
 def ordinal(n: int) -> str:

@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from crm.database import write_intent
 from crm.extensions import db, login_manager
 from crm.services import errors
-from crm.views import access, formatting, languages, params
+from crm.views import access, formatting, languages, params, said
 from crm.views.api_errors import api_error_response
 
 CONTENT_SECURITY_POLICY = (
@@ -37,6 +37,7 @@ def init_app(app: Flask) -> None:
     _init_login(app)
     formatting.init_app(app)
     languages.init_app(app)
+    said.init_app(app)
 
     @app.before_request
     def _begin_request():

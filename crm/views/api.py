@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -33,7 +34,7 @@ from crm.services.order_input import api_order_record
 from crm.services.segments import definition as segment_definition
 from crm.services.segments import store as segments
 from crm.views.access import access
-from crm.views.api_errors import api_error, api_error_response
+from crm.views.api_errors import api_error, api_error_response, in_reader_language
 from crm.views.api_spec import spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -83,7 +84,8 @@ def _invalid(error: ValidationError):
     message = error.message
     if error.fields and message == ValidationError().message:
         # The form's words ("the highlighted fields") mean nothing to an API client: name them.
-        message = "Some fields are invalid: " + "; ".join(f"{name}: {reason}" for name, reason in error.fields.items())
+        message = _("Some fields are invalid: %(reasons)s", reasons="; ".join(
+            f"{name}: {in_reader_language(reason)}" for name, reason in error.fields.items()))
     return api_error(422, message, error.fields)
 
 

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from flask import jsonify
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
+
+from crm.services.shared.said import Said
 
 CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -16,10 +19,22 @@ def api_error(status: int, message: str, fields: dict | None = None, code: str |
 
     `extra` adds members to the error object, e.g. the id of the contact a duplicate names.
     """
-    response = jsonify(error={"code": code or CODES.get(status, "error"), "message": message, "fields": fields or {},
-                              **extra})
+    fields = {name: in_reader_language(reason) for name, reason in (fields or {}).items()}
+    response = jsonify(error={"code": code or CODES.get(status, "error"), "message": in_reader_language(message),
+                              "fields": fields, **extra})
     response.status_code = status
     return response
+
+
+def in_reader_language(text):
+    """A message in the language the client asked for (Accept-Language); codes stay English."""
+    if not isinstance(text, str) or not text:
+        return text
+    if isinstance(text, Said):
+        from crm.views.said import in_reader_language as said_in_reader_language
+
+        return said_in_reader_language(text)
+    return gettext(text)
 
 
 def api_error_response(error):

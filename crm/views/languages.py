@@ -37,6 +37,9 @@ def supported(code: str | None) -> str | None:
 
 
 def select_locale() -> str:
+    if request.path.startswith("/api/"):
+        # The API answers in English (codes, not sentences); only its messages follow Accept-Language.
+        return request.accept_languages.best_match(available()) or DEFAULT
     user_choice = getattr(current_user, "language", None) if current_user and current_user.is_authenticated else None
     if chosen := supported(user_choice):
         return chosen

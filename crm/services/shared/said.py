@@ -1,0 +1,175 @@
+"""Sentences the rules write, kept as a key plus values so each reader sees them in their language.
+
+A ``Said`` is the English sentence (it *is* a ``str``, so everything that stored or compared the
+English words goes on working) that also carries the message key (an English msgid with
+``%(name)s`` placeholders) and its values. ``to_json()`` is what the engine stores beside the
+English text; the web layer renders it again through the reader's catalogue
+(``crm.views.said``). Values are kept typed: a ``Day`` is rendered as a date of the reader's
+locale, ``Money`` with their number format, a nested ``Said`` in their words, a ``Count`` with the
+right plural.
+
+This module is pure (no Flask, no database): the rules import it. ``N_`` only marks a msgid for
+``pybabel extract`` (keyword ``N_``; ``Np_`` marks a singular and plural pair).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated when it is shown."""
+    return message
+
+
+def Np_(n: int, singular: str, plural: str) -> tuple[str, str]:  # noqa: N802 (a marker, like N_)
+    """Mark a singular/plural pair for extraction."""
+    return singular, plural
+
+
+@dataclass(frozen=True)
+class Day:
+    """A calendar date inside a sentence ('3 May 2026')."""
+
+    value: date
+
+    def __str__(self) -> str:
+        return f"{self.value.day} {MONTHS[self.value.month - 1]} {self.value.year}"
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount with its currency ('€2,851.71', or '2,851.71 SEK')."""
+
+    amount: Decimal
+    currency: str
+
+    def __str__(self) -> str:
+        code = self.currency.upper()
+        text = f"{self.amount:,.2f}"
+        sign = CURRENCY_SIGNS.get(code)
+        return f"{sign}{text}" if sign else f"{text} {code}"
+
+
+@dataclass(frozen=True)
+class Ordinal:
+    """'1st', '2nd', '3rd', '4th' (Dutch '1e')."""
+
+    value: int
+
+    def __str__(self) -> str:
+        n = self.value
+        suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        return f"{n}{suffix}"
+
+
+class Said(str):
+    """An English sentence that remembers its message key and values (see the module doc)."""
+
+    key: str | tuple[str, str]
+    values: Mapping[str, Any]
+    count: int | None
+
+    def __new__(cls, key: str | tuple[str, str], values: Mapping[str, Any] | None = None,
+                count: int | None = None) -> Said:
+        values = dict(values or {})
+        template = key if count is None else (key[0] if abs(count) == 1 else key[1])
+        if count is not None:
+            values.setdefault("num", count)
+        text = template % {name: str(value) for name, value in values.items()} if values else template
+        said = super().__new__(cls, text)
+        said.key, said.values, said.count = key, values, count
+        return said
+
+    def __getnewargs__(self):  # pickling and copying keep the key and values
+        return (self.key, self.values, self.count)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"k": list(self.key) if isinstance(self.key, tuple) else self.key}
+        if self.count is not None:
+            data["n"] = self.count
+        values = {name: _value_json(value) for name, value in self.values.items()
+                  if not (name == "num" and self.count is not None)}
+        if values:
+            data["v"] = values
+        return data
+
+
+def said(key: str, **values: Any) -> Said:
+    """A sentence from a msgid marked with N_ and its values."""
+    return Said(key, values)
+
+
+def said_plural(pair: tuple[str, str], count: int, **values: Any) -> Said:
+    """A sentence that depends on a count ('1 paid order', '3 paid orders'); %(num)d is the count."""
+    return Said(pair, values, count)
+
+
+def to_json(text: str | None) -> dict[str, Any] | None:
+    """What to store beside an English text: its key and values, or None for words a person typed."""
+    return text.to_json() if isinstance(text, Said) else None
+
+
+def _value_json(value: Any) -> Any:
+    if isinstance(value, Said):
+        return {"said": value.to_json()}
+    if isinstance(value, Day):
+        return {"day": value.value.isoformat()}
+    if isinstance(value, Money):
+        return {"money": str(value.amount), "currency": value.currency}
+    if isinstance(value, Ordinal):
+        return {"ordinal": value.value}
+    if isinstance(value, datetime):
+        return {"day": value.date().isoformat()}
+    if isinstance(value, date):
+        return {"day": value.isoformat()}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (int, float, str)) or value is None:
+        return value
+    return str(value)
+
+
+def from_json(data: Mapping[str, Any] | None) -> Said | None:
+    """The Said that ``to_json`` stored (None for None, or for data not of this shape)."""
+    if not isinstance(data, Mapping) or "k" not in data:
+        return None
+    try:
+        key = tuple(data["k"]) if isinstance(data["k"], list) else data["k"]
+        values = {name: _value_from_json(value) for name, value in (data.get("v") or {}).items()}
+        return Said(key, values, data.get("n"))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def _value_from_json(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if "said" in value:
+            inner = from_json(value["said"])
+            if inner is None:
+                raise ValueError("not a sentence")
+            return inner
+        if "day" in value:
+            return Day(date.fromisoformat(value["day"]))
+        if "money" in value:
+            return Money(Decimal(value["money"]), value["currency"])
+        if "ordinal" in value:
+            return Ordinal(int(value["ordinal"]))
+        raise ValueError("unknown value")
+    return value
+
+
+def revive(text: str | None, data: Mapping[str, Any] | None) -> str | None:
+    """The stored English ``text`` as a Said when ``data`` says the same words, else ``text`` as is
+    (words a person typed, or data that went stale)."""
+    if text is None or data is None:
+        return text
+    restored = from_json(data)
+    return restored if restored is not None and str(restored) == text else text
