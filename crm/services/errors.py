@@ -1,23 +1,13 @@
 """The errors services raise: bad input (with a reason per field), a missing record, an erased contact."""
 from __future__ import annotations
 
-
-def N_(text: str) -> str:
-    """Mark a message for the translation catalogue (`make translations` extracts N_) and return it as it
-    is: services stay free of Flask-Babel, and the view that shows the message translates it."""
-    return text
+from crm.services.shared.said import N_, Said  # noqa: F401  (N_ marks a message for `make translations`)
 
 
-class Message(str):
-    """A message with values, read in English as it is; a view translates `template` and fills in `values`."""
-
-    template: str
-    values: dict
-
-    def __new__(cls, template: str, **values) -> Message:
-        message = super().__new__(cls, template % values if values else template)
-        message.template, message.values = template, values
-        return message
+def Message(template: str, **values) -> Said:  # noqa: N802 (reads like the sentence it makes)
+    """A message with values: English as it is (a str), shown in the reader's language by the view
+    (crm.views.said renders its key and values through the reader's catalogue)."""
+    return Said(template, values)
 
 
 class ValidationError(Exception):

@@ -6,15 +6,17 @@ from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 
 from crm.services.errors import ValidationError
+from crm.services.shared.said import Said
 
 
 def translated(message: str | None) -> str | None:
     """Return a service's message (marked with N_, or a Message with values) in the reader's language."""
     if not message:
         return message
-    template = getattr(message, "template", None)
-    if template is not None:
-        return gettext(template, **message.values)
+    if isinstance(message, Said):
+        from crm.views.said import in_reader_language
+
+        return in_reader_language(message)
     return gettext(message)
 
 
