@@ -25,6 +25,7 @@ from crm.models import (
     HEALTHS, STAGES, Contact, ContactExternalId, Interaction, Order, StageChange, Tag, Task, User, contact_tags,
 )
 from crm.services.bounds import check_int, parse_id, parse_json
+from crm.services.errors import N_
 
 PAGE_SIZE = 50
 # Counting every match of a text search over 100,000 contacts reads them all; past this
@@ -51,12 +52,12 @@ class Sort:
 
 # Every sort ends on the id so that the order, and so the keyset cursor, is total.
 SORTS: dict[str, Sort] = {
-    "name": Sort("Name", (SortKey(Contact.last_name, False), SortKey(Contact.first_name, False),
+    "name": Sort(N_("Name"), (SortKey(Contact.last_name, False), SortKey(Contact.first_name, False),
                           SortKey(Contact.id, False))),
-    "score": Sort("Lead score", (SortKey(Contact.lead_score, True), SortKey(Contact.id, True))),
-    "last_order": Sort("Last order", (SortKey(Contact.last_order_at, True, nullable=True), SortKey(Contact.id, True))),
-    "spent": Sort("Total spent", (SortKey(Contact.total_spent, True), SortKey(Contact.id, True))),
-    "newest": Sort("Newest", (SortKey(Contact.created_at, True), SortKey(Contact.id, True))),
+    "score": Sort(N_("Lead score"), (SortKey(Contact.lead_score, True), SortKey(Contact.id, True))),
+    "last_order": Sort(N_("Last order"), (SortKey(Contact.last_order_at, True, nullable=True), SortKey(Contact.id, True))),
+    "spent": Sort(N_("Total spent"), (SortKey(Contact.total_spent, True), SortKey(Contact.id, True))),
+    "newest": Sort(N_("Newest"), (SortKey(Contact.created_at, True), SortKey(Contact.id, True))),
 }
 DEFAULT_SORT = "name"
 TODO_CHOICES = ("yes", "no")

@@ -13,7 +13,7 @@ from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Tag, User
 from crm.services import audit, engine_hooks
 from crm.services.bounds import MAX_ID, is_country_code
-from crm.services.errors import Erased, NotFound, ValidationError
+from crm.services.errors import N_, Erased, Message, NotFound, ValidationError
 from crm.services.shared.emails import email_problem, normalise_email
 from crm.services.shared.languages import normalise_language
 from crm.services.trust.blocklist import is_blocked
@@ -41,9 +41,9 @@ def normalise_phone(value: str | None, region: str | None = None) -> str | None:
     try:
         number = phonenumbers.parse(value, region or default_region())
     except phonenumbers.NumberParseException as error:
-        raise ValueError("Write the number with its country code, e.g. +49 30 1234567.") from error
+        raise ValueError(N_("Write the number with its country code, e.g. +49 30 1234567.")) from error
     if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
-        raise ValueError(f"{value} is not a valid phone number.")
+        raise ValueError(Message(N_("%(number)s is not a valid phone number."), number=value))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -90,7 +90,7 @@ def by_external_id(source: str, external_id: str | None) -> Contact | None:
     )
 
 
-OWNER_REFUSED = "Choose an active user who is not a viewer."
+OWNER_REFUSED = N_("Choose an active user who is not a viewer.")
 
 
 def owner_problem(owner_id: int | None) -> str | None:
@@ -127,7 +127,8 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
             else:
                 other = by_email(email_n)
                 if other is not None and (contact is None or other.id != contact.id):
-                    errors["email"] = f"{other.name} (#{other.id}) already has the email {email_n}."
+                    errors["email"] = Message(N_("%(name)s (#%(id)s) already has the email %(email)s."),
+                                                      name=other.name, id=other.id, email=email_n)
         cleaned["email"], cleaned["email_display"] = email_n, display
     if "owner_id" in cleaned and (reason := owner_problem(cleaned["owner_id"])):
         errors["owner_id"] = reason
@@ -135,11 +136,11 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
         try:
             cleaned["phone"] = normalise_phone(cleaned["phone"])
         except ValueError as error:
-            errors["phone"] = str(error)
+            errors["phone"] = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
     if "country" in cleaned:
         country = (cleaned["country"] or "").upper() or None
         if country and not is_country_code(country):
-            errors["country"] = "Use the two-letter country code (ISO 3166), e.g. DE."
+            errors["country"] = N_("Use the two-letter country code (ISO 3166), e.g. DE.")
         cleaned["country"] = country
     if "language" in cleaned:
         try:
@@ -150,9 +151,9 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
         try:
             cleaned["birthday"] = date.fromisoformat(cleaned["birthday"]) if cleaned["birthday"] else None
         except ValueError:
-            errors["birthday"] = "Use the form YYYY-MM-DD."
+            errors["birthday"] = N_("Use the form YYYY-MM-DD.")
     if isinstance(cleaned.get("birthday"), date) and not date(1900, 1, 1) <= cleaned["birthday"] <= date.today():
-        errors["birthday"] = "Give a birthday from 1900-01-01 to today."
+        errors["birthday"] = N_("Give a birthday from 1900-01-01 to today.")
     if "stay_in_touch_days" in cleaned and cleaned["stay_in_touch_days"] not in (None, ""):
         try:
             days = int(cleaned["stay_in_touch_days"])
@@ -160,17 +161,17 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
                 raise ValueError
             cleaned["stay_in_touch_days"] = days
         except (TypeError, ValueError):
-            errors["stay_in_touch_days"] = "Give a number of days between 1 and 3650, or leave it empty."
+            errors["stay_in_touch_days"] = N_("Give a number of days between 1 and 3650, or leave it empty.")
     elif "stay_in_touch_days" in cleaned:
         cleaned["stay_in_touch_days"] = None
     for name in ("first_name", "last_name"):
         if name in cleaned:
             cleaned[name] = cleaned[name] or ""
             if len(cleaned[name]) > 120:
-                errors[name] = "Keep it under 120 characters."
+                errors[name] = N_("Keep it under 120 characters.")
     final = {**{k: getattr(contact, k) for k in ("email", "first_name", "last_name", "phone")}, **cleaned} if contact else cleaned
     if require_identity and not (final.get("email") or final.get("first_name") or final.get("last_name") or final.get("phone")):
-        errors.setdefault("email", "Give at least a name, an email or a phone number.")
+        errors.setdefault("email", N_("Give at least a name, an email or a phone number."))
     if errors:
         raise ValidationError(fields=errors)
     return cleaned
@@ -188,9 +189,9 @@ def consent_fields(contact: Contact | None, consent: bool, source: str | None, n
 
     source = (source or "").strip()
     if not source:
-        raise ValidationError(fields={"consent_source": "Say how the contact gave or withdrew consent."})
+        raise ValidationError(fields={"consent_source": N_("Say how the contact gave or withdrew consent.")})
     if len(source) > 200:
-        raise ValidationError(fields={"consent_source": "Keep it under 200 characters."})
+        raise ValidationError(fields={"consent_source": N_("Keep it under 200 characters.")})
     consent = bool(consent)
     if contact is not None and bool(contact.consent) == consent and contact.consent_source == source:
         return {}
@@ -215,7 +216,7 @@ def _consent_change(contact: Contact | None, cleaned: dict[str, Any], via: str, 
     return consent_fields(contact, consent, source, now)
 
 
-BLOCKED_EMAIL = "This address belongs to a person who was erased and asked not to be stored again."
+BLOCKED_EMAIL = N_("This address belongs to a person who was erased and asked not to be stored again.")
 
 
 def _refuse_blocked_email(email: str | None) -> None:
@@ -307,9 +308,9 @@ def clean_tag_names(names: list[str] | str) -> list[str]:
         names = names.split(",")
     cleaned = sorted({n.strip().lower() for n in names if n and n.strip()})
     if not cleaned:
-        raise ValidationError(fields={"tag": "Type a tag name."})
+        raise ValidationError(fields={"tag": N_("Type a tag name.")})
     if any(len(name) > 80 for name in cleaned):
-        raise ValidationError(fields={"tag": "Keep a tag under 80 characters."})
+        raise ValidationError(fields={"tag": N_("Keep a tag under 80 characters.")})
     return cleaned
 
 

@@ -8,7 +8,7 @@ from crm.extensions import db
 from crm.models import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS, Contact, Interaction, utcnow
 from crm.services import audit, engine_hooks
 from crm.services.bounds import EARLIEST
-from crm.services.errors import ValidationError
+from crm.services.errors import N_, Message, ValidationError
 
 FIELDS = ("kind", "direction", "channel", "subject", "body", "outcome", "sentiment", "occurred_at")
 
@@ -18,30 +18,31 @@ def clean(values: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
     errors: dict[str, str] = {}
     cleaned = {k: (v.strip() if isinstance(v, str) else v) for k, v in values.items() if k in FIELDS}
     if "kind" in cleaned and cleaned["kind"] not in INTERACTION_KINDS:
-        errors["kind"] = f"Kind must be one of {', '.join(INTERACTION_KINDS)}."
+        errors["kind"] = Message(N_("Kind must be one of %(choices)s."), choices=", ".join(INTERACTION_KINDS))
     if "direction" in cleaned and cleaned["direction"] not in DIRECTIONS:
-        errors["direction"] = f"Direction must be one of {', '.join(DIRECTIONS)}."
+        errors["direction"] = Message(N_("Direction must be one of %(choices)s."), choices=", ".join(DIRECTIONS))
     if "sentiment" in cleaned:
         cleaned["sentiment"] = cleaned["sentiment"] or None
         if cleaned["sentiment"] not in (None, *SENTIMENTS):
-            errors["sentiment"] = "Sentiment must be negative, neutral or positive."
+            errors["sentiment"] = N_("Sentiment must be negative, neutral or positive.")
     for name, limit in (("subject", 300), ("outcome", 300), ("channel", 40)):
         if cleaned.get(name) and len(cleaned[name]) > limit:
-            errors[name] = f"Keep it under {limit} characters."
+            errors[name] = Message(N_("Keep it under %(limit)s characters."), limit=limit)
     if "occurred_at" in cleaned:
         when = cleaned["occurred_at"]
         if isinstance(when, str):
             try:
                 when = datetime.fromisoformat(when) if when else None
             except ValueError:
-                errors["occurred_at"] = "Use a date and time such as 2026-05-03T14:30."
+                errors["occurred_at"] = N_("Use a date and time such as 2026-05-03T14:30.")
                 when = None
         if when is not None and when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         if when is not None and when > (now or utcnow()).replace(microsecond=0) + timedelta(minutes=5):
-            errors["occurred_at"] = "That is in the future; log what already happened."
+            errors["occurred_at"] = N_("That is in the future; log what already happened.")
         elif when is not None and when < EARLIEST:
-            errors["occurred_at"] = f"{when.date().isoformat()} is before {EARLIEST.date().isoformat()}, the earliest date this CRM accepts."
+            errors["occurred_at"] = Message(N_("%(day)s is before %(earliest)s, the earliest date this CRM accepts."),
+                                            day=when.date().isoformat(), earliest=EARLIEST.date().isoformat())
         cleaned["occurred_at"] = when
     if errors:
         raise ValidationError(fields=errors)
@@ -54,7 +55,7 @@ def log_interaction(contact: Contact, values: dict[str, Any], *, author_id: int 
     now = now or utcnow()
     values = {"direction": "outbound", **values}
     if not values.get("kind"):
-        raise ValidationError(fields={"kind": "Choose what kind of contact this was."})
+        raise ValidationError(fields={"kind": N_("Choose what kind of contact this was.")})
     cleaned = clean(values, now=now)
     cleaned["occurred_at"] = cleaned.get("occurred_at") or now
     interaction = Interaction(contact_id=contact.id, author_id=author_id, task_id=task_id, **cleaned)

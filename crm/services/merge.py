@@ -20,7 +20,7 @@ from crm.models import (
 )
 from crm.services import aggregates, audit, engine_hooks
 from crm.services.contacts import EDITABLE, full_snapshot
-from crm.services.errors import ValidationError
+from crm.services.errors import N_, ValidationError
 
 # What moves, by the label the confirmation page shows.
 MOVED = (
@@ -72,7 +72,7 @@ def history_counts(contact: Contact) -> dict[str, int]:
 def plan(survivor: Contact, loser: Contact) -> MergePlan:
     """Return what a merge would move, fill and close, without changing anything."""
     if survivor.id == loser.id:
-        raise ValidationError(fields={"other": "A contact cannot be merged with itself."})
+        raise ValidationError(fields={"other": N_("A contact cannot be merged with itself.")})
     survivor_tags = {tag.name for tag in survivor.tags}
     fills, kept = {}, {}
     for name in FILLED:

@@ -17,7 +17,7 @@ from typing import Any
 
 from crm.models import ORDER_STATUSES, Contact, utcnow
 from crm.services.bounds import MAX_QUANTITY
-from crm.services.errors import ValidationError
+from crm.services.errors import N_, Message, ValidationError
 from crm.services.importing.readers import GENERIC_FIELDS, read_generic_orders
 from crm.services.importing.records import (
     ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, parse_money,
@@ -135,24 +135,24 @@ def manual_order_record(contact: Contact, *, lines: list[ManualLine], placed_at:
     errors: dict[str, str] = {}
     lines = [line for line in lines if line.name or line.sku]
     if not lines:
-        errors["lines"] = "Add at least one item."
+        errors["lines"] = N_("Add at least one item.")
     for name, amount in (("discount", discount), ("shipping", shipping), ("tax", tax)):
         if amount < 0:
-            errors[name] = "Must not be negative."
+            errors[name] = N_("Must not be negative.")
     if status not in ORDER_STATUSES:
-        errors["status"] = f"Choose one of {', '.join(ORDER_STATUSES)}."
+        errors["status"] = Message(N_("Choose one of %(choices)s."), choices=", ".join(ORDER_STATUSES))
     currency = (currency or "").strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        errors["currency"] = "Use the three-letter currency code, e.g. EUR."
+        errors["currency"] = N_("Use the three-letter currency code, e.g. EUR.")
     if placed_at > now + timedelta(minutes=5):
-        errors["placed_at"] = "That is in the future; record orders already placed."
+        errors["placed_at"] = N_("That is in the future; record orders already placed.")
     subtotal = sum((line.unit_price * line.quantity for line in lines), ZERO)
     total = subtotal - discount + shipping if total is None else total
     if total < 0:
-        errors["total"] = "The total must not be negative."
+        errors["total"] = N_("The total must not be negative.")
     number = (number or "").strip()
     if len(number) > 60:
-        errors["number"] = "Keep it under 60 characters."
+        errors["number"] = N_("Keep it under 60 characters.")
     if errors:
         raise ValidationError(fields=errors)
     external_id = new_external_id(now)

@@ -19,25 +19,25 @@ from crm.models import SENTIMENTS, TASK_STATUSES, Contact, Interaction, Task, Us
 from crm.services.bounds import latest_moment
 from crm.services import audit, interactions
 from crm.services.clock import shop_day_bounds, shop_today, start_of_shop_day
-from crm.services.errors import ValidationError
+from crm.services.errors import N_, Message, ValidationError
 
 # Every kind of to-do, with the words people see. Rule kinds come from crm.services.retention.
 KIND_LABELS = {
-    "call": "Call",
-    "email": "Email",
-    "meeting": "Meeting",
-    "other": "Other",
-    "followup_call": "Satisfaction call",
-    "testimonial_request": "Testimonial request",
-    "winback": "Win-back",
-    "birthday": "Birthday greeting",
-    "cart_followup": "Abandoned cart",
-    "replenishment": "Replenishment reminder",
-    "survey": "Survey",
-    "hot_lead": "Hot lead",
-    "problem_followup": "Problem call",
-    "stay_in_touch": "Stay in touch",
-    "data_request": "Data request",
+    "call": N_("Call"),
+    "email": N_("Email"),
+    "meeting": N_("Meeting"),
+    "other": N_("Other"),
+    "followup_call": N_("Satisfaction call"),
+    "testimonial_request": N_("Testimonial request"),
+    "winback": N_("Win-back"),
+    "birthday": N_("Birthday greeting"),
+    "cart_followup": N_("Abandoned cart"),
+    "replenishment": N_("Replenishment reminder"),
+    "survey": N_("Survey"),
+    "hot_lead": N_("Hot lead"),
+    "problem_followup": N_("Problem call"),
+    "stay_in_touch": N_("Stay in touch"),
+    "data_request": N_("Data request"),
 }
 MANUAL_KINDS = ("call", "email", "meeting", "other")
 # The interaction a completed to-do leaves on the timeline.
@@ -70,7 +70,7 @@ def _text(value: Any, field_name: str, what: str, limit: int = TEXT_LIMIT) -> st
     if not text:
         raise ValidationError(fields={field_name: what})
     if len(text) > limit:
-        raise ValidationError(fields={field_name: f"Keep it under {limit} characters."})
+        raise ValidationError(fields={field_name: Message(N_("Keep it under %(limit)s characters."), limit=limit)})
     return text
 
 
@@ -86,9 +86,9 @@ def assignable_user(user_id: Any, field_name: str = "assignee_id") -> User:
     except (TypeError, ValueError):
         user = None
     if user is None:
-        raise ValidationError(fields={field_name: "Choose someone from the list."})
+        raise ValidationError(fields={field_name: N_("Choose someone from the list.")})
     if not user.active or user.role == "viewer":
-        raise ValidationError(fields={field_name: f"{user.name} cannot work to-dos."})
+        raise ValidationError(fields={field_name: Message(N_("%(name)s cannot work to-dos."), name=user.name)})
     return user
 
 
@@ -100,7 +100,7 @@ def complete_task(task: Task, outcome: str, actor_id: int | None, now: datetime 
     outcome = _text(outcome, "outcome", "Say how it went.")
     sentiment = sentiment or None
     if sentiment not in (None, *SENTIMENTS):
-        raise ValidationError(fields={"sentiment": "Sentiment must be negative, neutral or positive."})
+        raise ValidationError(fields={"sentiment": N_("Sentiment must be negative, neutral or positive.")})
     before = audit.snapshot(task, AUDITED)
     # Done before the interaction is logged, so the engine does not close it as moot meanwhile.
     task.status, task.outcome, task.closed_at = "done", outcome, now
@@ -135,17 +135,17 @@ def snooze_task(task: Task, until: date | datetime | str, actor_id: int | None, 
         try:
             until = date.fromisoformat(until.strip())
         except ValueError:
-            raise ValidationError(fields={"until": "Give a date such as 2026-05-31."}) from None
+            raise ValidationError(fields={"until": N_("Give a date such as 2026-05-31.")}) from None
     if isinstance(until, datetime):
         moment = until if until.tzinfo else until.replace(tzinfo=timezone.utc)
     elif isinstance(until, date):
         moment = start_of_shop_day(until)
     else:
-        raise ValidationError(fields={"until": "Give a date such as 2026-05-31."})
+        raise ValidationError(fields={"until": N_("Give a date such as 2026-05-31.")})
     if moment <= now:
-        raise ValidationError(fields={"until": "Pick a day after today."})
+        raise ValidationError(fields={"until": N_("Pick a day after today.")})
     if moment > latest_moment(now):
-        raise ValidationError(fields={"until": f"Pick a day before {latest_moment(now).date().isoformat()}."})
+        raise ValidationError(fields={"until": Message(N_("Pick a day before %(day)s."), day=latest_moment(now).date().isoformat())})
     before = audit.snapshot(task, AUDITED)
     task.snoozed_until = moment
     if task.due_at < moment:
@@ -434,8 +434,8 @@ def bulk_act(action: str, task_ids: list[int], value: Any, actor_id: int | None,
     if action not in BULK_ACTIONS:
         raise ValidationError(fields={"action": f"Choose one of {', '.join(BULK_ACTIONS)}."})
     if not task_ids:
-        raise ValidationError("Tick at least one to-do, or choose all that match the filters.",
-                              fields={"scope": "Tick at least one to-do."})
+        raise ValidationError(N_("Tick at least one to-do, or choose all that match the filters."),
+                              fields={"scope": N_("Tick at least one to-do.")})
     field_name = _BULK_FIELD[action]
     if action == "complete":
         value = _text(value, field_name, "Say how it went.")
@@ -444,7 +444,7 @@ def bulk_act(action: str, task_ids: list[int], value: Any, actor_id: int | None,
     elif action == "reassign":
         value = assignable_user(value).id
     elif value in (None, ""):
-        raise ValidationError(fields={field_name: "Pick the day they should come back."})
+        raise ValidationError(fields={field_name: N_("Pick the day they should come back.")})
     result = BulkResult(action, 0, 0)
     tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(task_ids)))}
     for task_id in task_ids:

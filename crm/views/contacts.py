@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import (
     Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from crm.extensions import db, htmx
@@ -15,9 +17,11 @@ from crm.services.segments import store as segments
 from crm.services.errors import ValidationError
 from crm.views.access import access, can, narrowed
 from crm.views.contact_forms import (
-    CHANNELS, KIND_LABELS, ContactForm, InteractionForm, local, local_now, prefix_ids,
+    CHANNELS, DIRECTION_LABELS, FIELD_LABELS, HISTORY_LABELS, KIND_LABELS, SENTIMENT_LABELS, STAGE_LABELS, ContactForm,
+    InteractionForm, health_label, history_count, local, local_now, order_status_label, prefix_ids, stage_label,
+    task_status_label,
 )
-from crm.views.forms import apply_errors
+from crm.views.forms import apply_errors, translated
 from crm.services.bounds import parse_id
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -56,7 +60,11 @@ def may_change(interaction: Interaction) -> bool:
 
 @bp.context_processor
 def _contact_helpers():
-    return {"kind_labels": KIND_LABELS, "channels": CHANNELS, "may_change": may_change}
+    return {"kind_labels": KIND_LABELS, "channels": CHANNELS, "may_change": may_change,
+            "stage_label": stage_label, "health_label": health_label, "direction_labels": DIRECTION_LABELS,
+            "sentiment_labels": SENTIMENT_LABELS, "order_status_label": order_status_label,
+            "task_status_label": task_status_label, "history_count": history_count,
+            "history_labels": HISTORY_LABELS, "field_labels": FIELD_LABELS}
 
 
 def _list_url(filters: ContactFilters, **extra) -> str:
@@ -84,10 +92,10 @@ def index():
         return render_template("contacts/_results.html", **context)
     tag_names, owners = contact_queries.tag_names(), contact_queries.owner_choices()
     choices = {
-        "stage": [(stage, stage.capitalize()) for stage in STAGES],
+        "stage": [(stage, str(STAGE_LABELS[stage])) for stage in STAGES],
         "tag": [(name, name) for name in tag_names],
         "owner": [(str(user.id), user.name) for user in owners],
-        "sort": [(key, sort.label) for key, sort in contact_queries.SORTS.items()],
+        "sort": [(key, _(sort.label)) for key, sort in contact_queries.SORTS.items()],
     }
     segment = segments.get(filters.segment) if filters.segment else None
     return render_template("contacts/index.html", tag_names=tag_names, owners=owners, choices=choices,
@@ -103,7 +111,7 @@ def go():
         return redirect(url_for("contacts.index"))
     result = contact_queries.page(filters, size=1, user_id=current_user.id)
     if not result.contacts:
-        flash(f"No contact matches “{filters.q}”.", "info")
+        flash(_("No contact matches “%(query)s”.", query=filters.q), "info")
         return redirect(url_for("contacts.index", q=filters.q))
     return redirect(url_for("contacts.show", contact_id=result.contacts[0].id))
 
@@ -121,7 +129,7 @@ def bulk():
     else:
         ids = sorted({parse_id(value) for value in form.getlist("ids")} - {None})
         if not ids:
-            flash("Tick the contacts first, or choose every contact that matches.", "warning")
+            flash(_("Tick the contacts first, or choose every contact that matches."), "warning")
             return redirect(back)
         selection = contact_bulk.selected(ids)
         description = {"selected": True}
@@ -133,20 +141,22 @@ def bulk():
             return _export(selection, filters, description)
         if action == "tag_add":
             count = contact_bulk.add_tag(selection, tag, actor_id=current_user.id)
-            message = f"Tagged {count} contact{'s' if count != 1 else ''} “{tag.strip().lower()}”."
+            message = ngettext("Tagged %(num)d contact “%(tag)s”.", "Tagged %(num)d contacts “%(tag)s”.", count,
+                               tag=tag.strip().lower())
         elif action == "tag_remove":
             count = contact_bulk.remove_tag(selection, tag, actor_id=current_user.id)
-            message = f"Took the tag “{tag.strip().lower()}” off {count} contact{'s' if count != 1 else ''}."
+            message = ngettext("Took the tag “%(tag)s” off %(num)d contact.", "Took the tag “%(tag)s” off %(num)d contacts.",
+                               count, tag=tag.strip().lower())
         elif action == "owner":
             owner = form.get("owner_id", "")
             count = contact_bulk.assign_owner(selection, parse_id(owner),
                                               actor_id=current_user.id)
-            message = f"Changed the owner of {count} contact{'s' if count != 1 else ''}."
+            message = ngettext("Changed the owner of %(num)d contact.", "Changed the owner of %(num)d contacts.", count)
         else:
-            abort(400, "Choose what to do with the contacts.")
+            abort(400, _("Choose what to do with the contacts."))
     except ValidationError as error:
         db.session.rollback()
-        flash(" ".join(error.fields.values()) or error.message, "error")
+        flash(" ".join(translated(reason) for reason in error.fields.values()) or translated(error.message), "error")
         return redirect(back)
     db.session.commit()
     flash(message, "success")
@@ -216,7 +226,7 @@ def log(contact_id: int):
         if form.validate() else REFUSED
     if interaction is not REFUSED:
         if not htmx.fragment:
-            flash("Logged.", "success")
+            flash(_("Logged."), "success")
             return redirect(url_for("contacts.show", contact_id=contact.id))
         item = contact_queries.timeline_item("interaction", interaction)
         return render_template("contacts/_logged.html", contact=contact, item=item, log_form=_log_form(fresh=True))
@@ -265,7 +275,7 @@ def edit_interaction(contact_id: int, interaction_id: int):
             form, lambda: interactions.update_interaction(record, form.values(), actor_id=current_user.id)
     ) is not REFUSED:
         if not htmx.fragment:
-            flash("Saved.", "success")
+            flash(_("Saved."), "success")
             return redirect(url_for("contacts.show", contact_id=contact_id))
         record = _interaction_or_404(contact_id, interaction_id)
         return render_template("contacts/_timeline_item.html", contact_id=contact_id,
@@ -288,7 +298,7 @@ def delete_interaction(contact_id: int, interaction_id: int):
     db.session.commit()
     if htmx.fragment:
         return ""
-    flash("Deleted.", "success")
+    flash(_("Deleted."), "success")
     return redirect(url_for("contacts.show", contact_id=contact_id))
 
 
@@ -302,7 +312,7 @@ def add_tag(contact_id: int):
         contacts.add_tags(contact, request.form.get("tag", ""), actor_id=current_user.id)
     except ValidationError as refused:
         db.session.rollback()
-        error = refused.fields.get("tag", refused.message)
+        error = translated(refused.fields.get("tag", refused.message))
     else:
         db.session.commit()
     return _tags_response(contact_id, error)
@@ -348,7 +358,7 @@ def new():
     def save() -> Contact:
         tags = contacts.clean_tag_names(form.tags.data) if (form.tags.data or "").strip() else []
         created = contacts.create_contact(form.values(), actor_id=current_user.id, tags=tags)
-        flash(f"{created.name} is in the CRM.", "success")
+        flash(_("%(name)s is in the CRM.", name=created.name), "success")
         return created
 
     return _contact_form(form, None, save)
@@ -364,7 +374,7 @@ def edit(contact_id: int):
 
     def save() -> Contact:
         contacts.update_contact(contact, form.values(), actor_id=current_user.id)
-        flash("Saved.", "success")
+        flash(_("Saved."), "success")
         return contact
 
     return _contact_form(form, contact, save)
@@ -397,14 +407,14 @@ def merge_contact(contact_id: int):
     try:
         merge_plan = merge.plan(contact, other)
     except ValidationError as error:
-        flash(" ".join(error.fields.values()), "error")
+        flash(" ".join(translated(reason) for reason in error.fields.values()), "error")
         return redirect(url_for("contacts.merge_contact", contact_id=contact.id))
     if request.method == "GET":
         return render_template("contacts/merge_confirm.html", plan=merge_plan)
     merged_name, merged_id = other.name, other.id
     merge.merge(contact, other, actor_id=current_user.id)
     db.session.commit()
-    flash(f"Merged {merged_name} (#{merged_id}) into {contact.name}.", "success")
+    flash(_("Merged %(name)s (#%(id)s) into %(into)s.", name=merged_name, id=merged_id, into=contact.name), "success")
     return redirect(url_for("contacts.show", contact_id=contact.id))
 
 
@@ -419,5 +429,5 @@ def delete(contact_id: int):
     name = contact.name
     contacts.delete_contact(contact, actor_id=current_user.id)
     db.session.commit()
-    flash(f"{name} is deleted. The audit log keeps a copy of the contact's details.", "success")
+    flash(_("%(name)s is deleted. The audit log keeps a copy of the contact's details.", name=name), "success")
     return redirect(url_for("contacts.index"))

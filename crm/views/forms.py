@@ -1,10 +1,23 @@
 """Helpers shared by the web forms."""
 from __future__ import annotations
 
+from flask_babel import gettext
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 
 from crm.services.errors import ValidationError
+from crm.services.shared.said import Said
+
+
+def translated(message: str | None) -> str | None:
+    """Return a service's message (marked with N_, or a Message with values) in the reader's language."""
+    if not message:
+        return message
+    if isinstance(message, Said):
+        from crm.views.said import in_reader_language
+
+        return in_reader_language(message)
+    return gettext(message)
 
 
 def apply_errors(form: FlaskForm, error: ValidationError) -> None:
@@ -12,11 +25,11 @@ def apply_errors(form: FlaskForm, error: ValidationError) -> None:
     for name, reason in error.fields.items():
         field = getattr(form, name, None)
         if field is not None and hasattr(field, "errors"):
-            field.errors = list(field.errors) + [reason]
+            field.errors = list(field.errors) + [translated(reason)]
         else:
-            form.form_errors.append(reason)
+            form.form_errors.append(translated(reason))
     if not error.fields:
-        form.form_errors.append(error.message)
+        form.form_errors.append(translated(error.message))
 
 
 def page_number(limit: int = 100_000) -> int:

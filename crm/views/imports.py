@@ -17,6 +17,8 @@ from flask import (
     Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template, request,
     stream_with_context, url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -36,6 +38,9 @@ from crm.services.importing.readers import GENERIC_FIELDS
 from crm.services.importing.records import Rejected
 from crm.services.uploads import forget_old_uploads
 from crm.views.access import access
+from crm.views.forms import choices, translated
+from crm.views.import_text import kind_labels as _kind_labels
+from crm.views.import_text import reason_text, run_state_label, summary_lines
 from crm.views.params import id_arg
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
@@ -47,19 +52,24 @@ TOKEN_LENGTH = 32
 
 
 class UploadForm(FlaskForm):
-    kind = SelectField("What the file holds", choices=dict(importing.KIND_LABELS))
-    fmt = SelectField("Format", choices={"": "From the file name", "csv": "CSV", "tsv": "TSV", "json": "JSON",
-                                         "ndjson": "NDJSON"}, default="")
-    file = FileField("File", validators=[FileRequired("Choose a file to import.")])
-    source = StringField("Where the orders come from", validators=[Optional(), Length(max=40)],
-                         description="For “any orders file”: a short name such as etsy (default: import).")
-    mapping = TextAreaField("Column mapping", validators=[Optional(), Length(max=4000)],
-                            description="For “any orders file”: one FILECOL=field per line, e.g. Order Ref=order_id. "
-                                        "Fields: " + ", ".join(GENERIC_FIELDS) + ".")
+    kind = SelectField(_l("What the file holds"), choices=choices((kind, _l(label)) for kind, label in importing.KIND_LABELS.items()))
+    fmt = SelectField(_l("Format"), choices=choices([("", _l("From the file name")), ("csv", "CSV"), ("tsv", "TSV"),
+                                                 ("json", "JSON"), ("ndjson", "NDJSON")]), default="")
+    file = FileField(_l("File"), validators=[FileRequired(_l("Choose a file to import."))])
+    source = StringField(_l("Where the orders come from"), validators=[Optional(), Length(max=40)],
+                         description=_l("For “any orders file”: a short name such as etsy (default: import)."))
+    mapping = TextAreaField(_l("Column mapping"), validators=[Optional(), Length(max=4000)],
+                            description=_l("For “any orders file”: one FILECOL=field per line, e.g. Order Ref=order_id. "
+                                           "Fields: %(fields)s.", fields=", ".join(GENERIC_FIELDS)))
 
 
 class RunForm(FlaskForm):
-    dry_run = BooleanField("Dry run: check everything and report, store nothing")
+    dry_run = BooleanField(_l("Dry run: check everything and report, store nothing"))
+
+
+@bp.context_processor
+def _import_helpers():
+    return {"run_state_label": run_state_label}
 
 
 def _uploads() -> Path:
@@ -106,8 +116,8 @@ def _forget_old_uploads() -> None:
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(error):
     limit_mb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
-    error.description = (f"The file is larger than the upload limit ({limit_mb:g} MB). Import big files on the "
-                         "server with the command line: crm import KIND FILE.")
+    error.description = _("The file is larger than the upload limit (%(limit)s MB). Import big files on the "
+                          "server with the command line: crm import KIND FILE.", limit=f"{limit_mb:g}")
     return render_template("errors/error.html", error=error), 413
 
 
@@ -133,7 +143,7 @@ def index():
     states = {run.id: _progress(run)["state"] for run, _by in runs[:PAGE] if run.status in ("queued", "running")}
     return render_template(
         "imports/index.html", form=form, runs=runs[:PAGE], older=runs[PAGE - 1][0].id if len(runs) > PAGE else None,
-        labels=importing.KIND_LABELS, summary=importing.summary_lines, states=states,
+        labels=_kind_labels(), summary=summary_lines, states=states,
     ), status
 
 
@@ -143,14 +153,14 @@ def _store_upload(form: UploadForm) -> str | None:
     filename = Path(upload.filename or "upload").name[:300]
     reason = importing.not_text_reason(upload.stream.read(8192))
     if reason:
-        form.file.errors.append(reason)
+        form.file.errors.append(translated(reason))
         return None
     upload.stream.seek(0)
     try:
         fmt = importing.resolve_format(form.kind.data, filename, form.fmt.data or None)
         mapping = importing.parse_mapping((form.mapping.data or "").splitlines())
         if form.kind.data != importing.GENERIC_KIND and (mapping or (form.source.data or "").strip()):
-            raise importing.ImportRefused("A column mapping and a source apply to “any orders file” only.")
+            raise importing.ImportRefused(_("A column mapping and a source apply to “any orders file” only."))
     except importing.ImportRefused as error:
         form.form_errors.append(str(error))
         return None
@@ -193,8 +203,9 @@ def preview(token: str):
         _forget_upload(token)
         return redirect(url_for("imports.index"))
     return render_template(
-        "imports/preview.html", token=token, meta=meta, label=importing.KIND_LABELS[meta["kind"]],
-        records=[i for i in items if not isinstance(i, Rejected)], rejected=[i for i in items if isinstance(i, Rejected)],
+        "imports/preview.html", token=token, meta=meta, label=_kind_labels()[meta["kind"]],
+        records=[i for i in items if not isinstance(i, Rejected)],
+        rejected=[Rejected(i.line, reason_text(i.reason), i.raw) for i in items if isinstance(i, Rejected)],
         is_orders=importing.is_order_kind(meta["kind"]), form=RunForm(), size=data_path.stat().st_size,
         shown=len(items), limit=PREVIEW_ROWS,
     )
@@ -218,13 +229,13 @@ def run(token: str):
         result.job_run_id = import_jobs.import_file(result.id).id
         db.session.commit()
         _forget_upload(token)
-        flash("The import is queued; this page follows it.", "success")
+        flash(_("The import is queued; this page follows it."), "success")
         return redirect(url_for("imports.show", run_id=result.id))
     with data_path.open("rb") as handle:
         result = importing.run_import(meta["kind"], handle, meta["filename"], fmt=meta["fmt"],
                                       mapping=meta["mapping"] or None, source=meta["source"],
                                       dry_run=True, user_id=current_user.id)
-    flash("Dry run finished: nothing was stored.", "error" if result.status == "failed" else "success")
+    flash(_("Dry run finished: nothing was stored."), "error" if result.status == "failed" else "success")
     return redirect(url_for("imports.show", run_id=result.id, upload=token))
 
 
@@ -234,13 +245,19 @@ def discard(token: str):
     """Throw away an upload without importing it."""
     _load_upload(token)
     _forget_upload(token)
-    flash("The upload was discarded.", "info")
+    flash(_("The upload was discarded."), "info")
     return redirect(url_for("imports.index"))
 
 
 def _progress(result: ImportRun) -> dict:
     job = db.session.get(JobRun, result.job_run_id) if result.job_run_id else None
-    return importing.progress_of(result, job, stale_after=timedelta(seconds=current_app.config["JOBS_STALE_AFTER"]))
+    state = importing.progress_of(result, job, stale_after=timedelta(seconds=current_app.config["JOBS_STALE_AFTER"]))
+    headline = state["headline"]
+    running = headline.endswith("…") and headline[:-1] in (*importing.PHASE_LABELS.values(), "Running")
+    state["headline"] = _(headline[:-1]) + "…" if running else _(headline)
+    if state["phase"] in importing.PHASE_LABELS.values():
+        state["phase"] = _(state["phase"])
+    return state
 
 
 @bp.route("/<int:run_id>")
@@ -252,8 +269,9 @@ def show(run_id: int):
     if upload and not _is_own_upload(upload):
         upload = None
     return render_template(
-        "imports/show.html", run=result, label=importing.KIND_LABELS.get(result.kind, result.kind),
-        summary=importing.summary_lines(result), rejections=importing.first_rejections(result.id, PREVIEW_ROWS),
+        "imports/show.html", run=result, label=_kind_labels().get(result.kind, result.kind),
+        summary=summary_lines(result), rejections=[
+            Rejected(r.line, reason_text(r.reason), None) for r in importing.first_rejections(result.id, PREVIEW_ROWS)],
         by=db.session.get(User, result.user_id) if result.user_id else None, upload=upload,
         progress=_progress(result), currency_offer=importing.currency_offer(result),
         shop_currency=shop.current().currency,
@@ -267,16 +285,17 @@ def use_currency(run_id: int):
     result = db.get_or_404(ImportRun, run_id)
     code = importing.currency_offer(result)
     if code is None:
-        flash("This import no longer suggests a currency for the shop.", "info")
+        flash(_("This import no longer suggests a currency for the shop."), "info")
         return redirect(url_for("imports.show", run_id=run_id))
     try:
         shop.use_currency(code, current_user.id)
     except ValidationError as error:  # another shop setting needs a fix first: say which
         db.session.rollback()
-        flash(f"{error} Fix them on Settings → Shop: {', '.join(error.fields.values())}", "error")
+        flash(_("%(error)s Fix them on Settings → Shop: %(fields)s", error=translated(error.message),
+                fields=", ".join(translated(reason) for reason in error.fields.values())), "error")
         return redirect(url_for("imports.show", run_id=run_id))
     db.session.commit()
-    flash(f"The shop now counts in {code}.", "success")
+    flash(_("The shop now counts in %(code)s.", code=code), "success")
     return redirect(url_for("imports.show", run_id=run_id))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, DecimalField, FieldList, Form, FormField, IntegerField, SelectField, StringField
@@ -17,7 +19,8 @@ from crm.services.errors import ValidationError
 from crm.services.order_input import ManualLine, manual_order_record
 from crm.views.access import access
 from crm.views.formatting import shop_zone
-from crm.views.forms import apply_errors
+from crm.views.contact_forms import ORDER_STATUS_LABELS, order_status_label
+from crm.views.forms import apply_errors, choices, translated
 from crm.views.params import date_arg, page_arg
 
 bp = Blueprint("orders", __name__)
@@ -50,7 +53,7 @@ def index():
     )
     filters = {"q": q, "status": status or "", "from": placed_from.isoformat() if placed_from else "",
                "to": placed_to.isoformat() if placed_to else ""}
-    context = dict(result=result, filters=filters, statuses=ORDER_STATUSES,
+    context = dict(result=result, filters=filters, statuses=ORDER_STATUSES, order_status_label=order_status_label,
                    page_url=lambda n: url_for("orders.index", **{k: v for k, v in filters.items() if v}, page=n))
     if htmx.fragment:
         return render_template("orders/_rows.html", **context)
@@ -64,27 +67,27 @@ def show(order_id: int):
     order = order_queries.order_with_lines(order_id)
     if order is None:
         abort(404)
-    return render_template("orders/show.html", order=order)
+    return render_template("orders/show.html", order=order, order_status_label=order_status_label)
 
 
 class LineForm(Form):
-    sku = StringField("SKU", validators=[Optional(), Length(max=120)])
-    name = StringField("Item", validators=[Optional(), Length(max=300)])
-    quantity = IntegerField("Qty", default=1, validators=[Optional(), NumberRange(min=1, max=1_000_000)])
-    unit_price = DecimalField("Unit price", places=2, validators=[Optional(), NumberRange(min=0)])
+    sku = StringField(_l("SKU"), validators=[Optional(), Length(max=120)])
+    name = StringField(_l("Item"), validators=[Optional(), Length(max=300)])
+    quantity = IntegerField(_l("Qty"), default=1, validators=[Optional(), NumberRange(min=1, max=1_000_000)])
+    unit_price = DecimalField(_l("Unit price"), places=2, validators=[Optional(), NumberRange(min=0)])
 
 
 class OrderForm(FlaskForm):
-    number = StringField("Order number", validators=[Optional(), Length(max=60)])
-    placed_at = DateTimeLocalField("Placed at", format="%Y-%m-%dT%H:%M", validators=[InputRequired()])
-    status = SelectField("Status", choices={s: s.replace("_", " ").capitalize() for s in ORDER_STATUSES},
+    number = StringField(_l("Order number"), validators=[Optional(), Length(max=60)])
+    placed_at = DateTimeLocalField(_l("Placed at"), format="%Y-%m-%dT%H:%M", validators=[InputRequired()])
+    status = SelectField(_l("Status"), choices=choices((s, ORDER_STATUS_LABELS[s]) for s in ORDER_STATUSES),
                          default="paid")
-    currency = StringField("Currency", validators=[InputRequired(), Length(min=3, max=3)])
+    currency = StringField(_l("Currency"), validators=[InputRequired(), Length(min=3, max=3)])
     lines = FieldList(FormField(LineForm), min_entries=LINE_ROWS, max_entries=50)
-    discount = DecimalField("Discount", places=2, default=0, validators=[Optional(), NumberRange(min=0)])
-    shipping = DecimalField("Shipping", places=2, default=0, validators=[Optional(), NumberRange(min=0)])
-    tax = DecimalField("Tax (included in the prices)", places=2, default=0, validators=[Optional(), NumberRange(min=0)])
-    total = DecimalField("Total", places=2, validators=[Optional(), NumberRange(min=0)])
+    discount = DecimalField(_l("Discount"), places=2, default=0, validators=[Optional(), NumberRange(min=0)])
+    shipping = DecimalField(_l("Shipping"), places=2, default=0, validators=[Optional(), NumberRange(min=0)])
+    tax = DecimalField(_l("Tax (included in the prices)"), places=2, default=0, validators=[Optional(), NumberRange(min=0)])
+    total = DecimalField(_l("Total"), places=2, validators=[Optional(), NumberRange(min=0)])
 
 
 @bp.route("/contacts/<int:contact_id>/orders/new", methods=["GET", "POST"])
@@ -109,16 +112,16 @@ def new(contact_id: int):
             )
         except ValidationError as error:
             if "lines" in error.fields:  # about the item rows as a whole
-                form.form_errors.append(error.fields.pop("lines"))
+                form.form_errors.append(translated(error.fields.pop("lines")))
             if error.fields:
                 apply_errors(form, error)
         else:
             outcome = order_service.record_order(record, actor_id=current_user.id, contact_id=contact.id)
             if outcome.result == "rejected":
-                form.form_errors.append(outcome.reason or "The order was refused.")
+                form.form_errors.append(translated(outcome.reason) or _("The order was refused."))
             else:
                 db.session.commit()
-                flash(f"Order {record.number} recorded for {contact.name}.", "success")
+                flash(_("Order %(number)s recorded for %(name)s.", number=record.number, name=contact.name), "success")
                 return redirect(url_for("orders.show", order_id=outcome.order_id))
     return render_template("orders/new.html", form=form, contact=contact), \
         400 if form.errors or form.form_errors else 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from crm.extensions import db, htmx
@@ -16,6 +17,8 @@ from crm.services.segments.definition import (
 )
 from crm.views import segment_builder
 from crm.views.access import access, can
+from crm.views.contact_forms import stage_label
+from crm.views.forms import translated
 
 bp = Blueprint("segments", __name__, url_prefix="/segments")
 
@@ -25,6 +28,11 @@ def _segment_or_404(segment_id: int):
     if segment is None:
         abort(404)
     return segment
+
+
+@bp.context_processor
+def _segment_helpers():
+    return {"translated": translated, "stage_label": stage_label}
 
 
 def _preview(builder: segment_builder.Builder) -> dict:
@@ -41,7 +49,7 @@ def _preview(builder: segment_builder.Builder) -> dict:
 
 def _choices() -> dict:
     return {
-        "fields": [(name, field.label) for name, field in FIELDS.items()],
+        "fields": [(name, _(field.label)) for name, field in FIELDS.items()],
         "owners": [(str(user.id), user.name) for user in contact_queries.owner_choices()],
         "email_statuses": list(EMAIL_STATUSES.items()),
         "interaction_kinds": INTERACTION_KINDS, "task_rules": TASK_RULES, "task_statuses": TASK_STATUSES,
@@ -104,7 +112,7 @@ def _save(segment=None):
         return _builder_page(template, built, 422, name=values["name"], description=values["description"],
                              errors=errors, **context)
     db.session.commit()
-    flash(f"Saved the segment “{segment.name}”.", "success")
+    flash(_("Saved the segment “%(name)s”.", name=segment.name), "success")
     return redirect(url_for("segments.show", segment_id=segment.id))
 
 
@@ -152,7 +160,7 @@ def duplicate(segment_id: int):
     """Save a copy of a segment and open it."""
     copy = segments.duplicate(_segment_or_404(segment_id), actor_id=current_user.id)
     db.session.commit()
-    flash(f"Saved a copy: “{copy.name}”.", "success")
+    flash(_("Saved a copy: “%(name)s”.", name=copy.name), "success")
     return redirect(url_for("segments.show", segment_id=copy.id))
 
 
@@ -164,5 +172,5 @@ def delete(segment_id: int):
     name = segment.name
     segments.remove(segment, actor_id=current_user.id)
     db.session.commit()
-    flash(f"Deleted the segment “{name}”.", "success")
+    flash(_("Deleted the segment “%(name)s”.", name=name), "success")
     return redirect(url_for("segments.index"))

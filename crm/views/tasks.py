@@ -5,6 +5,9 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import format_date, ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
@@ -17,7 +20,8 @@ from crm.services import tasks as task_service
 from crm.services.clock import shop_today
 from crm.services.errors import ValidationError
 from crm.views.access import access, can
-from crm.views.forms import choices
+from crm.views import contact_forms
+from crm.views.forms import choices, translated
 from crm.views.params import date_arg_checked
 from crm.services.bounds import parse_id
 
@@ -25,35 +29,56 @@ bp = Blueprint("tasks", __name__)
 
 
 class CompleteForm(FlaskForm):
-    outcome = StringField("Outcome")
-    sentiment = SelectField("Sentiment", choices=choices([("", "—"), *[(s, s.capitalize()) for s in SENTIMENTS]]),
+    outcome = StringField(_l("Outcome"))
+    sentiment = SelectField(_l("Sentiment"), choices=choices([("", "—"), *[(s, s.capitalize()) for s in SENTIMENTS]]),
                             validate_choice=False)  # the service names a bad one
 
 
 class SnoozeForm(FlaskForm):
-    until = DateField("Until", validators=[Optional()])
+    until = DateField(_l("Until"), validators=[Optional()])
 
 
 class ReassignForm(FlaskForm):
-    assignee_id = IntegerField("Assign to", validators=[Optional()])
+    assignee_id = IntegerField(_l("Assign to"), validators=[Optional()])
 
 
 class DismissForm(FlaskForm):
-    reason = StringField("Reason")
+    reason = StringField(_l("Reason"))
 
 
 class NewTaskForm(FlaskForm):
-    title = StringField("What needs doing")
-    kind = SelectField("Kind", choices=choices((k, task_service.KIND_LABELS[k]) for k in task_service.MANUAL_KINDS),
+    title = StringField(_l("What needs doing"))
+    kind = SelectField(_l("Kind"), choices=choices((k, _l(task_service.KIND_LABELS[k])) for k in task_service.MANUAL_KINDS),
                        validate_choice=False)
-    due_at = DateField("Due", validators=[Optional()])
-    assignee_id = IntegerField("Assign to", validators=[Optional()])
-    reason = TextAreaField("Notes")
+    due_at = DateField(_l("Due"), validators=[Optional()])
+    assignee_id = IntegerField(_l("Assign to"), validators=[Optional()])
+    reason = TextAreaField(_l("Notes"))
 
 
 @bp.app_template_global()
 def task_kind_label(kind: str) -> str:
-    return task_service.KIND_LABELS.get(kind, kind.replace("_", " ").capitalize())
+    return _(task_service.KIND_LABELS[kind]) if kind in task_service.KIND_LABELS else kind.replace("_", " ").capitalize()
+
+
+# A user's role in brackets after their name, lower case as it has always been shown.
+ROLE_LABELS = {"admin": _l("admin"), "sales": _l("sales"), "support": _l("support"), "viewer": _l("viewer")}
+
+
+@bp.app_template_global()
+def role_label(role: str) -> str:
+    return str(ROLE_LABELS.get(role, role))
+
+
+@bp.app_template_global()
+def task_status_label(status: str) -> str:
+    """A to-do's status, lower case ("done", "afgerond")."""
+    return contact_forms.task_status_label(status)
+
+
+@bp.app_template_global("translated")
+def translated_message(message):
+    """A service's reason (marked with N_) in the reader's language."""
+    return translated(message)
 
 
 @bp.app_template_global()
@@ -95,18 +120,18 @@ def _filters(args=None) -> tuple[task_service.TaskFilters, dict[str, str]]:
     args, errors = request.args if args is None else args, {}
     status = args.get("status", "open")
     if status not in (*TASK_STATUSES, "any"):
-        errors["status"], status = "Choose a status from the list.", "open"
+        errors["status"], status = _("Choose a status from the list."), "open"
     kind = args.get("kind") or None
     if kind is not None and kind not in task_service.KIND_LABELS:
-        errors["kind"], kind = "Choose a kind from the list.", None
+        errors["kind"], kind = _("Choose a kind from the list."), None
     assignee = args.get("assignee") or None
     if assignee not in (None, "none") and parse_id(assignee) is None:
-        errors["assignee"], assignee = "Choose someone from the list.", None
+        errors["assignee"], assignee = _("Choose someone from the list."), None
     days = {}
     for name in ("due_from", "due_to"):
         days[name], reason = date_arg_checked(name)
         if reason:
-            errors[name] = reason
+            errors[name] = _(reason)
     filters = task_service.TaskFilters(status=None if status == "any" else status, kind=kind,
                                        assignee=assignee, **days)
     return filters, errors
@@ -172,7 +197,8 @@ def _act(task_id: int, form_class: type[FlaskForm], action: str, work: Callable[
         except ValidationError as error:
             db.session.rollback()
             task = db.get_or_404(Task, task_id)
-            errors = dict(error.fields) or {"form": error.message}
+            errors = {name: translated(reason) for name, reason in error.fields.items()} or {
+                "form": translated(error.message)}
         else:
             db.session.commit()
     if htmx.fragment:
@@ -193,7 +219,7 @@ def complete(task_id: int):
     def work(task, form):
         logged.append(task_service.complete_task(task, form.outcome.data, current_user.id,
                                                  sentiment=form.sentiment.data or None))
-        return f"Done: {task.outcome}"
+        return _("Done: %(outcome)s", outcome=task.outcome)
     response = _act(task_id, CompleteForm, "complete", work)
     if logged and htmx.fragment and _on_contact_page(logged[0].contact_id):
         # The outcome goes on top of the timeline beside the to-do, without a reload.
@@ -219,9 +245,9 @@ def snooze(task_id: int):
     """Hide a to-do until a later day."""
     def work(task, form):
         if form.until.data is None:
-            raise ValidationError(fields={"until": "Pick the day it should come back."})
+            raise ValidationError(fields={"until": _("Pick the day it should come back.")})
         task_service.snooze_task(task, form.until.data, current_user.id)
-        return f"Snoozed until {form.until.data.strftime('%-d %b %Y')}"
+        return _("Snoozed until %(day)s", day=format_date(form.until.data, "d MMM y"))
     return _act(task_id, SnoozeForm, "snooze", work)
 
 
@@ -231,7 +257,7 @@ def reassign(task_id: int):
     """Hand a to-do to someone else."""
     def work(task, form):
         user = task_service.reassign_task(task, form.assignee_id.data, current_user.id)
-        return f"Now with {user.name}"
+        return _("Now with %(name)s", name=user.name)
     return _act(task_id, ReassignForm, "reassign", work)
 
 
@@ -241,8 +267,23 @@ def dismiss(task_id: int):
     """Close a to-do that will not be done, with the reason."""
     def work(task, form):
         task_service.dismiss_task(task, form.reason.data, current_user.id)
-        return f"Dismissed: {task.close_reason}"
+        return _("Dismissed: %(reason)s", reason=task.close_reason)
     return _act(task_id, DismissForm, "dismiss", work)
+
+
+def _bulk_text(result: task_service.BulkResult) -> str:
+    """What a bulk action did, in the reader's language (str(result) in English)."""
+    count = f"{result.changed:,}"
+    text = {
+        "complete": ngettext("%(count)s to-do marked done", "%(count)s to-dos marked done", result.changed, count=count),
+        "dismiss": ngettext("%(count)s to-do dismissed", "%(count)s to-dos dismissed", result.changed, count=count),
+        "reassign": ngettext("%(count)s to-do reassigned", "%(count)s to-dos reassigned", result.changed, count=count),
+        "snooze": ngettext("%(count)s to-do snoozed", "%(count)s to-dos snoozed", result.changed, count=count),
+    }[result.action]
+    if result.skipped:
+        text += ngettext("; %(count)s was no longer open", "; %(count)s were no longer open", result.skipped,
+                         count=f"{result.skipped:,}")
+    return text + "."
 
 
 @bp.route("/tasks/bulk", methods=["POST"])
@@ -266,10 +307,10 @@ def bulk():
         result = task_service.bulk_act(action, ids, value, current_user.id)
     except ValidationError as error:
         db.session.rollback()
-        flash(" ".join(error.fields.values()) or error.message, "error")
+        flash(" ".join(translated(reason) for reason in error.fields.values()) or translated(error.message), "error")
     else:
         db.session.commit()
-        flash(str(result), "success")
+        flash(_bulk_text(result), "success")
     back = form.get("back", "")
     return redirect(back if back.startswith("/tasks") and not back.startswith("//") else url_for("tasks.index"))
 
@@ -290,7 +331,7 @@ def create(contact_id: int):
         except ValidationError as error:
             db.session.rollback()
             contact = contact_service.writable_contact(contact_id)
-            errors = dict(error.fields)
+            errors = {name: translated(reason) for name, reason in error.fields.items()}
         else:
             db.session.commit()
     if htmx.fragment:
@@ -303,5 +344,5 @@ def create(contact_id: int):
     if errors:
         flash(" ".join(errors.values()), "error")
     else:
-        flash(f"To-do added: {created.title}", "success")
+        flash(_("To-do added: %(title)s", title=created.title), "success")
     return redirect(request.referrer or url_for("tasks.index"))

@@ -37,6 +37,7 @@ from crm.extensions import db
 from crm.models import ImportRejection, ImportRun, Order, utcnow
 from crm.services import aggregates, audit, engine_hooks
 from crm.services import orders as order_service
+from crm.services.errors import N_
 from crm.services.importing.readers import READERS, detect_format
 from crm.services.importing.records import CustomerRecord, OrderRecord, Rejected
 
@@ -53,11 +54,11 @@ ANALYZE_EVERY = 50_000
 COUNTS = ("read", "orders_created", "orders_updated", "orders_unchanged", "contacts_created",
           "contacts_updated", "contacts_unchanged", "rejected")
 KIND_LABELS = {
-    "shopify-orders": "Shopify orders export (CSV)",
-    "shopify-customers": "Shopify customers export (CSV)",
-    "woocommerce-orders": "WooCommerce orders (JSON, NDJSON or CSV)",
-    "woocommerce-customers": "WooCommerce customers (JSON, NDJSON or CSV)",
-    "orders": "Orders from any CSV, TSV, JSON or NDJSON file",
+    "shopify-orders": N_("Shopify orders export (CSV)"),
+    "shopify-customers": N_("Shopify customers export (CSV)"),
+    "woocommerce-orders": N_("WooCommerce orders (JSON, NDJSON or CSV)"),
+    "woocommerce-customers": N_("WooCommerce customers (JSON, NDJSON or CSV)"),
+    "orders": N_("Orders from any CSV, TSV, JSON or NDJSON file"),
 }
 GENERIC_KIND = "orders"
 
@@ -75,11 +76,11 @@ def is_order_kind(kind: str) -> bool:
 def not_text_reason(head: bytes) -> str | None:
     """Return why the first bytes of an upload are not a text file, or None when they may be."""
     if head.startswith(b"PK\x03\x04") or head.startswith(b"\xd0\xcf\x11\xe0"):
-        return "This is a spreadsheet (Excel) file, not text: save it as CSV (UTF-8) and upload that."
+        return N_("This is a spreadsheet (Excel) file, not text: save it as CSV (UTF-8) and upload that.")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "This file is UTF-16 text: save it as UTF-8 and upload it again."
+        return N_("This file is UTF-16 text: save it as UTF-8 and upload it again.")
     if b"\x00" in head:
-        return "This is not a text file: upload a CSV, TSV, JSON or NDJSON file."
+        return N_("This is not a text file: upload a CSV, TSV, JSON or NDJSON file.")
     return None
 
 
@@ -494,8 +495,8 @@ def _unspool(spool: IO[str], run_id: int) -> None:
 
 # -- following a queued run ----------------------------------------------------------------------
 
-PHASE_LABELS = {"queued": "Queued", "waiting": "Waiting for its turn", "reading": "Reading the file",
-                "recording": "Recording", "refreshing": "Refreshing stages, scores and to-dos"}
+PHASE_LABELS = {"queued": N_("Queued"), "waiting": N_("Waiting for its turn"), "reading": N_("Reading the file"),
+                "recording": N_("Recording"), "refreshing": N_("Refreshing stages, scores and to-dos")}
 
 
 def progress_of(run: ImportRun, job: Any = None, *, stale_after: Any = None) -> dict[str, Any]:
@@ -524,14 +525,14 @@ def progress_of(run: ImportRun, job: Any = None, *, stale_after: Any = None) -> 
         if process_gone(run.options["process"], None, stale_after=stale_after):
             state = "interrupted"
     headline = {
-        "queued": "Queued: it starts as soon as a worker is free.",
-        "waiting": "Waiting: the same file is being imported; this one goes next.",
-        "running": PHASE_LABELS.get(phase or "", "Running") + "…",
-        "interrupted": ("Interrupted: its worker stopped. It goes on where it stopped when a worker runs again."
-                        if resumable else "Interrupted: the import stopped before it finished. Import the same "
-                        "file again to finish it; what is already in comes back unchanged."),
-        "finished": "Finished.",
-        "failed": "Failed.",
+        "queued": N_("Queued: it starts as soon as a worker is free."),
+        "waiting": N_("Waiting: the same file is being imported; this one goes next."),
+        "running": PHASE_LABELS.get(phase or "", N_("Running")) + "…",
+        "interrupted": (N_("Interrupted: its worker stopped. It goes on where it stopped when a worker runs again.")
+                        if resumable else N_("Interrupted: the import stopped before it finished. Import the same "
+                                             "file again to finish it; what is already in comes back unchanged.")),
+        "finished": N_("Finished."),
+        "failed": N_("Failed."),
     }.get(state, state)
     done = counts["read"] if phase != "reading" else 0
     total = run.total

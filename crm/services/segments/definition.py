@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Union
 
 from crm.models import HEALTHS, INTERACTION_KINDS, PAID_STATUSES, STAGES, TASK_STATUSES
-from crm.services.errors import ValidationError
+from crm.services.errors import N_, ValidationError
 from crm.services.rfm_segments import SEGMENT_LABELS
 from crm.services.rules_config import DEFAULT_RETENTION
 
@@ -54,10 +54,10 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     "event": ("has", "has_not"),
 }
 OPERATOR_LABELS = {
-    "=": "is", "!=": "is not", "<": "less than", "<=": "at most", ">": "more than", ">=": "at least",
-    "between": "between", "in": "is one of", "contains": "contains", "is_set": "is set", "is_not_set": "is not set",
-    "before": "before", "after": "after", "within_last_days": "in the last … days",
-    "not_within_last_days": "not in the last … days", "has": "has", "has_not": "has not",
+    "=": N_("is"), "!=": N_("is not"), "<": N_("less than"), "<=": N_("at most"), ">": N_("more than"), ">=": N_("at least"),
+    "between": N_("between"), "in": N_("is one of"), "contains": N_("contains"), "is_set": N_("is set"), "is_not_set": N_("is not set"),
+    "before": N_("before"), "after": N_("after"), "within_last_days": N_("in the last … days"),
+    "not_within_last_days": N_("not in the last … days"), "has": N_("has"), "has_not": N_("has not"),
 }
 
 
@@ -80,32 +80,32 @@ class Field:
 
 
 FIELDS: dict[str, Field] = {f.name: f for f in (
-    Field("email", "text", "Email", "email", nullable=True),
-    Field("first_name", "text", "First name", "first_name"),
-    Field("last_name", "text", "Last name", "last_name"),
-    Field("company", "text", "Company", "company", nullable=True),
-    Field("city", "text", "City", "city", nullable=True),
-    Field("country", "text", "Country (two letters)", "country", nullable=True),
-    Field("tag", "tag", "Tag"),
-    Field("owner", "owner", "Owner (user id)", "owner_id", nullable=True),
-    Field("stage", "choice", "Journey stage", "stage", choices=STAGES),
-    Field("health", "choice", "Health", "health", nullable=True, choices=HEALTHS),
-    Field("lead_score", "number", "Lead score", "lead_score", integer=True),
-    Field("rfm_segment", "choice", "RFM segment", "rfm_segment", nullable=True, choices=tuple(SEGMENT_LABELS)),
-    Field("p_alive", "number", "Probability still a customer", "p_alive", nullable=True),
-    Field("predicted_value_12m", "money", "Predicted value, next 12 months", "predicted_value_12m", nullable=True),
-    Field("expected_orders_90d", "number", "Expected orders, next 90 days", "expected_orders_90d", nullable=True),
-    Field("order_count", "number", "Number of orders", "order_count", integer=True),
-    Field("total_spent", "money", "Total spent", "total_spent"),
-    Field("first_order_at", "date", "First order", "first_order_at", nullable=True),
-    Field("last_order_at", "date", "Last order", "last_order_at", nullable=True),
-    Field("created_at", "date", "Added", "created_at"),
-    Field("email_consent", "bool", "Agreed to email", "consent"),
-    Field("do_not_contact", "bool", "Do not contact", "do_not_contact"),
-    Field("email_status", "choice", "Email status", choices=tuple(EMAIL_STATUSES)),
-    Field("ordered", "event", "Ordered"),
-    Field("interaction", "event", "Interaction"),
-    Field("task", "event", "To-do"),
+    Field("email", "text", N_("Email"), "email", nullable=True),
+    Field("first_name", "text", N_("First name"), "first_name"),
+    Field("last_name", "text", N_("Last name"), "last_name"),
+    Field("company", "text", N_("Company"), "company", nullable=True),
+    Field("city", "text", N_("City"), "city", nullable=True),
+    Field("country", "text", N_("Country (two letters)"), "country", nullable=True),
+    Field("tag", "tag", N_("Tag")),
+    Field("owner", "owner", N_("Owner (user id)"), "owner_id", nullable=True),
+    Field("stage", "choice", N_("Journey stage"), "stage", choices=STAGES),
+    Field("health", "choice", N_("Health"), "health", nullable=True, choices=HEALTHS),
+    Field("lead_score", "number", N_("Lead score"), "lead_score", integer=True),
+    Field("rfm_segment", "choice", N_("RFM segment"), "rfm_segment", nullable=True, choices=tuple(SEGMENT_LABELS)),
+    Field("p_alive", "number", N_("Probability still a customer"), "p_alive", nullable=True),
+    Field("predicted_value_12m", "money", N_("Predicted value, next 12 months"), "predicted_value_12m", nullable=True),
+    Field("expected_orders_90d", "number", N_("Expected orders, next 90 days"), "expected_orders_90d", nullable=True),
+    Field("order_count", "number", N_("Number of orders"), "order_count", integer=True),
+    Field("total_spent", "money", N_("Total spent"), "total_spent"),
+    Field("first_order_at", "date", N_("First order"), "first_order_at", nullable=True),
+    Field("last_order_at", "date", N_("Last order"), "last_order_at", nullable=True),
+    Field("created_at", "date", N_("Added"), "created_at"),
+    Field("email_consent", "bool", N_("Agreed to email"), "consent"),
+    Field("do_not_contact", "bool", N_("Do not contact"), "do_not_contact"),
+    Field("email_status", "choice", N_("Email status"), choices=tuple(EMAIL_STATUSES)),
+    Field("ordered", "event", N_("Ordered")),
+    Field("interaction", "event", N_("Interaction")),
+    Field("task", "event", N_("To-do")),
 )}
 
 # The options each event condition takes in its value object.

@@ -18,7 +18,7 @@ from crm.extensions import db
 from crm.models import Contact, Segment, SegmentSize, utcnow
 from crm.services import audit, contact_queries
 from crm.services.clock import shop_today
-from crm.services.errors import ValidationError
+from crm.services.errors import N_, Message, ValidationError
 from crm.services.segments import compile as compiler
 from crm.services.segments.definition import DefinitionError, Group, parse, to_json
 
@@ -33,9 +33,10 @@ class SegmentTooSlow(ValidationError):
     """A segment query ran past the time limit and was stopped."""
 
     def __init__(self, limit_ms: int):
-        super().__init__("The segment took too long to count.", {
-            "definition": f"Counting this segment took longer than {limit_ms / 1000:g} s and was stopped; "
-                          "narrow it (fewer product or event conditions, a shorter time window)."})
+        super().__init__(N_("The segment took too long to count."), {
+            "definition": Message(N_("Counting this segment took longer than %(seconds)s s and was stopped; "
+                                     "narrow it (fewer product or event conditions, a shorter time window)."),
+                                  seconds=f"{limit_ms / 1000:g}")})
 
 
 @contextmanager
@@ -192,17 +193,17 @@ def _clean(values: dict[str, Any], *, segment_id: int | None = None) -> dict[str
     if "name" in values:
         name = values["name"]
         if not isinstance(name, str) or not name.strip() or len(name.strip()) > 120:
-            errors["name"] = "Give a name of 1 to 120 characters."
+            errors["name"] = N_("Give a name of 1 to 120 characters.")
         else:
             name = name.strip()
             other = db.session.scalar(select(Segment.id).where(Segment.name == name))
             if other is not None and other != segment_id:
-                errors["name"] = "Another segment already has this name."
+                errors["name"] = N_("Another segment already has this name.")
             cleaned["name"] = name
     if "description" in values:
         description = values["description"] if values["description"] is not None else ""
         if not isinstance(description, str) or len(description) > 1000:
-            errors["description"] = "Give a description of at most 1,000 characters."
+            errors["description"] = N_("Give a description of at most 1,000 characters.")
         else:
             cleaned["description"] = description.strip()
     if errors:
@@ -215,7 +216,7 @@ def _clean(values: dict[str, Any], *, segment_id: int | None = None) -> dict[str
 def create(values: dict[str, Any], *, actor_id: int | None = None) -> Segment:
     """Save a new segment from {"name", "description", "definition"}; raise ValidationError."""
     if "name" not in values:
-        raise ValidationError(fields={"name": "Give the segment a name."})
+        raise ValidationError(fields={"name": N_("Give the segment a name.")})
     cleaned = _clean({"description": "", "definition": {"match": "all", "conditions": []}, **values})
     segment = Segment(**cleaned, created_by_id=actor_id)
     db.session.add(segment)

@@ -1,0 +1,116 @@
+"""What the import pages say about a run, in the reader's language.
+
+The import service writes its summary and its rejection reasons in English (the command line and
+the rejections CSV keep them so); the pages say the same in the reader's language. A reason part
+this module does not know stays as it was written.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from flask_babel import format_decimal, ngettext
+from flask_babel import gettext as _
+
+from crm.models import ImportRun
+from crm.services.errors import N_
+from crm.services.importing import run as importing
+
+
+def kind_labels() -> dict[str, str]:
+    """The import kinds as the reader reads them."""
+    return {kind: _(label) for kind, label in importing.KIND_LABELS.items()}
+
+
+def _n(number: int) -> str:
+    return format_decimal(number)
+
+
+def summary_lines(run: ImportRun) -> list[str]:
+    """importing.summary_lines, in the reader's language (the English is the same)."""
+    c = {**dict.fromkeys(importing.COUNTS, 0), **(run.counts or {})}
+    if run.kind == "shopify-orders":
+        lines = [ngettext("%(count)s record read (an order spread over several lines counts once)",
+                          "%(count)s records read (an order spread over several lines counts once)",
+                          c["read"], count=_n(c["read"]))]
+    else:
+        lines = [ngettext("%(count)s record read", "%(count)s records read", c["read"], count=_n(c["read"]))]
+    if importing.is_order_kind(run.kind):
+        lines.append(_("orders: %(created)s created, %(updated)s updated, %(unchanged)s unchanged",
+                       created=c["orders_created"], updated=c["orders_updated"], unchanged=c["orders_unchanged"]))
+        lines.append(_("contacts: %(created)s created", created=c["contacts_created"]))
+    else:
+        lines.append(_("contacts: %(created)s created, %(updated)s updated, %(unchanged)s unchanged",
+                       created=c["contacts_created"], updated=c["contacts_updated"],
+                       unchanged=c["contacts_unchanged"]))
+    if c["rejected"] > importing.MAX_STORED_REJECTIONS:
+        lines.append(_("%(num)s rows rejected (only the first %(kept)s are kept to download)",
+                       num=_n(c["rejected"]), kept=_n(importing.MAX_STORED_REJECTIONS)))
+    else:
+        lines.append(ngettext("%(count)s row rejected", "%(count)s rows rejected", c["rejected"], count=_n(c["rejected"])))
+    if "tasks_created" in c and not run.dry_run:
+        if c.get("tasks_passed"):
+            lines.append(importing.to_do_line(c["tasks_created"], c["tasks_passed"], c.get("tasks_passed_by") or {}))
+        else:
+            lines.append(ngettext("%(count)s to-do made", "%(count)s to-dos made", c["tasks_created"],
+                                  count=_n(c["tasks_created"])))
+    warning = importing.currency_warning(run)
+    if warning:
+        lines.append(warning)
+    return lines
+
+
+# How the readers word a field's problem (crm/services/importing/readers.py), each with its translation.
+_FIELD_PROBLEMS: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
+    (re.compile(r"missing"), lambda m: _("missing")),
+    (re.compile(r"(?P<value>.+) is not a valid email address \((?P<why>.*)\)"),
+     lambda m: _("%(value)s is not a valid email address (%(why)s)", value=m["value"], why=m["why"])),
+    (re.compile(r"(?P<value>.+) is not a currency code"),
+     lambda m: _("%(value)s is not a currency code", value=m["value"])),
+    (re.compile(r"(?P<value>.+) is not a quantity from 0 to (?P<high>\d+)"),
+     lambda m: _("%(value)s is not a quantity from 0 to %(high)s", value=m["value"], high=m["high"])),
+    (re.compile(r"(?P<value>.+) is not a quantity"), lambda m: _("%(value)s is not a quantity", value=m["value"])),
+    (re.compile(r"(?P<value>.+) is not a Shopify financial status"),
+     lambda m: _("%(value)s is not a Shopify financial status", value=m["value"])),
+    (re.compile(r"(?P<value>.+) is not a WooCommerce order status"),
+     lambda m: _("%(value)s is not a WooCommerce order status", value=m["value"])),
+    (re.compile(r"(?P<value>.+) is not an order status"),
+     lambda m: _("%(value)s is not an order status", value=m["value"])),
+]
+_PROBLEMS: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
+    (re.compile(r"no email, name or phone(?P<what>.*)"), lambda m: _("no email, name or phone") + m["what"]),
+    (re.compile(r"order has more than (?P<rows>\d+) rows"), lambda m: _("order has more than %(rows)s rows", rows=m["rows"])),
+    (re.compile(r"expected a JSON object, got (?P<type>.+)"),
+     lambda m: _("expected a JSON object, got %(type)s", type=m["type"])),
+]
+
+
+def _part(text: str) -> str:
+    for pattern, say in _PROBLEMS:
+        if match := pattern.fullmatch(text):
+            return say(match)
+    label, sep, problem = text.partition(": ")
+    if sep:
+        for pattern, say in _FIELD_PROBLEMS:
+            if match := pattern.fullmatch(problem):
+                return f"{label}: {say(match)}"
+    return text
+
+
+def reason_text(reason: str | None) -> str:
+    """A rejected row's reason ("total: missing; email: x is not a valid email address (…)") in the
+    reader's language: field names stay as in the file, what is wrong with them is translated."""
+    if not reason:
+        return reason or ""
+    return "; ".join(_part(part) for part in reason.split("; "))
+
+
+# A run's state on its badge, lower case as the pages have always shown it.
+RUN_STATES = {
+    "queued": N_("queued"), "waiting": N_("waiting"), "running": N_("running"), "interrupted": N_("interrupted"),
+    "finished": N_("finished"), "failed": N_("failed"),
+}
+
+
+def run_state_label(state: str) -> str:
+    return _(RUN_STATES[state]) if state in RUN_STATES else state
