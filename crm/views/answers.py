@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, render_template, request
 
 from crm.extensions import csrf, db
 from crm.models import Contact, EmailMessage
+from crm.services import shop
 from crm.services.email import answer_links, clicks
 from crm.services.errors import ValidationError
 from crm.services.flows import answers
@@ -20,7 +21,7 @@ bp = Blueprint("answers", __name__)
 def answer(token: str):
     found = answer_links.read(current_app.secret_key, token)
     contact = db.session.get(Contact, found.contact_id) if found else None
-    shop_name = current_app.config.get("SHOP_NAME", "")
+    shop_name = shop.current().name
     if contact is None or contact.erased_at is not None:
         return render_template("answers/page.html", invalid=True, shop_name=shop_name), 404
     raw = (request.form if request.method == "POST" else request.args).get("score", "")

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from crm.extensions import csrf, db
 from crm.models import Contact, EmailMessage, Task
-from crm.services import contact_queries
+from crm.services import contact_queries, shop
 from crm.services.email import outbox, sending, suppression, templates, tokens
 from crm.services.email import settings as email_settings
 from crm.services.errors import NotFound, ValidationError
@@ -227,7 +227,7 @@ def unsubscribe(token: str):
     """GET shows a button and changes nothing; POST (a person or a mail provider's one-click) unsubscribes."""
     found = tokens.read(current_app.secret_key, token)
     contact = db.session.get(Contact, found.contact_id) if found else None
-    shop_name = current_app.config.get("SHOP_NAME", "")
+    shop_name = shop.current().name
     if contact is None or contact.erased_at is not None:
         return render_template("email/unsubscribe.html", invalid=True, shop_name=shop_name), 404
     done = False

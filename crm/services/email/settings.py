@@ -13,9 +13,11 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from typing import Any
 
+from flask import current_app, has_app_context
+
 from crm.extensions import db
 from crm.models import Setting
-from crm.services import audit
+from crm.services import audit, shop
 from crm.services.errors import ValidationError
 
 SETTING_KEY = "email.settings"
@@ -103,8 +105,6 @@ def _environment(config: dict | None = None) -> dict[str, Any]:
 def effective(config: dict | None = None) -> EmailSettings:
     """Return the settings in force: defaults, then the page, then the environment."""
     if config is None:
-        from flask import current_app, has_app_context
-
         config = current_app.config if has_app_context() else {}
     values = {**DEFAULTS, **_stored()}
     env = _environment(config)
@@ -114,8 +114,15 @@ def effective(config: dict | None = None) -> EmailSettings:
     if not values["public_url"]:
         values["public_url"] = (config or {}).get("PUBLIC_URL") or "http://localhost:5000"
     values["public_url"] = str(values["public_url"]).rstrip("/")
-    values["shop_name"] = (config or {}).get("SHOP_NAME") or "My shop"
+    values["shop_name"] = shop_name(config)
     return EmailSettings(values, set(env))
+
+
+def shop_name(config: dict | None = None) -> str:
+    """The shop's name as Settings → Shop has it (in an app context); else the config's, else "My shop"."""
+    if has_app_context():
+        return shop.current().name
+    return (config or {}).get("SHOP_NAME") or "My shop"
 
 
 def _no_newline(value: str, name: str, errors: dict[str, str]) -> None:
