@@ -8,7 +8,7 @@ from flask_login import current_user
 from crm.extensions import csrf, db
 from crm.models import Contact, EmailMessage, Task
 from crm.services import contact_queries, shop
-from crm.services.email import outbox, sending, suppression, templates, tokens
+from crm.services.email import mailbox, outbox, sending, suppression, templates, tokens
 from crm.services.email import settings as email_settings
 from crm.services.errors import NotFound, ValidationError
 from crm.views.access import access
@@ -68,6 +68,15 @@ def send_test():
     accepted, answer = sending.send_test(to)
     return render_template("email/settings.html", current=email_settings.effective(), errors={}, form=None,
                            environment=email_settings.ENVIRONMENT, test_result=(accepted, answer, to))
+
+
+@bp.route("/settings/email/bounces/check", methods=["POST"])
+@access("admin")
+def check_bounces():
+    """Read the bounce mailbox now (what the worker does every few minutes) and show the server's answer."""
+    result = mailbox.check()
+    return render_template("email/settings.html", current=email_settings.effective(), errors={}, form=None,
+                           environment=email_settings.ENVIRONMENT, test_result=None, mailbox_result=result)
 
 
 # --- templates ----------------------------------------------------------------------------------
