@@ -12,15 +12,8 @@ from crm.models import EmailMessage, EmailSuppression
 from crm.services.email import bounces, outbox, sending, suppression
 from tests.contact_helpers import make_contact
 from tests.helpers import soup, text_of
-from tests.smtp_server import SMTPServer
 
 SAMPLES = Path(__file__).parent / "fixtures" / "bounces"
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    with SMTPServer() as server:
-        yield server
 
 
 @pytest.fixture

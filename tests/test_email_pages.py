@@ -14,25 +14,13 @@ from crm.services import privacy
 from crm.services.email import outbox, sending, suppression
 from tests.conftest import soup, text_of
 from tests.contact_helpers import make_contact, sign_in
-from tests.smtp_server import SMTPServer
 from tests.test_api import Api, token_for
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    with SMTPServer() as server:
-        yield server
 
 
 @pytest.fixture
 def app_config(smtp):
+    # `smtp` (tests/conftest.py): the module's real SMTP server, emptied before each test.
     return smtp.settings()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_mailbox(smtp):
-    smtp.messages.clear()
-    smtp.answers.clear()
 
 
 def _deliver():
