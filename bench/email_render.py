@@ -2,6 +2,7 @@
 
     python -m bench.email_render                 # small scale: 200 messages
     python -m bench.email_render --messages 10000
+    python -m bench.email_render --newsletter 100000 --messages 0   # issue 19's newsletter
 
 The measured path is `crm.services.email.outbox.queue_messages` for N consenting contacts, 500 at a
 time (the path the composer, the API and later newsletters share): the sandboxed template rendered to HTML (Markdown, nh3, css-inline)
@@ -9,6 +10,15 @@ and text, the suppression check, the stored row, the timeline entry, the audit e
 send job queued (Huey, SQLite), committed every 500. The floor builds the same N multipart
 messages (headers, text and HTML parts) with str.format and email.message, and serialises them:
 what any sender pays at least. The target (issue 18): 10,000 messages in under 20 s.
+
+`--newsletter N` measures issue 19's path: a newsletter (the `stay_in_touch` template) to a saved
+segment of N consenting contacts, queued by `crm.services.campaigns.sending.send` as the worker's
+job does (members read from the segment, the cap and window judged per chunk, the outbox's
+`queue_messages` rendering each message, campaign_recipients rows, committed per chunk of 200),
+then one worker's render of the stored rows into the MIME bytes it hands the SMTP server
+(`sending.build`, on up to WORKER_SAMPLE of them). Targets: queued in under 60 s for 100,000,
+and 300+ messages a second rendered by one worker; the floor is again email.message building the
+same messages.
 """
 from __future__ import annotations
 
@@ -22,6 +32,7 @@ from pathlib import Path
 
 TEMPLATE = "testimonial_request"
 BATCH = 500
+WORKER_SAMPLE = 10_000
 
 
 def floor(n: int) -> float:
@@ -47,16 +58,12 @@ def measured(n: int, folder: Path) -> tuple[float, float]:
     from flask_migrate import upgrade
     from sqlalchemy import insert, select
 
-    from crm import create_app
     from crm.extensions import db
     from crm.models import Contact, EmailMessage
     from crm.services.email import outbox, sending
     from crm.services.email.settings import effective
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.sqlite3'}", "SECRET_KEY": "bench",
-                      "JOBS_SQLITE_PATH": str(folder / "jobs.sqlite3"), "SHOP_NAME": "Tea House",
-                      "EMAIL_SMTP_HOST": "127.0.0.1", "EMAIL_FROM_ADDRESS": "hello@teahouse.example",
-                      "EMAIL_FROM_NAME": "Tea House", "PUBLIC_URL": "https://crm.teahouse.example"})
+    app = _app(folder)
     with app.app_context():
         upgrade()
         db.session.execute(insert(Contact), [
@@ -78,27 +85,111 @@ def measured(n: int, folder: Path) -> tuple[float, float]:
     return queue_seconds, build_seconds
 
 
+def _app(folder: Path):
+    from crm import create_app
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.sqlite3'}", "SECRET_KEY": "bench",
+                       "JOBS_SQLITE_PATH": str(folder / "jobs.sqlite3"), "SHOP_NAME": "Tea House",
+                       "EMAIL_SMTP_HOST": "127.0.0.1", "EMAIL_FROM_ADDRESS": "hello@teahouse.example",
+                       "EMAIL_FROM_NAME": "Tea House", "PUBLIC_URL": "https://crm.teahouse.example"})
+
+
+def newsletter(n: int, folder: Path) -> dict:
+    """Seconds to queue a newsletter to a segment of n contacts, and one worker's render rate."""
+    from flask_migrate import upgrade
+    from sqlalchemy import func, insert, select
+
+    from crm.extensions import db
+    from crm.models import CampaignRecipient, Contact, EmailMessage
+    from crm.services.campaigns import sending as campaign_sending
+    from crm.services.campaigns import store as campaigns
+    from crm.services.email import sending
+    from crm.services.email.settings import effective
+    from crm.services.flows import config as flow_config
+    from crm.services.segments import store as segments
+
+    app = _app(folder)
+    with app.app_context():
+        upgrade()
+        for start in range(0, n, 10_000):
+            db.session.execute(insert(Contact), [
+                {"email": f"customer{i}@example.com", "email_display": f"customer{i}@example.com",
+                 "first_name": "Customer", "last_name": str(i), "consent": True, "order_count": 1 + i % 7}
+                for i in range(start, min(n, start + 10_000))])
+        db.session.commit()
+        # Any hour of the day, so the run does not wait for the sending window.
+        flow_config.save_pacing({"cap": "2", "period_days": "7", "window_start": "00:00", "window_end": "23:59"}, None)
+        segment = segments.create({"name": "Customers", "definition": {"match": "all", "conditions": [
+            {"field": "order_count", "op": ">=", "value": 1}]}}, actor_id=None)
+        campaign = campaigns.create({"name": "Spring teas", "segment_id": str(segment.id), "template_key": "stay_in_touch",
+                                     "subject": "Spring at {{ shop.name }}",
+                                     "body": "Hello {{ contact.first_name }}, see [the new teas](https://shop.example/spring)."},
+                                    None)
+        campaigns.schedule(campaign, None, None)
+        db.session.commit()
+        started, cpu = time.perf_counter(), time.process_time()
+        status = campaign_sending.send(campaign.id)
+        queue_seconds, queue_cpu = time.perf_counter() - started, time.process_time() - cpu
+        assert status == "sent", status
+        queued = db.session.scalar(select(func.count()).select_from(CampaignRecipient).where(
+            CampaignRecipient.status == "queued"))
+        assert queued == n, (queued, n)
+        settings = effective()
+        sample = list(db.session.scalars(select(EmailMessage).order_by(EmailMessage.id).limit(min(n, WORKER_SAMPLE))))
+        started, cpu = time.perf_counter(), time.process_time()
+        for message in sample:
+            sending.build(message, settings).as_bytes()
+        build_seconds, build_cpu = time.perf_counter() - started, time.process_time() - cpu
+    cpu = time.process_time()
+    floor_queue = floor(n)
+    floor_cpu = time.process_time() - cpu
+    return {
+        "newsletter_contacts": n,
+        "newsletter_queue_s": round(queue_seconds, 2),
+        "newsletter_queue_per_s": round(n / queue_seconds),
+        "newsletter_queue_ratio_to_floor": round(queue_seconds / floor_queue, 1) if floor_queue else None,
+        "worker_render_sample": len(sample),
+        "worker_render_per_s": round(len(sample) / build_seconds),
+        "worker_render_ratio_to_floor": round(build_seconds / (floor_queue * len(sample) / n), 1) if floor_queue else None,
+        "floor_email_message_per_s": round(n / floor_queue) if floor_queue else None,
+        # CPU seconds of this process: what a machine shared with other work still tells apart.
+        "newsletter_queue_cpu_s": round(queue_cpu, 2),
+        "worker_render_cpu_per_s": round(len(sample) / build_cpu) if build_cpu else None,
+        "floor_email_message_cpu_per_s": round(n / floor_cpu) if floor_cpu else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--newsletter", type=int, default=0, help="Also queue a newsletter to this many contacts.")
     parser.add_argument("--json", type=Path, help="Also write the result here.")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
-        queue_seconds, build_seconds = measured(args.messages, Path(folder))
-    floor_seconds = floor(args.messages)
-    result = {
-        "messages": args.messages,
-        "render_and_queue_s": round(queue_seconds, 3),
-        "build_mime_s": round(build_seconds, 3),
-        "floor_email_message_s": round(floor_seconds, 3),
-        "ratio_to_floor": round((queue_seconds + build_seconds) / floor_seconds, 1) if floor_seconds else None,
-        "per_message_ms": round(1000 * queue_seconds / args.messages, 2),
-        "projected_10000_s": round(10000 * queue_seconds / args.messages, 1),
-    }
+    result: dict = {}
+    if args.newsletter:
+        with tempfile.TemporaryDirectory() as folder:
+            result.update(newsletter(args.newsletter, Path(folder)))
+    if args.messages:
+        result.update(_messages(args.messages))
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _messages(n: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        queue_seconds, build_seconds = measured(n, Path(folder))
+    floor_seconds = floor(n)
+    return {
+        "messages": n,
+        "render_and_queue_s": round(queue_seconds, 3),
+        "build_mime_s": round(build_seconds, 3),
+        "floor_email_message_s": round(floor_seconds, 3),
+        "ratio_to_floor": round((queue_seconds + build_seconds) / floor_seconds, 1) if floor_seconds else None,
+        "per_message_ms": round(1000 * queue_seconds / n, 2),
+        "projected_10000_s": round(10000 * queue_seconds / n, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -161,6 +161,24 @@ def run_worker(app):
     return run
 
 
+@pytest.fixture(scope="module")
+def smtp_server():
+    """A real SMTP server (aiosmtpd on 127.0.0.1, tests/smtp_server.py) for the test module."""
+    from tests.smtp_server import SMTPServer
+
+    with SMTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    """The module's SMTP server with its mailbox and refusals emptied before each test."""
+    smtp_server.messages.clear()
+    smtp_server.answers.clear()
+    smtp_server.handler.on_data = None
+    return smtp_server
+
+
 @pytest.fixture
 def users_by_role(app):
     return {role: make_user(role) for role in ("admin", "sales", "support", "viewer")}

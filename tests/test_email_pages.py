@@ -3,6 +3,8 @@ template editor (refused with line and reason, audited), preview, composer, to-d
 unsubscribe page, the timeline, erasure and imports."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -12,25 +14,13 @@ from crm.services import privacy
 from crm.services.email import outbox, sending, suppression
 from tests.conftest import soup, text_of
 from tests.contact_helpers import make_contact, sign_in
-from tests.smtp_server import SMTPServer
 from tests.test_api import Api, token_for
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    with SMTPServer() as server:
-        yield server
 
 
 @pytest.fixture
 def app_config(smtp):
+    # `smtp` (tests/conftest.py): the module's real SMTP server, emptied before each test.
     return smtp.settings()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_mailbox(smtp):
-    smtp.messages.clear()
-    smtp.answers.clear()
 
 
 def _deliver():
@@ -223,6 +213,27 @@ def test_unsubscribe_page_get_changes_nothing_and_a_forged_token_is_refused(app,
     assert contact.consent is False and contact.consent_source.startswith("unsubscribe link")
     assert client.post(path).status_code == 200  # twice is harmless
     assert db.session.query(EmailSuppression).count() == 1
+
+
+def test_the_shop_name_saved_in_settings_shows_on_the_unsubscribe_page_and_in_messages(app, client, smtp):
+    from dataclasses import asdict
+
+    from crm.services import shop
+
+    shop.save({**asdict(shop.current()), "name": "Theehuis Utrecht"}, None)
+    contact = make_contact(first_name="Noor", consent=True)
+    message = outbox.queue_message(contact, "testimonial_request")
+    db.session.commit()
+    page = soup(client.get(message.unsubscribe_url.removeprefix("http://localhost")))
+    assert text_of(page.select_one("h1")) == "Theehuis Utrecht"
+    _deliver()
+    [received] = smtp.messages
+    text = received.message.get_body(("plain",)).get_content()
+    assert "Theehuis Utrecht" in text and "Tea House" not in text
+    assert received.message["Subject"] == "Would you share a few words about Theehuis Utrecht?"
+    # The testimonial link's public page names the shop the same way.
+    answer_path = re.search(r"https?://[^/\s]+(/a/[^\s)\]]+)", text).group(1)
+    assert text_of(soup(client.get(answer_path)).select_one("h1")) == "Theehuis Utrecht"
 
 
 def test_erasing_keeps_only_the_hash_and_an_import_cannot_reconsent(app):

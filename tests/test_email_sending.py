@@ -11,24 +11,13 @@ from crm.models import EmailMessage, EmailSuppression, Interaction, Task, utcnow
 from crm.services.email import outbox, sending, suppression
 from crm.services.errors import ValidationError
 from tests.contact_helpers import make_contact, make_user
-from tests.smtp_server import SMTPServer, free_port
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    with SMTPServer() as server:
-        yield server
+from tests.smtp_server import free_port
 
 
 @pytest.fixture
 def app_config(smtp):
+    # `smtp` (tests/conftest.py): the module's real SMTP server, emptied before each test.
     return smtp.settings()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_mailbox(smtp):
-    smtp.messages.clear()
-    smtp.answers.clear()
 
 
 def _send_all():

@@ -7,6 +7,7 @@ from flask_babel import force_locale, gettext as _
 
 from crm.extensions import csrf, db
 from crm.models import Contact, EmailMessage
+from crm.services import shop
 from crm.services.email import answer_links, clicks, templates
 from crm.services.errors import ValidationError
 from crm.services.flows import answers
@@ -27,7 +28,7 @@ def answer(token: str):
 
 
 def _answer(found, contact: Contact | None):
-    shop_name = current_app.config.get("SHOP_NAME", "")
+    shop_name = shop.current().name
     if contact is None or contact.erased_at is not None:
         return render_template("answers/page.html", invalid=True, shop_name=shop_name), 404
     raw = (request.form if request.method == "POST" else request.args).get("score", "")

@@ -8,9 +8,9 @@ from flask_login import current_user
 
 from crm.extensions import csrf, db
 from crm.models import Contact, EmailMessage, Task
-from crm.services import contact_queries
+from crm.services import contact_queries, shop
 from crm.services.shop import LANGUAGES as LANGUAGE_NAMES
-from crm.services.email import outbox, sending, suppression, templates, tokens
+from crm.services.email import mailbox, outbox, sending, suppression, templates, tokens
 from crm.services.email import settings as email_settings
 from crm.services.errors import NotFound, ValidationError
 from crm.views.access import access
@@ -172,6 +172,15 @@ def send_test():
     accepted, answer = sending.send_test(to)
     return render_template("email/settings.html", current=email_settings.effective(), errors={}, form=None,
                            environment=email_settings.ENVIRONMENT, test_result=(accepted, answer, to))
+
+
+@bp.route("/settings/email/bounces/check", methods=["POST"])
+@access("admin")
+def check_bounces():
+    """Read the bounce mailbox now (what the worker does every few minutes) and show the server's answer."""
+    result = mailbox.check()
+    return render_template("email/settings.html", current=email_settings.effective(), errors={}, form=None,
+                           environment=email_settings.ENVIRONMENT, test_result=None, mailbox_result=result)
 
 
 # --- templates ----------------------------------------------------------------------------------
@@ -343,7 +352,7 @@ def unsubscribe(token: str):
     """GET shows a button and changes nothing; POST (a person or a mail provider's one-click) unsubscribes."""
     found = tokens.read(current_app.secret_key, token)
     contact = db.session.get(Contact, found.contact_id) if found else None
-    shop_name = current_app.config.get("SHOP_NAME", "")
+    shop_name = shop.current().name
     # The shop's customer reads this page: in the contact's language, else the shop's (not the browser's).
     with force_locale(templates.language_for(contact)):
         if contact is None or contact.erased_at is not None:

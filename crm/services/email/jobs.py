@@ -6,14 +6,16 @@ whatever is due.
 """
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import EmailMessage
-from crm.services.email import sending
-from crm.services.jobs import job, set_progress
+from crm.services.email import mailbox, sending
+from crm.services.email import settings as email_settings
+from crm.services.jobs import job, periodic_job, set_progress
 
 
 BATCH = 100
@@ -55,3 +57,31 @@ def queue_delivery(message_ids: list[int]) -> None:
         return
     for start in range(0, len(message_ids), BATCH):
         send_batch(message_ids[start:start + BATCH])
+
+
+class WhenMailboxSet:
+    """A schedule: every POLL_MINUTES minutes, only while a bounce mailbox is set (read when checked,
+    once every few seconds, so a burst checking many minutes reads the settings once)."""
+
+    description = "every 5 minutes, when a bounce mailbox is set"
+
+    def __init__(self, minutes: int = 5):
+        self.minutes = minutes
+        self._cached: tuple[float, bool] | None = None
+
+    def __call__(self, moment: datetime) -> bool:
+        if moment.minute % self.minutes:
+            return False
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > 5:
+            self._cached = (now, email_settings.effective().mailbox_configured)
+        return self._cached[1]
+
+
+@periodic_job(WhenMailboxSet(), name="email.bounce_mailbox", lock="email.bounce_mailbox", label="Read the bounce mailbox")
+def read_bounce_mailbox() -> str:
+    """Read the bounce mailbox (IMAP) and mark the messages its delivery-status notifications name"""
+    result = mailbox.check()
+    if not result.ok:
+        raise RuntimeError(result.answer)  # the jobs page shows a failed poll with the server's words
+    return result.summary()

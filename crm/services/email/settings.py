@@ -13,9 +13,11 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from typing import Any
 
+from flask import current_app, has_app_context
+
 from crm.extensions import db
 from crm.models import Setting
-from crm.services import audit
+from crm.services import audit, shop
 from crm.services.errors import ValidationError
 
 SETTING_KEY = "email.settings"
@@ -35,7 +37,15 @@ DEFAULTS: dict[str, Any] = {
     "shop_address": "",
     "per_minute": 60,
     "bounce_domain": "",
+    # The optional bounce mailbox the worker polls (IMAP); empty host: not polled.
+    "imap_host": "",
+    "imap_port": 993,
+    "imap_security": "tls",
+    "imap_username": "",
+    "imap_password": "",
+    "imap_folder": "INBOX",
 }
+PASSWORDS = ("smtp_password", "imap_password")
 # Field -> environment variable that wins over the page.
 ENVIRONMENT = {
     "smtp_host": "CRM_SMTP_HOST",
@@ -46,6 +56,12 @@ ENVIRONMENT = {
     "public_url": "CRM_PUBLIC_URL",
     "shop_address": "CRM_SHOP_ADDRESS",
     "bounce_domain": "CRM_BOUNCE_DOMAIN",
+    "imap_host": "CRM_IMAP_HOST",
+    "imap_port": "CRM_IMAP_PORT",
+    "imap_security": "CRM_IMAP_SECURITY",
+    "imap_username": "CRM_IMAP_USERNAME",
+    "imap_password": "CRM_IMAP_PASSWORD",
+    "imap_folder": "CRM_IMAP_FOLDER",
 }
 
 
@@ -63,6 +79,11 @@ class EmailSettings:
     @property
     def configured(self) -> bool:
         return bool(self.values["smtp_host"] and self.values["from_address"])
+
+    @property
+    def mailbox_configured(self) -> bool:
+        """Whether a bounce mailbox is set (the worker polls it)."""
+        return bool(self.values["imap_host"] and self.values["imap_username"])
 
     @property
     def sender(self) -> Address:
@@ -103,19 +124,26 @@ def _environment(config: dict | None = None) -> dict[str, Any]:
 def effective(config: dict | None = None) -> EmailSettings:
     """Return the settings in force: defaults, then the page, then the environment."""
     if config is None:
-        from flask import current_app, has_app_context
-
         config = current_app.config if has_app_context() else {}
     values = {**DEFAULTS, **_stored()}
     env = _environment(config)
     values.update(env)
     values["smtp_port"] = int(values["smtp_port"] or 25)
+    values["imap_port"] = int(values["imap_port"] or 993)
+    values["imap_folder"] = values["imap_folder"] or "INBOX"
     values["per_minute"] = max(1, int(values["per_minute"] or 60))
     if not values["public_url"]:
         values["public_url"] = (config or {}).get("PUBLIC_URL") or "http://localhost:5000"
     values["public_url"] = str(values["public_url"]).rstrip("/")
-    values["shop_name"] = (config or {}).get("SHOP_NAME") or "My shop"
+    values["shop_name"] = shop_name(config)
     return EmailSettings(values, set(env))
+
+
+def shop_name(config: dict | None = None) -> str:
+    """The shop's name as Settings → Shop has it (in an app context); else the config's, else "My shop"."""
+    if has_app_context():
+        return shop.current().name
+    return (config or {}).get("SHOP_NAME") or "My shop"
 
 
 def _no_newline(value: str, name: str, errors: dict[str, str]) -> None:
@@ -127,7 +155,8 @@ def clean(form: dict[str, Any]) -> dict[str, Any]:
     """Return the settings from a form, or raise ValidationError naming each bad field."""
     errors: dict[str, str] = {}
     values: dict[str, Any] = {}
-    for name in ("smtp_host", "smtp_username", "from_name", "from_address", "reply_to", "public_url", "bounce_domain"):
+    for name in ("smtp_host", "smtp_username", "from_name", "from_address", "reply_to", "public_url", "bounce_domain",
+                 "imap_host", "imap_username", "imap_folder"):
         values[name] = str(form.get(name) or "").strip()
         _no_newline(str(form.get(name) or ""), name, errors)
     values["shop_address"] = str(form.get("shop_address") or "").strip()[:500]
@@ -135,7 +164,15 @@ def clean(form: dict[str, Any]) -> dict[str, Any]:
     if security not in SECURITY:
         errors["smtp_security"] = "Choose none, STARTTLS or TLS."
     values["smtp_security"] = security
+    imap_security = str(form.get("imap_security") or "tls")
+    if imap_security not in SECURITY:
+        errors["imap_security"] = "Choose none, STARTTLS or TLS."
+    values["imap_security"] = imap_security
+    values["imap_folder"] = values["imap_folder"] or "INBOX"
+    if not str(form.get("imap_port") or "").strip():
+        form = {**form, "imap_port": DEFAULTS["imap_port"]}
     for name, low, high, what in (("smtp_port", 1, 65535, "a port from 1 to 65535"),
+                                  ("imap_port", 1, 65535, "a port from 1 to 65535"),
                                   ("per_minute", 1, 10000, "a number of messages from 1 to 10,000")):
         try:
             number = int(str(form.get(name) or "").strip())
@@ -156,23 +193,25 @@ def clean(form: dict[str, Any]) -> dict[str, Any]:
         errors["bounce_domain"] = "Give a domain such as bounces.shop.example."
     if values["public_url"] and not values["public_url"].startswith(("http://", "https://")):
         errors["public_url"] = "Give the address starting with https:// (or http://)."
-    password = form.get("smtp_password")
-    if password:
-        if "\n" in password or "\r" in password:
-            errors["smtp_password"] = "Keep it on one line."
-        values["smtp_password"] = password
+    for name in PASSWORDS:
+        password = form.get(name)
+        if password:
+            if "\n" in password or "\r" in password:
+                errors[name] = "Keep it on one line."
+            values[name] = password
     if errors:
         raise ValidationError(fields=errors)
     return values
 
 
 def save(form: dict[str, Any], actor_id: int | None) -> dict[str, Any]:
-    """Store the settings from the page (an empty password keeps the stored one); audit with the password masked."""
+    """Store the settings from the page (an empty password keeps the stored one); audit with the passwords masked."""
     values = clean(form)
     row = db.session.get(Setting, SETTING_KEY)
     before = dict(row.value or {}) if row is not None else {}
-    if "smtp_password" not in values:
-        values["smtp_password"] = before.get("smtp_password", "")
+    for name in PASSWORDS:
+        if name not in values:
+            values[name] = before.get(name, "")
     if row is None:
         row = Setting(key=SETTING_KEY, value=values)
         db.session.add(row)
@@ -180,15 +219,17 @@ def save(form: dict[str, Any], actor_id: int | None) -> dict[str, Any]:
         row.value = values
     db.session.flush()
     after = masked(values)
-    if values["smtp_password"] and values["smtp_password"] != before.get("smtp_password", ""):
-        after["smtp_password"] = MASK + " (changed)"  # the log says that it changed, never what to
+    for name in PASSWORDS:
+        if values[name] and values[name] != before.get(name, ""):
+            after[name] = MASK + " (changed)"  # the log says that it changed, never what to
     audit.record("update", "email_settings", None, user_id=actor_id, before=masked(before), after=after)
     return values
 
 
 def masked(values: dict[str, Any]) -> dict[str, Any]:
-    """Return the values with the password replaced by a mask (or empty when there is none)."""
+    """Return the values with the passwords replaced by a mask (or empty when there is none)."""
     shown = dict(values)
-    if "smtp_password" in shown:
-        shown["smtp_password"] = MASK if shown["smtp_password"] else ""
+    for name in PASSWORDS:
+        if name in shown:
+            shown[name] = MASK if shown[name] else ""
     return shown
