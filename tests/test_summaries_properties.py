@@ -137,3 +137,26 @@ def test_rebuild_reports_and_fixes_drift(app):
     kept = summaries.read(shown.first, shown.last, summaries.ZoneInfo(ZONE), shown.as_of)
     assert insight.revenue_by_month(NOW, ZONE, shown=shown, cells=kept.cells) == right
     assert summaries.rebuild().said() == "No drift: the summaries matched the orders."
+
+
+def test_crm_rebuild_summaries_says_what_drifted_and_the_dashboard_shows_the_orders_again(app, client, auth):
+    from tests.helpers import soup, text_of
+
+    _empty()
+    _order(0, 1, "paid", NOW - timedelta(days=3), Decimal("40.00"), Decimal("0"))
+    db.session.execute(SummaryCohortMonth.__table__.update().values(cents=SummaryCohortMonth.cents + 99_900))
+    db.session.commit()
+    auth.as_role("viewer")
+
+    def this_months_revenue():
+        section = soup(client.get("/?as_of=2026-06-15")).find("section", attrs={"aria-labelledby": "revenue-heading"})
+        return text_of(section.select("details table tbody tr")[-1].find_all("td")[2])
+
+    assert this_months_revenue() == "€1,039.00"  # the drifted cell is what the dashboard reads
+    result = app.test_cli_runner().invoke(args=["rebuild-summaries"])
+    assert result.exit_code == 0, result.output
+    assert "Drift fixed: 1 cohort-month cell and 0 customer-month rows differed" in result.output
+    assert "cohort 2026-06, 2026-06: stored (103900, 1, 1, 0), from the orders (4000, 1, 1, 0)" in result.output
+    assert this_months_revenue() == "€40.00"
+    again = app.test_cli_runner().invoke(args=["rebuild-summaries"])
+    assert "No drift" in again.output
