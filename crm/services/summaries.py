@@ -277,6 +277,18 @@ def rebuild(zone: ZoneInfo | str | None = None, now: datetime | None = None, *, 
     return drift
 
 
+def ensure_built() -> Drift | None:
+    """Rebuild the summaries when they were never built (a new shop, just upgraded) or are in
+    another zone than the shop's now; else leave them to the incremental path. Return the drift
+    of a rebuild, None when none was needed."""
+    from crm.services.clock import shop_zone
+
+    built = built_zone()
+    if built is not None and built.key == shop_zone().key:
+        return None
+    return rebuild()
+
+
 def _rows_of(ledger: Ledger, contact_id: int):
     # The ledger is small per contact; a scan per chunk would be quadratic, so index it once.
     index = _rows_of.__dict__.setdefault("index", {})

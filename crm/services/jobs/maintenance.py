@@ -197,6 +197,8 @@ def shop_figures() -> str:
     result = predict.run(now, progress=lambda _count: db.session.commit())
     engine.shop_context(now, fresh=True)
     db.session.commit()
+    summaries.ensure_built()  # a new shop's first orders (or a new time zone): the dashboard's summaries
+    db.session.commit()
     return result.headline()
 
 
