@@ -54,8 +54,8 @@ def refresh(contact_ids: Iterable[int] | None = None) -> None:
                 update(Contact).where(Contact.id.in_(chunk)).values(**values)
                 .execution_options(synchronize_session=False)
             )
-            # The dashboard's summaries, in the same transaction (under the same row locks).
-            summaries.update(chunk)
+        # The dashboard's summaries, in the same transaction, under the locks taken above.
+        summaries.update(ids)
     db.session.expire_all()
 
 

@@ -141,11 +141,13 @@ def _ledger_rows(ledger: Ledger) -> list[dict]:
 
 
 def update(contact_ids: Iterable[int]) -> None:
-    """Bring the summaries up to date with these customers' orders (after they were written).
+    """Bring the summaries up to date with these customers' orders (after they were written, with
+    the customers' rows locked: aggregates.refresh).
 
-    Per batch: one read of their ledger rows, one of their paid orders, a delete and an insert of
-    their ledger rows, one upsert adding the differences to the cells, one delete of emptied cells.
-    Nothing when the summaries are not kept yet.
+    Per batch of customers: one read of their ledger rows, one of their paid orders, a delete and
+    an insert of their ledger rows; then for all of them one upsert adding the differences to the
+    cells (in key order, after every customer's lock, so two writers never wait on each other in
+    opposite orders) and one delete of emptied cells. Nothing when the summaries are not kept yet.
     """
     ids = sorted(set(contact_ids))
     if not ids:
@@ -153,13 +155,13 @@ def update(contact_ids: Iterable[int]) -> None:
     zone = built_zone()
     if zone is None:
         return
+    delta: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
         before = stored_ledger(chunk)
         after = contributions(chunk, zone)
         if before == after:
             continue
-        delta: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for sign, ledger in ((-1, before), (1, after)):
             for (_contact, month), (cohort, cents, orders) in ledger.items():
                 cell = delta[(cohort, month)]
@@ -170,10 +172,10 @@ def update(contact_ids: Iterable[int]) -> None:
         db.session.execute(delete(SummaryContactMonth).where(SummaryContactMonth.contact_id.in_(chunk)))
         if after:
             db.session.execute(_insert(SummaryContactMonth), _ledger_rows(after))
-        changes = [{"cohort": k[0], "month": k[1], "cents": v[0], "orders": v[1], "customers": v[2],
-                    "repeaters": v[3]} for k, v in sorted(delta.items()) if any(v)]
-        if changes:
-            _add_to_cells(changes)
+    changes = [{"cohort": k[0], "month": k[1], "cents": v[0], "orders": v[1], "customers": v[2],
+                "repeaters": v[3]} for k, v in sorted(delta.items()) if any(v)]
+    if changes:
+        _add_to_cells(changes)
 
 
 def _add_to_cells(changes: list[dict]) -> None:
