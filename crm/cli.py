@@ -531,6 +531,22 @@ def flows_run(now):
     click.echo(f"Flows: {summary}.")
 
 
+@click.command("rebuild-summaries")
+@with_appcontext
+def rebuild_summaries_command():
+    """Recompute the dashboard's summary tables from the orders, report any drift and fix it."""
+    import time
+
+    from crm.services import summaries
+
+    started = time.perf_counter()
+    drift = summaries.rebuild(medians=True)
+    db.session.commit()
+    click.echo(f"{drift.said()} ({time.perf_counter() - started:.1f} s)")
+    for example in drift.examples:
+        click.echo(f"  {example}")
+
+
 def register_commands(app: Flask) -> None:
     """Add the shop's commands to the app's CLI."""
     # One line per command; keep the list sorted so parallel additions merge cleanly.
@@ -544,6 +560,7 @@ def register_commands(app: Flask) -> None:
         import_command,
         predict_command,
         privacy_group,
+        rebuild_summaries_command,
         refresh_command,
         restore_command,
         worker_command,

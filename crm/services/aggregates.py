@@ -7,6 +7,7 @@ from sqlalchemy import func, or_, select, update
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Interaction, Order
+from crm.services import summaries
 
 BATCH = 500
 
@@ -20,7 +21,11 @@ def _paid_orders(column):
 
 
 def refresh(contact_ids: Iterable[int] | None = None) -> None:
-    """Recompute order count, total spent, first/last order and last interaction.
+    """Recompute order count, total spent, first/last order and last interaction, and the
+    dashboard's summaries (crm.services.summaries) for these contacts' orders.
+
+    Every order write, refund, cancellation, merge and contact deletion ends here with the
+    contacts it touched (a deleted contact's id included, so its rows are taken out).
 
     One UPDATE per batch of contacts (or one for everyone when no ids are given),
     so the cost does not grow with the number of ORM objects.
@@ -39,6 +44,7 @@ def refresh(contact_ids: Iterable[int] | None = None) -> None:
     }
     if contact_ids is None:
         db.session.execute(update(Contact).values(**values).execution_options(synchronize_session=False))
+        summaries.rebuild(summaries.built_zone())
     else:
         ids = sorted(set(contact_ids))
         for start in range(0, len(ids), BATCH):
@@ -48,6 +54,8 @@ def refresh(contact_ids: Iterable[int] | None = None) -> None:
                 update(Contact).where(Contact.id.in_(chunk)).values(**values)
                 .execution_options(synchronize_session=False)
             )
+        # The dashboard's summaries, in the same transaction, under the locks taken above.
+        summaries.update(ids)
     db.session.expire_all()
 
 

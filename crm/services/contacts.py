@@ -11,7 +11,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from crm.extensions import db
 from crm.models import Contact, ContactExternalId, Tag, User
-from crm.services import audit, engine_hooks
+from crm.services import aggregates, audit, engine_hooks
 from crm.services.bounds import MAX_ID, is_country_code
 from crm.services.errors import N_, Erased, Message, NotFound, ValidationError
 from crm.services.shared.emails import email_problem, normalise_email
@@ -358,5 +358,7 @@ def remove_tag(contact: Contact, name: str, *, actor_id: int | None = None, now=
 def delete_contact(contact: Contact, *, actor_id: int | None = None) -> None:
     """Delete a contact with its orders, interactions and to-dos, keeping a full snapshot in the audit log."""
     audit.record("delete", "contact", contact.id, user_id=actor_id, before=full_snapshot(contact))
+    contact_id = contact.id
     db.session.delete(contact)
     db.session.flush()
+    aggregates.refresh([contact_id])  # its orders went with it: out of the dashboard's summaries

@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, STAGES, Contact, Order, StageChange, Task, utcnow
+from crm.services import summaries
 from crm.services.predict_status import PredictionStatus, prediction_status
 from crm.services.rfm_segments import segment_label
 
@@ -428,17 +429,29 @@ class Cohorts:
 
 
 def cohort_retention(now: datetime | None = None, zone: ZoneInfo | str | None = None,
-                     shown: Period | None = None) -> Cohorts:
+                     shown: Period | None = None, cells: summaries.Cells | None = None) -> Cohorts:
     """Return the monthly cohorts of new customers of a period (default: the last 12 months) and
     who ordered again in each month after, up to the period's as-of.
 
     Month 0 is the month of the first paid order; its share is the customers who placed a
     second order within that same month (by the as-of). Month k > 0 is the share who ordered at
-    all in the k-th calendar month after. One query.
+    all in the k-th calendar month after. One query, none with the summary `cells` of the period
+    (summaries.read), which hold the same counts.
     """
     now, zone = now or utcnow(), _zone(zone)
     shown = shown or period("12m", now, zone)
     now, current, first = shown.as_of, shown.last, shown.first
+    if cells is not None:
+        found = {(cohort, month - cohort): (customers, repeaters)
+                 for (cohort, month), (_cents, _orders, customers, repeaters) in cells.items()
+                 if first <= cohort <= month <= current}
+    else:
+        found = _cohort_counts(first, current, zone, now)
+    return _cohort_rows(first, current, found)
+
+
+def _cohort_counts(first: int, current: int, zone: ZoneInfo, now: datetime) -> dict:
+    """Return {(cohort, months since): (customers, of them ordering twice or more)} from the orders."""
     orders = _newcomers_paid_orders(first, zone, current, now)
     per_customer = (
         select(orders.c.contact_id, orders.c.cohort, (orders.c.month - orders.c.cohort).label("age"),
@@ -446,7 +459,7 @@ def cohort_retention(now: datetime | None = None, zone: ZoneInfo | str | None = 
         .where(orders.c.cohort >= first, orders.c.month <= current)
         .group_by(orders.c.contact_id, orders.c.cohort, orders.c.month).subquery()
     )
-    found = {
+    return {
         (cohort, age): (customers, int(repeat or 0))
         for cohort, age, customers, repeat in db.session.execute(
             select(per_customer.c.cohort, per_customer.c.age, func.count(),
@@ -454,6 +467,9 @@ def cohort_retention(now: datetime | None = None, zone: ZoneInfo | str | None = 
             .group_by(per_customer.c.cohort, per_customer.c.age)
         )
     }
+
+
+def _cohort_rows(first: int, current: int, found: dict) -> Cohorts:
     rows = []
     for cohort in range(first, current + 1):
         size, repeat_in_first_month = found.get((cohort, 0), (0, 0))
@@ -495,20 +511,52 @@ class Revenue:
 
 
 def revenue_by_month(now: datetime | None = None, zone: ZoneInfo | str | None = None,
-                     months: int = REVENUE_MONTHS, shown: Period | None = None) -> Revenue:
+                     months: int = REVENUE_MONTHS, shown: Period | None = None,
+                     cells: summaries.Cells | None = None) -> Revenue:
     """Return paid revenue (total less refunds) per month, split into new and returning customers.
 
     A customer is new in the month of their first paid order, returning after. Two queries:
     every order of the window summed by month (no join), and the new customers' orders, which
     are few; returning is the difference. A customer's orders in one month are all new or all
     returning, so the customer counts subtract too. The months are those of `shown` (default: the
-    last `months` up to `now`); nothing placed after its as-of counts.
+    last `months` up to `now`); nothing placed after its as-of counts. No query with the summary
+    `cells` of the period (summaries.read): a month's total is its cells summed over the cohorts,
+    its new customers the cell of the cohort of that month.
     """
     now, zone = now or utcnow(), _zone(zone)
     if shown is None:
         current = _month_number(now, zone)
         shown = Period("12m", current - months + 1, current, now, zone.key)
     now, current, first = shown.as_of, shown.last, shown.first
+    if cells is not None:
+        totals, new = _revenue_from_cells(cells, first, current)
+    else:
+        totals, new = _revenue_from_orders(first, current, zone, now)
+    result = []
+    for number in range(first, current + 1):
+        total, customers = totals.get(number, (Decimal("0.00"), 0))
+        new_amount, new_customers = new.get(number, (Decimal("0.00"), 0))
+        result.append(MonthRevenue(_month_start(number), new_amount, total - new_amount, new_customers,
+                                   customers - new_customers))
+    return Revenue(months=result)
+
+
+def _revenue_from_cells(cells: summaries.Cells, first: int, current: int) -> tuple[dict, dict]:
+    cents: dict[int, int] = {}
+    customers: dict[int, int] = {}
+    new = {}
+    for (cohort, month), (amount, _orders, buyers, _repeaters) in cells.items():
+        if not first <= month <= current:
+            continue
+        cents[month] = cents.get(month, 0) + amount
+        customers[month] = customers.get(month, 0) + buyers
+        if cohort == month:
+            new[month] = (_money(Decimal(amount) / 100), buyers)
+    totals = {month: (_money(Decimal(amount) / 100), customers[month]) for month, amount in cents.items()}
+    return totals, new
+
+
+def _revenue_from_orders(first: int, current: int, zone: ZoneInfo, now: datetime) -> tuple[dict, dict]:
     month = _month_index(Order.placed_at, zone, first, current)
     since = _window_since(first, zone)
     totals = {
@@ -528,13 +576,7 @@ def revenue_by_month(now: datetime | None = None, zone: ZoneInfo | str | None = 
             .group_by(newcomers.c.month)
         )
     }
-    result = []
-    for number in range(first, current + 1):
-        total, customers = totals.get(number, (Decimal("0.00"), 0))
-        new_amount, new_customers = new.get(number, (Decimal("0.00"), 0))
-        result.append(MonthRevenue(_month_start(number), new_amount, total - new_amount, new_customers,
-                                   customers - new_customers))
-    return Revenue(months=result)
+    return totals, new
 
 
 # ---------------------------------------------------------------------------- scores and segments
@@ -653,15 +695,35 @@ class AboutToLose:
         return max((c.total_spent for c in self.customers), default=Decimal("0.00"))
 
 
+def current_medians() -> tuple[Decimal | None, Decimal | None, int]:
+    """Return the median customer's total spent and predicted 12-month value (None without any)
+    and how many customers have a chance of still buying, as stored now. One query, over every
+    customer: the maintenance jobs keep its answer in the summaries (summaries.store_medians)."""
+    customers = and_(Contact.order_count > 0, Contact.erased_at.is_(None))
+    spent_median = _median_rows(Contact.total_spent, where=[customers]).subquery()
+    predicted = Contact.predicted_value_12m
+    predicted_median = _median_rows(predicted, where=[customers, predicted.is_not(None)]).subquery()
+    spent, predicted_value, with_p_alive = db.session.execute(select(
+        select(spent_median.c.median).scalar_subquery(),
+        select(predicted_median.c.median).scalar_subquery(),
+        select(func.count(Contact.p_alive)).where(customers).scalar_subquery(),
+    )).one()
+    return (None if spent is None else _money(spent), None if predicted_value is None else _money(predicted_value),
+            int(with_p_alive or 0))
+
+
 def about_to_lose(now: datetime | None = None, limit: int = AT_RISK_LIMIT, *,
-                  as_of: datetime | None = None) -> AboutToLose:
+                  as_of: datetime | None = None,
+                  medians: tuple[Decimal | None, Decimal | None, int] | None = None) -> AboutToLose:
     """Return the valuable customers least likely to still be buying, most spent first.
 
     Valuable: spent more than the median customer, or a predicted 12-month value above the
     median prediction. Slipping: a probability of being alive under 0.5; before `crm predict`
     has run (no p_alive anywhere) the health flag stands in (at risk or lapsed). Two queries.
     With an `as_of` in the past, what they spent, their orders and their last order are those
-    placed by then (summed from the orders instead of the stored figures).
+    placed by then (summed from the orders instead of the stored figures). `medians` (as of now:
+    what current_medians returns, kept in the summaries by the maintenance jobs) saves a query
+    over every customer.
     """
     now = now or utcnow()
     past = as_of is not None and as_of < now - timedelta(minutes=1)
@@ -677,16 +739,19 @@ def about_to_lose(now: datetime | None = None, limit: int = AT_RISK_LIMIT, *,
     else:
         spent, orders, last = Contact.total_spent, Contact.order_count, Contact.last_order_at
         customers = and_(Contact.order_count > 0, Contact.erased_at.is_(None))
-    spent_median = _median_rows(spent, where=[customers]).subquery()
     predicted = Contact.predicted_value_12m
-    predicted_median = _median_rows(predicted, where=[Contact.order_count > 0, Contact.erased_at.is_(None),
-                                                      predicted.is_not(None)]).subquery()
-    median_spent, median_predicted, with_p_alive = db.session.execute(select(
-        select(spent_median.c.median).scalar_subquery(),
-        select(predicted_median.c.median).scalar_subquery(),
-        select(func.count(Contact.p_alive)).where(Contact.order_count > 0, Contact.erased_at.is_(None))
-        .scalar_subquery(),
-    )).one()
+    if past or medians is None:
+        spent_median = _median_rows(spent, where=[customers]).subquery()
+        predicted_median = _median_rows(predicted, where=[Contact.order_count > 0, Contact.erased_at.is_(None),
+                                                          predicted.is_not(None)]).subquery()
+        median_spent, median_predicted, with_p_alive = db.session.execute(select(
+            select(spent_median.c.median).scalar_subquery(),
+            select(predicted_median.c.median).scalar_subquery(),
+            select(func.count(Contact.p_alive)).where(Contact.order_count > 0, Contact.erased_at.is_(None))
+            .scalar_subquery(),
+        )).one()
+    else:
+        median_spent, median_predicted, with_p_alive = medians
     if median_spent is None:
         return AboutToLose(customers=[], basis="p_alive" if with_p_alive else "health", median_spent=None)
     valuable = spent > _money(median_spent)
@@ -790,19 +855,23 @@ def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo |
               shown: Period | None = None, history: DataRange | None = None) -> Dashboard:
     """Return every chart of the dashboard for a user, in a fixed number of queries.
 
+    Revenue, cohorts and the medians come from the summary tables (crm.services.summaries) when
+    they answer for the period exactly, else from the orders, with the same figures.
+
     `shown` is the period (default: the last 12 months up to `now`); every figure sees only
     what happened by its as-of. `history` (the months with paid orders) is read when not given.
     """
     now, zone = now or utcnow(), _zone(zone)
     shown = shown or period("12m", now, zone)
     history = history or data_range(shown.as_of, zone)
+    kept = summaries.read(shown.first, shown.last, zone, shown.as_of)
     return Dashboard(
         funnel=journey_funnel(now, shown),
-        cohorts=cohort_retention(now, zone, shown),
-        revenue=revenue_by_month(now, zone, shown=shown),
+        cohorts=cohort_retention(now, zone, shown, cells=kept.cells),
+        revenue=revenue_by_month(now, zone, shown=shown, cells=kept.cells),
         scores=lead_score_histogram(),
         segments=rfm_segments(shown),
-        at_risk=about_to_lose(now, as_of=shown.as_of),
+        at_risk=about_to_lose(now, as_of=shown.as_of, medians=kept.medians),
         tasks=tasks_due_today(user_id, now, zone),
         predictions=prediction_status(),
         period=shown,

@@ -151,7 +151,7 @@ def merge(survivor: Contact, loser: Contact, *, actor_id: int | None = None, now
         setattr(survivor, name, theirs)
     survivor.created_at = created_at
     db.session.flush()
-    aggregates.refresh([survivor_id])
+    aggregates.refresh([survivor_id, loser_id])  # the loser's id takes its rows out of the summaries
     engine_hooks.after_contacts_changed([survivor_id], now=now)
 
     after = {

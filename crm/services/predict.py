@@ -393,6 +393,11 @@ def run(as_of: datetime | None = None, progress: Progress | None = None) -> Pred
     RFM segment and predictions and the run's summary (`predict.last_run`).
 
     `progress(n)` is called after each written batch of n customers (the CLI commits there).
-    Running it twice at the same `as_of` leaves the same database.
+    Running it twice at the same `as_of` leaves the same database. The dashboard's stored medians
+    (summaries.store_medians) follow the new predictions and the spend as it is now.
     """
-    return store(prepare(as_of), progress)
+    from crm.services import summaries
+
+    found = store(prepare(as_of), progress)
+    summaries.store_medians()
+    return found

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 
 from crm.extensions import db
 from crm.models import JobRun, Setting, utcnow
-from crm.services import audit, backups, engine_hooks
+from crm.services import audit, backups, engine_hooks, summaries
 from crm.services.clock import shop_zone
 from crm.services.errors import ValidationError
 from crm.services.jobs import runs
@@ -130,6 +130,12 @@ def refresh_everyone_now(*, now: datetime | None = None, on_batch: Callable[[int
     summary = retrying_deadlocks(lambda: engine.refresh(now or utcnow(), progress=batch_done,
                                                          step_started=step_started))
     db.session.commit()
+    # The dashboard's summaries, from scratch (in the shop's zone, should it have changed): a
+    # drift is fixed and said; the medians follow the new predictions and spend.
+    drift = summaries.rebuild(medians=True)
+    db.session.commit()
+    if drift.rows and drift.previous_zone is not None:
+        summary.notes.append(drift.said())
     refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
     return summary
 
@@ -190,6 +196,8 @@ def shop_figures() -> str:
     set_progress(None, None, "predicting", force=True)
     result = predict.run(now, progress=lambda _count: db.session.commit())
     engine.shop_context(now, fresh=True)
+    db.session.commit()
+    summaries.ensure_built()  # a new shop's first orders (or a new time zone): the dashboard's summaries
     db.session.commit()
     return result.headline()
 
