@@ -1,7 +1,7 @@
 """Summary tables for the dashboard: revenue and cohorts per month, the spend median
 
 Revision ID: 0003_summaries
-Revises: 0003_flows
+Revises: 0003_template_languages
 Create Date: 2026-12-05 21:50:00
 
 Empty at first: `crm rebuild-summaries` (or the nightly refresh) fills them; until then the
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '0003_summaries'
-down_revision = '0003_flows'
+down_revision = '0003_template_languages'
 branch_labels = None
 depends_on = None
 
