@@ -130,6 +130,77 @@ def import_shopify_orders(csv_path: str, db_path: str) -> dict:
     return counts
 
 
+def import_generic_orders(csv_path: str, db_path: str) -> dict:
+    """Insert a generic orders CSV's contacts (by normalised email) and orders into an empty migrated
+    database, remember each customer id, and fill the contacts' order aggregates; return the counts."""
+    connection = connect(db_path)
+    now = datetime.now(timezone.utc).strftime(TIME_FORMAT)
+    contact_ids: dict[str, int] = {}
+    next_contact = (connection.execute("SELECT coalesce(max(id), 0) FROM contacts").fetchone()[0]) + 1
+    contacts, links, orders = [], [], []
+    counts = {"contacts": 0, "orders": 0, "rejected_rows": 0}
+
+    def flush():
+        connection.executemany(
+            "INSERT INTO contacts (id, email, email_display, first_name, last_name, phone, source, consent, "
+            "do_not_contact, created_at, updated_at, stage, stage_reason, stage_pinned, lead_score, score_breakdown, "
+            "order_count, total_spent) VALUES (?, ?, ?, ?, ?, ?, 'import', 0, 0, ?, ?, 'awareness', '', 0, 0, '[]', "
+            "0, 0)", contacts)
+        connection.executemany(
+            "INSERT INTO contact_external_ids (source, external_id, contact_id) VALUES ('import', ?, ?)", links)
+        connection.executemany(
+            "INSERT INTO orders (contact_id, source, external_id, number, placed_at, status, currency, subtotal, "
+            "discount, shipping, tax, total, refunded, created_at, updated_at) "
+            "VALUES (?, 'import', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", orders)
+        counts["contacts"] += len(contacts)
+        counts["orders"] += len(orders)
+        contacts.clear()
+        links.clear()
+        orders.clear()
+
+    connection.execute("BEGIN IMMEDIATE")
+    with open(csv_path, newline="", encoding="utf-8") as source:
+        reader = csv.reader(source)
+        column = {name: i for i, name in enumerate(next(reader))}
+        get = [column[c] for c in ("order_id", "customer_id", "email", "first_name", "last_name", "phone",
+                                   "placed_at", "status", "currency", "subtotal", "discount", "shipping", "tax",
+                                   "total", "number")]
+        for row in reader:
+            try:
+                (order_id, customer_id, email_display, first, last, phone, placed, status, currency, subtotal,
+                 discount, shipping, tax, total, number) = (row[i] for i in get)
+                email = email_display.strip().lower()
+                if "@" not in email:
+                    raise ValueError("no email")
+                if len(placed) != 20 or placed[10] != "T" or placed[19] != "Z":
+                    raise ValueError("not a UTC timestamp")
+                placed = f"{placed[:10]} {placed[11:19]}.000000"  # as TIME_FORMAT stores it
+                contact_id = contact_ids.get(email)
+                if contact_id is None:
+                    contact_id = contact_ids[email] = next_contact
+                    next_contact += 1
+                    contacts.append((contact_id, email, email_display.strip(), first, last, phone.replace(" ", "") or None,
+                                     now, now))
+                    links.append((customer_id, contact_id))
+                total = _amount(total)
+                orders.append((contact_id, order_id, number or order_id, placed, status, currency or "EUR",
+                               _amount(subtotal), _amount(discount), _amount(shipping), _amount(tax), total,
+                               total if status == "refunded" else "0.00", now, now))
+            except (ValueError, KeyError):
+                counts["rejected_rows"] += 1
+                continue
+            if len(orders) >= BATCH:
+                flush()
+        flush()
+    connection.execute(
+        "UPDATE contacts SET (order_count, total_spent, first_order_at, last_order_at) = "
+        "(SELECT count(*), coalesce(sum(total - refunded), 0), min(placed_at), max(placed_at) FROM orders "
+        f"WHERE orders.contact_id = contacts.id AND status IN {PAID}) WHERE source = 'import'")
+    connection.execute("COMMIT")
+    connection.close()
+    return counts
+
+
 def refresh(db_path: str) -> dict:
     """Read every contact's order and interaction facts in two grouped queries and write
     them back, one UPDATE per contact: what any bulk re-derivation must at least read and write."""
@@ -182,7 +253,7 @@ def predict(db_path: str, now: str) -> dict:
 
 def main(argv: list[str]) -> None:
     name, *args = argv
-    jobs = {"import": import_shopify_orders, "refresh": refresh, "predict": predict}
+    jobs = {"import": import_shopify_orders, "import-orders": import_generic_orders, "refresh": refresh, "predict": predict}
     print(json.dumps(jobs[name](*args)))
 
 

@@ -418,6 +418,35 @@ def write_shopify_csv(scale: Scale, path: Path | str, progress=None) -> int:
     return rows
 
 
+
+# The columns of the generic orders import (`crm import orders FILE.csv`): one row per order.
+GENERIC_ORDER_COLUMNS = ("order_id", "customer_id", "email", "first_name", "last_name", "phone", "placed_at",
+                         "status", "currency", "subtotal", "discount", "shipping", "tax", "total", "number")
+
+
+def generic_row(scale: Scale, order: Order) -> list[str]:
+    """Return one order as a row of a generic orders file (a shop system's own export)."""
+    person = contact(scale, order.contact_id)
+    return [str(order.shopify_id), f"C{order.contact_id}", person.email_display, person.first_name,
+            person.last_name, person.phone or "", order.placed_at.strftime("%Y-%m-%dT%H:%M:%SZ"), order.status,
+            order.currency, money(order.subtotal), money(order.discount), money(order.shipping), money(order.tax),
+            money(order.total), order.number]
+
+
+def write_generic_csv(scale: Scale, path: Path | str, progress=None) -> int:
+    """Write the shop's orders as a generic orders CSV (one row per order) and return the number of rows."""
+    rows = 0
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(GENERIC_ORDER_COLUMNS)
+        for order in orders(scale):
+            writer.writerow(generic_row(scale, order))
+            rows += 1
+            if progress and order.id % 100_000 == 0:
+                progress(f"{order.id:,} orders written")
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading straight into the database
 
@@ -629,11 +658,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--end", type=date.fromisoformat, help="last day of the three years (default 2026-11-01)")
     parser.add_argument("--csv", type=Path, help="write the Shopify orders export here")
+    parser.add_argument("--generic-csv", type=Path, help="write the orders as a generic orders CSV (one row an order)")
     parser.add_argument("--database", help="load the shop into this (empty) database URL, migrating it first")
     args = parser.parse_args(argv)
     scale = scale_from(args.scale, args.contacts, args.orders, args.interactions, args.seed, args.end)
-    if not args.csv and not args.database:
-        parser.error("give --csv, --database or both")
+    if not args.csv and not args.database and not args.generic_csv:
+        parser.error("give --csv, --generic-csv, --database or several")
 
     def say(message):
         print(message, file=sys.stderr)
@@ -641,6 +671,10 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         rows = write_shopify_csv(scale, args.csv, progress=say)
         say(f"{args.csv}: {rows:,} rows in {time.perf_counter() - started:.1f} s")
+    if args.generic_csv:
+        started = time.perf_counter()
+        rows = write_generic_csv(scale, args.generic_csv, progress=say)
+        say(f"{args.generic_csv}: {rows:,} orders in {time.perf_counter() - started:.1f} s")
     if args.database:
         loaded = load_database(migrate(args.database), scale, progress=say)
         say(f"loaded {loaded.contacts:,} contacts, {loaded.orders:,} orders, {loaded.order_lines:,} lines, "

@@ -4,7 +4,7 @@
     python -m bench.run --scale full         # 100,000 contacts, 1,000,000 orders, 300,000 interactions
     python -m bench.run --only latency,throughput --json out.json
 
-Measurements (names for --only): import, refresh, predict, latency, throughput, segment. A command or
+Measurements (names for --only): import, import-orders (the generic orders CSV), refresh, predict, latency, throughput, segment. A command or
 page that does not exist yet is reported as "not available"; the run goes on. Results are
 printed as a table and written to bench/results/latest.json. SQLite only.
 """
@@ -36,13 +36,15 @@ import numpy as np
 from bench import floors
 from bench.floor_app import replay
 from bench.generate import (
-    BENCH_USER, BUSY_CONTACT_ID, SCALES, Scale, contact, load_database, migrate, scale_from, write_shopify_csv,
+    BENCH_USER, BUSY_CONTACT_ID, SCALES, Scale, contact, load_database, migrate, scale_from, write_generic_csv,
+    write_shopify_csv,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
-MEASUREMENTS = ("import", "refresh", "predict", "latency", "throughput", "segment")
+MEASUREMENTS = ("import", "import-orders", "refresh", "predict", "latency", "throughput", "segment")
+IMPORTS = {"import", "import-orders"}  # measurements that need only the files and an empty database
 # The worktree's own `crm`, whatever the virtualenv has installed in editable mode.
 CLI = "import sys; from crm.cli import main; sys.exit(main(prog_name='crm'))"
 
@@ -116,6 +118,10 @@ class Run:
         return self.folder / "orders.csv"
 
     @property
+    def generic_csv(self) -> Path:
+        return self.folder / "generic-orders.csv"
+
+    @property
     def pristine(self) -> Path:
         return self.folder / "shop.sqlite3"
 
@@ -166,7 +172,7 @@ def copy_database(source: Path, target: Path) -> Path:
 # Preparing the data
 
 
-def prepare(run: Run, need_csv: bool, need_database: bool) -> None:
+def prepare(run: Run, need_csv: bool, need_database: bool, need_generic: bool = False) -> None:
     """Generate the CSV and the loaded database once per scale; later runs reuse them."""
     run.folder.mkdir(parents=True, exist_ok=True)
     if not run.empty.exists():
@@ -177,6 +183,12 @@ def prepare(run: Run, need_csv: bool, need_database: bool) -> None:
         (run.folder / "orders.done").write_text(str(rows))
         run.add(Result("generate Shopify orders CSV", "ok", time.perf_counter() - started, unit="s",
                        notes=f"{rows:,} rows, {run.csv.stat().st_size / 1e6:.0f} MB (setup, no floor)"))
+    if need_generic and not (run.folder / "generic-orders.done").exists():
+        started = time.perf_counter()
+        rows = write_generic_csv(run.scale, run.generic_csv, progress=run.say)
+        (run.folder / "generic-orders.done").write_text(str(rows))
+        run.add(Result("generate generic orders CSV", "ok", time.perf_counter() - started, unit="s",
+                       notes=f"{rows:,} orders, {run.generic_csv.stat().st_size / 1e6:.0f} MB (setup, no floor)"))
     if need_database and not (run.folder / "shop.done").exists():
         copy_database(run.empty, run.pristine)
         app = _app(run.pristine)
@@ -272,6 +284,27 @@ def measure_import(run: Run) -> None:
                    f"{imported:,} of {counts['orders']:,} orders; {tail(child.output, 1)}",
                    {"floor_counts": counts, "orders_imported": imported}))
     run.add(Result("import peak memory", "ok", child.peak_mb, floor.peak_mb, "MB", "max RSS of the process"))
+
+
+def measure_generic_import(run: Run) -> None:
+    """`crm import orders FILE.csv` (one row an order, a customer id and an email each) against its floor."""
+    floor_db = copy_database(run.empty, run.work("floor-import-orders.sqlite3"))
+    floor, counts = floor_command("import-orders", str(run.generic_csv), str(floor_db))
+    name = "import orders (generic CSV)"
+    target = copy_database(run.empty, run.work("import-orders.sqlite3"))
+    child = crm_command(target, "import", "orders", str(run.generic_csv))
+    if child.returncode != 0:
+        run.add(Result(name, "error", child.seconds, floor.seconds, "s",
+                       f"exit {child.returncode}: {tail(child.output)}"))
+        return
+    imported = count_rows(target, "orders")
+    status = "ok" if imported == counts["orders"] else "error"
+    run.add(Result(name, status, child.seconds, floor.seconds, "s",
+                   f"{imported:,} of {counts['orders']:,} orders, {imported / child.seconds:,.0f} orders/s "
+                   f"(floor {counts['orders'] / floor.seconds:,.0f}/s), start-up included; {tail(child.output, 1)}",
+                   {"floor_counts": counts, "orders_imported": imported,
+                    "orders_per_second": imported / child.seconds}))
+    run.add(Result("import orders peak memory", "ok", child.peak_mb, floor.peak_mb, "MB", "max RSS of the process"))
 
 
 def measure_command(run: Run, command: str, floor_args: list[str], database: Path) -> None:
@@ -826,13 +859,16 @@ def main(argv: list[str] | None = None) -> dict:
               say=lambda message: print(message, file=sys.stderr, flush=True))
     started = datetime.now(timezone.utc)
     run.say(f"bench: {scale.contacts:,} contacts, {scale.orders:,} orders, {scale.interactions:,} interactions in {folder}")
-    prepare(run, need_csv="import" in args.only, need_database=bool(args.only - {"import"}))
+    prepare(run, need_csv="import" in args.only, need_database=bool(args.only - IMPORTS),
+            need_generic="import-orders" in args.only)
 
     steps = []
     if "import" in args.only:
         steps.append(("import", lambda: measure_import(run)))
+    if "import-orders" in args.only:
+        steps.append(("import-orders", lambda: measure_generic_import(run)))
     shop = run.work("shop.sqlite3")
-    if args.only - {"import"}:
+    if args.only - IMPORTS:
         copy_database(run.pristine, shop)
         prepare_summaries(run, shop, keep=args.summaries == "on")
     end = datetime.combine(scale.end, datetime.min.time()).strftime(floors.TIME_FORMAT)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, and_, case, cast, distinct, func, insert, or_, select, update
+from sqlalchemy import Date, and_, bindparam, case, cast, distinct, func, insert, or_, select, update
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Interaction, Order, ScoreHistory, Setting, StageChange, Task, User, utcnow
@@ -189,6 +189,31 @@ def _figures_context(now: datetime, *, fresh: bool) -> ShopContext:
 
 # -- facts ---------------------------------------------------------------------------------
 
+# Statements read for every batch (one contact, for an order through the API), built once per
+# dialect as Core statements taking the contact ids as one expanding parameter: each run then
+# only binds them, instead of building, keying and ORM-compiling the query again.
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def _built(name: str, build: Callable[[], Any]):
+    key = (name, db.engine.dialect.name)
+    statement = _BUILT.get(key)
+    if statement is None:
+        statement = _BUILT[key] = build()
+    return statement
+
+
+_IDS = bindparam("ids", expanding=True)
+_CONTACT_COLUMNS = ("id", "email", "phone", "consent", "company", "do_not_contact", "birthday", "stay_in_touch_days",
+                    "stage", "stage_pinned", "stage_since", "lead_score", "p_alive", "owner_id", "stage_reason",
+                    "health", "score_breakdown", "updated_at", "erased_at")
+
+
+def _contacts_by_id():
+    c = Contact.__table__.c
+    return select(*[c[name] for name in _CONTACT_COLUMNS]).where(c.id.in_(_IDS)).order_by(c.id)
+
+
 
 def _contact_batches(contact_ids: Iterable[int] | None) -> Iterator[list[tuple]]:
     """Yield the stored columns of the contacts, a batch at a time, in id order."""
@@ -210,25 +235,27 @@ def _contact_batches(contact_ids: Iterable[int] | None) -> Iterator[list[tuple]]
     else:
         ids = sorted(set(contact_ids))
         for start in range(0, len(ids), BATCH):
-            rows = db.session.execute(
-                select(*columns).where(Contact.id.in_(ids[start:start + BATCH])).order_by(Contact.id)).all()
+            rows = db.session.execute(_built("contacts", _contacts_by_id), {"ids": ids[start:start + BATCH]}).all()
             if rows:
                 yield rows
 
 
+def _order_figures_statement():
+    o = Order.__table__.c
+    paid = o.status.in_(PAID_STATUSES)
+    return select(
+        o.contact_id,
+        func.count(case((paid, o.id))),
+        func.min(case((paid, o.placed_at))),
+        func.max(case((paid, o.placed_at))),
+        func.sum(case((paid, o.total - o.refunded), else_=0)),
+        func.count(distinct(case((paid, _utc_day(o.placed_at))))),
+        func.count(case((o.status.in_(UNDONE_STATUSES), o.id))),
+    ).where(o.contact_id.in_(_IDS)).group_by(o.contact_id)
+
+
 def _order_figures(ids: list[int]) -> dict[int, tuple]:
-    paid = Order.status.in_(PAID_STATUSES)
-    rows = db.session.execute(
-        select(
-            Order.contact_id,
-            func.count(case((paid, Order.id))),
-            func.min(case((paid, Order.placed_at))),
-            func.max(case((paid, Order.placed_at))),
-            func.sum(case((paid, Order.total - Order.refunded), else_=0)),
-            func.count(distinct(case((paid, _utc_day(Order.placed_at))))),
-            func.count(case((Order.status.in_(UNDONE_STATUSES), Order.id))),
-        ).where(Order.contact_id.in_(ids)).group_by(Order.contact_id)
-    )
+    rows = db.session.execute(_built("order_figures", _order_figures_statement), {"ids": ids})
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
@@ -242,22 +269,23 @@ def _second_orders(ids: list[int]) -> dict[int, datetime]:
     return dict(db.session.execute(select(ranked.c.contact_id, ranked.c.placed_at).where(ranked.c.n == 2)).all())
 
 
-def _recent_interactions(ids: list[int], since: datetime) -> dict[int, list[InteractionFact]]:
-    rank = func.row_number().over(
-        partition_by=Interaction.contact_id, order_by=(Interaction.occurred_at.desc(), Interaction.id.desc())
-    ).label("rank")
+def _recent_interactions_statement():
+    i = Interaction.__table__.c
+    rank = func.row_number().over(partition_by=i.contact_id, order_by=(i.occurred_at.desc(), i.id.desc())).label("rank")
     recent = (
-        select(Interaction.contact_id, Interaction.kind, Interaction.direction, Interaction.occurred_at,
-               Interaction.sentiment, Interaction.outcome, rank)
-        .where(Interaction.contact_id.in_(ids), Interaction.occurred_at >= since)
+        select(i.contact_id, i.kind, i.direction, i.occurred_at, i.sentiment, i.outcome, rank)
+        .where(i.contact_id.in_(_IDS), i.occurred_at >= bindparam("since", type_=i.occurred_at.type))
         .subquery()
     )
+    return (select(recent.c.contact_id, recent.c.kind, recent.c.direction, recent.c.occurred_at,
+                   recent.c.sentiment, recent.c.outcome)
+            .where(recent.c.rank <= INTERACTIONS_PER_CONTACT))
+
+
+def _recent_interactions(ids: list[int], since: datetime) -> dict[int, list[InteractionFact]]:
     found: dict[int, list[InteractionFact]] = {}
-    for row in db.session.execute(
-        select(recent.c.contact_id, recent.c.kind, recent.c.direction, recent.c.occurred_at,
-               recent.c.sentiment, recent.c.outcome)
-        .where(recent.c.rank <= INTERACTIONS_PER_CONTACT)
-    ):
+    for row in db.session.execute(_built("recent_interactions", _recent_interactions_statement),
+                                  {"ids": ids, "since": since}):
         found.setdefault(row.contact_id, []).append(
             InteractionFact(row.kind, row.direction, row.occurred_at, row.sentiment, row.outcome))
     return found
@@ -265,24 +293,30 @@ def _recent_interactions(ids: list[int], since: datetime) -> dict[int, list[Inte
 
 def _interaction_summaries(ids: list[int], advocacy_kinds: Sequence[str]) -> dict[int, tuple]:
     """Return {contact id: (latest interaction, latest testimonial/review that was not negative)}."""
-    advocacy = and_(Interaction.kind.in_(list(advocacy_kinds)),
-                    or_(Interaction.sentiment.is_(None), Interaction.sentiment != "negative"))
-    rows = db.session.execute(
-        select(Interaction.contact_id, func.max(Interaction.occurred_at),
-               func.max(case((advocacy, Interaction.occurred_at))))
-        .where(Interaction.contact_id.in_(ids)).group_by(Interaction.contact_id)
-    )
+    rows = db.session.execute(_built("interaction_summaries", _interaction_summaries_statement),
+                              {"ids": ids, "kinds": list(advocacy_kinds)})
     return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def _interaction_summaries_statement():
+    i = Interaction.__table__.c
+    advocacy = and_(i.kind.in_(bindparam("kinds", expanding=True)),
+                    or_(i.sentiment.is_(None), i.sentiment != "negative"))
+    return (select(i.contact_id, func.max(i.occurred_at), func.max(case((advocacy, i.occurred_at))))
+            .where(i.contact_id.in_(_IDS)).group_by(i.contact_id))
 
 
 def _rule_tasks(ids: list[int]) -> dict[int, dict[str, tuple[int, str]]]:
     found: dict[int, dict[str, tuple[int, str]]] = {}
-    for task_id, contact_id, rule_key, status in db.session.execute(
-        select(Task.id, Task.contact_id, Task.rule_key, Task.status)
-        .where(Task.contact_id.in_(ids), Task.rule_key.is_not(None))
-    ):
+    for task_id, contact_id, rule_key, status in db.session.execute(_built("rule_tasks", _rule_tasks_statement),
+                                                                     {"ids": ids}):
         found.setdefault(contact_id, {})[rule_key] = (task_id, status)
     return found
+
+
+def _rule_tasks_statement():
+    t = Task.__table__.c
+    return select(t.id, t.contact_id, t.rule_key, t.status).where(t.contact_id.in_(_IDS), t.rule_key.is_not(None))
 
 
 def _hot_since(ids: list[int], threshold: int) -> dict[int, datetime]:

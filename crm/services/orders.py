@@ -61,6 +61,47 @@ class BatchSummary:
         return sum(1 for o in self.outcomes if o.contact_created)
 
 
+def _core_rows(model, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return rows for a Core `executemany` INSERT into the model's table, as the ORM would write them.
+
+    Core (insertmanyvalues: one statement, compiled once, a few round trips) in place of ORM bulk
+    persistence, which groups rows by which of their values are None and compiles a statement for
+    each group. Like the ORM, a None (or missing) value takes the column's Python default; every
+    row gets the same keys, so the batch is one statement.
+    """
+    defaults = _defaults(model)
+    keys = set().union(*rows) if rows else set()
+    keys |= set(defaults)
+    out = []
+    for row in rows:
+        full = dict.fromkeys(keys)
+        full.update(row)
+        for name, default in defaults.items():
+            if full[name] is None:
+                full[name] = default()
+        out.append(full)
+    return out
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def _defaults(model) -> dict[str, Any]:
+    """{column name: a function giving its Python default} for the model's columns that have one."""
+    if model not in _DEFAULTS:
+        found = {}
+        for column in model.__table__.columns:
+            default = column.default
+            if default is None or column.primary_key:
+                continue
+            if default.is_scalar:
+                found[column.key] = (lambda value: (lambda: value))(default.arg)
+            elif default.is_callable:
+                found[column.key] = (lambda fn: (lambda: fn(None)))(default.arg)
+        _DEFAULTS[model] = found
+    return _DEFAULTS[model]
+
+
 def _chunks(items: Sequence, size: int = CHUNK):
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -166,9 +207,9 @@ def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime,
             new_links[(c.source, str(c.external_id))] = cid
     if new_links:
         # Another writer may link the same customer id at the same moment: theirs stands.
-        db.session.execute(_insert_ignoring_duplicates(ContactExternalId), [
+        db.session.execute(_insert_ignoring_duplicates(ContactExternalId), _core_rows(ContactExternalId, [
             {"source": s, "external_id": e, "contact_id": cid} for (s, e), cid in new_links.items()
-        ])
+        ]))
     filled = _fill_blank_fields(customers, contact_ids, created)
     if updated is not None:
         updated |= filled | {cid for cid in new_links.values() if cid not in created}
@@ -176,12 +217,12 @@ def resolve_contacts(customers: Sequence[CustomerRecord], now: datetime,
 
 
 def _insert_ignoring_duplicates(model):
-    """INSERT … ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike."""
+    """INSERT … ON CONFLICT DO NOTHING into the model's table (Core), on PostgreSQL and SQLite alike."""
     if db.session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(model).on_conflict_do_nothing()
+    return dialect_insert(model.__table__).on_conflict_do_nothing()
 
 
 def _insert_contacts(pending: dict[str, dict]) -> tuple[dict[str, int], set[int]]:
@@ -200,8 +241,10 @@ def _insert_contacts(pending: dict[str, dict]) -> tuple[dict[str, int], set[int]
     without = [key for key in pending if key not in with_email]
     created: set[int] = set()
     if with_email:
+        contacts = Contact.__table__
         inserted = db.session.execute(
-            _insert_ignoring_duplicates(Contact).returning(Contact.id, Contact.email), list(with_email.values())
+            _insert_ignoring_duplicates(Contact).returning(contacts.c.id, contacts.c.email),
+            _core_rows(Contact, list(with_email.values())),
         ).all()
         created |= {cid for cid, _email in inserted}
         by_email = {email: cid for cid, email in inserted}
@@ -210,8 +253,9 @@ def _insert_contacts(pending: dict[str, dict]) -> tuple[dict[str, int], set[int]
             by_email.update(db.session.execute(select(Contact.email, Contact.id).where(Contact.email.in_(chunk))).all())
         id_by_key.update({key: by_email[row["email"]] for key, row in with_email.items()})
     if without:
-        new_ids = db.session.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True),
-                                     [pending[key] for key in without]).scalars().all()
+        contacts = Contact.__table__
+        new_ids = db.session.execute(insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
+                                     _core_rows(Contact, [pending[key] for key in without])).scalars().all()
         id_by_key.update(zip(without, new_ids))
         created |= set(new_ids)
     return id_by_key, created
@@ -443,7 +487,8 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
                            .execution_options(synchronize_session=False))
         db.session.execute(delete(OrderLine).where(OrderLine.order_id == before["id"]))
         if lines:
-            db.session.execute(insert(OrderLine), [{**line, "order_id": before["id"]} for line in lines])
+            db.session.execute(insert(OrderLine.__table__),
+                               _core_rows(OrderLine, [{**line, "order_id": before["id"]} for line in lines]))
         if audit_each:
             audit.record("update", "order", before["id"], user_id=actor_id,
                          before={f: before[f] for f in ORDER_FIELDS}, after=values)
@@ -452,8 +497,9 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
 
     if new_orders:
         new_orders.sort(key=lambda item: (item[1]["source"], item[1]["external_id"]))  # one write order for all writers
-        ids = db.session.execute(insert(Order).returning(Order.id, sort_by_parameter_order=True),
-                                 [row for _, row, _ in new_orders]).scalars().all()
+        orders = Order.__table__
+        ids = db.session.execute(insert(orders).returning(orders.c.id, sort_by_parameter_order=True),
+                                 _core_rows(Order, [row for _, row, _ in new_orders])).scalars().all()
         line_rows = []
         for (index, row, lines), order_id in zip(new_orders, ids):
             existing[(row["source"], row["external_id"])]["id"] = order_id
@@ -463,7 +509,7 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
                              after={"contact_id": row["contact_id"], "source": row["source"],
                                     "external_id": row["external_id"], **{f: row[f] for f in ORDER_FIELDS}})
         if line_rows:
-            db.session.execute(insert(OrderLine), line_rows)
+            db.session.execute(insert(OrderLine.__table__), _core_rows(OrderLine, line_rows))
         for index in accepted:
             if summary.outcomes[index].order_id is None:
                 record = records[index]
