@@ -95,7 +95,7 @@ class Target:
     def text(self, unit: str) -> str:
         parts = []
         if self.at_most is not None:
-            bound = f"{self.at_most:,.0f}" if self.at_most >= 100 or self.at_most == int(self.at_most) else f"{self.at_most:g}"
+            bound = f"{self.at_most:,.0f}" if self.at_most >= 100 else f"{self.at_most:.3g}"
             parts.append(f"{'≥' if unit == 'req/s' else '≤'} {bound} {unit}")
         if self.ratio is not None:
             parts.append(f"≤ {self.ratio:g}×")
@@ -663,8 +663,8 @@ class Gunicorn:
         return tail(self.log.read().decode("utf-8", "replace"), 5)
 
     def __enter__(self) -> "Gunicorn":
-        """Wait until every worker has loaded the app."""
-        deadline = time.monotonic() + 60
+        """Wait until every worker has loaded the app (up to 3 minutes: a shared, busy machine)."""
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {self._log_tail()}")
@@ -672,7 +672,7 @@ class Gunicorn:
                 return self
             time.sleep(0.05)
         self.__exit__()
-        raise RuntimeError("gunicorn's workers did not start within a minute")
+        raise RuntimeError("gunicorn's workers did not start within 3 minutes")
 
     def __exit__(self, *_exc):
         self.process.terminate()
