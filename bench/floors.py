@@ -251,9 +251,61 @@ def predict(db_path: str, now: str) -> dict:
     return {"customers": len(ids)}
 
 
+def model_check(db_path: str, now: str) -> dict:
+    """The holdout check's least work: one read of every paid purchase day per customer up to
+    `now`, frequency, recency and age at the cut-off (the last quarter of the history held out)
+    in numpy, one unpenalised BG/NBD maximum-likelihood fit (scipy, the paper's log-likelihood)
+    and every customer's expected purchases in the holdout against the actual ones. No
+    Gamma-Gamma fit, no weekly tracking curve, nothing written."""
+    import numpy as np
+    from scipy.optimize import minimize
+    from scipy.special import gammaln, hyp2f1
+
+    connection = connect(db_path)
+    rows = np.array(connection.execute(
+        "SELECT DISTINCT contact_id, CAST(julianday(placed_at) + 0.5 AS INTEGER) FROM orders "
+        f"WHERE status IN {PAID} AND placed_at <= ? ORDER BY 1, 2", (now,)).fetchall(), dtype=np.int64)
+    connection.close()
+    if not len(rows):
+        return {"customers": 0}
+    ids, days = rows[:, 0], rows[:, 1]
+    end = int(datetime.strptime(now, TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp() // 86400) + 2440588
+    weeks = max(1, round((end - days.min()) / 28))
+    cutoff = end - weeks * 7
+    calibration = days <= cutoff
+    cid, cday = ids[calibration], days[calibration]
+    customers, first_at, counts = np.unique(cid, return_index=True, return_counts=True)
+    last_at = np.r_[first_at[1:], len(cid)] - 1
+    x = (counts - 1).astype(float)
+    t_x = (cday[last_at] - cday[first_at]) / 7.0
+    big_t = (cutoff - cday[first_at]) / 7.0
+
+    def negative_ll(log_params):
+        r, alpha, a, b = np.exp(log_params)
+        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+        a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        a3 = -(r + x) * np.log(alpha + big_t)
+        a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * np.log(alpha + t_x), -np.inf)
+        return -np.sum(a1 + a2 + np.logaddexp(a3, a4))
+
+    fit = minimize(negative_ll, np.zeros(4), method="L-BFGS-B", bounds=[(-10, 10)] * 4)
+    r, alpha, a, b = np.exp(fit.x)
+    horizon = float(weeks)
+    z = horizon / (alpha + big_t + horizon)
+    expected = ((a + b + x - 1) / (a - 1) * (1 - ((alpha + big_t) / (alpha + big_t + horizon)) ** (r + x)
+                                             * hyp2f1(r + x, b + x, a + b + x - 1, z))
+                / (1 + (x > 0) * (a / np.maximum(b + x - 1, 1e-12)) * ((alpha + big_t) / (alpha + t_x)) ** (r + x)))
+    held = ~calibration & np.isin(ids, customers)
+    actual = np.bincount(np.searchsorted(customers, ids[held]), minlength=len(customers))
+    return {"customers": int(len(customers)), "holdout_weeks": weeks, "converged": bool(fit.success),
+            "predicted": float(np.nansum(expected)), "actual": int(actual.sum()),
+            "mean_absolute_error": float(np.nanmean(np.abs(expected - actual)))}
+
+
 def main(argv: list[str]) -> None:
     name, *args = argv
-    jobs = {"import": import_shopify_orders, "import-orders": import_generic_orders, "refresh": refresh, "predict": predict}
+    jobs = {"import": import_shopify_orders, "import-orders": import_generic_orders, "refresh": refresh, "predict": predict,
+            "model_check": model_check}
     print(json.dumps(jobs[name](*args)))
 
 

@@ -179,6 +179,22 @@ def test_a_segments_contact_list_costs_the_same_queries_at_any_size(auth, shop, 
     assert statements() == few
 
 
+def test_a_segments_page_reads_its_members_twice_not_five_times(auth, shop, count_queries):
+    """Size, spend, first members and the builder's count and first rows come from two passes
+    over the segment (spend with the count; the first members), not one pass each."""
+    segment = segments.create({"name": "Gent", "definition": GENT})
+    db.session.commit()
+    client = auth.as_role("sales")
+    db.session.expire_all()
+    with count_queries() as seen:
+        page = client.get(f"/segments/{segment.id}")
+    assert page.status_code == 200
+    assert text_of(soup(page).select_one("#segment-size")) == "2"
+    assert text_of(soup(page).select_one(".segment-count")) == "2"
+    assert "Anna Test" in text_of(soup(page).select_one(".segment-sample"))
+    assert len([sql for sql in seen if "contacts.city" in sql]) == 2
+
+
 def test_a_stored_definition_that_no_longer_parses_lists_nobody_instead_of_failing(auth, shop):
     segment = segments.create({"name": "Old", "definition": GENT})
     db.session.commit()

@@ -57,8 +57,8 @@ def _choices() -> dict:
     }
 
 
-def _builder_page(template: str, builder, status: int = 200, **context):
-    return render_template(template, builder=builder, preview=_preview(builder), choices=_choices(),
+def _builder_page(template: str, builder, status: int = 200, preview: dict | None = None, **context):
+    return render_template(template, builder=builder, preview=preview or _preview(builder), choices=_choices(),
                            **context), status
 
 
@@ -131,8 +131,9 @@ def _show_context(segment) -> dict:
                "bars": [((day - first_day).days, size) for day, size in history], "days": segments.HISTORY_DAYS,
                "summary": segment_builder.describe(segment.definition), "too_slow": None}
     try:
-        context.update(size=segments.count(definition), spend=segments.spend(definition),
-                       members=segments.sample(definition))
+        # The spend query counts the members too: one pass over the segment for both.
+        spend = segments.spend(definition)
+        context.update(size=spend.members, spend=spend, members=segments.sample(definition))
     except segments.SegmentTooSlow as error:
         context.update(size=None, spend=None, members=[], too_slow=error.fields["definition"])
     return context
@@ -150,8 +151,11 @@ def show(segment_id: int):
     context = _show_context(segment)
     if not can("write"):
         return render_template("segments/show.html", builder=None, **context)
-    return _builder_page("segments/show.html", builder, name=segment.name, description=segment.description,
-                         errors={}, **context)
+    # The builder shows the saved definition: its count and first rows are the page's own.
+    preview = ({"count": context["size"], "sample": context["members"], "problems": []} if context["too_slow"] is None
+               else {"count": None, "sample": [], "problems": [context["too_slow"]]})
+    return _builder_page("segments/show.html", builder, preview=preview, name=segment.name,
+                         description=segment.description, errors={}, **context)
 
 
 @bp.route("/<int:segment_id>/duplicate", methods=["POST"])
