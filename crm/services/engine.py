@@ -206,7 +206,7 @@ def _built(name: str, build: Callable[[], Any]):
 _IDS = bindparam("ids", expanding=True)
 _CONTACT_COLUMNS = ("id", "email", "phone", "consent", "company", "do_not_contact", "birthday", "stay_in_touch_days",
                     "stage", "stage_pinned", "stage_since", "lead_score", "p_alive", "owner_id", "stage_reason",
-                    "health", "score_breakdown", "updated_at", "erased_at")
+                    "health", "score_breakdown", "updated_at", "erased_at", "stage_reason_said")
 
 
 def _contacts_by_id():
@@ -214,15 +214,9 @@ def _contacts_by_id():
     return select(*[c[name] for name in _CONTACT_COLUMNS]).where(c.id.in_(_IDS)).order_by(c.id)
 
 
-
 def _contact_batches(contact_ids: Iterable[int] | None) -> Iterator[list[tuple]]:
     """Yield the stored columns of the contacts, a batch at a time, in id order."""
-    columns = (
-        Contact.id, Contact.email, Contact.phone, Contact.consent, Contact.company, Contact.do_not_contact,
-        Contact.birthday, Contact.stay_in_touch_days, Contact.stage, Contact.stage_pinned, Contact.stage_since,
-        Contact.lead_score, Contact.p_alive, Contact.owner_id, Contact.stage_reason, Contact.health,
-        Contact.score_breakdown, Contact.updated_at, Contact.erased_at, Contact.stage_reason_said,
-    )
+    columns = [Contact.__table__.c[name] for name in _CONTACT_COLUMNS]
     if contact_ids is None:
         last = 0
         while True:

@@ -271,7 +271,7 @@ def rebuild(zone: ZoneInfo | str | None = None, now: datetime | None = None, *, 
         db.session.execute(_insert(SummaryCohortMonth), rows)
     if row is None:
         db.session.add(SummaryState(name=ORDERS, zone=zone.key, updated_at=now))
-    else:
+    elif row.zone != zone.key or changed or gone:
         row.zone, row.updated_at = zone.key, now
     if medians:
         drift.median_changed = store_medians(now)
@@ -331,8 +331,8 @@ def store_medians(now: datetime | None = None) -> bool:
         if row is None:
             db.session.add(SummaryState(name=name, zone="", cents=cents, updated_at=now))
             changed = True
-        else:
-            changed = changed or row.cents != cents
+        elif row.cents != cents:  # unchanged figures are not rewritten: a second refresh changes nothing
+            changed = True
             row.cents, row.updated_at = cents, now
     db.session.flush()
     return changed
