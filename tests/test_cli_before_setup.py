@@ -20,6 +20,7 @@ ARGUMENTS = {
     "privacy erase": ["1", "--yes"],
     "privacy export": ["1"],
     "refresh": [],
+    "rebuild-summaries": [],
     "worker": ["--burst"],
     "backup": [],
 }

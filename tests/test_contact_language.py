@@ -46,3 +46,24 @@ def test_a_shopify_order_brings_the_language_the_customer_shopped_in(app):
     assert db.session.get(Contact, outcome.contact_id).language == "nl"
     unknown = parse_shopify_order_json({**SHOPIFY_ORDER_JSON, "customer_locale": "tlh"})
     assert unknown.customer.language is None
+
+
+def test_a_person_sets_a_contacts_language_on_the_contact_form(client):
+    from tests.contact_helpers import make_contact
+    from tests.helpers import sign_in, soup
+
+    sign_in(client, "support")
+    contact = make_contact(first_name="Lotte", email="lotte@example.nl")
+    db.session.commit()
+    form = soup(client.get(f"/contacts/{contact.id}/edit")).select_one("form.contact-form")
+    assert form.select_one("select[name=language] option[selected]")["value"] == ""
+    response = client.post(f"/contacts/{contact.id}/edit",
+                           data={"first_name": "Lotte", "email": "lotte@example.nl", "language": "nl"})
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Contact, contact.id).language == "nl"
+    form = soup(client.get(f"/contacts/{contact.id}/edit")).select_one("form.contact-form")
+    assert form.select_one("select[name=language] option[selected]")["value"] == "nl"
+    refused = client.post(f"/contacts/{contact.id}/edit",
+                          data={"first_name": "Lotte", "email": "lotte@example.nl", "language": "tlh"})
+    assert refused.status_code in (200, 422) and db.session.get(Contact, contact.id).language == "nl"

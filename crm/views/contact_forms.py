@@ -10,6 +10,7 @@ from wtforms import BooleanField, DateTimeLocalField, SelectChoice, SelectField,
 from wtforms.validators import Length, Optional
 
 from crm.models import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS
+from crm.services.shared.languages import LANGUAGES
 from crm.views.formatting import local, shop_zone
 
 KIND_LABELS = {
@@ -154,6 +155,11 @@ class ContactForm(FlaskForm):
     do_not_contact = BooleanField(_l("Do not contact"))
     stay_in_touch_days = StringField(_l("Stay in touch every … days"), render_kw={"type": "number", "min": 1})
     tags = StringField(_l("Tags"), render_kw={"placeholder": _l("vip, wholesale")})
+    # The language emails to the contact are written in; empty follows the shop's.
+    language = BlankableSelectField(
+        _l("Language for emails"), default="",
+        choices=[SelectChoice("", _l("The shop's language")),
+                 *[SelectChoice(code, name) for code, name in LANGUAGES.items()]])
 
     def with_owners(self, owners) -> ContactForm:
         self.owner_id.choices = [SelectChoice("", _l("Nobody"))] + [SelectChoice(str(user.id), user.name) for user in owners]
@@ -163,7 +169,7 @@ class ContactForm(FlaskForm):
         """Return the fields as the contacts service takes them (it validates and normalises)."""
         values = {name: getattr(self, name).data for name in (
             "first_name", "last_name", "email", "phone", "company", "title", "birthday", "address", "city",
-            "country", "consent", "consent_source", "do_not_contact", "stay_in_touch_days",
+            "country", "consent", "consent_source", "do_not_contact", "stay_in_touch_days", "language",
         )}
         values["owner_id"] = int(self.owner_id.data) if self.owner_id.data else None
         for name in ("company", "title", "address", "city", "consent_source"):
@@ -177,4 +183,5 @@ class ContactForm(FlaskForm):
             form.birthday.data = contact.birthday.isoformat() if contact.birthday else ""
             form.email.data = contact.email_display or contact.email or ""
             form.stay_in_touch_days.data = str(contact.stay_in_touch_days or "")
+            form.language.data = contact.language or ""
         return form

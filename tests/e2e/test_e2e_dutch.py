@@ -71,7 +71,7 @@ def test_a_dutch_user_works_in_dutch(page, dutch_shop):
         type_slowly(page.locator("main input[name=q]"), "de vr")
         expect(results.locator("tbody tr")).to_have_count(1)
         expect(results).to_contain_text(shop.customer.name)
-    # TODO(lead, at merge): assert a Dutch word of the contacts list here once contacts/ is translated.
+    expect(results.locator("thead")).to_contain_text("Fase")
 
     # Log a call on the contact's page; the page shows the orders in euros the Dutch way.
     page.goto(f"/contacts/{shop.customer.id}")
@@ -95,7 +95,7 @@ def test_a_dutch_user_works_in_dutch(page, dutch_shop):
         row.locator("form.complete [name=sentiment]").select_option("positive")
         row.locator("form.complete button[type=submit]").click()
         expect(row.get_by_role("status")).to_contain_text("Blij met de sencha")
-    # TODO(lead, at merge): assert the Dutch "Afgerond" (tasks/ translated on another branch) in the status.
+    expect(row.get_by_role("status")).to_contain_text("Afgerond: Blij met de sencha")
     assert db_rows(select(Task.status, Task.outcome).where(Task.id == shop.task.id)) == [("done", "Blij met de sencha")]
 
     # Back on the dashboard, still in Dutch.
