@@ -59,4 +59,4 @@ def test_an_action_the_role_no_longer_allows_says_so_and_changes_nothing(page, s
     browser_console.expect_error(rf"status of 403 .*/contacts/{seeded.customer.id}/edit\)$")
     page.locator(".header-actions").get_by_role("button", name="Edit").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
-    expect(page.locator("main")).to_contain_text("Your role (viewer) cannot do this. Nothing was changed.")
+    expect(page.locator("main")).to_contain_text("Your role (Viewer) cannot do this. Nothing was changed.")
