@@ -8,22 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from crm.services.shared.said import N_, Np_, Said, said, said_plural
-
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+from crm.services.shared.said import CURRENCY_SIGNS, N_, Day, Money, Np_, Ordinal, Said, said, said_plural  # noqa: F401
 
 
 def require_aware(value: datetime, name: str = "datetime") -> datetime:
@@ -47,8 +32,7 @@ def days_between(earlier: datetime | date, later: datetime | date) -> int:
 
 def format_date(value: datetime | date) -> str:
     """'3 May 2026'."""
-    d = utc_date(value)
-    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
+    return str(Day(utc_date(value)))
 
 
 def format_days(days: float) -> Said:
@@ -68,11 +52,7 @@ def ago(days: int) -> Said:
 
 def ordinal(n: int) -> str:
     """'1st', '2nd', '3rd', '4th', '11th', '22nd'."""
-    if 10 <= n % 100 <= 20:
-        suffix = "th"
-    else:
-        suffix = {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
+    return str(Ordinal(n))
 
 
 def plural(n: int, word: str, plural_word: str | None = None) -> str:
@@ -80,12 +60,8 @@ def plural(n: int, word: str, plural_word: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural_word or word + 's')}"
 
 
-CURRENCY_SIGNS = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "CA$", "AUD": "A$", "CHF": "CHF "}
 
 
 def money(amount, currency: str) -> str:
     """'€2,851.71' (or '2,851.71 SEK'): an amount with its currency, for reasons people read."""
-    code = currency.upper()
-    text = f"{amount:,.2f}"
-    sign = CURRENCY_SIGNS.get(code)
-    return f"{sign}{text}" if sign else f"{text} {code}"
+    return str(Money(amount, currency))
