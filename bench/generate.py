@@ -16,9 +16,9 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -511,7 +511,8 @@ def load_database(app, scale: Scale, progress=None) -> Loaded:
     from crm.database import refresh_statistics
     from crm.extensions import db
     from crm.models import Contact
-    from crm.services import aggregates, users
+    from crm.services.orders import aggregates
+    from crm.services.staff import users
 
     started = time.perf_counter()
     loaded = Loaded(user_email=BENCH_USER[0])

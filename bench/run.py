@@ -37,7 +37,15 @@ import numpy as np
 from bench import floors
 from bench.floor_app import replay
 from bench.generate import (
-    BENCH_USER, BUSY_CONTACT_ID, SCALES, Scale, contact, load_database, migrate, scale_from, write_generic_csv,
+    BENCH_USER,
+    BUSY_CONTACT_ID,
+    SCALES,
+    Scale,
+    contact,
+    load_database,
+    migrate,
+    scale_from,
+    write_generic_csv,
     write_shopify_csv,
 )
 
@@ -466,7 +474,7 @@ def prepare_summaries(run: Run, database: Path, keep: bool) -> None:
 
     from crm.extensions import db
     from crm.models import SummaryState
-    from crm.services import summaries
+    from crm.services.insight import summaries
 
     app = _app(database)
     with app.app_context():
@@ -912,7 +920,7 @@ def measure_api_orders(run: Run, app, database: Path, env: dict) -> None:
         run.add(Result(name, "not available", unit="req/s", notes="the order API does not exist yet"))
         return
     from crm.extensions import db
-    from crm.services import api_tokens, users
+    from crm.services.staff import api_tokens, users
 
     with app.app_context():
         _token, plain = api_tokens.create_token(users.by_email(BENCH_USER[0]), "benchmark")

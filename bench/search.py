@@ -48,8 +48,8 @@ def measure(path: Path, requests: int) -> list[dict]:
     """Time each search's three variants in turn, call by call, so a busy machine weighs on all
     three alike."""
     from crm.extensions import db
-    from crm.services import contact_queries
-    from crm.services.contact_queries import ContactFilters
+    from crm.services.people import queries as contact_queries
+    from crm.services.people.queries import ContactFilters
 
     app = _app(path)
     connection = floors.connect(str(path))
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def contact_queries_cap() -> int:
-    from crm.services.contact_queries import COUNT_CAP
+    from crm.services.people.queries import COUNT_CAP
 
     return COUNT_CAP
 

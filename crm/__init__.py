@@ -9,10 +9,10 @@ if TYPE_CHECKING:
 
 def create_app(config: dict | None = None) -> Flask:
     """Return a configured app: defaults, instance/config.py, environment, then `config`."""
-    # Imported here so that pure modules (crm.services.importing) load without Flask.
-    from flask import Flask
-
+    # Imported here so that pure modules (crm.services.orders.importing) load without Flask.
     import os
+
+    from flask import Flask
 
     # CRM_INSTANCE_PATH moves the instance folder (database, queue, uploads, backups) elsewhere.
     app = Flask(__name__, instance_relative_config=True, instance_path=os.environ.get("CRM_INSTANCE_PATH") or None)
@@ -37,9 +37,9 @@ def create_app(config: dict | None = None) -> Flask:
         shop.current()  # read once at start (a database never migrated gives the config's values)
         db.session.remove()
 
-    from crm.services import engine
+    from crm.services.rules import engine
 
-    engine.connect()  # stages, scores and to-dos follow every write (crm.services.engine_hooks)
+    engine.connect()  # stages, scores and to-dos follow every write (crm.services.shared.signals)
 
     from crm.services import jobs
     from crm.services.jobs import maintenance

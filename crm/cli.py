@@ -83,8 +83,8 @@ def main():
 @with_appcontext
 def create_user_command(email, name, role, password):
     """Create a user who can sign in."""
-    from crm.services import users
-    from crm.services.errors import ValidationError
+    from crm.services.shared.errors import ValidationError
+    from crm.services.staff import users
 
     try:
         user = users.create_user(email, name, role, password)
@@ -102,7 +102,7 @@ def create_user_command(email, name, role, password):
 @with_appcontext
 def demo_command(contacts, seed):
     """Fill an empty database with a believable demo shop."""
-    from crm.services import demo
+    from crm.services.shop import demo
 
     try:
         result = demo.generate(contacts=contacts, seed=seed, progress=True)
@@ -138,8 +138,8 @@ def refresh_command(now):
     """Re-derive predictions, stages, health, scores and to-dos for everyone (safe to run twice)."""
     import time
 
-    from crm.services import engine
     from crm.services.jobs.maintenance import refresh_everyone_now
+    from crm.services.rules import engine
 
     started = time.perf_counter()
     with click.progressbar(length=engine.contact_count(), label="Refreshing contacts", file=None) as bar:
@@ -150,8 +150,8 @@ def refresh_command(now):
             bar.render_progress()
 
         summary = refresh_everyone_now(now=now, on_batch=bar.update, on_step=step_started)
-    from crm.services.clock import shop_today
     from crm.services.segments.store import record_segment_sizes
+    from crm.services.shop.clock import shop_today
 
     recorded = record_segment_sizes(shop_today(now) if now else None)  # each segment's size for the day
     db.session.commit()
@@ -184,11 +184,12 @@ def predict_command(as_of, as_json, holdout_weeks):
     # server only slow them down.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from crm.database import read_only
-    from crm.services import engine, predict
+    from crm.services.insight import predict
+    from crm.services.rules import engine
 
     started = time.perf_counter()
     if holdout_weeks is not None:
-        from crm.services import model_check
+        from crm.services.insight import model_check
 
         with read_only():
             checked = model_check.check(as_of, holdout_weeks)
@@ -229,8 +230,8 @@ def api_token_group():
 @with_appcontext
 def api_token_create(email, name):
     """Create a token; it is printed once, alone on the last line."""
-    from crm.services import api_tokens, users
-    from crm.services.errors import ValidationError
+    from crm.services.shared.errors import ValidationError
+    from crm.services.staff import api_tokens, users
 
     user = users.by_email(email)
     if user is None:
@@ -253,7 +254,7 @@ def backup_command(path):
     PATH defaults to instance/backups/crm-YYYYmmdd-HHMMSS.sqlite3; a directory gets that name inside it.
     """
     from crm.models import utcnow
-    from crm.services import backups
+    from crm.services.shop import backups
 
     now = utcnow()
     live = backups.sqlite_file(db.engine.url)
@@ -286,7 +287,7 @@ def restore_command(path, yes):
 
     Stop the app first. The database it replaces is kept beside it as <name>.before-restore.
     """
-    from crm.services import backups
+    from crm.services.shop import backups
 
     live = backups.sqlite_file(db.engine.url)
     if live is None:
@@ -324,8 +325,8 @@ def privacy_group():
 def privacy_export(contact_id, out):
     """Write a zip of everything held about a contact (JSON and CSV) and print its path."""
     from crm.models import utcnow
-    from crm.services import privacy
-    from crm.services.errors import NotFound
+    from crm.services.shared.errors import NotFound
+    from crm.services.trust import privacy
 
     now = utcnow()
     try:
@@ -347,7 +348,7 @@ def privacy_export(contact_id, out):
 def privacy_erase(contact_id, yes, block_email):
     """Anonymise a contact for good, keeping its orders without a name (needs --yes)."""
     from crm.models import Contact
-    from crm.services import privacy
+    from crm.services.trust import privacy
 
     contact = db.session.get(Contact, contact_id)
     if contact is None:
@@ -387,7 +388,7 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
     import signal
     import sys
 
-    from crm.services.importing import run as importing
+    from crm.services.orders.importing import run as importing
 
     def _stopped(signum, _frame):
         # SIGTERM ends the command through the import's own error path, which marks the run
@@ -430,7 +431,7 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
             click.echo(f"  line {rejection.line}: {rejection.reason}")
         if rejected_csv:
             with open(rejected_csv, "w", newline="", encoding="utf-8") as out:
-                from crm.services.csv_safe import write_csv
+                from crm.services.shared.csv_safe import write_csv
 
                 write_csv(out, importing.rejection_rows(run.id), importing.REJECTION_COLUMNS)
             click.echo(f"All {rejected} rejected rows are in {rejected_csv}.")
@@ -537,7 +538,7 @@ def rebuild_summaries_command():
     """Recompute the dashboard's summary tables from the orders, report any drift and fix it."""
     import time
 
-    from crm.services import summaries
+    from crm.services.insight import summaries
 
     started = time.perf_counter()
     drift = summaries.rebuild(medians=True)

@@ -24,7 +24,7 @@ def api_client_key() -> str:
     """
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer ") and header[7:].strip():
-        from crm.services import api_tokens
+        from crm.services.staff import api_tokens
 
         plain = header[7:].strip()
         if api_tokens.is_live(plain):

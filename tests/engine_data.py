@@ -8,8 +8,10 @@ from sqlalchemy import event, func, select
 
 from crm.extensions import db
 from crm.models import Contact, Interaction, ScoreHistory, StageChange, Task
-from crm.services import contacts, engine, interactions, orders
-from crm.services.importing.records import CustomerRecord, LineRecord, OrderRecord
+from crm.services.orders import recording as orders
+from crm.services.orders.importing.records import CustomerRecord, LineRecord, OrderRecord
+from crm.services.people import contacts, interactions
+from crm.services.rules import engine
 
 UTC = timezone.utc
 # A Monday morning, well before the real date, so every test picks its own "now".

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from crm.extensions import db
 from crm.models import Contact, Order, StageChange, Task
-from crm.services import aggregates
+from crm.services.orders import aggregates
 
 UTC = timezone.utc
 # A fixed "now" for every test: the middle of June 2026.

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import ApiToken, AuditEntry, Contact, Interaction, Order, Task, utcnow
-from crm.services import api_tokens, contacts
+from crm.services.people import contacts
+from crm.services.staff import api_tokens
 from tests.conftest import make_user, soup, text_of
 
 
@@ -37,7 +38,7 @@ class Api:
 
 
 def token_for(role):
-    from crm.services import users
+    from crm.services.staff import users
 
     user = users.by_email(f"{role}@example.com") or make_user(role)
     _row, plain = api_tokens.create_token(user, f"{role} token")

@@ -11,13 +11,18 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
 )
 
 from crm.extensions import db
 from crm.models import Task, utcnow
-from crm.services import api_tokens, contacts, order_input, orders
+from crm.services.orders import recording as orders
+from crm.services.orders import single as order_input
+from crm.services.people import contacts
 from crm.services.segments import store as segments
+from crm.services.staff import api_tokens
 from crm.views.api_spec import spec
 from tests.conftest import make_user
 

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import event
 
 from crm.extensions import db
-from crm.services import audit
+from crm.services.trust import audit
 from crm.views.access import access
 from tests.conftest import make_user, soup, text_of
 
@@ -33,7 +33,7 @@ def _shown(response):
 @pytest.fixture
 def admin(auth):
     auth.as_role("admin")
-    from crm.services import users
+    from crm.services.staff import users
 
     return users.by_email("admin@example.com")
 

@@ -3,7 +3,7 @@ import pytest
 
 from crm.extensions import db
 from crm.models import User
-from crm.services import users
+from crm.services.staff import users
 from tests.conftest import PASSWORD, make_user, soup, text_of
 
 
@@ -134,7 +134,7 @@ def test_session_cookie_is_secure_over_https(client):
 
 def test_create_user_refuses_duplicates_and_bad_roles(app):
     make_user("admin")
-    from crm.services.errors import ValidationError
+    from crm.services.shared.errors import ValidationError
 
     with pytest.raises(ValidationError) as caught:
         users.create_user("ADMIN@example.com", "Again", "owner", "short")

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import Contact, Interaction
-from crm.services import backups
+from crm.services.shop import backups
 
 CONTACT_EMAILS = select(Contact.email).order_by(Contact.id)
 

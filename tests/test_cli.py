@@ -43,7 +43,7 @@ def _counts():
 def test_demo_is_deterministic_for_a_seed(runner, app):
     from datetime import date
 
-    from crm.services import demo
+    from crm.services.shop import demo
 
     demo.generate(contacts=60, seed=7, today=date(2026, 6, 1))
     db.session.commit()
@@ -81,6 +81,6 @@ def test_api_token_create_prints_the_token_last_and_stores_its_hash(runner):
 
     stored = db.session.scalar(select(ApiToken))
     assert stored.token_hash != token and token not in stored.token_hash
-    from crm.services import api_tokens
+    from crm.services.staff import api_tokens
 
     assert api_tokens.authenticate(token).email == "sales@example.com"

@@ -20,7 +20,7 @@ from crm.models import AuditEntry, Contact, Interaction
 
 
 def write_interaction(contact_id: int, key: str) -> None:
-    from crm.services import interactions
+    from crm.services.people import interactions
 
     contact = db.session.get(Contact, contact_id)
     interactions.log_interaction(contact, {"kind": "note", "subject": key, "body": "concurrent"}, author_id=None)

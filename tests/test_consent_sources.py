@@ -10,9 +10,11 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import Contact
-from crm.services import api_tokens, contacts, privacy
-from crm.services.errors import ValidationError
-from crm.services.importing import run as importing
+from crm.services.orders.importing import run as importing
+from crm.services.people import contacts
+from crm.services.shared.errors import ValidationError
+from crm.services.staff import api_tokens
+from crm.services.trust import privacy
 from tests.contact_helpers import make_contact, make_user, sign_in
 
 

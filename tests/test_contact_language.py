@@ -5,8 +5,8 @@ import pytest
 
 from crm.extensions import db
 from crm.models import Contact
-from crm.services import orders
-from crm.services.importing.readers import parse_shopify_order_json
+from crm.services.orders import recording as orders
+from crm.services.orders.importing.shopify import parse_shopify_order_json
 from crm.services.shared.languages import normalise_language
 from tests.test_api import Api, error_of, token_for
 from tests.test_import_readers import SHOPIFY_ORDER_JSON

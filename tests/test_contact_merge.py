@@ -7,14 +7,32 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import (
-    AuditEntry, Contact, ContactExternalId, Interaction, Order, ScoreHistory, StageChange, Task, contact_tags,
+    AuditEntry,
+    Contact,
+    ContactExternalId,
+    Interaction,
+    Order,
+    ScoreHistory,
+    StageChange,
+    Task,
+    contact_tags,
 )
-from crm.services import engine_hooks, merge
-from crm.services.errors import ValidationError
+from crm.services.people import merge
+from crm.services.shared import signals
+from crm.services.shared.errors import ValidationError
 from tests.conftest import soup, text_of
 from tests.contact_helpers import (
-    NOW, hx, link_external_id, make_contact, make_interaction, make_order, make_score, make_stage_change, make_user,
-    make_task, sign_in,
+    NOW,
+    hx,
+    link_external_id,
+    make_contact,
+    make_interaction,
+    make_order,
+    make_score,
+    make_stage_change,
+    make_task,
+    make_user,
+    sign_in,
 )
 
 
@@ -79,7 +97,7 @@ def test_merge_moves_everything_and_loses_nothing(pair):
 
     admin = make_user("admin")
     # The real engine reacts to the merge; this receiver only watches what it was told.
-    with engine_hooks.contacts_changed.connected_to(listen):
+    with signals.contacts_changed.connected_to(listen):
         merge.merge(survivor, loser, actor_id=admin.id, now=NOW)
     db.session.commit()
     db.session.expire_all()

@@ -7,10 +7,16 @@ from werkzeug.datastructures import MultiDict
 
 from crm.extensions import db
 from crm.models import Interaction, Order, StageChange, Task
-from crm.services import contact_queries
-from crm.services.contact_queries import ContactFilters
+from crm.services.people import queries as contact_queries
+from crm.services.people.queries import ContactFilters
 from tests.contact_helpers import (
-    NOW, make_contact, make_interaction, make_order, make_stage_change, make_user, make_task,
+    NOW,
+    make_contact,
+    make_interaction,
+    make_order,
+    make_stage_change,
+    make_task,
+    make_user,
 )
 
 

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import AuditEntry
-from crm.services import contacts
-from crm.services.errors import ValidationError
+from crm.services.people import contacts
+from crm.services.shared.errors import ValidationError
 from tests.contact_helpers import make_contact, make_user
 
 
@@ -36,7 +36,7 @@ def test_replacing_tags_is_audited_once_and_only_when_they_change(app):
 
 
 def test_the_api_refuses_a_viewer_as_owner_like_the_form(client):
-    from crm.services import api_tokens
+    from crm.services.staff import api_tokens
 
     _token, secret = api_tokens.create_token(make_user("admin"), "shop")
     viewer = make_user("viewer")
@@ -50,7 +50,7 @@ def test_overdue_is_the_service_rule_the_rows_and_lists_share(app):
     from datetime import date, datetime, timezone
 
     from crm.models import Task
-    from crm.services import tasks
+    from crm.services.people import tasks
 
     today = date(2026, 3, 2)
     due = Task(status="open", due_at=datetime(2026, 3, 1, 23, 0, tzinfo=timezone.utc))
@@ -61,7 +61,7 @@ def test_overdue_is_the_service_rule_the_rows_and_lists_share(app):
 
 @pytest.mark.parametrize("p_alive,lost", [(None, False), (0.2, True), (0.5, True), (0.51, False)])
 def test_likely_lost_is_decided_by_the_figures_not_the_template(p_alive, lost):
-    from crm.services.insight import CustomerFigures
+    from crm.services.insight.figures import CustomerFigures
 
     figures = CustomerFigures.__new__(CustomerFigures)
     figures.p_alive = p_alive

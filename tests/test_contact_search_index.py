@@ -7,8 +7,8 @@ from sqlalchemy import delete, insert, select, text, update
 
 from crm.extensions import db
 from crm.models import Contact, ContactExternalId
-from crm.services import contact_queries
-from crm.services.contact_queries import ContactFilters, search_condition
+from crm.services.people import queries as contact_queries
+from crm.services.people.queries import ContactFilters, search_condition
 from tests.contact_helpers import make_contact
 
 # Pieces that meet at the edges of what the index does: ASCII and non-ASCII case, ß, accents,

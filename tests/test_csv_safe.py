@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from crm.services.csv_safe import csv_text, csv_writer_rows, safe_cell, write_csv
+from crm.services.shared.csv_safe import csv_text, csv_writer_rows, safe_cell, write_csv
 from tests.helpers import ROOT
 
 CRM = ROOT / "crm"
@@ -53,4 +53,4 @@ def test_every_csv_export_in_the_app_goes_through_csv_safe():
             continue
         if re.search(r"csv\.(writer|DictWriter)\s*\(|\bDictWriter\s*\(", path.read_text()):
             offenders.append(str(path.relative_to(CRM.parent)))
-    assert offenders == [], "use crm.services.csv_safe.csv_writer_rows / write_csv instead"
+    assert offenders == [], "use crm.services.shared.csv_safe.csv_writer_rows / write_csv instead"

@@ -6,7 +6,8 @@ from flask import render_template
 
 from crm.extensions import db
 from crm.models import ROLES, Contact, utcnow
-from crm.services import demo, insight
+from crm.services.insight import figures as insight
+from crm.services.shop import demo
 from tests.conftest import count_queries, make_user, soup, text_of
 from tests.insight_data import at, contact, days, journey, order, refresh_aggregates, task
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from crm.extensions import db
-from crm.services import insight
+from crm.services.insight import figures as insight
 from tests.conftest import count_queries, soup, text_of
 from tests.insight_data import at, contact, journey, order, refresh_aggregates
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, EmailMessage, EmailSuppression, EmailTemplate, Task
-from crm.services import privacy
 from crm.services.email import outbox, sending, suppression
+from crm.services.trust import privacy
 from tests.conftest import soup, text_of
 from tests.contact_helpers import make_contact, sign_in
 from tests.test_api import Api, token_for
@@ -237,7 +237,7 @@ def test_the_shop_name_saved_in_settings_shows_on_the_unsubscribe_page_and_in_me
 
 
 def test_erasing_keeps_only_the_hash_and_an_import_cannot_reconsent(app):
-    from crm.services import orders as order_service
+    from crm.services.orders import recording as order_service
 
     contact = make_contact(email="gone@example.com", consent=True)
     message = outbox.queue_message(contact, "survey")
@@ -249,7 +249,7 @@ def test_erasing_keeps_only_the_hash_and_an_import_cannot_reconsent(app):
     assert row.email is None and row.contact_id is None and row.email_hash == privacy.email_hash("gone@example.com")
     assert db.session.get(EmailMessage, message.id).to_address == ""
     # The same address comes back in a shop import, with a ticked consent box.
-    from crm.services.importing.records import CustomerRecord
+    from crm.services.orders.importing.records import CustomerRecord
 
     ids, created = order_service.resolve_contacts([CustomerRecord(line=2, source="shopify", email="gone@example.com",
                                                                   consent=True, first_name="G")], now=message.created_at)

@@ -10,10 +10,12 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import Contact, Order, Setting
-from crm.services import api_tokens, contacts, webhooks
-from crm.services.importing import run as importing
-from crm.services.errors import ValidationError
-from crm.services.importing import is_valid_email
+from crm.services.orders import webhooks
+from crm.services.orders.importing import is_valid_email
+from crm.services.orders.importing import run as importing
+from crm.services.people import contacts
+from crm.services.shared.errors import ValidationError
+from crm.services.staff import api_tokens
 from tests.contact_helpers import make_user
 
 # Addresses the old import regex let through and email-validator (the forms' rule) refuses.

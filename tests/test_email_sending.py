@@ -9,7 +9,7 @@ import pytest
 from crm.extensions import db
 from crm.models import EmailMessage, EmailSuppression, Interaction, Task, utcnow
 from crm.services.email import outbox, sending, suppression
-from crm.services.errors import ValidationError
+from crm.services.shared.errors import ValidationError
 from tests.contact_helpers import make_contact, make_user
 from tests.smtp_server import free_port
 

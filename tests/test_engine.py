@@ -8,13 +8,25 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, Interaction, ScoreHistory, StageChange, Task
-from crm.services import contacts, engine, rule_settings, stages
-from crm.services.errors import ValidationError
+from crm.services.people import contacts, stage_pins
+from crm.services.rules import engine
+from crm.services.rules import settings as rule_settings
+from crm.services.shared.errors import ValidationError
 from tests.conftest import make_user
 from tests.engine_data import (
-    T0, QueryCounter, buy, contact, count, days, history, log, refresh, stage_changes, stage_of, tasks_of,
+    T0,
+    QueryCounter,
+    buy,
+    contact,
+    count,
+    days,
+    history,
+    log,
+    refresh,
+    stage_changes,
+    stage_of,
+    tasks_of,
 )
-
 
 # -- the journey -----------------------------------------------------------------------------
 
@@ -57,7 +69,7 @@ def test_a_contact_walks_through_every_stage_and_back_when_the_order_is_refunded
         (None, "awareness", None), ("awareness", "consideration", None), ("consideration", "conversion", None),
         ("conversion", "retention", None), ("retention", "advocacy", None), ("advocacy", "consideration", None),
     ]
-    periods = stages.stage_history(anna.id, now=refunded)
+    periods = stage_pins.stage_history(anna.id, now=refunded)
     assert [(p.to_stage, p.days) for p in periods] == [
         ("consideration", 0), ("advocacy", 2), ("retention", 10), ("conversion", 30), ("consideration", 3),
         ("awareness", 2),
@@ -87,7 +99,7 @@ def test_a_pinned_stage_is_left_alone_until_unpinned(app):
     sales = make_user("sales")
     cid = buy("1", "carla@example.com", T0)
     carla = db.session.get(Contact, cid)
-    stages.pin_stage(carla, "awareness", "a test order by a colleague", sales.id, now=T0 + days(1))
+    stage_pins.pin_stage(carla, "awareness", "a test order by a colleague", sales.id, now=T0 + days(1))
     db.session.commit()
     assert (carla.stage, carla.stage_pinned) == ("awareness", True)
     assert carla.stage_reason == "pinned by hand: a test order by a colleague"
@@ -97,7 +109,7 @@ def test_a_pinned_stage_is_left_alone_until_unpinned(app):
     db.session.refresh(carla)
     assert carla.stage == "awareness"
 
-    stages.unpin_stage(carla, sales.id, now=T0 + days(61))
+    stage_pins.unpin_stage(carla, sales.id, now=T0 + days(61))
     db.session.commit()
     db.session.refresh(carla)
     assert (carla.stage, carla.stage_pinned) == ("retention", False)
@@ -111,10 +123,10 @@ def test_a_pinned_stage_is_left_alone_until_unpinned(app):
 def test_pinning_needs_a_known_stage_and_a_reason(app):
     anna = contact()
     with pytest.raises(ValidationError) as refused:
-        stages.pin_stage(anna, "lost", "  ", None)
+        stage_pins.pin_stage(anna, "lost", "  ", None)
     assert set(refused.value.fields) == {"stage", "reason"}
     with pytest.raises(ValidationError):
-        stages.unpin_stage(anna, None)
+        stage_pins.unpin_stage(anna, None)
     assert stage_changes(anna.id) == [(None, "awareness", None)]
 
 
@@ -384,7 +396,7 @@ def _shop(n):
     from decimal import Decimal
 
     from crm.models import Order
-    from crm.services import aggregates
+    from crm.services.orders import aggregates
 
     for i in range(n):
         lead = Contact(email=f"c{i}@example.com", phone="+4930123456" if i % 2 else None, created_at=T0)
@@ -441,7 +453,7 @@ def _dump():
 
 
 def test_crm_refresh_twice_gives_the_same_database_as_once(app, runner):
-    from crm.services import demo
+    from crm.services.shop import demo
 
     make_user("sales")
     demo.generate(contacts=80, seed=5, today=date(2026, 6, 1))
@@ -481,12 +493,13 @@ def test_crm_refresh_refuses_a_bad_date(runner):
 
 
 def test_the_demo_shop_has_every_stage_scores_and_open_to_dos(app):
-    from crm.services import demo, overview
+    from crm.services.insight import shop_totals
+    from crm.services.shop import demo
 
     make_user("admin")
     made = demo.generate(contacts=120, seed=1, today=date(2026, 6, 1))
     db.session.commit()
-    by_stage = overview.summary().by_stage
+    by_stage = shop_totals.summary().by_stage
     assert all(by_stage[stage] > 0 for stage in by_stage), by_stage
     assert db.session.scalar(select(Contact.lead_score).order_by(Contact.lead_score.desc()).limit(1)) > 0
     rule_tasks = db.session.scalars(select(Task).where(Task.rule_key.is_not(None), Task.status == "open")).all()

@@ -15,36 +15,18 @@ from hypothesis import strategies as st
 
 from crm.models.contact import HEALTHS, STAGES
 from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS
-from crm.services.facts import ContactFacts, InteractionFact, OrderFact, ShopContext
-from crm.services.journey import (
-    CUSTOMER_STAGES,
-    STAGE_RANK,
-    Decision,
-    derive_health,
-    derive_stage,
-    next_stage,
-)
-from crm.services.retention import (
-    RULES,
-    TaskSpec,
-    birthday_in,
-    moot_tasks,
-    wanted_tasks,
-)
-from crm.services.rules_config import (
+from crm.services.rules.defaults import (
     DEFAULT_HEALTH,
     DEFAULT_JOURNEY,
     DEFAULT_RETENTION,
     DEFAULT_SCORING,
     merge_settings,
 )
-from crm.services.scoring import (
-    crossed_hot,
-    decayed_weight,
-    quantile_band,
-    score_contact,
-)
-from crm.services.wording import ago, format_date, format_days, ordinal
+from crm.services.rules.facts import ContactFacts, InteractionFact, OrderFact, ShopContext
+from crm.services.rules.journey import CUSTOMER_STAGES, STAGE_RANK, Decision, derive_health, derive_stage, next_stage
+from crm.services.rules.retention import RULES, TaskSpec, birthday_in, moot_tasks, wanted_tasks
+from crm.services.rules.scoring import crossed_hot, decayed_weight, quantile_band, score_contact
+from crm.services.shared.wording import ago, format_date, format_days, ordinal
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import Contact, Interaction, Order, Task
-from crm.services import api_tokens, privacy
+from crm.services.staff import api_tokens
+from crm.services.trust import privacy
 from tests.contact_helpers import make_contact, make_user, sign_in
 
 HTMX = {"HX-Request": "true"}

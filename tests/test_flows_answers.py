@@ -11,11 +11,11 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import Interaction, SurveyAnswer, Task
-from crm.services import engine_hooks
 from crm.services.email import outbox
 from crm.services.flows import answers
 from crm.services.flows import config as flow_config
 from crm.services.flows.jobs import run_flows
+from crm.services.shared import signals
 from tests.contact_helpers import make_contact, make_order
 from tests.smtp_server import SMTPServer
 from tests.test_flows_worker import T, _configure
@@ -39,7 +39,7 @@ def test_the_survey_flow_email_carries_score_links_and_the_page_records_by_post_
     contact = make_contact(email="gus@example.com", first_name="Gus", consent=True, created_at=T - timedelta(days=90))
     for days in (40, 20, 5):
         make_order(contact, T - timedelta(days=days))
-    engine_hooks.after_contacts_changed([contact.id], now=T)
+    signals.after_contacts_changed([contact.id], now=T)
     run_flows(T.isoformat())
     run_worker()
     [received] = smtp.messages

@@ -9,12 +9,12 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import EmailMessage, FlowSend, Interaction, Task
-from crm.services import engine_hooks
 from crm.services.email import outbox
 from crm.services.email import settings as email_settings
 from crm.services.flows import config as flow_config
 from crm.services.flows import runner
 from crm.services.flows.jobs import run_flows
+from crm.services.shared import signals
 from tests.contact_helpers import make_contact, make_interaction, make_order
 from tests.smtp_server import SMTPServer
 
@@ -53,7 +53,7 @@ def test_the_testimonial_flow_sends_through_the_worker(app, smtp, run_worker):
     _configure(smtp)
     flow_config.save_flow("testimonial_request", {"action": "email"}, None, now=T - timedelta(days=40))
     contact = _repeat_customer()
-    engine_hooks.after_contacts_changed([contact.id], now=T)  # time passes: the rule's to-do is due
+    signals.after_contacts_changed([contact.id], now=T)  # time passes: the rule's to-do is due
     task = db.session.scalar(select(Task).where(Task.contact_id == contact.id, Task.kind == "testimonial_request"))
     assert task is not None and task.due_at <= T
     run_flows(T.isoformat())
@@ -78,7 +78,7 @@ def test_an_order_in_between_skips_the_abandoned_cart_email_with_the_reason(app,
     flow_config.save_flow("abandoned_cart", {"action": "email"}, None, now=T - timedelta(days=5))
     contact = make_contact(email="bo@example.com", first_name="Bo", consent=True, created_at=T - timedelta(days=60))
     make_interaction(contact, T - timedelta(hours=40), kind="cart", direction="inbound")
-    engine_hooks.after_contacts_changed([contact.id], now=T - timedelta(hours=15))
+    signals.after_contacts_changed([contact.id], now=T - timedelta(hours=15))
     task = db.session.scalar(select(Task).where(Task.contact_id == contact.id, Task.kind == "cart_followup"))
     assert task is not None and task.status == "open"
     make_order(contact, T - timedelta(hours=3))  # they ordered before the flow's pass
@@ -98,7 +98,7 @@ def test_no_consent_is_skipped_with_the_reason_and_the_cap_delays(app):
     busy = _repeat_customer("di@example.com")
     for days in (5, 1):  # two marketing emails this week already: the cap is reached
         outbox.queue_message(busy, "stay_in_touch", now=T - timedelta(days=days))
-    engine_hooks.after_contacts_changed([silent.id, busy.id], now=T)
+    signals.after_contacts_changed([silent.id, busy.id], now=T)
     summary = runner.run(T)
     assert (summary.sent, summary.skipped, summary.waiting) == (0, 1, 1)
     skipped = db.session.scalar(select(FlowSend).where(FlowSend.contact_id == silent.id))
@@ -124,7 +124,7 @@ def test_the_sending_window_holds_a_message_until_nine(app):
     flow_config.save_flow("testimonial_request", {"action": "email"}, None, now=T - timedelta(days=40))
     contact = _repeat_customer("ed@example.com")
     late = T.replace(hour=22)
-    engine_hooks.after_contacts_changed([contact.id], now=late)
+    signals.after_contacts_changed([contact.id], now=late)
     runner.run(late)
     row = db.session.scalar(select(FlowSend).where(FlowSend.contact_id == contact.id))
     assert row.status == "waiting" and row.due_at == (T + timedelta(days=1)).replace(hour=9)
@@ -132,7 +132,7 @@ def test_the_sending_window_holds_a_message_until_nine(app):
 
 def test_a_flow_switched_on_later_leaves_older_to_dos_to_people(app):
     contact = _repeat_customer("fi@example.com")
-    engine_hooks.after_contacts_changed([contact.id], now=T - timedelta(days=1))
+    signals.after_contacts_changed([contact.id], now=T - timedelta(days=1))
     flow_config.save_flow("testimonial_request", {"action": "email"}, None, now=T)
     summary = runner.run(T + timedelta(hours=1))
     assert (summary.sent, summary.skipped) == (0, 0)
@@ -145,7 +145,7 @@ def test_the_flow_page_shows_its_weeks(app, client, auth, smtp, run_worker):
     _configure(smtp)
     flow_config.save_flow("testimonial_request", {"action": "email"}, None, now=T - timedelta(days=40))
     contact = _repeat_customer("jo@example.com")
-    engine_hooks.after_contacts_changed([contact.id], now=T)
+    signals.after_contacts_changed([contact.id], now=T)
     run_flows(T.isoformat())
     run_worker()
     auth.as_role("admin")
@@ -160,7 +160,7 @@ def test_the_birthday_greeting_waits_for_nine_on_the_day(app):
     day = (T + timedelta(days=5)).date()
     contact = make_contact(email="kim@example.com", first_name="Kim", consent=True, birthday=day.replace(year=1990),
                            created_at=T - timedelta(days=60))
-    engine_hooks.after_contacts_changed([contact.id], now=T)
+    signals.after_contacts_changed([contact.id], now=T)
     runner.run(T)
     row = db.session.scalar(select(FlowSend).where(FlowSend.contact_id == contact.id))
     nine = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9)

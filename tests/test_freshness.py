@@ -5,8 +5,8 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import JobRun
-from crm.services import freshness
-from crm.services.importing import run as importing
+from crm.services.orders.importing import run as importing
+from crm.services.rules import freshness
 from tests.conftest import soup, text_of
 
 

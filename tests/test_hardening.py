@@ -11,13 +11,17 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import ApiToken, Contact, ImportRejection, Order, Setting, WebhookDelivery
-from crm.services import api_tokens, bounds, orders, users, webhooks
-from crm.services.importing import parse_timestamp, read_generic_orders
+from crm.services.orders import recording as orders
+from crm.services.orders import webhooks
+from crm.services.orders.importing import parse_timestamp, read_generic_orders
+from crm.services.shared import bounds
+from crm.services.staff import api_tokens, users
 from tests.conftest import PASSWORD, make_user
 from tests.routes import app_routes, make_role_users, seed_records
 
@@ -318,7 +322,7 @@ def test_a_country_code_must_be_iso_3166(client):
 @pytest.mark.parametrize("text", ["＝1+1", "\u200b=1+1", "\ufeff=1+1", " =1+1", "\u00a0+1", "﹢1", "＠SUM(A1)",
                                   "－1+1", "\u2060@x", "\u3000=1"])
 def test_csv_export_neutralises_formula_variants(text):
-    from crm.services.csv_safe import safe_cell
+    from crm.services.shared.csv_safe import safe_cell
 
     assert safe_cell(text).startswith("'")
 
@@ -327,7 +331,7 @@ def test_csv_export_neutralises_formula_variants(text):
 def test_a_safe_cell_never_reads_as_a_formula(text):
     import unicodedata
 
-    from crm.services.csv_safe import FORMULA_STARTS, safe_cell
+    from crm.services.shared.csv_safe import FORMULA_STARTS, safe_cell
 
     cell = safe_cell(text)
     visible = "".join(ch for ch in unicodedata.normalize("NFKC", cell)
@@ -338,7 +342,7 @@ def test_a_safe_cell_never_reads_as_a_formula(text):
 # -- 6. uploads: memory, runaway quotes, stored rejections ----------------------------------------
 
 def _import(tmp_path, name, content: bytes, kind="orders"):
-    from crm.services.importing import run as importing
+    from crm.services.orders.importing import run as importing
 
     path = tmp_path / name
     path.write_bytes(content)
@@ -348,9 +352,8 @@ def _import(tmp_path, name, content: bytes, kind="orders"):
 def test_a_one_line_csv_is_refused_in_bounded_memory(app, tmp_path):
     import tracemalloc
 
-    from crm.services.importing.readers import MAX_LINE_CHARS
-
-    from crm.services.importing import run as importing
+    from crm.services.orders.importing import run as importing
+    from crm.services.orders.importing.reading import MAX_LINE_CHARS
 
     path = tmp_path / "wide.csv"
     with open(path, "wb") as out:
@@ -381,7 +384,7 @@ def test_an_unterminated_quote_is_reported_at_its_line_and_the_rest_is_read(app,
 
 
 def test_stored_rejections_are_capped_per_run_with_the_count_kept(app, tmp_path):
-    from crm.services.importing import run as importing
+    from crm.services.orders.importing import run as importing
 
     run = _import(tmp_path, "numbers.json", json.dumps(list(range(3000))).encode())
     assert run.counts["rejected"] == 3000

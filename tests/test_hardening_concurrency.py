@@ -14,8 +14,9 @@ from sqlalchemy import func, select, update
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Order, User
-from crm.services import aggregates, orders
-from crm.services.importing.records import CustomerRecord, OrderRecord
+from crm.services.orders import aggregates
+from crm.services.orders import recording as orders
+from crm.services.orders.importing.records import CustomerRecord, OrderRecord
 from tests.conftest import PASSWORD
 
 THREADS = 6
@@ -44,7 +45,7 @@ def _run_threads(app, target, count=THREADS):
 
 
 def _order(key: str, email: str, total: str) -> OrderRecord:
-    from crm.services.importing.records import parse_timestamp
+    from crm.services.orders.importing.records import parse_timestamp
 
     return OrderRecord(line=1, source="api", external_id=key, number=key, placed_at=parse_timestamp("2026-03-01"),
                        status="paid", currency="EUR", subtotal=Decimal(total), total=Decimal(total), discount=Decimal(0),

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from crm.config import server_workers, warn_about_per_process_limits
 from crm.extensions import db
 from crm.models import Setting, WebhookDelivery
-from crm.services import api_tokens, webhooks
+from crm.services.orders import webhooks
+from crm.services.staff import api_tokens
 from tests.conftest import PASSWORD, make_user
 
 SECRET = "shpss_test_secret"

@@ -11,9 +11,18 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import (
-    Contact, ImportRejection, ImportRun, Setting, Task, WebhookDelivery, utcnow,
+    Contact,
+    ImportRejection,
+    ImportRun,
+    Setting,
+    Task,
+    WebhookDelivery,
+    utcnow,
 )
-from crm.services import api_tokens, audit, contacts, merge, privacy, webhooks
+from crm.services.orders import webhooks
+from crm.services.people import contacts, merge
+from crm.services.staff import api_tokens
+from crm.services.trust import audit, privacy
 from tests.conftest import make_user
 from tests.routes import seed_records
 from tests.test_privacy import _all_text
@@ -113,7 +122,7 @@ def test_a_shopify_customer_with_the_erased_customer_id_and_no_email_stays_out(c
 
 
 def test_a_refused_reimport_keeps_no_blocked_email_in_its_rejections(app, contact, tmp_path):
-    from crm.services.importing import run as importing
+    from crm.services.orders.importing import run as importing
 
     privacy.erase_contact(contact, None, block_email=True)
     db.session.commit()

@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import Task
-from crm.services import engine
-from crm.services.importing import run as importing
-from crm.services.retention import wanted_tasks
-from crm.services.rules_config import DEFAULT_RETENTION
+from crm.services.orders.importing import run as importing
+from crm.services.rules import engine
+from crm.services.rules.defaults import DEFAULT_RETENTION
+from crm.services.rules.retention import wanted_tasks
 from tests.engine_data import buy, tasks_of
 
 UTC = timezone.utc

@@ -8,7 +8,7 @@ from bs4 import BeautifulSoup
 
 from crm.extensions import db
 from crm.models import Contact, Task
-from crm.services import contacts, interactions
+from crm.services.people import contacts, interactions
 from tests.conftest import PASSWORD, soup
 from tests.routes import app_routes, make_role_users, seed_records, url_for_rule
 

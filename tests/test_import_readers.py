@@ -14,16 +14,30 @@ from pathlib import Path
 
 import pytest
 
-from crm.services.importing import (
-    READERS, CustomerRecord, LineRecord, OrderRecord, Rejected, detect_format, is_valid_email,
-    normalise_email, parse_money, parse_shopify_customer_json, parse_shopify_order_json,
-    parse_timestamp, parse_woocommerce_customer, parse_woocommerce_order, preview,
-    read_generic_orders, read_shopify_customers, read_shopify_orders, read_woocommerce_customers,
+from crm.services.orders.importing import (
+    READERS,
+    CustomerRecord,
+    LineRecord,
+    OrderRecord,
+    Rejected,
+    detect_format,
+    is_valid_email,
+    normalise_email,
+    parse_money,
+    parse_shopify_customer_json,
+    parse_shopify_order_json,
+    parse_timestamp,
+    parse_woocommerce_customer,
+    parse_woocommerce_order,
+    preview,
+    read_generic_orders,
+    read_shopify_customers,
+    read_shopify_orders,
+    read_woocommerce_customers,
     read_woocommerce_orders,
+    records,
 )
-from crm.services.importing import records
 from tests.helpers import FIXTURES, ROOT
-
 
 # Which reader reads each sample file; a new sample file must be added here.
 FIXTURE_KINDS = {
@@ -673,7 +687,7 @@ def test_order_statuses_match_the_model():
 
 def test_readers_do_not_import_flask():
     import subprocess
-    code = ("import sys, crm.services.importing; "
+    code = ("import sys, crm.services.orders.importing; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'flask_sqlalchemy', 'sqlalchemy')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout

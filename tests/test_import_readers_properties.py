@@ -10,13 +10,26 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from crm.services.importing import (
-    ORDER_STATUSES, READERS, CustomerRecord, OrderRecord, Rejected, is_valid_email,
-    normalise_email, parse_money, parse_shopify_customer_json, parse_shopify_order_json,
-    parse_timestamp, parse_woocommerce_customer, parse_woocommerce_order, read_generic_orders,
-    read_shopify_customers, read_shopify_orders,
+from crm.services.orders.importing import (
+    ORDER_STATUSES,
+    READERS,
+    CustomerRecord,
+    OrderRecord,
+    Rejected,
+    is_valid_email,
+    normalise_email,
+    parse_money,
+    parse_shopify_customer_json,
+    parse_shopify_order_json,
+    parse_timestamp,
+    parse_woocommerce_customer,
+    parse_woocommerce_order,
+    read_generic_orders,
+    read_shopify_customers,
+    read_shopify_orders,
 )
 
 SETTINGS = settings(max_examples=100, deadline=None,
@@ -362,7 +375,7 @@ def test_parse_timestamp_round_trips(moment, offset_minutes, style):
     if style != "iso" and aware.year < 1000:
         return  # strftime does not pad years before 1000 on every platform
     # Inside 1970 .. ten years ahead a timestamp round-trips; outside it is refused, saying so.
-    from crm.services.bounds import EARLIEST, latest_moment
+    from crm.services.shared.bounds import EARLIEST, latest_moment
 
     if EARLIEST <= aware <= latest_moment():
         assert parse_timestamp(text) == aware
@@ -384,7 +397,7 @@ def test_email_helpers_never_raise(text):
 
 def decode_json(text: str, chunk: int) -> list:
     """_JsonValues over ``text``, refilling its buffer ``chunk`` characters at a time."""
-    from crm.services.importing.readers import _JsonValues
+    from crm.services.orders.importing.reading import _JsonValues
     saved = _JsonValues.CHUNK
     _JsonValues.CHUNK = chunk
     try:

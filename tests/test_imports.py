@@ -8,16 +8,22 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from crm.services import privacy
 from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import (
-    AuditEntry, Contact, ContactExternalId, ErasedEmail, ImportRun, Order, OrderLine, Tag,
+    AuditEntry,
+    Contact,
+    ContactExternalId,
+    ErasedEmail,
+    ImportRun,
+    Order,
+    OrderLine,
+    Tag,
 )
-from crm.services import orders as order_service
-from crm.services.importing import run as importing
+from crm.services.orders import recording as order_service
+from crm.services.orders.importing import run as importing
+from crm.services.trust import privacy
 from tests.helpers import FIXTURES
 
 SHOPIFY_ORDERS = FIXTURES / "shopify" / "orders_export.csv"
@@ -140,7 +146,7 @@ def test_customers_then_orders_match_the_same_contacts(app):
 
 
 def test_a_known_contact_learns_blank_fields_tags_and_the_shop_id(app):
-    from crm.services import contacts
+    from crm.services.people import contacts
 
     contacts.create_contact({"email": "Lotte.van.Dam@example.nl", "first_name": "Lotte"})
     db.session.commit()
@@ -268,7 +274,7 @@ def test_progress_is_reported_in_bytes(app):
 
 
 def test_rejected_rows_as_csv_neutralise_formulas(app, tmp_path):
-    from crm.services.csv_safe import csv_text
+    from crm.services.shared.csv_safe import csv_text
 
     path = tmp_path / "orders.csv"
     path.write_text("order_id,email,placed_at,total\n=cmd(),-x@example.com,2026-01-01,=1+1\n")

@@ -6,7 +6,7 @@ import pytest
 
 from crm.extensions import db
 from crm.models import StageChange
-from crm.services import insight
+from crm.services.insight import figures as insight
 from tests.conftest import make_user
 from tests.insight_data import NOW, at, contact, days, journey, order, refresh_aggregates, task
 

@@ -1,10 +1,9 @@
 """Scores mean buying intent: a complaint or a negative interaction is a problem, not engagement."""
 from __future__ import annotations
 
-
 from crm.extensions import db
 from crm.models import Contact
-from crm.services.rules_config import DEFAULT_SCORING, merge_settings
+from crm.services.rules.defaults import DEFAULT_SCORING, merge_settings
 from tests.conftest import soup, text_of
 from tests.engine_data import T0, contact, days, log, tasks_of
 

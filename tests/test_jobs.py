@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from tests import job_samples
 from crm.extensions import db
 from crm.models import Contact, JobRun, Setting
 from crm.services import jobs
+from tests import job_samples
 
 
 @pytest.fixture
@@ -199,8 +199,8 @@ def test_the_jobs_page_lists_runs_and_retries_a_failed_one(client, auth, run_wor
 def test_an_order_from_the_api_updates_the_contact_now_and_queues_the_shop_figures(client, app, run_worker):
     from sqlalchemy import select
 
+    from crm.services.staff import api_tokens
     from tests.conftest import make_user
-    from crm.services import api_tokens
 
     user = make_user("sales")
     _token, plain = api_tokens.create_token(user, "shop")

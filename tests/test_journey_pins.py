@@ -31,7 +31,7 @@ def test_pinning_in_place_swaps_the_controls_and_records_who_did_it(client, auth
     assert controls.select_one("form.unpin") is not None
     history = soup(response).select_one("section.stage-history[hx-swap-oob=true]")
     assert "pinned by hand: Wrote about us in her blog" in text_of(history.select_one("tr.stage-change"))
-    from crm.services import users
+    from crm.services.staff import users
 
     change = db.session.scalar(select(StageChange).order_by(StageChange.id.desc()))
     assert (change.from_stage, change.to_stage, change.changed_by_id) == (
@@ -119,7 +119,7 @@ def test_the_contact_page_partials_render_with_only_the_contact(app, auth, clien
     with app.test_request_context():
         from flask_login import login_user
 
-        from crm.services import users
+        from crm.services.staff import users
 
         login_user(users.by_email("sales@example.com"))
         for name, selector in partials.items():

@@ -7,7 +7,7 @@ import pytest
 
 from crm.extensions import db
 from crm.models import Contact, ScoreHistory, Tag, Task, utcnow
-from crm.services import leads
+from crm.services.people import leads
 from tests.conftest import make_user, soup, text_of
 from tests.engine_data import QueryCounter
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from crm.services import model_check
+from crm.services.insight import model_check
 from tests.conftest import count_queries, soup, text_of
 from tests.test_predict import AS_OF, AS_OF_DAY, load, simulate_customers
 

@@ -9,8 +9,9 @@ from sqlalchemy import event, func, select
 
 from crm.extensions import db
 from crm.models import Contact, Order
-from crm.services import contacts, orders
-from crm.services.importing.records import CustomerRecord, LineRecord, OrderRecord
+from crm.services.orders import recording as orders
+from crm.services.orders.importing.records import CustomerRecord, LineRecord, OrderRecord
+from crm.services.people import contacts
 from tests.conftest import soup, text_of
 
 

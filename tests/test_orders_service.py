@@ -6,11 +6,11 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, ContactExternalId, ErasedEmail, Order, OrderLine
-from crm.services import orders, privacy
-from crm.services.importing.readers import read_shopify_orders
-from crm.services.importing.records import CustomerRecord, LineRecord, OrderRecord, Rejected
+from crm.services.orders import recording as orders
+from crm.services.orders.importing.records import CustomerRecord, LineRecord, OrderRecord, Rejected
+from crm.services.orders.importing.shopify import read_shopify_orders
+from crm.services.trust import privacy
 from tests.helpers import FIXTURES
-
 
 
 def order(external_id="1001", email="anna@example.com", total="20.00", status="paid", customer_id=None,

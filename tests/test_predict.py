@@ -21,9 +21,15 @@ from sqlalchemy import insert, select
 
 from crm.extensions import db
 from crm.models import Contact, Order, Setting
-from crm.services import aggregates, engine, journey, predict, rule_settings
-from crm.services import predict_models as pm
-from crm.services.predict_status import LAST_RUN_KEY, prediction_status
+from crm.services.insight import predict
+from crm.services.insight.bgnbd import BgNbdFit, bgnbd_expected_purchases, bgnbd_p_alive, fit_bgnbd
+from crm.services.insight.fitting import PRIOR_WEIGHT
+from crm.services.insight.gamma_gamma import fit_gamma_gamma, predicted_value
+from crm.services.insight.predict_status import LAST_RUN_KEY, prediction_status
+from crm.services.insight.rfm_names import SEGMENT_LABELS, SEGMENTS
+from crm.services.orders import aggregates
+from crm.services.rules import engine, journey
+from crm.services.rules import settings as rule_settings
 from crm.views.main import percent
 from tests.conftest import soup, text_of
 
@@ -137,9 +143,9 @@ def test_predictions_recover_the_simulated_shop_and_match_a_fit_on_our_own_summa
     x, t_x, T, mean = summary_by_hand(customers)
     assert result.repeat_customers == int((x > 0).sum())
     # The database path reads exactly the purchases the simulation made:
-    same = pm.fit_bgnbd(x, t_x, T, penalizer=pm.PRIOR_WEIGHT)
+    same = fit_bgnbd(x, t_x, T, penalizer=PRIOR_WEIGHT)
     assert result.bgnbd.params == pytest.approx(same.params, rel=1e-6)
-    same_spend = pm.fit_gamma_gamma(x, mean, penalizer=pm.PRIOR_WEIGHT)
+    same_spend = fit_gamma_gamma(x, mean, penalizer=PRIOR_WEIGHT)
     assert result.gamma_gamma.params == pytest.approx(same_spend.params, rel=1e-6)
     # ... and lands near the truth where it matters: what it predicts. Over 20 seeds of this shop
     # the predicted orders of the next 90 days were within -5%..+2% of what the true parameters
@@ -147,12 +153,12 @@ def test_predictions_recover_the_simulated_shop_and_match_a_fit_on_our_own_summa
     # worst) with the old mean-scale penalty. The parameters themselves vary a lot between seeds of a
     # 1,500-customer shop, so they are checked loosely.
     truth = TRUE_BGNBD
-    predicted = pm.bgnbd_expected_purchases(result.bgnbd, 90 / 7, x, t_x, T).sum()
-    assert predicted == pytest.approx(pm.bgnbd_expected_purchases(truth, 90 / 7, x, t_x, T).sum(), rel=0.08)
-    value = pm.predicted_value(result.bgnbd, result.gamma_gamma, x, t_x, T, mean, 52).sum()
-    assert value == pytest.approx(pm.predicted_value(truth, TRUE_GG, x, t_x, T, mean, 52).sum(), rel=0.1)
+    predicted = bgnbd_expected_purchases(result.bgnbd, 90 / 7, x, t_x, T).sum()
+    assert predicted == pytest.approx(bgnbd_expected_purchases(truth, 90 / 7, x, t_x, T).sum(), rel=0.08)
+    value = predicted_value(result.bgnbd, result.gamma_gamma, x, t_x, T, mean, 52).sum()
+    assert value == pytest.approx(predicted_value(truth, TRUE_GG, x, t_x, T, mean, 52).sum(), rel=0.1)
     repeat = x > 0
-    off = np.abs(pm.bgnbd_p_alive(result.bgnbd, x, t_x, T) - pm.bgnbd_p_alive(truth, x, t_x, T))[repeat]
+    off = np.abs(bgnbd_p_alive(result.bgnbd, x, t_x, T) - bgnbd_p_alive(truth, x, t_x, T))[repeat]
     assert off.mean() < 0.06
     r, alpha, _a, _b = truth
     assert result.bgnbd.r / result.bgnbd.alpha == pytest.approx(r / alpha, rel=0.2)
@@ -167,12 +173,12 @@ def test_every_customer_gets_their_figures_and_they_know_who_is_still_buying(sim
     db.session.commit()
     contacts = stored(ids)
     x, t_x, T, mean = summary_by_hand(customers)
-    p_alive = pm.bgnbd_p_alive(result.bgnbd, x, t_x, T)
-    expected = pm.bgnbd_expected_purchases(result.bgnbd, 90 / 7, x, t_x, T)
-    value = pm.predicted_value(result.bgnbd, result.gamma_gamma, x, t_x, T, mean, 52)
+    p_alive = bgnbd_p_alive(result.bgnbd, x, t_x, T)
+    expected = bgnbd_expected_purchases(result.bgnbd, 90 / 7, x, t_x, T)
+    value = predicted_value(result.bgnbd, result.gamma_gamma, x, t_x, T, mean, 52)
     for i, cid in enumerate(ids):
         contact = contacts[cid]
-        assert contact.rfm_segment in pm.SEGMENTS
+        assert contact.rfm_segment in SEGMENTS
         assert {contact.rfm_recency, contact.rfm_frequency, contact.rfm_monetary} <= {1, 2, 3, 4, 5}
         if x[i] == 0:
             # BG/NBD's "1.0" for one-day buyers is an artefact, not stored.
@@ -255,7 +261,7 @@ def test_only_paid_orders_up_to_the_as_of_time_of_contacts_not_erased_count(app)
     for cid in (erased, later, prospect):
         assert all(getattr(contacts[cid], name) is None for name in predict.COLUMNS), cid
     # Ben bought 30 and 20 days ago; his repeat order is worth 80 - 30 = 50.
-    ben_value = pm.predicted_value(result.bgnbd, result.gamma_gamma, 1, 20 / 7, 30 / 7, 50.0, 52)
+    ben_value = predicted_value(result.bgnbd, result.gamma_gamma, 1, 20 / 7, 30 / 7, 50.0, 52)
     assert contacts[ben].predicted_value_12m == Decimal(f"{float(ben_value):.2f}")
 
 
@@ -285,7 +291,7 @@ def test_too_few_repeat_buyers_store_no_predictions_and_say_why(app):
                               "ordered more than once; predictions need at least 10.")
     for contact in stored(ids).values():
         assert all(getattr(contact, name) is None for name in predict.PREDICTION_COLUMNS)
-        assert contact.rfm_segment in pm.SEGMENTS  # segments need no fit
+        assert contact.rfm_segment in SEGMENTS  # segments need no fit
     kept = db.session.get(Setting, LAST_RUN_KEY).value
     assert kept["messages"] == [result.message] and kept["customers"] == 30 and kept["repeat_customers"] == 4
     assert kept["purchases_predicted"] is False and kept["bgnbd"] is None
@@ -328,8 +334,8 @@ def test_a_fit_that_did_not_converge_stores_nothing_and_says_so(app, monkeypatch
     customers = simulate_customers(seed=9, n=200)
     ids = load(customers)
     _segmented_before(ids)
-    failed = pm.BgNbdFit(1e-9, 3.0, 1.0, 1.0, -1.0, False, 200, "parameters ran off to implausible values (r=1e-09)")
-    monkeypatch.setattr(predict.models, "fit_bgnbd", lambda *args, **kwargs: failed)
+    failed = BgNbdFit(1e-9, 3.0, 1.0, 1.0, -1.0, False, 200, "parameters ran off to implausible values (r=1e-09)")
+    monkeypatch.setattr(predict, "fit_bgnbd", lambda *args, **kwargs: failed)
     result = predict.run(AS_OF)
     db.session.commit()
     assert not result.purchases_predicted
@@ -530,7 +536,7 @@ def test_the_contact_page_shows_the_customer_value_in_words(client, auth, simula
     assert lines["Still a customer?"].startswith(f"Still a customer? {percent(repeat.p_alive)} likely still active")
     assert lines["Next 12 months:"] == f"Next 12 months: predicted to spend €{repeat.predicted_value_12m:,.2f}."
     assert lines["Next 90 days:"].startswith("Next 90 days: expected to place about")
-    assert text_of(panel.select_one(".figures-segment .badge")) == pm.SEGMENT_LABELS[repeat.rfm_segment]
+    assert text_of(panel.select_one(".figures-segment .badge")) == SEGMENT_LABELS[repeat.rfm_segment]
     assert panel.select_one("svg.chart") is not None  # the sparkline
     assert panel.select_one(".prediction-missing") is None
 

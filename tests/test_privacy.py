@@ -11,11 +11,23 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import (
-    AuditEntry, Contact, ContactExternalId, ErasedEmail, ImportRejection, Interaction, Order, OrderLine, Setting, Task,
-    WebhookDelivery, contact_tags, utcnow,
+    AuditEntry,
+    Contact,
+    ContactExternalId,
+    ErasedEmail,
+    ImportRejection,
+    Interaction,
+    Order,
+    OrderLine,
+    Setting,
+    Task,
+    WebhookDelivery,
+    contact_tags,
+    utcnow,
 )
-from crm.services import audit, contacts, interactions, privacy
-from crm.services.errors import NotFound, ValidationError
+from crm.services.people import contacts, interactions
+from crm.services.shared.errors import NotFound, ValidationError
+from crm.services.trust import audit, privacy
 from tests.conftest import make_user, soup, text_of
 from tests.routes import seed_records
 

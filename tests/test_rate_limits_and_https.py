@@ -45,7 +45,7 @@ def test_every_api_route_shares_one_budget_and_pages_are_not_counted(app, client
 
 
 def test_each_token_has_its_own_budget(app, client):
-    from crm.services import api_tokens
+    from crm.services.staff import api_tokens
     from tests.conftest import make_user
 
     _add_probe(app)

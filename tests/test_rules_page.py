@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, Setting
-from crm.services import rule_settings
-from crm.services.errors import ValidationError
-from crm.services.rules_config import DEFAULT_RETENTION, DEFAULT_SCORING
+from crm.services.rules import settings as rule_settings
+from crm.services.rules.defaults import DEFAULT_RETENTION, DEFAULT_SCORING
+from crm.services.shared.errors import ValidationError
 from tests.conftest import soup, text_of
 from tests.engine_data import T0, buy, days
 

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import soup, text_of
 from crm.extensions import db
 from crm.models import JobRun, utcnow
 from crm.services.jobs import huey, maintenance
+from tests.conftest import soup, text_of
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_the_schedules_form_saves_and_names_a_bad_field(client, auth):
 
 def test_due_scheduled_jobs_run_in_a_burst_and_the_settings_page_shows_their_last_run(
         app, client, auth, run_worker, tmp_path):
-    from crm.services.backups import sqlite_file
+    from crm.services.shop.backups import sqlite_file
 
     maintenance.save({"refresh_time": shop_minutes_ago(2), "backups_keep": 2}, None)
     db.session.commit()

@@ -9,7 +9,7 @@ import pytest
 
 from crm.extensions import db
 from crm.models import Segment
-from crm.services import contacts
+from crm.services.people import contacts
 from tests.routes import make_role_users, token_for
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from crm.extensions import db
 from crm.models import JobRun, SegmentSize
-from crm.services import contacts
+from crm.services.people import contacts
 from crm.services.segments import jobs as segment_jobs
 from crm.services.segments import store as segments
 

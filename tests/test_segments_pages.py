@@ -9,7 +9,7 @@ import pytest
 
 from crm.extensions import db
 from crm.models import Segment, SegmentSize
-from crm.services import contacts
+from crm.services.people import contacts
 from crm.services.segments import store as segments
 from tests.conftest import soup, text_of
 

@@ -3,23 +3,40 @@ the contacts a plain-Python reading of the same definition finds (SQLite and Pos
 from __future__ import annotations
 
 import os
-
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from crm.extensions import db
 from crm.models import (
-    HEALTHS, ORDER_STATUSES, PAID_STATUSES, STAGES, Contact, Interaction, Order, OrderLine, Tag, Task, User,
+    HEALTHS,
+    ORDER_STATUSES,
+    PAID_STATUSES,
+    STAGES,
+    Contact,
+    Interaction,
+    Order,
+    OrderLine,
+    Tag,
+    Task,
+    User,
 )
-from crm.services.rfm_segments import SEGMENTS
+from crm.services.insight.rfm_names import SEGMENTS
 from crm.services.segments import store
 from crm.services.segments.definition import (
-    EventOptions, FIELDS, Group, OPERATORS, SET_OPS, TASK_RULES, parse, to_json,
+    FIELDS,
+    OPERATORS,
+    SET_OPS,
+    TASK_RULES,
+    EventOptions,
+    Group,
+    parse,
+    to_json,
 )
 
 # Examples are cheap on SQLite; PostgreSQL's round trips make each one dearer.
@@ -283,7 +300,7 @@ def test_the_contact_lists_filters_saved_as_a_segment_find_the_same_contacts(app
     """The filters and the segment built from them are two spellings of one rule: they must agree."""
     from werkzeug.datastructures import MultiDict
 
-    from crm.services import contact_queries
+    from crm.services.people import queries as contact_queries
 
     facts = _build(shop)
     if isinstance(arguments["owner"], int):

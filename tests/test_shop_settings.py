@@ -52,7 +52,7 @@ def test_the_shop_page_saves_and_the_shop_time_zone_is_used_instead_of_the_confi
     # An admin whose browser asks for English reads English, though the shop now speaks Dutch.
     response = client.post("/settings/shop", data=SHOP, follow_redirects=True, headers={"Accept-Language": "en"})
     assert "Shop settings saved." in text_of(soup(response).select_one(".flash-success"))
-    from crm.services.clock import shop_today
+    from crm.services.shop.clock import shop_today
 
     assert str(shop.current().zone) == "Europe/Amsterdam"
     # 23:30 UTC on 1 June is already 2 June in Amsterdam.

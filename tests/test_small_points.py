@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from crm.extensions import db
 from crm.models import Contact, Task, User, utcnow
-from crm.services.contacts import display_phone
+from crm.services.people.contacts import display_phone
 from tests.conftest import PASSWORD, soup, text_of
 from tests.test_api import Api, token_for
 

@@ -9,11 +9,12 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import Contact, Setting, StageChange
-from crm.services import engine, webhooks
-from crm.services.facts import ContactFacts, InteractionFact
-from crm.services.importing import run as importing
-from crm.services.journey import Decision, dated_steps
-from crm.services.rule_settings import load_all
+from crm.services.orders import webhooks
+from crm.services.orders.importing import run as importing
+from crm.services.rules import engine
+from crm.services.rules.facts import ContactFacts, InteractionFact
+from crm.services.rules.journey import Decision, dated_steps
+from crm.services.rules.settings import load_all
 
 UTC = timezone.utc
 NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)

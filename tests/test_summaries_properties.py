@@ -9,17 +9,31 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from crm.extensions import db
 from crm.models import (
-    ORDER_STATUSES, AuditEntry, Contact, ErasedEmail, Order, OrderLine, StageChange, SummaryCohortMonth,
-    SummaryContactMonth, SummaryState, Task,
+    ORDER_STATUSES,
+    AuditEntry,
+    Contact,
+    ErasedEmail,
+    Order,
+    OrderLine,
+    StageChange,
+    SummaryCohortMonth,
+    SummaryContactMonth,
+    SummaryState,
+    Task,
 )
-from crm.services import aggregates, contacts, insight, merge, privacy, summaries
-from crm.services.importing.records import CustomerRecord, OrderRecord
-from crm.services.orders import record_orders
+from crm.services.insight import figures as insight
+from crm.services.insight import summaries
+from crm.services.orders import aggregates
+from crm.services.orders.importing.records import CustomerRecord, OrderRecord
+from crm.services.orders.recording import record_orders
+from crm.services.people import contacts, merge
+from crm.services.trust import privacy
 
 EXAMPLES = 15 if os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql") else 25
 ZONE = "Europe/Berlin"

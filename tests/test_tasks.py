@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, Interaction, Task, utcnow
-from crm.services import tasks as task_service
-from crm.services.errors import ValidationError
+from crm.services.people import tasks as task_service
+from crm.services.shared.errors import ValidationError
 from tests.conftest import make_user, soup, text_of
 from tests.engine_data import QueryCounter, count
 
@@ -142,7 +142,7 @@ def _shop_day_start(zone: str) -> datetime:
 @pytest.mark.parametrize("app_config", [{"SHOP_TIMEZONE": "Pacific/Auckland"}])
 def test_my_list_groups_overdue_today_and_upcoming_in_the_shops_days(client, auth, anna, app_config):
     auth.as_role("sales")
-    from crm.services import users
+    from crm.services.staff import users
 
     sales = users.by_email("sales@example.com")
     other = make_user("support")
@@ -378,7 +378,7 @@ def _queries(client, url):
 @pytest.mark.parametrize("url", ["/tasks?view=all", "/tasks?view=mine"])
 def test_the_lists_take_the_same_queries_for_3_or_60_to_dos(client, auth, anna, url):
     auth.as_role("sales")
-    from crm.services import users
+    from crm.services.staff import users
 
     me = users.by_email("sales@example.com")
     others = [make_user("support", f"s{n}@example.com") for n in range(3)]

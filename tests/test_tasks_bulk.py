@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, Interaction, Task
-from crm.services import tasks as task_service
-from crm.services.errors import ValidationError
+from crm.services.people import tasks as task_service
+from crm.services.shared.errors import ValidationError
 from tests.conftest import make_user, soup
 
 NOW = datetime(2026, 5, 4, 9, tzinfo=timezone.utc)

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import AuditEntry, User
-from crm.services import api_tokens, users
+from crm.services.staff import api_tokens, users
 from crm.views.access import access
 from tests.conftest import PASSWORD, make_user, soup, text_of
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import AuditEntry, Contact, Order, Setting, Task, WebhookDelivery
-from crm.services import webhooks
+from crm.services.orders import webhooks
 from tests.conftest import make_user, soup, text_of
 from tests.helpers import FIXTURES
 

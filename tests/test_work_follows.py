@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import Contact, Task, User
-from crm.services import tasks as task_service
-from crm.services import users
+from crm.services.people import tasks as task_service
+from crm.services.staff import users
 from tests.conftest import PASSWORD, make_user, soup, text_of
 
 NOW = datetime(2026, 5, 4, 9, tzinfo=timezone.utc)

@@ -1,17 +1,17 @@
 """The web layer: blueprints, request hooks, error pages and template helpers."""
 from __future__ import annotations
 
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask import Flask, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import Gone, HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from crm.database import write_intent
 from crm.extensions import db, login_manager
-from crm.services import errors
+from crm.services.shared import errors
 from crm.views import access, formatting, languages, params, said
 from crm.views.api_errors import api_error_response
 
@@ -99,7 +99,31 @@ def init_app(app: Flask) -> None:
             return api_error_response(error)
         return render_template("errors/500.html"), 500
 
-    from crm.views import answers, api, audit, auth, campaigns, contacts, email, flows, imports, insight, jobs, journey, leads, main, orders, privacy, rules, segments, settings, tasks, tokens, users, webhooks
+    from crm.views import (
+        answers,
+        api,
+        audit,
+        auth,
+        campaigns,
+        contacts,
+        email,
+        flows,
+        imports,
+        insight,
+        jobs,
+        journey,
+        leads,
+        main,
+        orders,
+        privacy,
+        rules,
+        segments,
+        settings,
+        tasks,
+        tokens,
+        users,
+        webhooks,
+    )
 
     # One line per area; keep the list sorted so parallel additions merge cleanly.
     for blueprint in (
@@ -144,7 +168,7 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load_user(session_id: str):
-        from crm.services import users
+        from crm.services.staff import users
 
         if request.path.startswith("/api/"):
             return None  # the API takes bearer tokens only, so a cookie cannot be used for CSRF
@@ -159,6 +183,6 @@ def _init_login(app: Flask) -> None:
         header = req.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return None
-        from crm.services import api_tokens
+        from crm.services.staff import api_tokens
 
         return api_tokens.authenticate(header[len("Bearer "):].strip())

@@ -3,14 +3,15 @@ score chosen and a comment box and records nothing (mail scanners prefetch links
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
-from flask_babel import force_locale, gettext as _
+from flask_babel import force_locale
+from flask_babel import gettext as _
 
 from crm.extensions import csrf, db
 from crm.models import Contact, EmailMessage
 from crm.services import shop
 from crm.services.email import answer_links, clicks, templates
-from crm.services.errors import ValidationError
 from crm.services.flows import answers
+from crm.services.shared.errors import ValidationError
 from crm.views.access import access
 
 bp = Blueprint("answers", __name__)

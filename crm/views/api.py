@@ -22,17 +22,19 @@ from werkzeug.exceptions import HTTPException
 
 from crm.extensions import csrf, db
 from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task
-from crm.services import contact_queries, interactions, shop, tasks
-from crm.services import contacts as contact_service
-from crm.services import orders as order_service
-from crm.services.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
+from crm.services import shop
 from crm.services.email import outbox as email_outbox
 from crm.services.email import suppression
 from crm.services.email import templates as email_templates
-from crm.services.errors import NotFound, ValidationError
-from crm.services.order_input import api_order_record
+from crm.services.orders import recording as order_service
+from crm.services.orders.single import api_order_record
+from crm.services.people import contacts as contact_service
+from crm.services.people import interactions, tasks
+from crm.services.people import queries as contact_queries
 from crm.services.segments import definition as segment_definition
 from crm.services.segments import store as segments
+from crm.services.shared.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
+from crm.services.shared.errors import NotFound, ValidationError
 from crm.views.access import access
 from crm.views.api_errors import api_error, api_error_response, in_reader_language
 from crm.views.api_spec import spec

@@ -5,17 +5,19 @@ import json
 from datetime import datetime, time, timedelta, timezone
 
 from flask import Blueprint, current_app, render_template, request
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField
 from wtforms.validators import NumberRange, Optional, ValidationError
 
 from crm.extensions import htmx
-from crm.services import audit, users
-from crm.services.bounds import parse_id
+from crm.services.shared.bounds import parse_id
+from crm.services.staff import users
+from crm.services.trust import audit
 from crm.views.access import access
-from crm.views.forms import page_number
 from crm.views.formatting import shop_zone
+from crm.views.forms import page_number
 
 bp = Blueprint("audit", __name__)
 

@@ -12,10 +12,11 @@ from wtforms import BooleanField, EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from crm.extensions import db
-from crm.services import shop, users
-from crm.services import tasks as task_service
+from crm.services import shop
+from crm.services.people import tasks as task_service
 from crm.services.setup import schema as schema_state
-from crm.services.errors import ValidationError
+from crm.services.shared.errors import ValidationError
+from crm.services.staff import users
 from crm.views import limits
 from crm.views.access import access
 from crm.views.forms import apply_errors
@@ -141,7 +142,7 @@ def setup():
                 apply_errors(form, error)
         else:
             if form.demo.data:
-                from crm.services import demo
+                from crm.services.shop import demo
 
                 demo.generate(owner=user)
             db.session.commit()

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm.extensions import db
 from crm.models import Contact
 from crm.services.campaigns import figures, store
-from crm.services.clock import shop_zone
-from crm.services.errors import NotFound, ValidationError
 from crm.services.segments import store as segments
+from crm.services.shared.errors import NotFound, ValidationError
+from crm.services.shop.clock import shop_zone
 from crm.views.access import access
 from crm.views.email import _frame
 

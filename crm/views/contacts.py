@@ -3,7 +3,15 @@ logging interactions, and creating, editing, merging and deleting contacts."""
 from __future__ import annotations
 
 from flask import (
-    Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for,
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -11,18 +19,36 @@ from flask_login import current_user
 
 from crm.extensions import db, htmx
 from crm.models import STAGES, Contact, Interaction, utcnow
-from crm.services import contact_bulk, contact_queries, contacts, insight, interactions, merge, shop
-from crm.services.contact_queries import ContactFilters
+from crm.services import shop
+from crm.services.insight import figures as insight
+from crm.services.people import bulk as contact_bulk
+from crm.services.people import contacts, interactions, merge
+from crm.services.people import queries as contact_queries
+from crm.services.people.queries import ContactFilters
 from crm.services.segments import store as segments
-from crm.services.errors import ValidationError
+from crm.services.shared.bounds import parse_id
+from crm.services.shared.errors import ValidationError
 from crm.views.access import access, can, narrowed
 from crm.views.contact_forms import (
-    CHANNELS, DIRECTION_LABELS, FIELD_LABELS, HISTORY_LABELS, KIND_LABELS, SENTIMENT_LABELS, STAGE_LABELS, ContactForm,
-    InteractionForm, health_label, history_count, local, local_now, order_status_label, prefix_ids, stage_label,
+    CHANNELS,
+    DIRECTION_LABELS,
+    FIELD_LABELS,
+    HISTORY_LABELS,
+    KIND_LABELS,
+    SENTIMENT_LABELS,
+    STAGE_LABELS,
+    ContactForm,
+    InteractionForm,
+    health_label,
+    history_count,
+    local,
+    local_now,
+    order_status_label,
+    prefix_ids,
+    stage_label,
     task_status_label,
 )
 from crm.views.forms import apply_errors, translated
-from crm.services.bounds import parse_id
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 

@@ -3,16 +3,19 @@ and the public unsubscribe page."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
-from flask_babel import force_locale, get_locale, gettext as _, lazy_gettext as _l
+from flask_babel import force_locale, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm.extensions import csrf, db
 from crm.models import Contact, EmailMessage, Task
-from crm.services import contact_queries, shop
-from crm.services.shop import LANGUAGES as LANGUAGE_NAMES
+from crm.services import shop
 from crm.services.email import mailbox, outbox, sending, suppression, templates, tokens
 from crm.services.email import settings as email_settings
-from crm.services.errors import NotFound, ValidationError
+from crm.services.people import queries as contact_queries
+from crm.services.shared.errors import NotFound, ValidationError
+from crm.services.shop import LANGUAGES as LANGUAGE_NAMES
 from crm.views.access import access
 
 bp = Blueprint("email", __name__)

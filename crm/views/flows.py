@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import FlowSend
-from crm.services.errors import ValidationError
 from crm.services.flows import config, runner
+from crm.services.shared.errors import ValidationError
 from crm.views.access import access
 from crm.views.email import TEMPLATE_NAMES
 

@@ -15,12 +15,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from crm.services import shop
-from crm.services.contacts import display_phone
-from crm.services.clock import shop_zone
-from crm.services.wording import CURRENCY_SIGNS
+from crm.services.people.contacts import display_phone
+from crm.services.shared.wording import CURRENCY_SIGNS
+from crm.services.shop.clock import shop_zone
 from crm.views import access
 from crm.views.languages import DEFAULT
-
 
 NAVIGATION = (
     (_l("Dashboard"), "main.dashboard"),

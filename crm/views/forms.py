@@ -5,7 +5,7 @@ from flask_babel import gettext
 from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 
-from crm.services.errors import ValidationError
+from crm.services.shared.errors import ValidationError
 from crm.services.shared.said import Said
 
 

@@ -13,8 +13,8 @@ from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 
 from crm.models import ImportRun
-from crm.services.errors import N_
-from crm.services.importing import run as importing
+from crm.services.orders.importing import run as importing
+from crm.services.shared.errors import N_
 
 
 def kind_labels() -> dict[str, str]:
@@ -60,7 +60,7 @@ def summary_lines(run: ImportRun) -> list[str]:
     return lines
 
 
-# How the readers word a field's problem (crm/services/importing/readers.py), each with its translation.
+# How the readers word a field's problem (crm/services/orders/importing/), each with its translation.
 _FIELD_PROBLEMS: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"missing"), lambda m: _("missing")),
     (re.compile(r"(?P<value>.+) is not a valid email address \((?P<why>.*)\)"),

@@ -1,7 +1,7 @@
 """Imports: upload a file, preview it as it will be read, run it, and the history of runs.
 
 The upload waits in instance/uploads/<random> between the preview and the run. A run is queued
-and done by the worker (crm.services.importing.jobs); its page shows the progress live. A dry run
+and done by the worker (crm.services.orders.importing.jobs); its page shows the progress live. A dry run
 happens inside the request. Files bigger than MAX_CONTENT_LENGTH go through `crm import`.
 """
 from __future__ import annotations
@@ -14,8 +14,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import (
-    Blueprint, Response, abort, current_app, flash, make_response, redirect, render_template, request,
-    stream_with_context, url_for,
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -28,15 +37,15 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
 from crm.extensions import db, htmx
-from crm.services import shop
-from crm.services.csv_safe import csv_writer_rows
-from crm.services.errors import ValidationError
 from crm.models import ImportRun, JobRun, User
-from crm.services.importing import jobs as import_jobs
-from crm.services.importing import run as importing
-from crm.services.importing.readers import GENERIC_FIELDS
-from crm.services.importing.records import Rejected
-from crm.services.uploads import forget_old_uploads
+from crm.services import shop
+from crm.services.orders.importing import jobs as import_jobs
+from crm.services.orders.importing import run as importing
+from crm.services.orders.importing.generic import GENERIC_FIELDS
+from crm.services.orders.importing.records import Rejected
+from crm.services.shared.csv_safe import csv_writer_rows
+from crm.services.shared.errors import ValidationError
+from crm.services.shared.uploads import forget_old_uploads
 from crm.views.access import access
 from crm.views.forms import choices, translated
 from crm.views.import_text import kind_labels as _kind_labels

@@ -24,7 +24,7 @@ def model_check():
     import os
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads, as in `crm predict`
-    from crm.services import model_check as checking
+    from crm.services.insight import model_check as checking
 
     errors: list[str] = []
     now = utcnow()

@@ -3,14 +3,15 @@ schedule settings shown on Settings → Rules; failed schedules on the admins' d
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm.extensions import db
 from crm.models import JOB_STATUSES
 from crm.services import jobs
-from crm.services.errors import NotFound, ValidationError
 from crm.services.jobs import maintenance, runs
+from crm.services.shared.errors import NotFound, ValidationError
 from crm.views.access import access, can
 
 bp = Blueprint("jobs", __name__, url_prefix="/settings/jobs")

@@ -7,8 +7,8 @@ from flask_login import current_user
 
 from crm.extensions import db, htmx
 from crm.models import STAGES, Contact
-from crm.services import contacts, stages
-from crm.services.errors import ValidationError
+from crm.services.people import contacts, stage_pins
+from crm.services.shared.errors import ValidationError
 from crm.views.access import access
 from crm.views.formatting import stage_name
 
@@ -16,9 +16,9 @@ bp = Blueprint("journey", __name__)
 
 
 @bp.app_template_global()
-def stage_history(contact) -> list[stages.StagePeriod]:
+def stage_history(contact) -> list[stage_pins.StagePeriod]:
     """Return a contact's stage changes with the time in each stage, for journey/_stage_history.html."""
-    return stages.stage_history(contact.id)
+    return stage_pins.stage_history(contact.id)
 
 
 @bp.app_context_processor
@@ -35,10 +35,10 @@ def stage(contact_id: int):
     if request.method == "POST":
         try:
             if request.form.get("action") == "unpin":
-                stages.unpin_stage(contact, current_user.id)
+                stage_pins.unpin_stage(contact, current_user.id)
                 notice = _("Unpinned; the rules now keep it at %(stage)s.", stage=stage_name(contact.stage).lower())
             else:
-                stages.pin_stage(contact, request.form.get("stage", ""), request.form.get("reason", ""), current_user.id)
+                stage_pins.pin_stage(contact, request.form.get("stage", ""), request.form.get("reason", ""), current_user.id)
                 notice = _("Pinned at %(stage)s.", stage=stage_name(contact.stage).lower())
         except ValidationError as error:
             errors = dict(error.fields)

@@ -5,10 +5,10 @@ from flask import Blueprint, current_app, render_template, request
 
 from crm.extensions import htmx
 from crm.models import STAGES
-from crm.services import leads
+from crm.services.people import leads
+from crm.services.shared.bounds import parse_id
 from crm.views.access import access
 from crm.views.params import page_arg
-from crm.services.bounds import parse_id
 
 bp = Blueprint("leads", __name__, url_prefix="/leads")
 

@@ -11,7 +11,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from crm.models import utcnow
-from crm.services import freshness, insight, overview, shop
+from crm.services import shop
+from crm.services.insight import figures as insight
+from crm.services.insight import shop_totals
+from crm.services.rules import freshness
 from crm.views.access import access
 from crm.views.formatting import with_currency
 
@@ -78,7 +81,7 @@ def dashboard():
     zone = shop.current().timezone
     shown, history, errors = chosen_period(request.args, now, zone)
     return render_template(
-        "main/dashboard.html", summary=overview.summary(shown.as_of),
+        "main/dashboard.html", summary=shop_totals.summary(shown.as_of),
         insight=insight.dashboard(current_user.id, now, zone, shown, history),
         period_errors=errors, period_args=request.args, explicit_as_of=bool(request.args.get("as_of")),
         updating=freshness.refresh_pending(),

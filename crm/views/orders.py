@@ -8,18 +8,29 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, DecimalField, FieldList, Form, FormField, IntegerField, SelectField, StringField
+from wtforms import (
+    DateTimeLocalField,
+    DecimalField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    SelectField,
+    StringField,
+)
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from crm.extensions import db, htmx
 from crm.models import ORDER_STATUSES
-from crm.services import contacts, order_queries, shop
-from crm.services import orders as order_service
-from crm.services.errors import ValidationError
-from crm.services.order_input import ManualLine, manual_order_record
+from crm.services import shop
+from crm.services.orders import queries as order_queries
+from crm.services.orders import recording as order_service
+from crm.services.orders.single import ManualLine, manual_order_record
+from crm.services.people import contacts
+from crm.services.shared.errors import ValidationError
 from crm.views.access import access
-from crm.views.formatting import shop_zone
 from crm.views.contact_forms import ORDER_STATUS_LABELS, order_status_label
+from crm.views.formatting import shop_zone
 from crm.views.forms import apply_errors, choices, translated
 from crm.views.params import date_arg, page_arg
 

@@ -11,7 +11,7 @@ from datetime import date
 from flask import request
 from werkzeug.routing import IntegerConverter
 
-from crm.services.bounds import MAX_ID, check_day, parse_id
+from crm.services.shared.bounds import MAX_ID, check_day, parse_id
 
 MAX_PAGE = 100_000
 

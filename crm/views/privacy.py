@@ -4,7 +4,8 @@ from __future__ import annotations
 import io
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, StringField
@@ -12,10 +13,10 @@ from wtforms.validators import DataRequired, NumberRange
 
 from crm.extensions import db
 from crm.models import Contact, utcnow
-from crm.services import privacy
+from crm.services.trust import privacy
 from crm.views.access import access
-from crm.views.forms import page_number
 from crm.views.formatting import record_url
+from crm.views.forms import page_number
 
 bp = Blueprint("privacy", __name__)
 

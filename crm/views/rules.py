@@ -5,7 +5,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import force_locale, gettext as _, lazy_gettext as _l, ngettext
+from flask_babel import force_locale, ngettext
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, FloatField, IntegerField, SelectField, SelectMultipleField
@@ -13,9 +15,10 @@ from wtforms.validators import InputRequired
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from crm.extensions import db, htmx
-from crm.services import freshness, rule_settings
-from crm.services import tasks as task_service
-from crm.services.errors import ValidationError
+from crm.services.people import tasks as task_service
+from crm.services.rules import freshness
+from crm.services.rules import settings as rule_settings
+from crm.services.shared.errors import ValidationError
 from crm.views.access import access
 from crm.views.forms import apply_errors, choices
 

@@ -9,12 +9,18 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from crm.extensions import db, htmx
-from crm.services import contact_queries
-from crm.services.errors import ValidationError
+from crm.services.people import queries as contact_queries
 from crm.services.segments import store as segments
 from crm.services.segments.definition import (
-    EMAIL_STATUSES, FIELDS, INTERACTION_KINDS, TASK_RULES, TASK_STATUSES, DefinitionError, parse,
+    EMAIL_STATUSES,
+    FIELDS,
+    INTERACTION_KINDS,
+    TASK_RULES,
+    TASK_STATUSES,
+    DefinitionError,
+    parse,
 )
+from crm.services.shared.errors import ValidationError
 from crm.views import segment_builder
 from crm.views.access import access, can
 from crm.views.contact_forms import stage_label

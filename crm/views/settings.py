@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm.extensions import db
 from crm.services import shop
-from crm.services.errors import ValidationError
+from crm.services.shared.errors import ValidationError
 from crm.views.access import access, can, rule_for
 from crm.views.shop_form import ShopForm
 

@@ -5,9 +5,9 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import format_date, ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
@@ -15,15 +15,15 @@ from wtforms.validators import Optional
 
 from crm.extensions import db, htmx
 from crm.models import SENTIMENTS, TASK_STATUSES, Task, utcnow
-from crm.services import contacts as contact_service
-from crm.services import tasks as task_service
-from crm.services.clock import shop_today
-from crm.services.errors import ValidationError
-from crm.views.access import access, can
+from crm.services.people import contacts as contact_service
+from crm.services.people import tasks as task_service
+from crm.services.shared.bounds import parse_id
+from crm.services.shared.errors import ValidationError
+from crm.services.shop.clock import shop_today
 from crm.views import contact_forms
+from crm.views.access import access, can
 from crm.views.forms import choices, translated
 from crm.views.params import date_arg_checked
-from crm.services.bounds import parse_id
 
 bp = Blueprint("tasks", __name__)
 
@@ -223,7 +223,7 @@ def complete(task_id: int):
     response = _act(task_id, CompleteForm, "complete", work)
     if logged and htmx.fragment and _on_contact_page(logged[0].contact_id):
         # The outcome goes on top of the timeline beside the to-do, without a reload.
-        from crm.services import contact_queries
+        from crm.services.people import queries as contact_queries
         from crm.views.contacts import _contact_helpers
 
         item = contact_queries.timeline_item("interaction", logged[0])

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -11,8 +12,8 @@ from wtforms.validators import DataRequired, Length
 
 from crm.extensions import db
 from crm.models import ApiToken, User
-from crm.services import api_tokens
-from crm.services.errors import ValidationError
+from crm.services.shared.errors import ValidationError
+from crm.services.staff import api_tokens
 from crm.views.access import access, can
 from crm.views.forms import apply_errors
 

@@ -3,7 +3,9 @@ everyone changes their own password on /account."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l, ngettext, refresh
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext, refresh
 from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
@@ -11,9 +13,9 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from crm.extensions import db
 from crm.models import ROLES, User
-from crm.services import tasks as task_service
-from crm.services import users
-from crm.services.errors import ValidationError
+from crm.services.people import tasks as task_service
+from crm.services.shared.errors import ValidationError
+from crm.services.staff import users
 from crm.views.access import access
 from crm.views.forms import apply_errors, choices
 from crm.views.languages import available as available_languages

@@ -5,7 +5,8 @@ import json
 import re
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +15,7 @@ from wtforms.validators import Length, Optional
 
 from crm.extensions import csrf, db
 from crm.models import WebhookDelivery
-from crm.services import webhooks
+from crm.services.orders import webhooks
 from crm.views import limits
 from crm.views.access import access, narrowed
 from crm.views.params import id_arg

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 
 from crm.database import read_only
 from crm.extensions import db
-from crm.services import contacts, interactions, tasks, users
-from crm.services import orders as orders_service
-from crm.services.importing.records import ZERO, CustomerRecord, LineRecord, OrderRecord
+from crm.services.orders import recording as orders_service
+from crm.services.orders.importing.records import ZERO, CustomerRecord, LineRecord, OrderRecord
+from crm.services.people import contacts, interactions, tasks
+from crm.services.staff import users
 from tests.conftest import PASSWORD
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import Task, User
-from crm.services import orders as orders_service
+from crm.services.orders import recording as orders_service
 from tests.conftest import PASSWORD
 from tests.e2e.browser import same_document, type_slowly
 from tests.e2e.shop import _paid_order, db_rows

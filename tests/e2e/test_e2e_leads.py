@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm.models import Contact
-from crm.services.leads import top_reasons
+from crm.services.people.leads import top_reasons
 from tests.e2e.browser import fill_form, same_document
 from tests.e2e.shop import db_rows, db_scalar
 

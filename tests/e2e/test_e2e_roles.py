@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from crm.extensions import db
 from crm.models import Interaction, User
-from crm.services import users
+from crm.services.staff import users
 from tests.e2e.browser import fill_form, flashes, same_document, sign_in, submit
 from tests.e2e.shop import count
 

@@ -48,8 +48,8 @@ def windows() -> dict[str, Any]:
 
 def save_windows(form: dict[str, Any], actor_id: int | None) -> dict[str, Any]:
     """Store the attribution windows and the click-tracking switch; a ValidationError names each bad field."""
-    from crm.services import audit
-    from crm.services.errors import ValidationError
+    from crm.services.shared.errors import ValidationError
+    from crm.services.trust import audit
 
     errors: dict[str, str] = {}
     values: dict[str, Any] = {"track_clicks": str(form.get("track_clicks") or "") in ("on", "y", "1", "true")}

@@ -10,13 +10,13 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import Campaign, CampaignRecipient, Contact, EmailMessage, utcnow
-from crm.services import audit
 from crm.services.email import outbox, suppression, templates
 from crm.services.email.settings import effective
-from crm.services.errors import NotFound, ValidationError
 from crm.services.flows import config as flow_config
 from crm.services.flows import pacing
 from crm.services.flows.runner import marketing_history
+from crm.services.shared.errors import NotFound, ValidationError
+from crm.services.trust import audit
 
 BATCH = 500
 EXCLUDED = {

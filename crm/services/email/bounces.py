@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import EmailMessage, utcnow
-from crm.services import audit
 from crm.services.email import outbox, suppression
+from crm.services.trust import audit
 
 SOFT_IN_A_ROW = 3
 _VERP = re.compile(rb"bounces\+(\d+)@", re.I)

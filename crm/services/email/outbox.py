@@ -15,17 +15,20 @@ from html import escape
 from typing import Any
 
 from flask import current_app
-from flask_babel import force_locale, gettext as _
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from crm.extensions import db
 from crm.models import Contact, EmailMessage, Interaction, Order, Task, User, utcnow
 from crm.models.order import PAID_STATUSES
-from crm.services import audit, engine_hooks
 from crm.services.email import answer_links, clicks, render, suppression, templates, tokens
 from crm.services.email.settings import EmailSettings, effective
-from crm.services.errors import ValidationError
+from crm.services.shared import signals
+from crm.services.shared.errors import ValidationError
+from crm.services.trust import audit
+
 
 @dataclass
 class Draft:
@@ -226,7 +229,7 @@ def outcome_text(message: EmailMessage) -> str:
 def _log_all(contacts: list[Contact], messages: list[EmailMessage], actor_id: int | None, task: Task | None,
              now: datetime) -> None:
     """Put each message on its contact's timeline as an outbound email (a to-do's completion when it answers one)."""
-    from crm.services import tasks as task_service
+    from crm.services.people import tasks as task_service
 
     entries: list[tuple[EmailMessage, Interaction]] = []
     for contact, message in zip(contacts, messages):
@@ -248,7 +251,7 @@ def _log_all(contacts: list[Contact], messages: list[EmailMessage], actor_id: in
     db.session.flush()
     for message, interaction in entries:
         message.interaction_id = interaction.id
-    engine_hooks.after_contacts_changed([m.contact_id for m, i in entries if i.task_id is None], now=now)
+    signals.after_contacts_changed([m.contact_id for m, i in entries if i.task_id is None], now=now)
 
 
 def refresh_timeline(message: EmailMessage) -> None:

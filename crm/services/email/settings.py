@@ -17,8 +17,9 @@ from flask import current_app, has_app_context
 
 from crm.extensions import db
 from crm.models import Setting
-from crm.services import audit, shop
-from crm.services.errors import ValidationError
+from crm.services import shop
+from crm.services.shared.errors import ValidationError
+from crm.services.trust import audit
 
 SETTING_KEY = "email.settings"
 SECURITY = ("none", "starttls", "tls")

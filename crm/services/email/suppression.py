@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import ConsentEvent, Contact, EmailSuppression, utcnow
-from crm.services import audit, engine_hooks
+from crm.services.shared import signals
+from crm.services.staff.users import normalise_email
+from crm.services.trust import audit
 from crm.services.trust.blocklist import email_hash
-from crm.services.users import normalise_email
 
 REASONS = {
     "ok": "Can receive email.",
@@ -111,7 +112,7 @@ def unsubscribe(contact: Contact, *, message_id: int | None, how: str, now: date
     Clears the consent, suppresses the address, writes the consent history (when, how, which
     message), a note on the timeline and the audit log. Idempotent: a second POST changes nothing.
     """
-    from crm.services import interactions
+    from crm.services.people import interactions
 
     now = now or utcnow()
     if contact.erased_at is not None or not contact.email:
@@ -130,7 +131,7 @@ def unsubscribe(contact: Contact, *, message_id: int | None, how: str, now: date
                                            "subject": "Unsubscribed from marketing email",
                                            "body": f"Through the link in message #{message_id}." if message_id else ""},
                                  author_id=None, now=now)
-    engine_hooks.after_contacts_changed([contact.id], now=now)
+    signals.after_contacts_changed([contact.id], now=now)
     return True
 
 

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import EmailTemplate
-from crm.services import audit
 from crm.services.email import render
-from crm.services.errors import NotFound, ValidationError
+from crm.services.shared.errors import NotFound, ValidationError
+from crm.services.trust import audit
 
 # Not marketing: a personal message and an order confirmation need no marketing consent.
 TRANSACTIONAL = frozenset({"personal", "order_thanks"})

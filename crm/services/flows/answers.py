@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import Contact, Interaction, SurveyAnswer, utcnow
-from crm.services import audit, engine_hooks, tasks
-from crm.services.errors import ValidationError
+from crm.services.people import tasks
+from crm.services.shared import signals
+from crm.services.shared.errors import ValidationError
+from crm.services.trust import audit
 
 COMMENT_LIMIT = 5000
 
@@ -53,7 +55,7 @@ def record(contact: Contact, kind: str, score: int | None, comment: str, message
                                reason=f"scored {score} out of 10" + (f": “{comment[:200]}”" if comment else ""),
                                due_at=now, rule_key=f"nps:{answer.id}")
     audit.record("create", "survey_answer", answer.id, after={"contact_id": contact.id, "kind": kind, "score": score})
-    engine_hooks.after_contacts_changed([contact.id], now=now)
+    signals.after_contacts_changed([contact.id], now=now)
     return answer
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from crm.extensions import db
 from crm.models import Setting, utcnow
-from crm.services import audit
-from crm.services.clock import shop_zone
-from crm.services.errors import ValidationError
 from crm.services.flows.pacing import Pacing
+from crm.services.shared.errors import ValidationError
+from crm.services.shop.clock import shop_zone
+from crm.services.trust import audit
 
 SETTING_KEY = "flows"
 ACTIONS = {"todo": "Make a to-do (today)", "email": "Send the email", "both": "Send the email, then a to-do if no reply or order"}

@@ -23,10 +23,10 @@ from sqlalchemy import and_, or_, select
 from crm.extensions import db
 from crm.models import Contact, EmailMessage, FlowSend, Interaction, Order, Task, utcnow
 from crm.models.order import PAID_STATUSES
-from crm.services import engine_hooks
 from crm.services.email import outbox, suppression
 from crm.services.flows import config, pacing
-from crm.services.wording import format_date
+from crm.services.shared import signals
+from crm.services.shared.wording import format_date
 
 TITLES = {
     "followup_first_order": "After the first order", "testimonial_request": "Testimonial request",
@@ -73,7 +73,7 @@ def _note(contact: Contact, flow: config.Flow, text: str, now: datetime) -> None
 def _want(flow: config.Flow, task: Task, contact: Contact, now: datetime, pace: pacing.Pacing) -> tuple[datetime, datetime]:
     """When the message would like to go and until when it is relevant."""
     if flow.rule == "birthday" and contact.birthday is not None:
-        from crm.services.retention import birthday_in
+        from crm.services.rules.retention import birthday_in
 
         year = int(task.rule_key.partition(":")[2] or now.year)
         day = birthday_in(contact.birthday, year)
@@ -110,7 +110,7 @@ def run(now: datetime | None = None) -> Summary:
     contact_ids = sorted({t.contact_id for t in tasks} | {w.contact_id for w in waiting})
     if not contact_ids:
         return summary
-    engine_hooks.after_contacts_changed(contact_ids, now=now)  # re-check the rules at send time
+    signals.after_contacts_changed(contact_ids, now=now)  # re-check the rules at send time
     db.session.flush()
     for task in tasks:
         db.session.refresh(task)

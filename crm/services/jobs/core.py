@@ -11,7 +11,7 @@ open). So a job never runs before the rows it is about exists, and a rolled-back
 nothing. In the worker the function runs inside the worker's app context; its row goes running,
 then done or failed (with the error), and `set_progress` fills in its progress on the way.
 
-A job that raises StaleJob (or crm.services.errors.NotFound) fails with that plain reason and is
+A job that raises StaleJob (or crm.services.shared.errors.NotFound) fails with that plain reason and is
 not retried: its arguments point at something gone (an erased contact, a deleted upload). Any
 other exception is retried as Huey's `retries` says, then marked failed.
 
@@ -38,9 +38,9 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from crm.extensions import db
-from crm.services.errors import NotFound
 from crm.services.jobs import runs
 from crm.services.jobs.queue import huey
+from crm.services.shared.errors import NotFound
 
 log = logging.getLogger("crm.jobs")
 
@@ -409,7 +409,7 @@ def _on_interrupted(_signal, task, *_args, **_kwargs):
 def retry(run_id: int):
     """Queue a failed or interrupted run again with the same arguments; returns the new JobRun."""
     from crm.models import JobRun
-    from crm.services.errors import ValidationError
+    from crm.services.shared.errors import ValidationError
 
     run = db.session.get(JobRun, run_id)
     if run is None:

@@ -20,11 +20,14 @@ from sqlalchemy import delete, select
 
 from crm.extensions import db
 from crm.models import JobRun, Setting, utcnow
-from crm.services import audit, backups, engine_hooks, summaries
-from crm.services.clock import shop_zone
-from crm.services.errors import ValidationError
+from crm.services.insight import summaries
 from crm.services.jobs import runs
 from crm.services.jobs.core import Job, job, periodic_job, set_progress
+from crm.services.shared import signals
+from crm.services.shared.errors import ValidationError
+from crm.services.shop import backups
+from crm.services.shop.clock import shop_zone
+from crm.services.trust import audit
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +112,7 @@ def refresh_everyone_now(*, now: datetime | None = None, on_batch: Callable[[int
     `crm refresh` and the refresh jobs share it; in a job the progress goes to the jobs page."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads for the predictions
     from crm.database import refresh_statistics
-    from crm.services import engine
+    from crm.services.rules import engine
 
     total = engine.contact_count()
     state = {"done": 0, "phase": "starting"}
@@ -174,8 +177,8 @@ def daily_backup() -> str:
               label="Leftover-upload cleanup")
 def cleanup() -> str:
     """Delete uploads nobody imported within a day, and job records older than 90 days"""
-    from crm.services.importing.run import active_upload_paths
-    from crm.services.uploads import forget_old_uploads
+    from crm.services.orders.importing.run import active_upload_paths
+    from crm.services.shared.uploads import forget_old_uploads
 
     removed = forget_old_uploads(os.path.join(current_app.instance_path, "uploads"), UPLOAD_MAX_AGE,
                                  keep=active_upload_paths())
@@ -190,7 +193,8 @@ def cleanup() -> str:
 def shop_figures() -> str:
     """Work out the shop-wide figures and every customer's predictions again"""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from crm.services import engine, predict
+    from crm.services.insight import predict
+    from crm.services.rules import engine
 
     now = utcnow()
     set_progress(None, None, "predicting", force=True)
@@ -217,8 +221,8 @@ def _on_orders_recorded(_sender, **_details) -> None:
 
 
 def connect() -> None:
-    """Queue the shop-wide figures whenever orders come in on their own (engine_hooks.orders_recorded)."""
-    engine_hooks.orders_recorded.connect(_on_orders_recorded)
+    """Queue the shop-wide figures whenever orders come in on their own (signals.orders_recorded)."""
+    signals.orders_recorded.connect(_on_orders_recorded)
 
 
 # -- what the settings page and the dashboard show --------------------------------------------

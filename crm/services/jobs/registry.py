@@ -9,7 +9,7 @@ TASK_MODULES = [
     "crm.services.campaigns.jobs",
     "crm.services.email.jobs",
     "crm.services.flows.jobs",
-    "crm.services.importing.jobs",
+    "crm.services.orders.importing.jobs",
     "crm.services.jobs.builtin",
     "crm.services.jobs.maintenance",
     "crm.services.segments.jobs",

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 from sqlalchemy import and_, case, exists, false, func, literal, or_, select, true
 
 from crm.models import Contact, Interaction, Order, OrderLine, Tag, Task, contact_tags
-from crm.services.clock import start_of_shop_day
-from crm.services.contact_queries import contains_text
-from crm.services.segments.definition import PAID, SET_OPS, Condition, EventOptions, FIELDS, Group
+from crm.services.people.queries import contains_text
+from crm.services.segments.definition import FIELDS, PAID, SET_OPS, Condition, EventOptions, Group
+from crm.services.shop.clock import start_of_shop_day
 
 
 def where(group: Group, today: date):

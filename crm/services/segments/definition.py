@@ -17,9 +17,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Union
 
 from crm.models import HEALTHS, INTERACTION_KINDS, PAID_STATUSES, STAGES, TASK_STATUSES
-from crm.services.errors import N_, ValidationError
-from crm.services.rfm_segments import SEGMENT_LABELS
-from crm.services.rules_config import DEFAULT_RETENTION
+from crm.services.insight.rfm_names import SEGMENT_LABELS
+from crm.services.rules.defaults import DEFAULT_RETENTION
+from crm.services.shared.errors import N_, ValidationError
 
 MAX_CONDITIONS = 50
 MAX_LIST = 500

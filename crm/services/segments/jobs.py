@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from crm.services.clock import shop_zone
 from crm.services.jobs import periodic_job
 from crm.services.segments.store import record_segment_sizes
+from crm.services.shop.clock import shop_zone
 
 # When, in the shop's time zone, the sizes are recorded (before anyone looks at them in the morning).
 NIGHTLY_AT = (2, 40)

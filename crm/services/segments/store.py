@@ -16,11 +16,12 @@ from sqlalchemy.exc import DBAPIError
 
 from crm.extensions import db
 from crm.models import Contact, Segment, SegmentSize, utcnow
-from crm.services import audit, contact_queries
-from crm.services.clock import shop_today
-from crm.services.errors import N_, Message, ValidationError
+from crm.services.people import queries as contact_queries
 from crm.services.segments import compile as compiler
 from crm.services.segments.definition import DefinitionError, Group, parse, to_json
+from crm.services.shared.errors import N_, Message, ValidationError
+from crm.services.shop.clock import shop_today
+from crm.services.trust import audit
 
 SAMPLE_SIZE = 10
 HISTORY_DAYS = 90

@@ -20,9 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crm.extensions import db
 from crm.models import Setting
-from crm.services import audit, wording
-from crm.services.errors import ValidationError
+from crm.services.shared import wording
+from crm.services.shared.errors import ValidationError
 from crm.services.shared.languages import LANGUAGES  # noqa: F401 (the shop form lists them)
+from crm.services.trust import audit
 
 SETTING_KEY = "shop"
 CACHE_SECONDS = 30.0

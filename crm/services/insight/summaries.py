@@ -1,0 +1,411 @@
+"""Summary tables for the dashboard, kept current by the one path every order change takes.
+
+`aggregates.refresh(ids)` (after any order write, refund, cancellation, merge or deletion, per
+batch) calls `update(ids)`: the changed customers' old rows in the ledger (paid revenue per
+customer and month) are subtracted from the per-cohort, per-month cells and their new rows added,
+set-based, reading only those customers' orders. The dashboard then reads a few hundred cells
+instead of every order. `rebuild()` (`crm rebuild-summaries`, the nightly refresh) recomputes
+everything from the orders, reports the rows that differed and fixes them. The median customer's
+spend is kept by the maintenance jobs (`store_spend_median`).
+
+Months are calendar months in the zone the summaries were built in (the shop's, at the last
+rebuild), numbered year * 12 + month - 1. Until a first rebuild, or when the shop's zone has
+changed since, the dashboard computes from the orders as before.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from crm.extensions import db
+from crm.models import PAID_STATUSES, Order, SummaryCohortMonth, SummaryContactMonth, SummaryState, utcnow
+
+ORDERS = "orders"
+MEDIAN = "spend_median"
+BATCH = 500
+WRITE_BATCH = 5000
+
+Ledger = dict[tuple[int, int], tuple[int, int, int]]  # (contact, month) -> (cohort, cents, orders)
+Cells = dict[tuple[int, int], tuple[int, int, int, int]]  # (cohort, month) -> (cents, orders, customers, repeaters)
+
+
+def month_number(moment: datetime, zone: ZoneInfo) -> int:
+    local = moment.astimezone(zone)
+    return local.year * 12 + local.month - 1
+
+
+def month_begins_at(number: int, zone: ZoneInfo) -> datetime:
+    return datetime.combine(date(number // 12, number % 12 + 1, 1), time(0), tzinfo=zone)
+
+
+def _cents(amount) -> int:
+    return int((Decimal(str(amount)) * 100).to_integral_value())
+
+
+# ---------------------------------------------------------------------------- computing
+
+
+def contributions(contact_ids: Iterable[int] | None, zone: ZoneInfo) -> Ledger:
+    """Return the ledger rows computed from the paid orders (of `contact_ids`, or everyone's)."""
+    ledger: dict[tuple[int, int], list[int]] = {}
+    cohort_of: dict[int, int] = {}
+    paid = Order.status.in_(PAID_STATUSES)
+    columns = (Order.contact_id, Order.placed_at, Order.total, Order.refunded)
+
+    def add(rows) -> None:
+        for contact_id, placed_at, total, refunded in rows:
+            month = month_number(placed_at, zone)
+            cohort = cohort_of.setdefault(contact_id, month)  # rows come oldest first per contact
+            entry = ledger.get((contact_id, month))
+            if entry is None:
+                ledger[(contact_id, month)] = [cohort, _cents(total - refunded), 1]
+            else:
+                entry[1] += _cents(total - refunded)
+                entry[2] += 1
+
+    order_by = (Order.contact_id, Order.placed_at)
+    if contact_ids is None:
+        add(db.session.execute(select(*columns).where(paid).order_by(*order_by)
+                               .execution_options(yield_per=20_000)))
+    else:
+        ids = sorted(set(contact_ids))
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start:start + BATCH]
+            add(db.session.execute(select(*columns).where(paid, Order.contact_id.in_(chunk)).order_by(*order_by)))
+    return {key: tuple(value) for key, value in ledger.items()}
+
+
+def cells_of(ledger: Ledger) -> Cells:
+    cells: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for (_contact, month), (cohort, cents, orders) in ledger.items():
+        cell = cells[(cohort, month)]
+        cell[0] += cents
+        cell[1] += orders
+        cell[2] += 1
+        cell[3] += orders > 1
+    return {key: tuple(value) for key, value in cells.items()}
+
+
+def stored_ledger(contact_ids: Iterable[int] | None = None) -> Ledger:
+    columns = (SummaryContactMonth.contact_id, SummaryContactMonth.month, SummaryContactMonth.cohort,
+               SummaryContactMonth.cents, SummaryContactMonth.orders)
+    if contact_ids is None:
+        rows = db.session.execute(select(*columns).execution_options(yield_per=20_000))
+        return {(c, m): (cohort, cents, orders) for c, m, cohort, cents, orders in rows}
+    found: Ledger = {}
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start:start + BATCH]
+        for c, m, cohort, cents, orders in db.session.execute(
+                select(*columns).where(SummaryContactMonth.contact_id.in_(chunk))):
+            found[(c, m)] = (cohort, cents, orders)
+    return found
+
+
+def stored_cells() -> Cells:
+    return {
+        (cohort, month): (cents, orders, customers, repeaters)
+        for cohort, month, cents, orders, customers, repeaters in db.session.execute(select(
+            SummaryCohortMonth.cohort, SummaryCohortMonth.month, SummaryCohortMonth.cents,
+            SummaryCohortMonth.orders, SummaryCohortMonth.customers, SummaryCohortMonth.repeaters))
+    }
+
+
+def state(name: str = ORDERS) -> SummaryState | None:
+    return db.session.get(SummaryState, name)
+
+
+def built_zone() -> ZoneInfo | None:
+    """The zone the summaries were built in, or None when they are not kept (never built)."""
+    row = db.session.execute(select(SummaryState.zone).where(SummaryState.name == ORDERS)).first()
+    return ZoneInfo(row[0]) if row is not None else None
+
+
+# ---------------------------------------------------------------------------- keeping current
+
+
+def _insert(model):
+    return (postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
+
+
+def _ledger_rows(ledger: Ledger) -> list[dict]:
+    return [{"contact_id": c, "month": m, "cohort": cohort, "cents": cents, "orders": orders}
+            for (c, m), (cohort, cents, orders) in sorted(ledger.items())]
+
+
+def update(contact_ids: Iterable[int]) -> None:
+    """Bring the summaries up to date with these customers' orders (after they were written, with
+    the customers' rows locked: aggregates.refresh).
+
+    Per batch of customers: one read of their ledger rows, one of their paid orders, a delete and
+    an insert of their ledger rows; then for all of them one upsert adding the differences to the
+    cells (in key order, after every customer's lock, so two writers never wait on each other in
+    opposite orders) and one delete of emptied cells. Nothing when the summaries are not kept yet.
+    """
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return
+    zone = built_zone()
+    if zone is None:
+        return
+    delta: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start:start + BATCH]
+        before = stored_ledger(chunk)
+        after = contributions(chunk, zone)
+        if before == after:
+            continue
+        for sign, ledger in ((-1, before), (1, after)):
+            for (_contact, month), (cohort, cents, orders) in ledger.items():
+                cell = delta[(cohort, month)]
+                cell[0] += sign * cents
+                cell[1] += sign * orders
+                cell[2] += sign
+                cell[3] += sign * (orders > 1)
+        db.session.execute(delete(SummaryContactMonth).where(SummaryContactMonth.contact_id.in_(chunk)))
+        if after:
+            db.session.execute(_insert(SummaryContactMonth), _ledger_rows(after))
+    changes = [{"cohort": k[0], "month": k[1], "cents": v[0], "orders": v[1], "customers": v[2],
+                "repeaters": v[3]} for k, v in sorted(delta.items()) if any(v)]
+    if changes:
+        _add_to_cells(changes)
+
+
+def _add_to_cells(changes: list[dict]) -> None:
+    """Add each change to its cell (an atomic increment, so concurrent writers never lose one),
+    then drop the cells left with no customer."""
+    statement = _insert(SummaryCohortMonth)
+    excluded = statement.excluded
+    table = SummaryCohortMonth.__table__
+    statement = statement.on_conflict_do_update(
+        index_elements=["cohort", "month"],
+        set_={name: table.c[name] + excluded[name] for name in ("cents", "orders", "customers", "repeaters")},
+    )
+    db.session.execute(statement, changes)
+    keys = [(c["cohort"], c["month"]) for c in changes]
+    for start in range(0, len(keys), BATCH):
+        db.session.execute(delete(SummaryCohortMonth).where(
+            tuple_(SummaryCohortMonth.cohort, SummaryCohortMonth.month).in_(keys[start:start + BATCH]),
+            SummaryCohortMonth.customers <= 0))
+
+
+# ---------------------------------------------------------------------------- from scratch
+
+
+@dataclass
+class Drift:
+    zone: str
+    previous_zone: str | None
+    ledger_rows: int = 0  # ledger rows that differed (missing, extra or wrong)
+    cells: int = 0  # cohort-month cells that differed
+    median_changed: bool = False
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.ledger_rows + self.cells
+
+    def said(self) -> str:
+        if self.previous_zone is None:
+            return f"Summaries built ({self.zone}): {self.cells} months of cohorts and revenue."
+        if self.previous_zone != self.zone:
+            return (f"Summaries rebuilt for the time zone {self.zone} (they were in {self.previous_zone}): "
+                    f"{self.cells} cells rewritten.")
+        if not self.rows:
+            return "No drift: the summaries matched the orders."
+        return (f"Drift fixed: {self.cells} cohort-month cell{'s' if self.cells != 1 else ''} and "
+                f"{self.ledger_rows} customer-month row{'s' if self.ledger_rows != 1 else ''} differed "
+                "from the orders and were rewritten.")
+
+
+def _differences(stored: dict, fresh: dict) -> tuple[list, list]:
+    """Return (keys to delete, keys to write) to turn `stored` into `fresh`."""
+    gone = [key for key in stored if key not in fresh]
+    changed = [key for key, value in fresh.items() if stored.get(key) != value]
+    return gone, changed
+
+
+def rebuild(zone: ZoneInfo | str | None = None, now: datetime | None = None, *, medians: bool = False) -> Drift:
+    """Recompute every summary from the orders in the shop's zone (or `zone`), fix what differed,
+    say what did; with `medians`, store the medians too (store_medians)."""
+    from crm.services.shop.clock import shop_zone
+
+    zone = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone) if zone else shop_zone()
+    now = now or utcnow()
+    row = state()
+    previous = row.zone if row is not None else None
+    fresh_ledger = contributions(None, zone)
+    fresh_cells = cells_of(fresh_ledger)
+    old_ledger, old_cells = stored_ledger(), stored_cells()
+    drift = Drift(zone=zone.key, previous_zone=previous)
+
+    gone, changed = _differences(old_ledger, fresh_ledger)
+    drift.ledger_rows = len(gone) + len(changed)
+    by_contact = sorted({c for c, _m in gone} | {c for c, _m in changed})
+    for start in range(0, len(by_contact), BATCH):
+        chunk = by_contact[start:start + BATCH]
+        db.session.execute(delete(SummaryContactMonth).where(SummaryContactMonth.contact_id.in_(chunk)))
+        rows = _ledger_rows({k: v for c in chunk for k, v in _rows_of(fresh_ledger, c)})
+        for at in range(0, len(rows), WRITE_BATCH):
+            db.session.execute(_insert(SummaryContactMonth), rows[at:at + WRITE_BATCH])
+
+    gone, changed = _differences(old_cells, fresh_cells)
+    drift.cells = len(gone) + len(changed)
+    drift.examples = [f"cohort {_label(k[0])}, {_label(k[1])}: stored {old_cells.get(k)}, "
+                      f"from the orders {fresh_cells.get(k)}" for k in sorted(set(gone) | set(changed))[:5]]
+    keys = sorted(set(gone) | set(changed))
+    for start in range(0, len(keys), BATCH):
+        db.session.execute(delete(SummaryCohortMonth).where(
+            tuple_(SummaryCohortMonth.cohort, SummaryCohortMonth.month).in_(keys[start:start + BATCH])))
+    rewrite = set(changed)
+    rows = [{"cohort": k[0], "month": k[1], "cents": v[0], "orders": v[1], "customers": v[2], "repeaters": v[3]}
+            for k, v in sorted(fresh_cells.items()) if k in rewrite]
+    if rows:
+        db.session.execute(_insert(SummaryCohortMonth), rows)
+    if row is None:
+        db.session.add(SummaryState(name=ORDERS, zone=zone.key, updated_at=now))
+    elif row.zone != zone.key or changed or gone:
+        row.zone, row.updated_at = zone.key, now
+    if medians:
+        drift.median_changed = store_medians(now)
+    db.session.flush()
+    return drift
+
+
+def ensure_built() -> Drift | None:
+    """Rebuild the summaries when they were never built (a new shop, just upgraded) or are in
+    another zone than the shop's now; else leave them to the incremental path. Return the drift
+    of a rebuild, None when none was needed."""
+    from crm.services.shop.clock import shop_zone
+
+    built = built_zone()
+    if built is not None and built.key == shop_zone().key:
+        return None
+    return rebuild()
+
+
+def _rows_of(ledger: Ledger, contact_id: int):
+    # The ledger is small per contact; a scan per chunk would be quadratic, so index it once.
+    index = _rows_of.__dict__.setdefault("index", {})
+    if index.get("ledger") is not ledger:
+        by_contact: dict[int, list] = defaultdict(list)
+        for key, value in ledger.items():
+            by_contact[key[0]].append((key, value))
+        index["ledger"], index["by_contact"] = ledger, by_contact
+    return index["by_contact"].get(contact_id, [])
+
+
+def _label(month: int) -> str:
+    return f"{month // 12}-{month % 12 + 1:02d}"
+
+
+# ---------------------------------------------------------------------------- the medians
+
+
+MEDIANS = (MEDIAN, "predicted_median", "customers_with_p_alive")
+
+
+def store_medians(now: datetime | None = None) -> bool:
+    """Store the median customer's spend and predicted value and how many customers have a chance
+    of still buying (insight.current_medians), for the dashboard; True when any changed.
+
+    Kept by the maintenance jobs (the nightly refresh, the shop-wide figures queued after orders
+    arrive) and by every rebuild: a median cannot be kept by adding differences.
+    """
+    from crm.services.insight.figures import current_medians
+
+    spent, predicted, with_p_alive = current_medians()
+    values = (None if spent is None else _cents(spent), None if predicted is None else _cents(predicted),
+              with_p_alive)
+    now = now or utcnow()
+    changed = False
+    for name, cents in zip(MEDIANS, values):
+        row = state(name)
+        if row is None:
+            db.session.add(SummaryState(name=name, zone="", cents=cents, updated_at=now))
+            changed = True
+        elif row.cents != cents:  # unchanged figures are not rewritten: a second refresh changes nothing
+            changed = True
+            row.cents, row.updated_at = cents, now
+    db.session.flush()
+    return changed
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass
+class Snapshot:
+    """What the dashboard reads: the cells of its months (None: compute from the orders) and the
+    stored medians (None: compute them)."""
+
+    cells: Cells | None
+    medians: tuple[Decimal | None, Decimal | None, int] | None
+
+
+def read(first: int, last: int, zone: ZoneInfo, as_of: datetime) -> Snapshot:
+    """Return the cells of months `first` … `last` when the summaries answer for that as-of exactly.
+
+    Two queries when they do: the state rows with whether any paid order was placed after the
+    as-of within its month (the cells hold whole months; such a period is computed from the
+    orders instead), then the cells.
+    """
+    after_as_of = (
+        select(Order.id).where(Order.status.in_(PAID_STATUSES), Order.placed_at > as_of,
+                               Order.placed_at < month_begins_at(last + 1, zone)).limit(1)
+    ).exists()
+    rows = db.session.execute(select(SummaryState.name, SummaryState.zone, SummaryState.cents, after_as_of)).all()
+    states = {name: (row_zone, cents) for name, row_zone, cents, _later in rows}
+    cut = any(later for *_rest, later in rows)
+    medians = None
+    if all(name in states for name in MEDIANS):
+        spent, predicted, with_p_alive = (states[name][1] for name in MEDIANS)
+        medians = (None if spent is None else Decimal(spent) / 100,
+                   None if predicted is None else Decimal(predicted) / 100, int(with_p_alive or 0))
+    if ORDERS not in states or states[ORDERS][0] != zone.key:
+        return Snapshot(cells=None, medians=medians)
+    whole_months = last - 1 if cut else last
+    cells = {
+        (cohort, month): (cents, orders, customers, repeaters)
+        for cohort, month, cents, orders, customers, repeaters in db.session.execute(
+            select(SummaryCohortMonth.cohort, SummaryCohortMonth.month, SummaryCohortMonth.cents,
+                   SummaryCohortMonth.orders, SummaryCohortMonth.customers, SummaryCohortMonth.repeaters)
+            .where(SummaryCohortMonth.month >= first, SummaryCohortMonth.month <= whole_months))
+    }
+    if cut:
+        cells.update(_month_until(last, first, zone, as_of))
+    return Snapshot(cells=cells, medians=medians)
+
+
+def _month_until(month: int, first: int, zone: ZoneInfo, as_of: datetime) -> Cells:
+    """Return the cells of `month` counting only the paid orders placed by `as_of`, from the orders
+    (one query over that month's orders). Cohorts before `first` come out as one (`first - 1`):
+    the dashboard only needs them in the month's total."""
+    from crm.models import Contact
+    from crm.services.insight.figures import _month_index  # the same SQL month as the live figures
+
+    begins = month_begins_at(month, zone)
+    cohort = _month_index(Contact.first_order_at, zone, first, month).label("cohort")
+    per_customer = (
+        select(Order.contact_id, cohort, func.sum(Order.total - Order.refunded).label("amount"),
+               func.count().label("orders"))
+        .join(Contact, Contact.id == Order.contact_id)
+        .where(Order.status.in_(PAID_STATUSES), Order.placed_at >= begins, Order.placed_at <= as_of)
+        .group_by(Order.contact_id, cohort).subquery()
+    )
+    found: dict[tuple[int, int], list[int]] = {}
+    for row_cohort, amount, orders in db.session.execute(
+            select(per_customer.c.cohort, per_customer.c.amount, per_customer.c.orders)):
+        cell = found.setdefault((min(row_cohort, month), month), [0, 0, 0, 0])
+        cell[0] += _cents(amount)
+        cell[1] += orders
+        cell[2] += 1
+        cell[3] += orders > 1
+    return {key: tuple(value) for key, value in found.items()}

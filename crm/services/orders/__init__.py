@@ -1,0 +1,1 @@
+"""Orders: the one recording path, single orders, the order queries, webhooks and imports."""

@@ -1,0 +1,1 @@
+"""People: contacts, their interactions and to-dos, merges, stage pins, the lead view and the lists."""

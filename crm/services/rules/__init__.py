@@ -1,0 +1,1 @@
+"""The journey, health, scoring and to-do rules (pure), their defaults and settings, and the engine."""

@@ -1,0 +1,77 @@
+"""Plain-language pieces for the reasons rules give: dates, durations, counts.
+
+Dates are the UTC calendar date of an aware datetime (times are stored in UTC);
+month names are fixed English words, not the process locale.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from crm.services.shared.said import (  # noqa: F401
+    CURRENCY_SIGNS,
+    N_,
+    Day,
+    Money,
+    Np_,
+    Ordinal,
+    Said,
+    said,
+    said_plural,
+)
+
+
+def require_aware(value: datetime, name: str = "datetime") -> datetime:
+    """Return ``value`` in UTC; refuse a naive datetime, which would be ambiguous."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware (UTC) datetime, got naive {value!r}")
+    return value.astimezone(UTC)
+
+
+def utc_date(value: datetime | date) -> date:
+    """The UTC calendar date of a datetime (a date is returned as is)."""
+    if isinstance(value, datetime):
+        return require_aware(value).date()
+    return value
+
+
+def days_between(earlier: datetime | date, later: datetime | date) -> int:
+    """Whole calendar days from ``earlier`` to ``later`` (negative if ``earlier`` is later)."""
+    return (utc_date(later) - utc_date(earlier)).days
+
+
+def format_date(value: datetime | date) -> str:
+    """'3 May 2026'."""
+    return str(Day(utc_date(value)))
+
+
+def format_days(days: float) -> Said:
+    """'1 day', '12 days' (rounded to whole days)."""
+    n = int(round(days))
+    return said_plural(Np_(n, "%(num)s day", "%(num)s days"), n)
+
+
+def ago(days: int) -> Said:
+    """'today', '1 day ago', '12 days ago'; a future date reads 'in 3 days'."""
+    if days == 0:
+        return said(N_("today"))
+    if days < 0:
+        return said(N_("in %(days)s"), days=format_days(-days))
+    return said(N_("%(days)s ago"), days=format_days(days))
+
+
+def ordinal(n: int) -> str:
+    """'1st', '2nd', '3rd', '4th', '11th', '22nd'."""
+    return str(Ordinal(n))
+
+
+def plural(n: int, word: str, plural_word: str | None = None) -> str:
+    """'1 order', '3 orders'."""
+    return f"{n} {word if n == 1 else (plural_word or word + 's')}"
+
+
+
+
+def money(amount, currency: str) -> str:
+    """'€2,851.71' (or '2,851.71 SEK'): an amount with its currency, for reasons people read."""
+    return str(Money(amount, currency))
