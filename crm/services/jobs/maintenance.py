@@ -22,9 +22,10 @@ from crm.extensions import db
 from crm.models import JobRun, Setting, utcnow
 from crm.services import audit, backups, engine_hooks, summaries
 from crm.services.clock import shop_zone
-from crm.services.errors import ValidationError
+from crm.services.errors import N_, ValidationError
 from crm.services.jobs import runs
 from crm.services.jobs.core import Job, job, periodic_job, set_progress
+from crm.services.shared.said import said
 
 log = logging.getLogger(__name__)
 
@@ -150,14 +151,14 @@ def refresh_everyone() -> str:
     return _said(refresh_everyone_now())
 
 
-@periodic_job(DailyAt(lambda: load()["refresh_time"], "daily at the time set below"),
+@periodic_job(DailyAt(lambda: load()["refresh_time"], said(N_("daily at the time set below"))),
               name="schedule.nightly_refresh", lock="refresh", label="Nightly refresh")
 def nightly_refresh() -> str:
     """Nightly refresh: predictions, stages, scores and to-dos for everyone"""
     return _said(refresh_everyone_now())
 
 
-@periodic_job(DailyAt(lambda: BACKUP_TIME, f"daily at {BACKUP_TIME}"), name="schedule.backup", lock="backup",
+@periodic_job(DailyAt(lambda: BACKUP_TIME, said(N_("daily at %(time)s"), time=BACKUP_TIME)), name="schedule.backup", lock="backup",
               label="Daily backup")
 def daily_backup() -> str:
     """Daily backup of the SQLite database, keeping the last N"""
@@ -170,7 +171,7 @@ def daily_backup() -> str:
     return f"Saved {made.name}" + (f"; removed {len(removed)} older" if removed else "") + "."
 
 
-@periodic_job(DailyAt(lambda: CLEANUP_TIME, f"daily at {CLEANUP_TIME}"), name="schedule.cleanup",
+@periodic_job(DailyAt(lambda: CLEANUP_TIME, said(N_("daily at %(time)s"), time=CLEANUP_TIME)), name="schedule.cleanup",
               label="Leftover-upload cleanup")
 def cleanup() -> str:
     """Delete uploads nobody imported within a day, and job records older than 90 days"""
