@@ -13,6 +13,9 @@ DEFAULTS = {
     "SESSION_COOKIE_NAME": "crm_session",
     "PERMANENT_SESSION_LIFETIME": 60 * 60 * 12,
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    # WTForms' own messages ("This field is required.") in the page's language: Flask-WTF loads
+    # WTForms' catalogue (wtforms/locale/<lang>) for the locale crm.views.languages picks.
+    "WTF_I18N_ENABLED": True,
     "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
     # Stated per app: Flask-Limiter's extension object otherwise keeps the last app's choice.
     "RATELIMIT_ENABLED": True,

@@ -14,7 +14,10 @@ from flask_babel import gettext as _
 
 from crm.models import ImportRun
 from crm.services.orders.importing import run as importing
+from crm.services.orders.importing.records import said_problem
 from crm.services.shared.errors import N_
+from crm.services.shared.said import Said
+from crm.views.said import in_reader_language
 
 
 def kind_labels() -> dict[str, str]:
@@ -49,19 +52,46 @@ def summary_lines(run: ImportRun) -> list[str]:
     else:
         lines.append(ngettext("%(count)s row rejected", "%(count)s rows rejected", c["rejected"], count=_n(c["rejected"])))
     if "tasks_created" in c and not run.dry_run:
-        if c.get("tasks_passed"):
-            lines.append(importing.to_do_line(c["tasks_created"], c["tasks_passed"], c.get("tasks_passed_by") or {}))
-        else:
-            lines.append(ngettext("%(count)s to-do made", "%(count)s to-dos made", c["tasks_created"],
-                                  count=_n(c["tasks_created"])))
-    warning = importing.currency_warning(run)
+        lines.append(to_do_line(c["tasks_created"], c.get("tasks_passed", 0), c.get("tasks_passed_by") or {}))
+    warning = currency_warning(run)
     if warning:
         lines.append(warning)
     return lines
 
 
-# How the readers word a field's problem (crm/services/orders/importing/), each with its translation.
-_FIELD_PROBLEMS: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
+def to_do_line(created: int, passed: int, passed_by: dict[str, int]) -> str:
+    """importing.to_do_line in the reader's language: the to-dos made, and those not made because
+    their moment had passed (named by their titles, which the rules wrote in English)."""
+    made = ngettext("%(count)s to-do made", "%(count)s to-dos made", created, count=_n(created))
+    if not passed:
+        return made
+    detail = ", ".join(f"{_n(n)} × {_(title).lower()}" for title, n in
+                       sorted(passed_by.items(), key=lambda item: (-item[1], item[0])))
+    return ngettext(
+        "%(made)s; %(count)s more was not, because the occasion had passed before the import (orders "
+        "from the past make to-dos only while there is still time to act): %(detail)s",
+        "%(made)s; %(count)s more were not, because the occasions had passed before the import (orders "
+        "from the past make to-dos only while there is still time to act): %(detail)s",
+        passed, made=made, count=_n(passed), detail=detail)
+
+
+def currency_warning(run: ImportRun) -> str | None:
+    """importing.currency_warning in the reader's language."""
+    mismatch = importing.currency_mismatch(run)
+    if mismatch is None:
+        return None
+    others, shop, only = mismatch
+    listed = ", ".join(_("%(count)s in %(code)s", count=_n(n), code=code) for code, n in others.items())
+    warning = _("Currency: %(listed)s — not the shop's currency (%(shop)s). Each order keeps its own currency, "
+                "but totals, revenue and predictions add amounts up as %(shop)s without converting.",
+                listed=listed, shop=shop)
+    if only:
+        warning += " " + _("If the whole shop sells in %(code)s, change the currency to %(code)s on Settings → Shop "
+                           "so totals are shown with the right sign.", code=next(iter(others)))
+    return warning
+
+
+_PROBLEMS: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"missing"), lambda m: _("missing")),
     (re.compile(r"(?P<value>.+) is not a valid email address \((?P<why>.*)\)"),
      lambda m: _("%(value)s is not a valid email address (%(why)s)", value=m["value"], why=m["why"])),
@@ -91,9 +121,9 @@ def _part(text: str) -> str:
             return say(match)
     label, sep, problem = text.partition(": ")
     if sep:
-        for pattern, say in _FIELD_PROBLEMS:
-            if match := pattern.fullmatch(problem):
-                return f"{label}: {say(match)}"
+        said = said_problem(problem)
+        if isinstance(said, Said):
+            return f"{label}: {in_reader_language(said)}"
     return text
 
 

@@ -23,6 +23,7 @@ JOB_LABELS = {
     "Daily backup": _l("Daily backup"), "Demo contacts": _l("Demo contacts"), "Import a file": _l("Import a file"),
     "Leftover-upload cleanup": _l("Leftover-upload cleanup"), "Nightly refresh": _l("Nightly refresh"),
     "Record segment sizes": _l("Record segment sizes"), "Refresh everyone": _l("Refresh everyone"),
+    "Read the bounce mailbox": _l("Read the bounce mailbox"),
     "Retention emails (flows)": _l("Retention emails (flows)"), "Send a newsletter": _l("Send a newsletter"),
     "Shop-wide figures and predictions": _l("Shop-wide figures and predictions"),
 }

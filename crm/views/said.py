@@ -20,6 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from crm.models import Contact, StageChange, Task
 from crm.services.shared.said import Day, Money, Ordinal, Said, revive
+from crm.services.shared.wording import INTERACTION_WORDS
 
 DATE_PATTERN = "d MMM y"  # 5 dec. 2026; English keeps the rules' own "5 December 2026"
 
@@ -42,13 +43,16 @@ def _render(value: Said, translations, locale) -> str:
         template = translations.ngettext(value.key[0], value.key[1], value.count)
     if not value.values:
         return template
-    values = {name: _value(item, translations, locale) for name, item in value.values.items()}
+    values = {name: _value(item, translations, locale, name) for name, item in value.values.items()}
     if value.count is not None:
         values["num"] = format_decimal(value.count, locale=locale)
     return template % values
 
 
-def _value(item: Any, translations, locale) -> str:
+def _value(item: Any, translations, locale, name: str | None = None) -> str:
+    if name == "kind" and isinstance(item, str) and item in INTERACTION_WORDS:
+        # An interaction kind's code ("call") inside a sentence: the reader's word for it.
+        return translations.gettext(INTERACTION_WORDS[item])
     if isinstance(item, Said):
         return _render(item, translations, locale)
     if isinstance(item, Day):

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as default
+from datetime import date
 from typing import Any
 
-from crm.services.segments.definition import EVENT_OPTIONS, FIELDS, OPERATOR_LABELS, SET_OPS
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+
+from crm.services.insight.rfm_names import SEGMENT_LABELS
+from crm.services.segments.definition import EMAIL_STATUSES, EVENT_OPTIONS, FIELDS, OPERATOR_LABELS, SET_OPS
+from crm.services.shared.errors import N_
+from crm.views.formatting import format_date
 
 MAX_ROWS = 50
 DEFAULT_FIELD = "stage"
@@ -214,24 +221,88 @@ def from_definition(definition: dict[str, Any]) -> Builder:
 
 
 def describe(definition: dict[str, Any]) -> list[str]:
-    """Return a definition as lines a person reads ("City is Gent")."""
+    """Return a definition as lines a person reads in their language ("City is Gent")."""
     lines = []
-    joiner = " and " if definition.get("match", "all") == "all" else " or "
+    joiner = _("and") if definition.get("match", "all") == "all" else _("or")
     for item in definition.get("conditions", []):
         if "conditions" in item:
-            inner = (" and " if item.get("match") == "all" else " or ").join(_phrase(sub) for sub in item["conditions"])
+            inner = f" {_('and') if item.get('match') == 'all' else _('or')} ".join(
+                _phrase(sub) for sub in item["conditions"])
             lines.append(f"({inner})")
         else:
             lines.append(_phrase(item))
-    return [line if i == 0 else joiner.strip() + " " + line for i, line in enumerate(lines)]
+    return [line if i == 0 else f"{joiner} {line}" for i, line in enumerate(lines)]
+
+
+# The options of an event condition ("ordered", "interaction", "to-do") as a summary names them.
+OPTION_WORDS = {
+    "sku": N_("SKU %(value)s"), "product": N_("product contains %(value)s"),
+    "min_count": N_("at least %(value)s times"), "within_days": N_("in the last %(value)s days"),
+    "between": N_("between %(low)s and %(high)s"), "kind": N_("of kind %(value)s"),
+    "rule": N_("rule %(value)s"), "status": N_("status %(value)s"),
+}
+
+
+def _value_words(field: str, value: Any) -> str:
+    """One value of a condition as the reader reads it: a stage, a yes/no, a date of their locale."""
+    from crm.views.contact_forms import health_label, stage_label
+
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if field == "stage":
+        return stage_label(value)
+    if field == "health":
+        return health_label(value)
+    if field == "email_status" and value in EMAIL_STATUSES:
+        return _(EMAIL_STATUSES[value])
+    if field == "rfm_segment" and value in SEGMENT_LABELS:
+        return _(SEGMENT_LABELS[value])
+    if FIELDS[field].kind == "date" and isinstance(value, str):
+        try:
+            return format_date(date.fromisoformat(value))
+        except ValueError:
+            return value
+    if isinstance(value, int):
+        return format_decimal(value)
+    return _text(value)
+
+
+def _option_words(name: str, value: Any) -> str:
+    from crm.views.contact_forms import KIND_LABELS, task_status_label
+    from crm.views.tasks import task_kind_label
+
+    if name == "between" and isinstance(value, list) and len(value) == 2:
+        low, high = (_value_words("created_at", v) for v in value)
+        return _(OPTION_WORDS[name], low=low, high=high)
+    if name == "kind":
+        shown = str(KIND_LABELS.get(value, value)).lower()
+    elif name == "rule":
+        shown = task_kind_label(value).lower()
+    elif name == "status":
+        shown = task_status_label(value)
+    else:
+        shown = _value_words("order_count", value) if isinstance(value, int) else _text(value)
+    if name not in OPTION_WORDS:
+        return f"{name.replace('_', ' ')} {shown}"
+    return _(OPTION_WORDS[name], value=shown)
 
 
 def _phrase(item: dict) -> str:
-    label = FIELDS[item["field"]].label
+    field = item["field"]
+    label = _(FIELDS[field].label)
+    operator = _(OPERATOR_LABELS[item["op"]])
     value = item.get("value")
     if isinstance(value, dict):
-        value = ", ".join(f"{k.replace('_', ' ')} {v if not isinstance(v, list) else ' to '.join(v)}"
-                          for k, v in value.items())
+        shown = ", ".join(_option_words(k, v) for k, v in value.items())
+    elif isinstance(value, list) and item["op"] == "between":
+        shown = _("%(low)s and %(high)s", low=_value_words(field, value[0]), high=_value_words(field, value[1]))
     elif isinstance(value, list):
-        value = (" and " if item["op"] == "between" else ", ").join(_text(v) for v in value)
-    return f"{label} {OPERATOR_LABELS[item['op']]} {_text(value)}".strip()
+        shown = ", ".join(_value_words(field, v) for v in value)
+    elif item["op"] in ("within_last_days", "not_within_last_days"):
+        # The operator's label holds the number's place: "in the last … days".
+        return f"{label} {operator.replace('…', _value_words(field, value))}".strip()
+    elif "value" in item:
+        shown = _value_words(field, value)
+    else:
+        shown = ""
+    return f"{label} {operator} {shown}".strip()

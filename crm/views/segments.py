@@ -23,7 +23,7 @@ from crm.services.segments.definition import (
 from crm.services.shared.errors import ValidationError
 from crm.views import segment_builder
 from crm.views.access import access, can
-from crm.views.contact_forms import stage_label
+from crm.views.contact_forms import KIND_LABELS, stage_label, task_status_label
 from crm.views.forms import translated
 
 bp = Blueprint("segments", __name__, url_prefix="/segments")
@@ -38,7 +38,10 @@ def _segment_or_404(segment_id: int):
 
 @bp.context_processor
 def _segment_helpers():
-    return {"translated": translated, "stage_label": stage_label}
+    from crm.views.tasks import task_kind_label
+
+    return {"translated": translated, "stage_label": stage_label, "task_status_label": task_status_label,
+            "task_kind_label": task_kind_label, "kind_label": lambda kind: str(KIND_LABELS.get(kind, kind))}
 
 
 def _preview(builder: segment_builder.Builder) -> dict:

@@ -16,7 +16,7 @@ from crm.models import EmailMessage
 from crm.services.email import mailbox, sending
 from crm.services.email import settings as email_settings
 from crm.services.jobs import job, periodic_job, set_progress
-
+from crm.services.shared.said import N_, said
 
 BATCH = 100
 
@@ -63,10 +63,10 @@ class WhenMailboxSet:
     """A schedule: every POLL_MINUTES minutes, only while a bounce mailbox is set (read when checked,
     once every few seconds, so a burst checking many minutes reads the settings once)."""
 
-    description = "every 5 minutes, when a bounce mailbox is set"
-
     def __init__(self, minutes: int = 5):
         self.minutes = minutes
+        # What the jobs pages say of when it runs (a Said: shown in the reader's language).
+        self.description = said(N_("every %(minutes)s minutes, when a bounce mailbox is set"), minutes=minutes)
         self._cached: tuple[float, bool] | None = None
 
     def __call__(self, moment: datetime) -> bool:

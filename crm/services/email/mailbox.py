@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from crm.extensions import db
 from crm.services.email import bounces
 from crm.services.email import settings as email_settings
+from crm.services.shared.said import N_, Np_, said, said_plural
 
 log = logging.getLogger("crm.email.mailbox")
 TIMEOUT = 30  # seconds for the connection and each answer
@@ -34,17 +35,24 @@ class MailboxCheck:
     failed: int = 0  # could not be processed (left unseen)
 
     def summary(self) -> str:
+        """What the poll did, as a Said: English for the job's result, the reader's language on the page."""
         if not self.ok:
             return self.answer
         if not self.read:
-            return f"No new messages. The server answered: {self.answer}"
-        parts = [f"Read {self.read} new message{'s' if self.read != 1 else ''}",
-                 f"{len(self.bounced)} bounce{'s' if len(self.bounced) != 1 else ''} of ours marked"]
+            return said(N_("No new messages. The server answered: %(answer)s"), answer=self.answer)
+        parts = [said_plural(Np_(self.read, "Read %(num)s new message", "Read %(num)s new messages"), self.read),
+                 said_plural(Np_(len(self.bounced), "%(num)s bounce of ours marked", "%(num)s bounces of ours marked"),
+                             len(self.bounced))]
         if self.other:
-            parts.append(f"{self.other} left in the mailbox (not a bounce of ours)")
+            parts.append(said_plural(Np_(self.other, "%(num)s left in the mailbox (not a bounce of ours)",
+                                         "%(num)s left in the mailbox (not bounces of ours)"), self.other))
         if self.failed:
-            parts.append(f"{self.failed} could not be read and stay unseen")
-        return "; ".join(parts) + "."
+            parts.append(said_plural(Np_(self.failed, "%(num)s could not be read and stays unseen",
+                                         "%(num)s could not be read and stay unseen"), self.failed))
+        sentence = parts[0]
+        for part in parts[1:]:
+            sentence = said(N_("%(sentence)s; %(part)s"), sentence=sentence, part=part)
+        return said(N_("%(sentence)s."), sentence=sentence)
 
 
 def _text(error: BaseException) -> str:
@@ -73,22 +81,25 @@ def check(settings: email_settings.EmailSettings | None = None) -> MailboxCheck:
     """Poll the bounce mailbox once: process every unseen message (committing each), then flag it."""
     settings = settings or email_settings.effective()
     if not settings.mailbox_configured:
-        return MailboxCheck(False, "No bounce mailbox is set (give its host and user name).")
+        return MailboxCheck(False, said(N_("No bounce mailbox is set (give its host and user name).")))
     where = f"{settings.imap_host}:{settings.imap_port}"
     try:
         client = _connect(settings)
     except (OSError, imaplib.IMAP4.error) as error:
-        return MailboxCheck(False, f"Could not reach the bounce mailbox at {where}: {_text(error) or error!r}")
+        return MailboxCheck(False, said(N_("Could not reach the bounce mailbox at %(where)s: %(error)s"),
+                                        where=where, error=_text(error) or repr(error)))
     try:
         try:
             _typ, data = client.login(settings.imap_username, settings.imap_password)
         except imaplib.IMAP4.error as error:
-            return MailboxCheck(False, f"The bounce mailbox at {where} refused the sign-in: {_text(error)}")
+            return MailboxCheck(False, said(N_("The bounce mailbox at %(where)s refused the sign-in: %(error)s"),
+                                            where=where, error=_text(error)))
         answer = b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace")
         typ, data = client.select(_quoted(settings.imap_folder))
         if typ != "OK":
-            return MailboxCheck(False, f"The bounce mailbox has no folder {settings.imap_folder!r}: "
-                                       + b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace"))
+            return MailboxCheck(False, said(
+                N_("The bounce mailbox has no folder %(folder)s: %(error)s"), folder=repr(settings.imap_folder),
+                error=b" ".join(d for d in data if isinstance(d, bytes)).decode("utf-8", "replace")))
         result = MailboxCheck(True, answer)
         _typ, data = client.search(None, "UNSEEN")
         numbers = (data[0] or b"").split() if data else []
@@ -120,7 +131,8 @@ def check(settings: email_settings.EmailSettings | None = None) -> MailboxCheck:
         return result
     except (OSError, imaplib.IMAP4.error) as error:
         db.session.rollback()
-        return MailboxCheck(False, f"The bounce mailbox at {where} stopped answering: {_text(error) or error!r}")
+        return MailboxCheck(False, said(N_("The bounce mailbox at %(where)s stopped answering: %(error)s"),
+                                        where=where, error=_text(error) or repr(error)))
     finally:
         try:
             client.logout()

@@ -5,6 +5,8 @@ these) so that pages showing segment names do not load numpy and scipy.
 """
 from __future__ import annotations
 
+from crm.services.shared.said import N_
+
 SEGMENTS: tuple[str, ...] = (
     "champions",
     "loyal",
@@ -17,14 +19,14 @@ SEGMENTS: tuple[str, ...] = (
 )
 
 SEGMENT_LABELS: dict[str, str] = {
-    "champions": "Champions",
-    "loyal": "Loyal",
-    "potential_loyalists": "Potential loyalists",
-    "new": "New customers",
-    "at_risk": "At risk",
-    "cant_lose": "Can't lose them",
-    "hibernating": "Hibernating",
-    "lost": "Lost",
+    "champions": N_("Champions"),
+    "loyal": N_("Loyal"),
+    "potential_loyalists": N_("Potential loyalists"),
+    "new": N_("New customers"),
+    "at_risk": N_("At risk"),
+    "cant_lose": N_("Can't lose them"),
+    "hibernating": N_("Hibernating"),
+    "lost": N_("Lost"),
 }
 
 

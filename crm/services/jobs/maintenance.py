@@ -24,7 +24,8 @@ from crm.services.insight import summaries
 from crm.services.jobs import runs
 from crm.services.jobs.core import Job, job, periodic_job, set_progress
 from crm.services.shared import signals
-from crm.services.shared.errors import ValidationError
+from crm.services.shared.errors import N_, ValidationError
+from crm.services.shared.said import said
 from crm.services.shop import backups
 from crm.services.shop.clock import shop_zone
 from crm.services.trust import audit
@@ -153,14 +154,14 @@ def refresh_everyone() -> str:
     return _said(refresh_everyone_now())
 
 
-@periodic_job(DailyAt(lambda: load()["refresh_time"], "daily at the time set below"),
+@periodic_job(DailyAt(lambda: load()["refresh_time"], said(N_("daily at the time set below"))),
               name="schedule.nightly_refresh", lock="refresh", label="Nightly refresh")
 def nightly_refresh() -> str:
     """Nightly refresh: predictions, stages, scores and to-dos for everyone"""
     return _said(refresh_everyone_now())
 
 
-@periodic_job(DailyAt(lambda: BACKUP_TIME, f"daily at {BACKUP_TIME}"), name="schedule.backup", lock="backup",
+@periodic_job(DailyAt(lambda: BACKUP_TIME, said(N_("daily at %(time)s"), time=BACKUP_TIME)), name="schedule.backup", lock="backup",
               label="Daily backup")
 def daily_backup() -> str:
     """Daily backup of the SQLite database, keeping the last N"""
@@ -173,7 +174,7 @@ def daily_backup() -> str:
     return f"Saved {made.name}" + (f"; removed {len(removed)} older" if removed else "") + "."
 
 
-@periodic_job(DailyAt(lambda: CLEANUP_TIME, f"daily at {CLEANUP_TIME}"), name="schedule.cleanup",
+@periodic_job(DailyAt(lambda: CLEANUP_TIME, said(N_("daily at %(time)s"), time=CLEANUP_TIME)), name="schedule.cleanup",
               label="Leftover-upload cleanup")
 def cleanup() -> str:
     """Delete uploads nobody imported within a day, and job records older than 90 days"""

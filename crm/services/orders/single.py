@@ -17,7 +17,15 @@ from typing import Any
 
 from crm.models import ORDER_STATUSES, Contact, utcnow
 from crm.services.orders.importing.generic import GENERIC_FIELDS, read_generic_orders
-from crm.services.orders.importing.records import ZERO, CustomerRecord, LineRecord, OrderRecord, Rejected, parse_money
+from crm.services.orders.importing.records import (
+    ZERO,
+    CustomerRecord,
+    LineRecord,
+    OrderRecord,
+    Rejected,
+    parse_money,
+    said_problem,
+)
 from crm.services.shared.bounds import MAX_QUANTITY
 from crm.services.shared.errors import N_, Message, ValidationError
 
@@ -34,11 +42,13 @@ def _reason_fields(reason: str) -> dict[str, str]:
     for part in _REASON_SPLIT.split(reason):
         label, sep, why = part.partition(": ")
         if label == "customer_id or email":
-            label, why = "email", "Give the customer's email or customer_id."
+            label, why = "email", N_("Give the customer's email or customer_id.")
         name = label
         if not sep or name not in GENERIC_FIELDS:
             name, why = "body", part
-        fields[name] = f"{fields[name]} {why}".strip() if name in fields else why
+        else:
+            why = said_problem(why)  # the reader's words, shown in the client's language
+        fields[name] = Message(N_("%(first)s %(then)s"), first=fields[name], then=why) if name in fields else why
     return fields
 
 
@@ -46,33 +56,33 @@ def _lines(value: Any) -> tuple[list[LineRecord], dict[str, str]]:
     if value is None:
         return [], {}
     if not isinstance(value, list):
-        return [], {"lines": "Give a list of line items."}
+        return [], {"lines": N_("Give a list of line items.")}
     if len(value) > MAX_LINES:
-        return [], {"lines": f"At most {MAX_LINES} line items."}
+        return [], {"lines": Message(N_("At most %(limit)s line items."), limit=MAX_LINES)}
     lines, errors = [], {}
     for i, item in enumerate(value):
         where = f"lines[{i}]"
         if not isinstance(item, dict):
-            errors[where] = "Give an object with sku, name, quantity and unit_price."
+            errors[where] = N_("Give an object with sku, name, quantity and unit_price.")
             continue
         for key in sorted(set(item) - set(LINE_FIELDS)):
-            errors[f"{where}.{key}"] = "Unknown field."
+            errors[f"{where}.{key}"] = N_("Unknown field.")
         sku, name = item.get("sku"), item.get("name", "")
         if sku is not None and (not isinstance(sku, str) or len(sku) > 120):
-            errors[f"{where}.sku"] = "Give the SKU as text of at most 120 characters, or null."
+            errors[f"{where}.sku"] = N_("Give the SKU as text of at most 120 characters, or null.")
         if not isinstance(name, str) or len(name) > 300:
-            errors[f"{where}.name"] = "Give the product name as text of at most 300 characters."
+            errors[f"{where}.name"] = N_("Give the product name as text of at most 300 characters.")
         elif not name.strip() and not (isinstance(sku, str) and sku.strip()):
-            errors[f"{where}.name"] = "Give the product's name or SKU."
+            errors[f"{where}.name"] = N_("Give the product's name or SKU.")
         quantity = item.get("quantity", 1)
         if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= MAX_QUANTITY:
-            errors[f"{where}.quantity"] = f"Give a whole number from 1 to {MAX_QUANTITY}."
+            errors[f"{where}.quantity"] = Message(N_("Give a whole number from 1 to %(high)s."), high=MAX_QUANTITY)
         try:
             price = parse_money(item.get("unit_price"))
             if price < 0:
                 raise ValueError("must not be negative")
         except ValueError as error:
-            errors[f"{where}.unit_price"] = f"Not a price: {error}."
+            errors[f"{where}.unit_price"] = Message(N_("Not a price: %(why)s."), why=said_problem(str(error)))
             price = ZERO
         if not any(key.startswith(where) for key in errors):
             lines.append(LineRecord(sku=sku.strip() if isinstance(sku, str) and sku.strip() else None,
@@ -82,14 +92,14 @@ def _lines(value: Any) -> tuple[list[LineRecord], dict[str, str]]:
 
 def api_order_record(body: dict[str, Any], *, default_currency: str = "EUR") -> OrderRecord:
     """Return the OrderRecord a JSON API body describes, or raise ValidationError naming each bad field."""
-    errors: dict[str, str] = {name: "Unknown field." for name in sorted(set(body) - set(API_FIELDS))}
+    errors: dict[str, str] = {name: N_("Unknown field.") for name in sorted(set(body) - set(API_FIELDS))}
     source = body.get("source", "api")
     if not isinstance(source, str) or not source.strip() or len(source.strip()) > 40:
-        errors["source"] = "Give the source as a name of 1 to 40 characters, e.g. 'pos'."
+        errors["source"] = N_("Give the source as a name of 1 to 40 characters, e.g. 'pos'.")
     for name in GENERIC_FIELDS:
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
-            errors[name] = "Give text or a number."
+            errors[name] = N_("Give text or a number.")
     lines, line_errors = _lines(body.get("lines"))
     errors.update(line_errors)
     if errors:

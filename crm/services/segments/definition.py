@@ -19,7 +19,8 @@ from typing import Any, Union
 from crm.models import HEALTHS, INTERACTION_KINDS, PAID_STATUSES, STAGES, TASK_STATUSES
 from crm.services.insight.rfm_names import SEGMENT_LABELS
 from crm.services.rules.defaults import DEFAULT_RETENTION
-from crm.services.shared.errors import N_, ValidationError
+from crm.services.shared.errors import N_, Message, ValidationError
+from crm.services.shared.said import said
 
 MAX_CONDITIONS = 50
 MAX_LIST = 500
@@ -31,10 +32,10 @@ YEARS = (1900, 2999)
 MATCHES = ("all", "any")
 
 EMAIL_STATUSES = {
-    "missing": "No email address",
-    "do_not_contact": "Do not contact",
-    "subscribed": "Agreed to email",
-    "not_subscribed": "Has not agreed to email",
+    "missing": N_("No email address"),
+    "do_not_contact": N_("Do not contact"),
+    "subscribed": N_("Agreed to email"),
+    "not_subscribed": N_("Has not agreed to email"),
 }
 TASK_RULES = tuple(DEFAULT_RETENTION)
 PAID = PAID_STATUSES
@@ -146,13 +147,14 @@ EVERYONE = Group("all", ())
 
 class DefinitionError(ValidationError):
     """A definition that cannot be used: `problems` lists (position, reason), e.g.
-    ("conditions[2]", "Unknown field “colour”.")."""
+    ("conditions[2]", "Unknown field “colour”."). Each reason is English marked with N_, or a
+    Message with values: the pages and the API show it in the reader's language."""
 
     def __init__(self, problems: list[tuple[str, str]]):
         fields: dict[str, str] = {}
         for position, reason in problems:
             fields.setdefault(position or "definition", reason)
-        super().__init__("The segment definition has mistakes.", fields)
+        super().__init__(N_("The segment definition has mistakes."), fields)
         self.problems = problems
 
 
@@ -173,31 +175,33 @@ def parse(raw: Any) -> Group:
 
 def _group(raw: Any, where: str, problems: list, *, depth: int) -> Group:
     if not isinstance(raw, dict):
-        problems.append((where, "A definition (or group) is an object with “match” and “conditions”."))
+        problems.append((where, N_("A definition (or group) is an object with “match” and “conditions”.")))
         return EVERYONE
     unknown = sorted(str(k) for k in raw if k not in ("match", "conditions"))
     if unknown:
-        problems.append((where, f"Unknown key “{unknown[0][:40]}”; a group has only “match” and “conditions”."))
+        problems.append((where, Message(N_("Unknown key “%(key)s”; a group has only “match” and “conditions”."),
+                                        key=unknown[0][:40])))
         return EVERYONE
     match = raw.get("match", "all")
     if match not in MATCHES:
-        problems.append((_at(where, "match"), "“match” is “all” or “any”."))
+        problems.append((_at(where, "match"), N_("“match” is “all” or “any”.")))
     conditions = raw.get("conditions", [])
     if not isinstance(conditions, list):
-        problems.append((_at(where, "conditions"), "“conditions” is a list."))
+        problems.append((_at(where, "conditions"), N_("“conditions” is a list.")))
         return EVERYONE
     total = len(conditions) + sum(
         len(c["conditions"]) for c in conditions if isinstance(c, dict) and isinstance(c.get("conditions"), list)
     )
     if total > MAX_CONDITIONS:
-        problems.append((_at(where, "conditions"), f"At most {MAX_CONDITIONS} conditions in a segment; this has {total}."))
+        problems.append((_at(where, "conditions"), Message(N_("At most %(limit)s conditions in a segment; this has %(count)s."),
+                                                           limit=MAX_CONDITIONS, count=total)))
         return EVERYONE
     parsed = []
     for index, item in enumerate(conditions):
         position = _at(where, f"conditions[{index}]")
         if isinstance(item, dict) and "conditions" in item:
             if depth >= 1:
-                problems.append((position, "Groups go one level deep: a group cannot hold another group."))
+                problems.append((position, N_("Groups go one level deep: a group cannot hold another group.")))
                 continue
             parsed.append(_group(item, position, problems, depth=depth + 1))
             continue
@@ -215,22 +219,23 @@ def _at(where: str, name: str) -> str:
 def condition(raw: Any) -> Condition:
     """Return one checked condition, or raise _Refusal with the plain reason."""
     if not isinstance(raw, dict):
-        raise _Refusal("A condition is an object with “field”, “op” and “value”.")
+        raise _Refusal(N_("A condition is an object with “field”, “op” and “value”."))
     unknown = [str(k) for k in raw if k not in ("field", "op", "value")]
     if unknown:
-        raise _Refusal(f"Unknown key “{unknown[0][:40]}”; a condition has “field”, “op” and “value”.")
+        raise _Refusal(Message(N_("Unknown key “%(key)s”; a condition has “field”, “op” and “value”."), key=unknown[0][:40]))
     name, op = raw.get("field"), raw.get("op")
     if not isinstance(name, str) or name not in FIELDS:
         shown = name[:40] if isinstance(name, str) else name if isinstance(name, (int, float, bool)) else "?"
-        raise _Refusal(f"Unknown field “{shown}”." if name is not None else "Say which field.")
+        raise _Refusal(Message(N_("Unknown field “%(field)s”."), field=shown) if name is not None else N_("Say which field."))
     field = FIELDS[name]
     if not isinstance(op, str) or op not in field.operators:
         shown = op[:20] if isinstance(op, str) else "?"
-        raise _Refusal(f"“{shown}” does not apply to {field.label.lower()}; use one of: {', '.join(field.operators)}.")
+        raise _Refusal(Message(N_("“%(op)s” does not apply to the field “%(field)s”; use one of: %(ops)s."),
+                               op=shown, field=said(field.label), ops=", ".join(field.operators)))
     value = raw.get("value")
     if op in SET_OPS:
         if value is not None:
-            raise _Refusal(f"“{op}” takes no value.")
+            raise _Refusal(Message(N_("“%(op)s” takes no value."), op=op))
         return Condition(name, op)
     return Condition(name, op, _value(field, op, value))
 
@@ -240,19 +245,19 @@ def _value(field: Field, op: str, value: Any) -> Any:
         return _event(field.name, value)
     if op == "in":
         if not isinstance(value, list) or not value:
-            raise _Refusal("“in” takes a list of values.")
+            raise _Refusal(N_("“in” takes a list of values."))
         if len(value) > MAX_LIST:
-            raise _Refusal(f"At most {MAX_LIST} values in a list; this has {len(value)}.")
+            raise _Refusal(Message(N_("At most %(limit)s values in a list; this has %(count)s."), limit=MAX_LIST, count=len(value)))
         return tuple(dict.fromkeys(_single(field, item) for item in value))
     if op == "between":
         if not isinstance(value, list) or len(value) != 2:
-            raise _Refusal("“between” takes a list of two values, lowest first.")
+            raise _Refusal(N_("“between” takes a list of two values, lowest first."))
         low, high = (_date(v) if field.kind == "date" else _single(field, v) for v in value)
         if low > high:
-            raise _Refusal("“between” takes the lowest value first.")
+            raise _Refusal(N_("“between” takes the lowest value first."))
         return (low, high)
     if op in ("within_last_days", "not_within_last_days"):
-        return _whole(value, 1, MAX_DAYS, "a number of days")
+        return _whole(value, 1, MAX_DAYS, N_("a number of days"))
     if field.kind == "date":
         return _date(value)
     return _single(field, value)
@@ -262,16 +267,16 @@ def _single(field: Field, value: Any) -> Any:
     kind = field.kind
     if kind in ("text", "tag"):
         if not isinstance(value, str):
-            raise _Refusal("Give a text value.")
+            raise _Refusal(N_("Give a text value."))
         text = value.strip()
         if not text or len(text) > MAX_TEXT:
-            raise _Refusal(f"Give a text of 1 to {MAX_TEXT} characters.")
+            raise _Refusal(Message(N_("Give a text of 1 to %(limit)s characters."), limit=MAX_TEXT))
         if "\x00" in text:
-            raise _Refusal("Text must not contain NUL characters.")
+            raise _Refusal(N_("Text must not contain NUL characters."))
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise _Refusal("Text must be valid Unicode.") from None
+            raise _Refusal(N_("Text must be valid Unicode.")) from None
         if kind == "tag" or field.name == "email":
             text = text.lower()
         if field.name == "country":
@@ -279,48 +284,49 @@ def _single(field: Field, value: Any) -> Any:
         return text
     if kind == "choice":
         if value not in field.choices:
-            raise _Refusal(f"Use one of: {', '.join(field.choices)}.")
+            raise _Refusal(Message(N_("Use one of: %(choices)s."), choices=", ".join(field.choices)))
         return value
     if kind == "owner":
-        return _whole(value, 1, 2**31 - 1, "a user id")
+        return _whole(value, 1, 2**31 - 1, N_("a user id"))
     if kind == "bool":
         if not isinstance(value, bool):
-            raise _Refusal("Give true or false.")
+            raise _Refusal(N_("Give true or false."))
         return value
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Refusal("Give a number.")
+            raise _Refusal(N_("Give a number."))
         if abs(value) > MAX_NUMBER or not math.isfinite(value):  # NaN fails both; a huge int the first
-            raise _Refusal("Give a finite number of a sensible size.")
+            raise _Refusal(N_("Give a finite number of a sensible size."))
         return value
     if kind == "money":
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise _Refusal("Give an amount (a number).")
+            raise _Refusal(N_("Give an amount (a number)."))
         try:
             amount = Decimal(str(value).strip())
         except InvalidOperation:
-            raise _Refusal("Give an amount (a number).") from None
+            raise _Refusal(N_("Give an amount (a number).")) from None
         if not amount.is_finite() or abs(amount) > MAX_NUMBER:
-            raise _Refusal("Give a finite amount of a sensible size.")
+            raise _Refusal(N_("Give a finite amount of a sensible size."))
         return amount.quantize(Decimal("0.01"))
-    raise _Refusal("This field takes no value.")  # pragma: no cover - every kind is handled above
+    raise _Refusal(N_("This field takes no value."))  # pragma: no cover - every kind is handled above
 
 
 def _whole(value: Any, low: int, high: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _Refusal(f"Give {what}: a whole number from {low} to {high}.")
+        raise _Refusal(Message(N_("Give %(what)s: a whole number from %(low)s to %(high)s."),
+                               what=said(what), low=low, high=high))
     return value
 
 
 def _date(value: Any) -> date:
     if not isinstance(value, str) or len(value) != 10:
-        raise _Refusal("Give a date as YYYY-MM-DD.")
+        raise _Refusal(N_("Give a date as YYYY-MM-DD."))
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise _Refusal("Give a real date as YYYY-MM-DD.") from None
+        raise _Refusal(N_("Give a real date as YYYY-MM-DD.")) from None
     if not YEARS[0] <= day.year <= YEARS[1]:
-        raise _Refusal(f"Give a date between the years {YEARS[0]} and {YEARS[1]}.")
+        raise _Refusal(Message(N_("Give a date between the years %(first)s and %(last)s."), first=str(YEARS[0]), last=str(YEARS[1])))
     return day
 
 
@@ -328,39 +334,41 @@ def _event(name: str, value: Any) -> EventOptions:
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        raise _Refusal(f"“{name}” takes an object of options: {', '.join(EVENT_OPTIONS[name])}.")
+        raise _Refusal(Message(N_("“%(field)s” takes an object of options: %(options)s."), field=name,
+                               options=", ".join(EVENT_OPTIONS[name])))
     unknown = [str(k) for k in value if k not in EVENT_OPTIONS[name]]
     if unknown:
-        raise _Refusal(f"Unknown option “{unknown[0][:40]}”; use {', '.join(EVENT_OPTIONS[name])}.")
+        raise _Refusal(Message(N_("Unknown option “%(option)s”; use %(options)s."), option=unknown[0][:40],
+                               options=", ".join(EVENT_OPTIONS[name])))
     options: dict[str, Any] = {}
     for key in ("sku", "product"):
         if value.get(key) is not None:
             options[key] = _single(FIELDS["first_name"], value[key])
     if value.get("min_count") is not None:
-        options["min_count"] = _whole(value["min_count"], 1, MAX_COUNT, "a count")
+        options["min_count"] = _whole(value["min_count"], 1, MAX_COUNT, N_("a count"))
     if value.get("within_days") is not None and value.get("between") is not None:
-        raise _Refusal("Give either “within_days” or “between”, not both.")
+        raise _Refusal(N_("Give either “within_days” or “between”, not both."))
     if value.get("within_days") is not None:
-        options["within_days"] = _whole(value["within_days"], 1, MAX_DAYS, "a number of days")
+        options["within_days"] = _whole(value["within_days"], 1, MAX_DAYS, N_("a number of days"))
     if value.get("between") is not None:
         between = value["between"]
         if not isinstance(between, list) or len(between) != 2:
-            raise _Refusal("“between” takes two dates, earliest first.")
+            raise _Refusal(N_("“between” takes two dates, earliest first."))
         low, high = _date(between[0]), _date(between[1])
         if low > high:
-            raise _Refusal("“between” takes the earliest date first.")
+            raise _Refusal(N_("“between” takes the earliest date first."))
         options["between"] = (low, high)
     if value.get("kind") is not None:
         if value["kind"] not in INTERACTION_KINDS:
-            raise _Refusal(f"Use a kind of interaction: {', '.join(INTERACTION_KINDS)}.")
+            raise _Refusal(Message(N_("Use a kind of interaction: %(choices)s."), choices=", ".join(INTERACTION_KINDS)))
         options["kind"] = value["kind"]
     if value.get("rule") is not None:
         if value["rule"] not in TASK_RULES:
-            raise _Refusal(f"Use a to-do rule: {', '.join(TASK_RULES)}.")
+            raise _Refusal(Message(N_("Use a to-do rule: %(choices)s."), choices=", ".join(TASK_RULES)))
         options["rule"] = value["rule"]
     if value.get("status") is not None:
         if value["status"] not in TASK_STATUSES:
-            raise _Refusal(f"Use a to-do status: {', '.join(TASK_STATUSES)}.")
+            raise _Refusal(Message(N_("Use a to-do status: %(choices)s."), choices=", ".join(TASK_STATUSES)))
         options["status"] = value["status"]
     return EventOptions(**options)
 

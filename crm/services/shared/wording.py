@@ -51,6 +51,17 @@ def format_days(days: float) -> Said:
     return said_plural(Np_(n, "%(num)s day", "%(num)s days"), n)
 
 
+# An interaction's kind as a reason names it inside a sentence ("negative call"). The reasons keep
+# the kind's code as the value %(kind)s (language-neutral, as stored); the pages show this word of
+# the reader's language in its place (crm.views.said).
+INTERACTION_WORDS = {
+    "call": N_("call"), "email": N_("email"), "chat": N_("chat"), "meeting": N_("meeting"), "note": N_("note"),
+    "complaint": N_("complaint"), "testimonial": N_("testimonial"), "review": N_("review"),
+    "survey": N_("survey"), "sms": N_("text message"), "social": N_("social media message"),
+    "cart": N_("abandoned cart"),
+}
+
+
 def ago(days: int) -> Said:
     """'today', '1 day ago', '12 days ago'; a future date reads 'in 3 days'."""
     if days == 0:

@@ -49,12 +49,14 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from crm.services.shared.bounds import check_moment
+from crm.services.shared.emails import REASONS as EMAIL_REASONS
 from crm.services.shared.emails import email_problem, is_valid_email, normalise_email
+from crm.services.shared.said import N_, Said
 
 __all__ = [
     "CustomerRecord", "LineRecord", "OrderRecord", "Rejected", "ORDER_STATUSES", "PAID_STATUSES",
     "normalise_email", "is_valid_email", "email_problem", "parse_money", "parse_timestamp", "parse_bool",
-    "show",
+    "show", "said_problem",
 ]
 
 # Copied from crm.models.order so the readers import without Flask-SQLAlchemy; a test checks
@@ -236,6 +238,47 @@ def _parse_money_text(raw: str) -> Decimal:
     except InvalidOperation:  # pragma: no cover - the checks above only let digits through
         raise ValueError(f"{show(raw)} is not an amount") from None
     return amount
+
+
+# -- the words of a field's problem, for the reader --------------------------------------------
+
+# How the parsers above and the readers word what is wrong with a field's value ("'ten euros' is
+# not an amount"), each as the msgid it is shown by. A rejection reason is stored, and written to
+# the rejections CSV, in English; `said_problem` gives the pages (and the API) the same words with
+# their key and values, so they are shown in the reader's language.
+FIELD_PROBLEMS: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(pattern), key) for pattern, key in (
+    (r"missing", N_("missing")),
+    (r"(?P<value>.+) is not a valid email address \((?P<why>.*)\)", N_("%(value)s is not a valid email address (%(why)s)")),
+    (r"(?P<value>.+) is not a currency code", N_("%(value)s is not a currency code")),
+    (r"(?P<value>.+) is not a quantity from 0 to (?P<high>\d+)", N_("%(value)s is not a quantity from 0 to %(high)s")),
+    (r"(?P<value>.+) is not a quantity", N_("%(value)s is not a quantity")),
+    (r"(?P<value>.+) is not a Shopify financial status", N_("%(value)s is not a Shopify financial status")),
+    (r"(?P<value>.+) is not a WooCommerce order status", N_("%(value)s is not a WooCommerce order status")),
+    (r"(?P<value>.+) is not an order status", N_("%(value)s is not an order status")),
+    (r"empty amount", N_("empty amount")),
+    (r"(?P<value>.+) is not an amount", N_("%(value)s is not an amount")),
+    (r"(?P<value>.+) is too large an amount", N_("%(value)s is too large an amount")),
+    (r"must not be negative", N_("must not be negative")),
+    (r"empty date", N_("empty date")),
+    (r"(?P<value>.+) is not a date or timestamp", N_("%(value)s is not a date or timestamp")),
+    (r"(?P<value>.+) has an impossible UTC offset", N_("%(value)s has an impossible UTC offset")),
+    (r"(?P<value>.+) is not a valid date or time", N_("%(value)s is not a valid date or time")),
+    (r"(?P<value>.+) is out of range", N_("%(value)s is out of range")),
+    (r"(?P<day>\d{4}-\d{2}-\d{2}) is outside the dates this CRM accepts \((?P<first>[\d-]+) to (?P<last>[\d-]+)\)",
+     N_("%(day)s is outside the dates this CRM accepts (%(first)s to %(last)s)")),
+))
+
+
+def said_problem(text: str) -> str:
+    """Return a field's problem as the parsers word it as a Said (the same English, with its key and
+    values), or the text as it is when it is worded some other way."""
+    for pattern, key in FIELD_PROBLEMS:
+        if match := pattern.fullmatch(text):
+            values: dict[str, object] = dict(match.groupdict())
+            if values.get("why") in EMAIL_REASONS:
+                values["why"] = Said(values["why"])
+            return Said(key, values)
+    return text
 
 
 # -- timestamps --------------------------------------------------------------------------------

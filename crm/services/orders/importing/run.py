@@ -619,18 +619,30 @@ def to_do_line(created: int, passed: int, passed_by: dict[str, int]) -> str:
     return line
 
 
+def currency_mismatch(run: ImportRun, shop_currency: str | None = None) -> tuple[dict[str, int], str, bool] | None:
+    """Return (orders per currency other than the shop's, the shop's currency, whether the file
+    had no order in the shop's currency and one other currency) when a run's orders carry a
+    currency other than the shop's, else None. `currency_warning` says it in English; the import
+    pages say it in the reader's language (crm.views.import_text)."""
+    shop = (shop_currency or _shop_currency()).upper()
+    others = {code: n for code, n in ((run.counts or {}).get("currencies") or {}).items() if code != shop}
+    if not others:
+        return None
+    only = len(others) == 1 and not (run.counts or {}).get("currencies", {}).get(shop)
+    return others, shop, only
+
+
 def currency_warning(run: ImportRun, shop_currency: str | None = None) -> str | None:
     """Return what to say when a run's orders carry a currency other than the shop's, else None.
 
     Orders keep their own currency (each is shown with its own sign), but the shop's figures
     (total spent, revenue, predictions) add amounts up as they are, in the shop's currency.
     """
-    shop = (shop_currency or _shop_currency()).upper()
-    others = {code: n for code, n in ((run.counts or {}).get("currencies") or {}).items() if code != shop}
-    if not others:
+    mismatch = currency_mismatch(run, shop_currency)
+    if mismatch is None:
         return None
+    others, shop, only = mismatch
     listed = ", ".join(f"{n} in {code}" for code, n in others.items())
-    only = len(others) == 1 and not (run.counts or {}).get("currencies", {}).get(shop)
     advice = (f" If the whole shop sells in {next(iter(others))}, change the currency to {next(iter(others))} "
               "on Settings → Shop so totals are shown with the right sign." if only else "")
     return (f"Currency: {listed} — not the shop's currency ({shop}). Each order keeps its own currency, but "
