@@ -24,7 +24,7 @@ from sqlalchemy import Date, and_, bindparam, case, cast, distinct, func, insert
 
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Interaction, Order, ScoreHistory, Setting, StageChange, Task, User, utcnow
-from crm.services import aggregates, engine_hooks, rule_settings, shop
+from crm.services import aggregates, engine_hooks, rule_settings, shop, summaries
 from crm.services.facts import ContactFacts, InteractionFact, ShopContext
 from crm.services.journey import dated_steps, derive_health, derive_stage, next_stage
 from crm.services.retention import TaskSpec, moot_tasks, wanted_tasks
@@ -557,6 +557,8 @@ def _write(writes: _Writes, summary: RefreshSummary) -> None:
     # render_nulls: rows with and without a NULL go in one executemany, not one per shape.
     if writes.stage_changes:
         db.session.execute(insert(StageChange).execution_options(render_nulls=True), writes.stage_changes)
+        # The dashboard's journey summaries, after the contacts' rows were written (and locked).
+        summaries.update_journeys({row["contact_id"] for row in writes.stage_changes})
     if writes.scores:
         db.session.execute(insert(ScoreHistory).execution_options(render_nulls=True), writes.scores)
     if writes.new_tasks:

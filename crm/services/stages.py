@@ -1,7 +1,8 @@
 """A person's hand on the journey: pinning a stage, unpinning it, and the stage history shown.
 
 Pinning sets the stage and keeps the rules off it until someone unpins; both are stored as
-stage changes made by that person (changed_by_id), and audited. Unpinning hands the contact
+stage changes made by that person (changed_by_id), and audited, and reach the dashboard's
+journey summaries (summaries.update_journeys) in the same transaction. Unpinning hands the contact
 back to the rules at once (they move it forward if the facts say so, never back).
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import STAGES, Contact, StageChange, User, utcnow
-from crm.services import audit, engine_hooks
+from crm.services import audit, engine_hooks, summaries
 from crm.services.errors import ValidationError
 
 REASON_LENGTH = 300
@@ -47,6 +48,7 @@ def pin_stage(contact: Contact, stage: str, reason: str, actor_id: int | None,
         contact.stage_since = now
     contact.stage, contact.stage_reason, contact.stage_pinned = stage, change.reason, True
     db.session.flush()
+    summaries.update_journeys([contact.id])
     audit.record("pin_stage", "contact", contact.id, user_id=actor_id, before=before,
                  after=audit.snapshot(contact, PIN_FIELDS))
     return change
@@ -62,6 +64,7 @@ def unpin_stage(contact: Contact, actor_id: int | None, now: datetime | None = N
     contact.stage_pinned = False
     contact.stage_reason = change.reason
     db.session.flush()
+    summaries.update_journeys([contact.id])
     audit.record("unpin_stage", "contact", contact.id, user_id=actor_id, before=before,
                  after=audit.snapshot(contact, PIN_FIELDS))
     engine_hooks.after_contacts_changed([contact.id], now=now)
