@@ -1,4 +1,4 @@
-"""Summary tables for the dashboard, kept current by the one path every order change takes.
+"""Summary tables for the dashboard, kept current by the one path every order (and stage) change takes.
 
 `aggregates.refresh(ids)` (after any order write, refund, cancellation, merge or deletion, per
 batch) calls `update(ids)`: the changed customers' old rows in the ledger (paid revenue per
@@ -8,9 +8,16 @@ instead of every order. `rebuild()` (`crm rebuild-summaries`, the nightly refres
 everything from the orders, reports the rows that differed and fixes them. The median customer's
 spend is kept by the maintenance jobs (`store_spend_median`).
 
+The journey funnel's contacts per stage and conversions are kept the same way from every stage
+change (`update_journeys`: the rules' writes, pins, and aggregates.refresh for contacts new from
+orders, merged or deleted): per contact and stage a ledger row (the month it first entered the
+stage, the month it first moved further along, whether it stands there now) and per stage and
+month of entering the counts the funnel sums. They hold the funnel as of now, so they are read
+only when no stage change is dated after the dashboard's as-of.
+
 Months are calendar months in the zone the summaries were built in (the shop's, at the last
 rebuild), numbered year * 12 + month - 1. Until a first rebuild, or when the shop's zone has
-changed since, the dashboard computes from the orders as before.
+changed since, the dashboard computes from the orders and the stage changes as before.
 """
 from __future__ import annotations
 
@@ -372,25 +379,31 @@ def journeys(contact_ids: Iterable[int] | None, zone: ZoneInfo) -> Journeys:
     """Return the journey ledger rows computed from the contacts and their stage changes (of
     `contact_ids`, or everyone's)."""
     ledger: Journeys = {}
-    contact_columns = (Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at))
-    change_columns = (StageChange.contact_id, StageChange.from_stage, StageChange.to_stage, StageChange.changed_at)
+    # One read: each contact with its changes (one row without a change when it has none), by contact.
+    statement = (
+        select(Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at),
+               StageChange.from_stage, StageChange.to_stage, StageChange.changed_at)
+        .outerjoin(StageChange, StageChange.contact_id == Contact.id).order_by(Contact.id)
+    )
 
-    def add(contacts, changes) -> None:
-        by_contact: dict[int, list[tuple]] = defaultdict(list)
-        for contact_id, from_stage, to_stage, at in changes:
-            by_contact[contact_id].append((from_stage, to_stage, at))
-        for contact_id, stage, standing_since in contacts:
-            _journey_of(stage, standing_since, by_contact.get(contact_id, []), zone, contact_id, ledger)
+    def add(rows) -> None:
+        current, stage, standing_since, changes = None, None, None, []
+        for contact_id, contact_stage, since, from_stage, to_stage, at in rows:
+            if contact_id != current:
+                if current is not None:
+                    _journey_of(stage, standing_since, changes, zone, current, ledger)
+                current, stage, standing_since, changes = contact_id, contact_stage, since, []
+            if at is not None:
+                changes.append((from_stage, to_stage, at))
+        if current is not None:
+            _journey_of(stage, standing_since, changes, zone, current, ledger)
 
     if contact_ids is None:
-        add(db.session.execute(select(*contact_columns).execution_options(yield_per=20_000)),
-            db.session.execute(select(*change_columns).execution_options(yield_per=20_000)))
+        add(db.session.execute(statement.execution_options(yield_per=20_000)))
     else:
         ids = sorted(set(contact_ids))
         for start in range(0, len(ids), BATCH):
-            chunk = ids[start:start + BATCH]
-            add(db.session.execute(select(*contact_columns).where(Contact.id.in_(chunk))).all(),
-                db.session.execute(select(*change_columns).where(StageChange.contact_id.in_(chunk))).all())
+            add(db.session.execute(statement.where(Contact.id.in_(ids[start:start + BATCH]))))
     return ledger
 
 
@@ -446,7 +459,7 @@ def update_journeys(contact_ids: Iterable[int]) -> None:
     Every path that writes a stage change or moves a contact's stage ends here: the rules
     (engine._write), a pin or unpin (stages), and aggregates.refresh (new contacts from orders,
     merges, deletions). As for the orders: per batch one read of their ledger rows, one of the
-    contacts and one of their stage changes, a delete and an insert of their rows; then one
+    contacts with their stage changes, a delete and an insert of their rows; then one
     upsert adding the differences to the cells and one delete of emptied cells. Nothing when the
     journey summaries are not kept yet.
     """
@@ -471,7 +484,8 @@ def update_journeys(contact_ids: Iterable[int]) -> None:
                 cell[2] += sign * bool(standing)
         db.session.execute(delete(SummaryContactStage).where(SummaryContactStage.contact_id.in_(chunk)))
         if after:
-            db.session.execute(_insert(SummaryContactStage), _journey_rows(after))
+            db.session.execute(_insert(SummaryContactStage).execution_options(render_nulls=True),
+                               _journey_rows(after))
     changes = [{"stage": k[0], "month": k[1], "entered": v[0], "moved_on": v[1], "standing": v[2]}
                for k, v in sorted(delta.items()) if any(v)]
     if not changes:
@@ -508,7 +522,8 @@ def _rebuild_journeys(zone: ZoneInfo, drift: Drift) -> bool:
             db.session.execute(delete(SummaryContactStage).where(SummaryContactStage.contact_id.in_(chunk)))
             rows = _journey_rows({k: v for c in chunk for k, v in rows_of.get(c, {}).items()})
             for at in range(0, len(rows), WRITE_BATCH):
-                db.session.execute(_insert(SummaryContactStage), rows[at:at + WRITE_BATCH])
+                db.session.execute(_insert(SummaryContactStage).execution_options(render_nulls=True),
+                                   rows[at:at + WRITE_BATCH])
     gone, changed = _differences(old_cells, fresh_cells)
     drift.stage_cells = len(gone) + len(changed)
     drift.examples += [f"{k[0]}, entered {_label(k[1])}: stored {old_cells.get(k)}, "
