@@ -535,7 +535,7 @@ def flows_run(now):
 @click.command("rebuild-summaries")
 @with_appcontext
 def rebuild_summaries_command():
-    """Recompute the dashboard's summary tables from the orders, report any drift and fix it."""
+    """Recompute the dashboard's summary tables from the orders and the stage changes, report any drift and fix it."""
     import time
 
     from crm.services.insight import summaries

@@ -6,13 +6,19 @@ from crm.models.contact import HEALTHS, STAGES, Contact, ContactExternalId, Eras
 from crm.models.email import EMAIL_STATUSES, ConsentEvent, EmailMessage, EmailSuppression, EmailTemplate
 from crm.models.flow import FLOW_SEND_STATUSES, EmailClick, FlowSend, SurveyAnswer
 from crm.models.integration import ImportRejection, ImportRun, WebhookDelivery
-from crm.models.job import JOB_STATUSES, JobRun
 from crm.models.interaction import DIRECTIONS, INTERACTION_KINDS, SENTIMENTS, Interaction
+from crm.models.job import JOB_STATUSES, JobRun
 from crm.models.journey import ScoreHistory, StageChange
 from crm.models.order import ORDER_STATUSES, PAID_STATUSES, Order, OrderLine
 from crm.models.segment import Segment, SegmentSize
 from crm.models.setting import Setting
-from crm.models.summary import SummaryCohortMonth, SummaryContactMonth, SummaryState
+from crm.models.summary import (
+    SummaryCohortMonth,
+    SummaryContactMonth,
+    SummaryContactStage,
+    SummaryStageMonth,
+    SummaryState,
+)
 from crm.models.task import TASK_STATUSES, Task
 from crm.models.user import ROLES, ApiToken, User
 
@@ -21,6 +27,6 @@ __all__ = [
     "EmailMessage", "EmailSuppression", "EmailTemplate", "ErasedEmail", "FLOW_SEND_STATUSES", "FlowSend",
     "HEALTHS", "INTERACTION_KINDS", "ImportRejection", "ImportRun", "Interaction", "JOB_STATUSES", "JobRun", "Money",
     "ORDER_STATUSES", "Order", "OrderLine", "PAID_STATUSES", "ROLES", "SENTIMENTS", "STAGES",
-    "ScoreHistory", "Segment", "SegmentSize", "Setting", "StageChange", "SummaryCohortMonth", "SummaryContactMonth", "SummaryState", "SurveyAnswer", "TASK_STATUSES", "Tag", "Task", "UTCDateTime",
+    "ScoreHistory", "Segment", "SegmentSize", "Setting", "StageChange", "SummaryCohortMonth", "SummaryContactMonth", "SummaryContactStage", "SummaryStageMonth", "SummaryState", "SurveyAnswer", "TASK_STATUSES", "Tag", "Task", "UTCDateTime",
     "User", "WebhookDelivery", "contact_tags", "utcnow",
 ]

@@ -1,5 +1,6 @@
-"""Summary tables the dashboard reads instead of every order: kept current by aggregates.refresh,
-the one path every order write, refund, cancellation, merge and deletion takes."""
+"""Summary tables the dashboard reads instead of every order and stage change: kept current by
+aggregates.refresh, the one path every order write, refund, cancellation, merge and deletion
+takes, and (the journey's) by every stage change as it is written (crm.services.insight.summaries)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,7 +9,7 @@ from typing import Optional
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm.models.base import db, UTCDateTime
+from crm.models.base import UTCDateTime, db
 
 
 class SummaryState(db.Model):
@@ -52,3 +53,33 @@ class SummaryCohortMonth(db.Model):
     orders: Mapped[int] = mapped_column(sa.Integer, default=0)
     customers: Mapped[int] = mapped_column(sa.Integer, default=0)
     repeaters: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+class SummaryContactStage(db.Model):
+    """A contact's way through one journey stage: the ledger the stage cells are kept from.
+
+    `entered` is the month (shop time, year * 12 + month - 1) the contact first entered the stage
+    (a change into it, a change out of it, or standing in it now, whichever is earliest);
+    `moved_on` the month it first reached a stage further along after that (None: never);
+    `standing` whether it stands in the stage now. Read only by contact, like the order ledger."""
+
+    __tablename__ = "summary_contact_stages"
+
+    contact_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    stage: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    entered: Mapped[int] = mapped_column(sa.Integer)
+    moved_on: Mapped[Optional[int]] = mapped_column(sa.Integer)
+    standing: Mapped[bool] = mapped_column(default=False)
+
+
+class SummaryStageMonth(db.Model):
+    """Per journey stage and month of first entering it: the contacts who entered, how many of
+    them later went further along, and how many stand in the stage now."""
+
+    __tablename__ = "summary_stage_months"
+
+    stage: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    month: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    entered: Mapped[int] = mapped_column(sa.Integer, default=0)
+    moved_on: Mapped[int] = mapped_column(sa.Integer, default=0)
+    standing: Mapped[int] = mapped_column(sa.Integer, default=0)

@@ -151,7 +151,8 @@ class Funnel:
         return max((s.contacts for s in self.stages), default=0)
 
 
-def journey_funnel(now: datetime | None = None, shown: "Period | None" = None) -> Funnel:
+def journey_funnel(now: datetime | None = None, shown: "Period | None" = None,
+                   stages: summaries.StageCells | None = None) -> Funnel:
     """Return contacts per stage, conversion to later stages and the median time in each stage.
 
     Conversion: of the contacts who entered stage S (within the period `shown`, when given),
@@ -161,12 +162,19 @@ def journey_funnel(now: datetime | None = None, shown: "Period | None" = None) -
     stands in. Time in stage: from a change into S to the contact's next change, completed
     stays begun in the period only. Nothing changed after the as-of counts; with an as-of in
     the past the contacts per stage are those of that moment (their last change by then).
-    Four queries whatever the data size.
+    Three queries whatever the data size; two with the summary `stages` (summaries.read, which
+    gives them only when no change is dated after the as-of), which hold the contacts per stage
+    and who entered each stage in which month and moved on, as of now.
     """
     now = now or utcnow()
     as_of = shown.as_of if shown is not None else now
     since = shown.begins_at if shown is not None and shown.kind != "all" else None
-    past = as_of < now - timedelta(minutes=1)
+    past = _in_the_past(as_of, now)
+    if stages is not None and not past:
+        first = shown.first if shown is not None and shown.kind != "all" else None
+        counts, conversions = _funnel_from_cells(stages, first)
+        return _funnel(counts, conversions, _stay_medians(as_of, since), _has_history(as_of))
+    history = exists().where(StageChange.changed_at <= as_of)
     if past:
         latest = select(
             StageChange.contact_id, StageChange.to_stage,
@@ -191,14 +199,16 @@ def journey_funnel(now: datetime | None = None, shown: "Period | None" = None) -
                     .outerjoin(earliest, and_(earliest.c.contact_id == Contact.id, earliest.c.n == 1))
                     .where(Contact.created_at <= as_of))
 
-        counts = dict(db.session.execute(
-            at_the_time(select(stage_then, func.count()).select_from(Contact)).group_by(stage_then)).all())
+        count_rows = db.session.execute(
+            at_the_time(select(stage_then, func.count(), history).select_from(Contact)).group_by(stage_then)).all()
         standing = at_the_time(select(Contact.id, stage_then, func.coalesce(Contact.stage_since, Contact.created_at))
                                .select_from(Contact))
     else:
-        counts = dict(db.session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
+        count_rows = db.session.execute(select(Contact.stage, func.count(), history).group_by(Contact.stage)).all()
         standing = select(Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at))
-    total = sum(counts.values())
+    counts = {stage: count for stage, count, _history in count_rows}
+    # Whether any change is recorded by then comes with the counts (asked apart only with no contacts).
+    has_history = bool(count_rows[0][2]) if count_rows else _has_history(as_of)
 
     entries = union_all(
         select(StageChange.contact_id, StageChange.to_stage.label("stage"), StageChange.changed_at.label("at"))
@@ -227,6 +237,31 @@ def journey_funnel(now: datetime | None = None, shown: "Period | None" = None) -
         )
     }
 
+    return _funnel(counts, conversions, _stay_medians(as_of, since), has_history)
+
+
+def _in_the_past(as_of: datetime, now: datetime) -> bool:
+    """Whether the funnel is seen as of an earlier moment than now (its stages as they stood then)."""
+    return as_of < now - timedelta(minutes=1)
+
+
+def _funnel_from_cells(stages: summaries.StageCells, first: int | None) -> tuple[dict, dict]:
+    """Return the contacts per stage now and {stage: (entered, moved on)} of those who first
+    entered it from the month `first` on (None: ever), from the summary cells."""
+    counts: dict[str, int] = {}
+    conversions: dict[str, tuple[int, int]] = {}
+    for (stage, month), (entered, moved_on, standing) in stages.items():
+        if standing:
+            counts[stage] = counts.get(stage, 0) + standing
+        if first is None or month >= first:
+            had = conversions.get(stage, (0, 0))
+            conversions[stage] = (had[0] + entered, had[1] + moved_on)
+    return counts, conversions
+
+
+def _stay_medians(as_of: datetime, since: datetime | None) -> dict:
+    """Return {stage: (median seconds, completed stays)} of the stays begun from `since` on and
+    ended by the as-of: from a change into the stage to the contact's next change."""
     stays = select(
         StageChange.to_stage.label("stage"),
         StageChange.changed_at.label("began"),
@@ -239,11 +274,18 @@ def journey_funnel(now: datetime | None = None, shown: "Period | None" = None) -
         select(stays.c.stage, _seconds_between(stays.c.began, stays.c.ended).label("seconds"))
         .where(stays.c.ended.is_not(None), *began_in_period).subquery()
     )
-    medians = {
+    return {
         stage: (float(median), size)
         for stage, median, size in db.session.execute(_median_rows(durations.c.seconds, durations.c.stage))
     }
-    has_history = bool(db.session.scalar(select(exists().where(StageChange.changed_at <= as_of))))
+
+
+def _has_history(as_of: datetime) -> bool:
+    return bool(db.session.scalar(select(exists().where(StageChange.changed_at <= as_of))))
+
+
+def _funnel(counts: dict, conversions: dict, medians: dict, has_history: bool) -> Funnel:
+    total = sum(counts.values())
     stages = []
     for stage in STAGES:
         entered, moved = conversions.get(stage, (0, 0))
@@ -855,8 +897,9 @@ def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo |
               shown: Period | None = None, history: DataRange | None = None) -> Dashboard:
     """Return every chart of the dashboard for a user, in a fixed number of queries.
 
-    Revenue, cohorts and the medians come from the summary tables (crm.services.insight.summaries) when
-    they answer for the period exactly, else from the orders, with the same figures.
+    Revenue, cohorts, the medians and the journey's stage counts and conversions come from the
+    summary tables (crm.services.insight.summaries) when they answer for the period exactly, else from
+    the orders and the stage changes, with the same figures.
 
     `shown` is the period (default: the last 12 months up to `now`); every figure sees only
     what happened by its as-of. `history` (the months with paid orders) is read when not given.
@@ -864,9 +907,11 @@ def dashboard(user_id: int | None, now: datetime | None = None, zone: ZoneInfo |
     now, zone = now or utcnow(), _zone(zone)
     shown = shown or period("12m", now, zone)
     history = history or data_range(shown.as_of, zone)
-    kept = summaries.read(shown.first, shown.last, zone, shown.as_of)
+    # The journey's summaries hold the funnel as of now; one as of a past day is counted from the history.
+    kept = summaries.read(shown.first, shown.last, zone, shown.as_of,
+                          journey=not _in_the_past(shown.as_of, now))
     return Dashboard(
-        funnel=journey_funnel(now, shown),
+        funnel=journey_funnel(now, shown, stages=kept.stages),
         cohorts=cohort_retention(now, zone, shown, cells=kept.cells),
         revenue=revenue_by_month(now, zone, shown=shown, cells=kept.cells),
         scores=lead_score_histogram(),

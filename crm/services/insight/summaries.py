@@ -1,4 +1,4 @@
-"""Summary tables for the dashboard, kept current by the one path every order change takes.
+"""Summary tables for the dashboard, kept current by the one path every order (and stage) change takes.
 
 `aggregates.refresh(ids)` (after any order write, refund, cancellation, merge or deletion, per
 batch) calls `update(ids)`: the changed customers' old rows in the ledger (paid revenue per
@@ -8,9 +8,16 @@ instead of every order. `rebuild()` (`crm rebuild-summaries`, the nightly refres
 everything from the orders, reports the rows that differed and fixes them. The median customer's
 spend is kept by the maintenance jobs (`store_spend_median`).
 
+The journey funnel's contacts per stage and conversions are kept the same way from every stage
+change (`update_journeys`: the rules' writes, pins, and aggregates.refresh for contacts new from
+orders, merged or deleted): per contact and stage a ledger row (the month it first entered the
+stage, the month it first moved further along, whether it stands there now) and per stage and
+month of entering the counts the funnel sums. They hold the funnel as of now, so they are read
+only when no stage change is dated after the dashboard's as-of.
+
 Months are calendar months in the zone the summaries were built in (the shop's, at the last
 rebuild), numbered year * 12 + month - 1. Until a first rebuild, or when the shop's zone has
-changed since, the dashboard computes from the orders as before.
+changed since, the dashboard computes from the orders and the stage changes as before.
 """
 from __future__ import annotations
 
@@ -25,15 +32,32 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crm.extensions import db
-from crm.models import PAID_STATUSES, Order, SummaryCohortMonth, SummaryContactMonth, SummaryState, utcnow
+from crm.models import (
+    PAID_STATUSES,
+    STAGES,
+    Contact,
+    Order,
+    StageChange,
+    SummaryCohortMonth,
+    SummaryContactMonth,
+    SummaryContactStage,
+    SummaryStageMonth,
+    SummaryState,
+    utcnow,
+)
 
 ORDERS = "orders"
+JOURNEY = "journey"
 MEDIAN = "spend_median"
 BATCH = 500
 WRITE_BATCH = 5000
 
 Ledger = dict[tuple[int, int], tuple[int, int, int]]  # (contact, month) -> (cohort, cents, orders)
 Cells = dict[tuple[int, int], tuple[int, int, int, int]]  # (cohort, month) -> (cents, orders, customers, repeaters)
+# (contact, stage) -> (month first entered, month first moved further along or None, standing in it now)
+Journeys = dict[tuple[int, str], tuple[int, int | None, bool]]
+StageCells = dict[tuple[str, int], tuple[int, int, int]]  # (stage, month entered) -> (entered, moved on, standing)
+STAGE_RANK = {stage: rank for rank, stage in enumerate(STAGES)}
 
 
 def month_number(moment: datetime, zone: ZoneInfo) -> int:
@@ -207,22 +231,38 @@ class Drift:
     cells: int = 0  # cohort-month cells that differed
     median_changed: bool = False
     examples: list[str] = field(default_factory=list)
+    journey_rows: int = 0  # contact-stage rows that differed
+    stage_cells: int = 0  # stage-month cells that differed
+    previous_journey_zone: str | None = None
 
     @property
     def rows(self) -> int:
-        return self.ledger_rows + self.cells
+        return self.ledger_rows + self.cells + self.journey_rows + self.stage_cells
 
     def said(self) -> str:
         if self.previous_zone is None:
-            return f"Summaries built ({self.zone}): {self.cells} months of cohorts and revenue."
+            return (f"Summaries built ({self.zone}): {self.cells} months of cohorts and revenue, "
+                    f"{self.stage_cells} stage-months of the journey.")
         if self.previous_zone != self.zone:
             return (f"Summaries rebuilt for the time zone {self.zone} (they were in {self.previous_zone}): "
-                    f"{self.cells} cells rewritten.")
+                    f"{self.cells + self.stage_cells} cells rewritten.")
+        if self.previous_journey_zone is None:
+            return (f"Journey summaries built ({self.zone}): {self.stage_cells} stage-months"
+                    + ("; the orders' summaries matched." if not self.cells + self.ledger_rows else
+                       f"; {self.cells} cohort-month cells and {self.ledger_rows} customer-month rows differed "
+                       "from the orders and were rewritten."))
         if not self.rows:
             return "No drift: the summaries matched the orders."
-        return (f"Drift fixed: {self.cells} cohort-month cell{'s' if self.cells != 1 else ''} and "
-                f"{self.ledger_rows} customer-month row{'s' if self.ledger_rows != 1 else ''} differed "
-                "from the orders and were rewritten.")
+        parts = []
+        if self.cells or self.ledger_rows:
+            parts.append(f"{self.cells} cohort-month cell{'s' if self.cells != 1 else ''} and "
+                         f"{self.ledger_rows} customer-month row{'s' if self.ledger_rows != 1 else ''} differed "
+                         "from the orders")
+        if self.stage_cells or self.journey_rows:
+            parts.append(f"{self.stage_cells} stage-month cell{'s' if self.stage_cells != 1 else ''} and "
+                         f"{self.journey_rows} contact-stage row{'s' if self.journey_rows != 1 else ''} differed "
+                         "from the stage changes")
+        return f"Drift fixed: {'; '.join(parts)} and were rewritten."
 
 
 def _differences(stored: dict, fresh: dict) -> tuple[list, list]:
@@ -233,8 +273,9 @@ def _differences(stored: dict, fresh: dict) -> tuple[list, list]:
 
 
 def rebuild(zone: ZoneInfo | str | None = None, now: datetime | None = None, *, medians: bool = False) -> Drift:
-    """Recompute every summary from the orders in the shop's zone (or `zone`), fix what differed,
-    say what did; with `medians`, store the medians too (store_medians)."""
+    """Recompute every summary from the orders (and the journey's from the contacts and their
+    stage changes) in the shop's zone (or `zone`), fix what differed, say what did; with
+    `medians`, store the medians too (store_medians)."""
     from crm.services.shop.clock import shop_zone
 
     zone = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone) if zone else shop_zone()
@@ -273,6 +314,13 @@ def rebuild(zone: ZoneInfo | str | None = None, now: datetime | None = None, *, 
         db.session.add(SummaryState(name=ORDERS, zone=zone.key, updated_at=now))
     elif row.zone != zone.key or changed or gone:
         row.zone, row.updated_at = zone.key, now
+    journey = state(JOURNEY)
+    drift.previous_journey_zone = journey.zone if journey is not None else None
+    fixed = _rebuild_journeys(zone, drift)
+    if journey is None:
+        db.session.add(SummaryState(name=JOURNEY, zone=zone.key, updated_at=now))
+    elif journey.zone != zone.key or fixed:
+        journey.zone, journey.updated_at = zone.key, now
     if medians:
         drift.median_changed = store_medians(now)
     db.session.flush()
@@ -280,13 +328,13 @@ def rebuild(zone: ZoneInfo | str | None = None, now: datetime | None = None, *, 
 
 
 def ensure_built() -> Drift | None:
-    """Rebuild the summaries when they were never built (a new shop, just upgraded) or are in
-    another zone than the shop's now; else leave them to the incremental path. Return the drift
+    """Rebuild the summaries when they were never built (a new shop, just upgraded; the journey's
+    as well) or are in another zone than the shop's now; else leave them to the incremental path. Return the drift
     of a rebuild, None when none was needed."""
     from crm.services.shop.clock import shop_zone
 
-    built = built_zone()
-    if built is not None and built.key == shop_zone().key:
+    built, journey = built_zone(), journey_zone()
+    if built is not None and journey is not None and built.key == journey.key == shop_zone().key:
         return None
     return rebuild()
 
@@ -304,6 +352,201 @@ def _rows_of(ledger: Ledger, contact_id: int):
 
 def _label(month: int) -> str:
     return f"{month // 12}-{month % 12 + 1:02d}"
+
+
+# ---------------------------------------------------------------------------- the journey
+
+
+def _journey_of(stage: str, standing_since: datetime | None, changes: list[tuple], zone: ZoneInfo,
+                contact_id: int, into: Journeys) -> None:
+    """Add one contact's ledger rows to `into`: for each stage it entered, the month it first did
+    (a change into it or out of it, or standing in it now: the earliest), the month it first
+    reached a stage further along after that, and whether it stands in it now.
+
+    The same rules as the funnel counted from the history (insight.journey_funnel), with every
+    change counted: the dashboard reads these only when no change is dated after its as-of.
+    """
+    first: dict[str, datetime] = {}
+
+    def enter(entered: str | None, at: datetime | None) -> None:
+        if entered is not None and at is not None and (entered not in first or at < first[entered]):
+            first[entered] = at
+
+    for from_stage, to_stage, at in changes:
+        enter(to_stage, at)
+        enter(from_stage, at)
+    enter(stage, standing_since)
+    for entered, at in first.items():
+        rank = STAGE_RANK.get(entered)
+        further = [when for _from, to_stage, when in changes
+                   if rank is not None and STAGE_RANK.get(to_stage, -1) > rank and when >= at]
+        into[(contact_id, entered)] = (month_number(at, zone), month_number(min(further), zone) if further else None,
+                                       entered == stage)
+
+
+def journeys(contact_ids: Iterable[int] | None, zone: ZoneInfo) -> Journeys:
+    """Return the journey ledger rows computed from the contacts and their stage changes (of
+    `contact_ids`, or everyone's)."""
+    ledger: Journeys = {}
+    # One read: each contact with its changes (one row without a change when it has none), by contact.
+    statement = (
+        select(Contact.id, Contact.stage, func.coalesce(Contact.stage_since, Contact.created_at),
+               StageChange.from_stage, StageChange.to_stage, StageChange.changed_at)
+        .outerjoin(StageChange, StageChange.contact_id == Contact.id).order_by(Contact.id)
+    )
+
+    def add(rows) -> None:
+        current, stage, standing_since, changes = None, None, None, []
+        for contact_id, contact_stage, since, from_stage, to_stage, at in rows:
+            if contact_id != current:
+                if current is not None:
+                    _journey_of(stage, standing_since, changes, zone, current, ledger)
+                current, stage, standing_since, changes = contact_id, contact_stage, since, []
+            if at is not None:
+                changes.append((from_stage, to_stage, at))
+        if current is not None:
+            _journey_of(stage, standing_since, changes, zone, current, ledger)
+
+    if contact_ids is None:
+        add(db.session.execute(statement.execution_options(yield_per=20_000)))
+    else:
+        ids = sorted(set(contact_ids))
+        for start in range(0, len(ids), BATCH):
+            add(db.session.execute(statement.where(Contact.id.in_(ids[start:start + BATCH]))))
+    return ledger
+
+
+def stage_cells_of(ledger: Journeys) -> StageCells:
+    cells: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for (_contact, stage), (entered, moved_on, standing) in ledger.items():
+        cell = cells[(stage, entered)]
+        cell[0] += 1
+        cell[1] += moved_on is not None
+        cell[2] += bool(standing)
+    return {key: tuple(value) for key, value in cells.items()}
+
+
+def stored_journeys(contact_ids: Iterable[int] | None = None) -> Journeys:
+    columns = (SummaryContactStage.contact_id, SummaryContactStage.stage, SummaryContactStage.entered,
+               SummaryContactStage.moved_on, SummaryContactStage.standing)
+    if contact_ids is None:
+        rows = db.session.execute(select(*columns).execution_options(yield_per=20_000))
+        return {(c, stage): (entered, moved, bool(standing)) for c, stage, entered, moved, standing in rows}
+    found: Journeys = {}
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), BATCH):
+        for c, stage, entered, moved, standing in db.session.execute(
+                select(*columns).where(SummaryContactStage.contact_id.in_(ids[start:start + BATCH]))):
+            found[(c, stage)] = (entered, moved, bool(standing))
+    return found
+
+
+def stored_stage_cells() -> StageCells:
+    return {
+        (stage, month): (entered, moved_on, standing)
+        for stage, month, entered, moved_on, standing in db.session.execute(select(
+            SummaryStageMonth.stage, SummaryStageMonth.month, SummaryStageMonth.entered,
+            SummaryStageMonth.moved_on, SummaryStageMonth.standing))
+    }
+
+
+def journey_zone() -> ZoneInfo | None:
+    """The zone the journey summaries were built in, or None when they are not kept."""
+    row = db.session.execute(select(SummaryState.zone).where(SummaryState.name == JOURNEY)).first()
+    return ZoneInfo(row[0]) if row is not None else None
+
+
+def _journey_rows(ledger: Journeys) -> list[dict]:
+    return [{"contact_id": c, "stage": stage, "entered": entered, "moved_on": moved, "standing": bool(standing)}
+            for (c, stage), (entered, moved, standing) in sorted(ledger.items())]
+
+
+def update_journeys(contact_ids: Iterable[int]) -> None:
+    """Bring the journey summaries up to date with these contacts' stages and stage changes (after
+    they were written, in the same transaction, the contacts' rows written or locked first).
+
+    Every path that writes a stage change or moves a contact's stage ends here: the rules
+    (engine._write), a pin or unpin (stages), and aggregates.refresh (new contacts from orders,
+    merges, deletions). As for the orders: per batch one read of their ledger rows, one of the
+    contacts with their stage changes, a delete and an insert of their rows; then one
+    upsert adding the differences to the cells and one delete of emptied cells. Nothing when the
+    journey summaries are not kept yet.
+    """
+    ids = sorted(set(contact_ids))
+    if not ids:
+        return
+    zone = journey_zone()
+    if zone is None:
+        return
+    delta: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start:start + BATCH]
+        before = stored_journeys(chunk)
+        after = journeys(chunk, zone)
+        if before == after:
+            continue
+        for sign, ledger in ((-1, before), (1, after)):
+            for (_contact, stage), (entered, moved, standing) in ledger.items():
+                cell = delta[(stage, entered)]
+                cell[0] += sign
+                cell[1] += sign * (moved is not None)
+                cell[2] += sign * bool(standing)
+        db.session.execute(delete(SummaryContactStage).where(SummaryContactStage.contact_id.in_(chunk)))
+        if after:
+            db.session.execute(_insert(SummaryContactStage).execution_options(render_nulls=True),
+                               _journey_rows(after))
+    changes = [{"stage": k[0], "month": k[1], "entered": v[0], "moved_on": v[1], "standing": v[2]}
+               for k, v in sorted(delta.items()) if any(v)]
+    if not changes:
+        return
+    statement = _insert(SummaryStageMonth)
+    excluded = statement.excluded
+    table = SummaryStageMonth.__table__
+    db.session.execute(statement.on_conflict_do_update(
+        index_elements=["stage", "month"],
+        set_={name: table.c[name] + excluded[name] for name in ("entered", "moved_on", "standing")},
+    ), changes)
+    keys = [(c["stage"], c["month"]) for c in changes]
+    for start in range(0, len(keys), BATCH):
+        db.session.execute(delete(SummaryStageMonth).where(
+            tuple_(SummaryStageMonth.stage, SummaryStageMonth.month).in_(keys[start:start + BATCH]),
+            SummaryStageMonth.entered <= 0))
+
+
+def _rebuild_journeys(zone: ZoneInfo, drift: Drift) -> bool:
+    """Recompute the journey summaries from the contacts and stage changes, fix what differed and
+    count it in `drift`; True when anything did."""
+    fresh = journeys(None, zone)
+    fresh_cells = stage_cells_of(fresh)
+    old, old_cells = stored_journeys(), stored_stage_cells()
+    gone, changed = _differences(old, fresh)
+    drift.journey_rows = len(gone) + len(changed)
+    by_contact = sorted({c for c, _s in gone} | {c for c, _s in changed})
+    if by_contact:
+        rows_of: dict[int, dict] = defaultdict(dict)
+        for key, value in fresh.items():
+            rows_of[key[0]][key] = value
+        for start in range(0, len(by_contact), BATCH):
+            chunk = by_contact[start:start + BATCH]
+            db.session.execute(delete(SummaryContactStage).where(SummaryContactStage.contact_id.in_(chunk)))
+            rows = _journey_rows({k: v for c in chunk for k, v in rows_of.get(c, {}).items()})
+            for at in range(0, len(rows), WRITE_BATCH):
+                db.session.execute(_insert(SummaryContactStage).execution_options(render_nulls=True),
+                                   rows[at:at + WRITE_BATCH])
+    gone, changed = _differences(old_cells, fresh_cells)
+    drift.stage_cells = len(gone) + len(changed)
+    drift.examples += [f"{k[0]}, entered {_label(k[1])}: stored {old_cells.get(k)}, "
+                       f"from the stage changes {fresh_cells.get(k)}" for k in sorted(set(gone) | set(changed))[:5]]
+    keys = sorted(set(gone) | set(changed))
+    for start in range(0, len(keys), BATCH):
+        db.session.execute(delete(SummaryStageMonth).where(
+            tuple_(SummaryStageMonth.stage, SummaryStageMonth.month).in_(keys[start:start + BATCH])))
+    rewrite = set(changed)
+    rows = [{"stage": k[0], "month": k[1], "entered": v[0], "moved_on": v[1], "standing": v[2]}
+            for k, v in sorted(fresh_cells.items()) if k in rewrite]
+    if rows:
+        db.session.execute(_insert(SummaryStageMonth), rows)
+    return bool(drift.journey_rows or drift.stage_cells)
 
 
 # ---------------------------------------------------------------------------- the medians
@@ -348,29 +591,41 @@ class Snapshot:
 
     cells: Cells | None
     medians: tuple[Decimal | None, Decimal | None, int] | None
+    # The journey's stage cells, all months (None: count from the stage changes).
+    stages: StageCells | None = None
 
 
-def read(first: int, last: int, zone: ZoneInfo, as_of: datetime) -> Snapshot:
-    """Return the cells of months `first` … `last` when the summaries answer for that as-of exactly.
+def read(first: int, last: int, zone: ZoneInfo, as_of: datetime, *, journey: bool = True) -> Snapshot:
+    """Return the cells of months `first` … `last` when the summaries answer for that as-of exactly,
+    and the journey's stage cells when they do.
 
-    Two queries when they do: the state rows with whether any paid order was placed after the
+    Three queries when they do: the state rows with whether any paid order was placed after the
     as-of within its month (the cells hold whole months; such a period is computed from the
-    orders instead), then the cells.
+    orders instead) and whether any stage change is dated after the as-of (the stage cells count
+    every change: the funnel is then counted from the history), then the cells, then the stage
+    cells (a few per stage and month; not read without `journey`: a funnel as of a past day is
+    counted from the history).
     """
     after_as_of = (
         select(Order.id).where(Order.status.in_(PAID_STATUSES), Order.placed_at > as_of,
                                Order.placed_at < month_begins_at(last + 1, zone)).limit(1)
     ).exists()
-    rows = db.session.execute(select(SummaryState.name, SummaryState.zone, SummaryState.cents, after_as_of)).all()
-    states = {name: (row_zone, cents) for name, row_zone, cents, _later in rows}
-    cut = any(later for *_rest, later in rows)
+    changed_after = select(StageChange.id).where(StageChange.changed_at > as_of).limit(1).exists()
+    rows = db.session.execute(select(SummaryState.name, SummaryState.zone, SummaryState.cents, after_as_of,
+                                     changed_after)).all()
+    states = {name: (row_zone, cents) for name, row_zone, cents, _later, _changed in rows}
+    cut = any(later for _n, _z, _c, later, _changed in rows)
     medians = None
     if all(name in states for name in MEDIANS):
         spent, predicted, with_p_alive = (states[name][1] for name in MEDIANS)
         medians = (None if spent is None else Decimal(spent) / 100,
                    None if predicted is None else Decimal(predicted) / 100, int(with_p_alive or 0))
+    stages = None
+    if journey and JOURNEY in states and states[JOURNEY][0] == zone.key \
+            and not any(changed for *_rest, changed in rows):
+        stages = stored_stage_cells()
     if ORDERS not in states or states[ORDERS][0] != zone.key:
-        return Snapshot(cells=None, medians=medians)
+        return Snapshot(cells=None, medians=medians, stages=stages)
     whole_months = last - 1 if cut else last
     cells = {
         (cohort, month): (cents, orders, customers, repeaters)
@@ -381,7 +636,7 @@ def read(first: int, last: int, zone: ZoneInfo, as_of: datetime) -> Snapshot:
     }
     if cut:
         cells.update(_month_until(last, first, zone, as_of))
-    return Snapshot(cells=cells, medians=medians)
+    return Snapshot(cells=cells, medians=medians, stages=stages)
 
 
 def _month_until(month: int, first: int, zone: ZoneInfo, as_of: datetime) -> Cells:

@@ -46,7 +46,7 @@ def _update_some():
 
 def refresh(contact_ids: Iterable[int] | None = None) -> None:
     """Recompute order count, total spent, first/last order and last interaction, and the
-    dashboard's summaries (crm.services.insight.summaries) for these contacts' orders.
+    dashboard's summaries (crm.services.insight.summaries) for these contacts' orders and journeys.
 
     Every order write, refund, cancellation, merge and contact deletion ends here with the
     contacts it touched (a deleted contact's id included, so its rows are taken out).
@@ -63,8 +63,10 @@ def refresh(contact_ids: Iterable[int] | None = None) -> None:
             chunk = ids[start:start + BATCH]
             _lock(chunk)
             db.session.execute(_update_some(), {"ids": chunk})
-        # The dashboard's summaries, in the same transaction, under the locks taken above.
+        # The dashboard's summaries, in the same transaction, under the locks taken above: the
+        # orders', and the journey's (a contact new from an order, merged or deleted).
         summaries.update(ids)
+        summaries.update_journeys(ids)
     db.session.expire_all()
 
 

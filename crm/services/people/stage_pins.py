@@ -1,7 +1,8 @@
 """A person's hand on the journey: pinning a stage, unpinning it, and the stage history shown.
 
 Pinning sets the stage and keeps the rules off it until someone unpins; both are stored as
-stage changes made by that person (changed_by_id), and audited. Unpinning hands the contact
+stage changes made by that person (changed_by_id), and audited, and reach the dashboard's
+journey summaries (summaries.update_journeys) in the same transaction. Unpinning hands the contact
 back to the rules at once (they move it forward if the facts say so, never back).
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from crm.extensions import db
 from crm.models import STAGES, Contact, StageChange, User, utcnow
+from crm.services.insight import summaries
 from crm.services.shared import signals
 from crm.services.shared.errors import ValidationError
 from crm.services.trust import audit
@@ -48,6 +50,7 @@ def pin_stage(contact: Contact, stage: str, reason: str, actor_id: int | None,
         contact.stage_since = now
     contact.stage, contact.stage_reason, contact.stage_pinned = stage, change.reason, True
     db.session.flush()
+    summaries.update_journeys([contact.id])
     audit.record("pin_stage", "contact", contact.id, user_id=actor_id, before=before,
                  after=audit.snapshot(contact, PIN_FIELDS))
     return change
@@ -63,6 +66,7 @@ def unpin_stage(contact: Contact, actor_id: int | None, now: datetime | None = N
     contact.stage_pinned = False
     contact.stage_reason = change.reason
     db.session.flush()
+    summaries.update_journeys([contact.id])
     audit.record("unpin_stage", "contact", contact.id, user_id=actor_id, before=before,
                  after=audit.snapshot(contact, PIN_FIELDS))
     signals.after_contacts_changed([contact.id], now=now)

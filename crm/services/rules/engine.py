@@ -36,6 +36,7 @@ from crm.models import (
     utcnow,
 )
 from crm.services import shop
+from crm.services.insight import summaries
 from crm.services.orders import aggregates
 from crm.services.rules import settings as rule_settings
 from crm.services.rules.facts import ContactFacts, InteractionFact, ShopContext
@@ -571,6 +572,8 @@ def _write(writes: _Writes, summary: RefreshSummary) -> None:
     # render_nulls: rows with and without a NULL go in one executemany, not one per shape.
     if writes.stage_changes:
         db.session.execute(insert(StageChange).execution_options(render_nulls=True), writes.stage_changes)
+        # The dashboard's journey summaries, after the contacts' rows were written (and locked).
+        summaries.update_journeys({row["contact_id"] for row in writes.stage_changes})
     if writes.scores:
         db.session.execute(insert(ScoreHistory).execution_options(render_nulls=True), writes.scores)
     if writes.new_tasks:
