@@ -1,7 +1,13 @@
 """A real SMTP server for tests: aiosmtpd on 127.0.0.1 and a free port, keeping every message.
 
 `server.messages` holds each accepted message parsed (email.message.EmailMessage) with its
-envelope; `server.answers` lets a test make the server refuse recipients (`{address: "550 ..."}`).
+envelope; `server.answers` lets a test make the server refuse recipients (`{address: "550 ..."}`);
+`server.handler.on_data` is called with each message before the server answers 250.
+
+Tests take it as the `smtp` fixture (tests/conftest.py: one server for the test module, emptied
+before each test). The CRM in the test's process is pointed at it by the app config
+(`settings()`); a worker or live server in another process reads the settings stored in the
+database, which `save_settings()` writes.
 """
 from __future__ import annotations
 
@@ -77,3 +83,19 @@ class SMTPServer:
         """The app config that points the CRM at this server."""
         return {"EMAIL_SMTP_HOST": "127.0.0.1", "EMAIL_SMTP_PORT": self.port, "EMAIL_FROM_ADDRESS": "hello@teahouse.example",
                 "EMAIL_FROM_NAME": "Tea House", "PUBLIC_URL": "http://localhost", "SHOP_NAME": "Tea House"}
+
+    def settings_form(self, **changes: str) -> dict[str, str]:
+        """Settings → Email as its form is filled in, pointing at this server (no throttle to
+        speak of), with `changes` (e.g. public_url, per_minute)."""
+        return {"smtp_host": "127.0.0.1", "smtp_port": str(self.port), "smtp_security": "none",
+                "from_name": "Tea House", "from_address": "hello@teahouse.example",
+                "public_url": "http://localhost", "per_minute": "10000", **changes}
+
+    def save_settings(self, **changes: str) -> None:
+        """Store `settings_form(**changes)` as the shop's email settings and commit: a worker
+        subprocess or a live server reads them from the database, not from the test's app config."""
+        from crm.extensions import db
+        from crm.services.email import settings as email_settings
+
+        email_settings.save(self.settings_form(**changes), None)
+        db.session.commit()

@@ -17,17 +17,9 @@ from crm.services.flows import config as flow_config
 from crm.services.segments import store as segments
 from tests.conftest import soup, text_of
 from tests.contact_helpers import make_contact
-from tests.smtp_server import SMTPServer
-from tests.test_flows_worker import _configure
 
 pytestmark = pytest.mark.slow
 NOON = datetime.combine(datetime.now(UTC).date() - timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=12)
-
-
-@pytest.fixture
-def smtp():
-    with SMTPServer() as server:
-        yield server
 
 
 def _audience():
@@ -42,7 +34,7 @@ def _audience():
 
 
 def test_write_see_the_audience_preview_and_send_through_the_worker(app, client, auth, smtp, run_worker):
-    _configure(smtp)
+    smtp.save_settings()
     # The worker sends at the real time: open the window all day so the test passes at any hour.
     flow_config.save_pacing({"cap": "2", "period_days": "7", "window_start": "00:00", "window_end": "23:59"}, None)
     ada, segment = _audience()
@@ -82,7 +74,7 @@ def test_write_see_the_audience_preview_and_send_through_the_worker(app, client,
 
 
 def test_a_crash_mid_way_resumes_without_queueing_anyone_twice(app, smtp, run_worker, monkeypatch):
-    _configure(smtp)
+    smtp.save_settings()
     people = [make_contact(email=f"p{i}@example.com", first_name=f"P{i}", consent=True) for i in range(5)]
     segment = segments.create({"name": "All", "definition": {"match": "all", "conditions": []}}, actor_id=None)
     campaign = store.create({"name": "News", "segment_id": str(segment.id), "template_key": "stay_in_touch"}, None)
@@ -120,7 +112,7 @@ def test_what_it_earned_counts_each_order_once_for_the_latest_email(app, smtp, r
     from crm.services.campaigns import figures
     from tests.contact_helpers import make_order
 
-    _configure(smtp)
+    smtp.save_settings()
     flow_config.save_pacing({"cap": "5", "period_days": "7", "window_start": "00:00", "window_end": "23:59"}, None)
     ada, segment = _audience()
     first = store.create({"name": "One", "segment_id": str(segment.id), "template_key": "stay_in_touch"}, None)
@@ -144,7 +136,7 @@ def test_a_click_goes_through_the_signed_redirect_and_earns_the_order(app, clien
     from crm.services.campaigns import figures
     from tests.contact_helpers import make_order
 
-    _configure(smtp)
+    smtp.save_settings()
     flow_config.save_pacing({"cap": "5", "period_days": "7", "window_start": "00:00", "window_end": "23:59"}, None)
     ada, segment = _audience()
     campaign = store.create({"name": "Sale", "segment_id": str(segment.id), "template_key": "stay_in_touch",

@@ -13,24 +13,12 @@ from crm.models import AuditEntry, EmailTemplate
 from crm.services.email import outbox, sending, templates
 from tests.conftest import soup, text_of
 from tests.contact_helpers import make_contact, make_order, sign_in
-from tests.smtp_server import SMTPServer
-
-
-@pytest.fixture(scope="module")
-def smtp():
-    with SMTPServer() as server:
-        yield server
 
 
 @pytest.fixture
 def app_config(smtp):
+    # `smtp` (tests/conftest.py): the module's real SMTP server, emptied before each test.
     return smtp.settings()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_mailbox(smtp):
-    smtp.messages.clear()
-    smtp.answers.clear()
 
 
 def _send_to(smtp, contact, key="testimonial_request"):

@@ -14,26 +14,10 @@ from sqlalchemy import select
 from crm.extensions import db
 from crm.models import EmailMessage
 from crm.services.email import outbox
-from crm.services.email import settings as email_settings
 from tests.conftest import CRM_COMMAND, ROOT, worker_environment
 from tests.contact_helpers import make_contact
-from tests.smtp_server import SMTPServer
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def smtp():
-    with SMTPServer() as server:
-        yield server
-
-
-def _configure(smtp, per_minute=10000):
-    """The worker is another process: it reads the SMTP settings from the database."""
-    email_settings.save({"smtp_host": "127.0.0.1", "smtp_port": str(smtp.port), "smtp_security": "none",
-                         "from_name": "Tea House", "from_address": "hello@teahouse.example",
-                         "public_url": "http://localhost", "per_minute": str(per_minute)}, None)
-    db.session.commit()
 
 
 def _queue(n):
@@ -46,7 +30,7 @@ def _queue(n):
 
 
 def test_the_worker_sends_a_queued_message(app, smtp, run_worker):
-    _configure(smtp)
+    smtp.save_settings()
     [message_id] = _queue(1)
     run_worker()
     message = db.session.get(EmailMessage, message_id)
@@ -77,7 +61,7 @@ def _judge(smtp, ids):
 
 
 def test_killing_the_worker_while_the_server_takes_a_message_sends_each_exactly_once(app, smtp, run_worker):
-    _configure(smtp)
+    smtp.save_settings()
     ids = _queue(200)
     worker = _start_worker(app)
     killed = threading.Event()
@@ -103,7 +87,7 @@ def test_killing_the_worker_while_the_server_takes_a_message_sends_each_exactly_
 
 
 def test_killing_the_worker_at_any_moment_never_doubles_a_message(app, smtp, run_worker):
-    _configure(smtp)
+    smtp.save_settings()
     ids = _queue(200)
     worker = _start_worker(app)
     started = threading.Event()

@@ -17,16 +17,9 @@ from crm.services.flows import config as flow_config
 from crm.services.flows.jobs import run_flows
 from crm.services.shared import signals
 from tests.contact_helpers import make_contact, make_order
-from tests.smtp_server import SMTPServer
-from tests.test_flows_worker import T, _configure
+from tests.test_flows_worker import T
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def smtp():
-    with SMTPServer() as server:
-        yield server
 
 
 def _links(text):
@@ -34,7 +27,7 @@ def _links(text):
 
 
 def test_the_survey_flow_email_carries_score_links_and_the_page_records_by_post_only(app, client, smtp, run_worker):
-    _configure(smtp)
+    smtp.save_settings()
     flow_config.save_flow("survey", {"action": "email"}, None, now=T - timedelta(days=60))
     contact = make_contact(email="gus@example.com", first_name="Gus", consent=True, created_at=T - timedelta(days=90))
     for days in (40, 20, 5):

@@ -10,31 +10,16 @@ from sqlalchemy import select
 from crm.extensions import db
 from crm.models import EmailMessage, FlowSend, Interaction, Task
 from crm.services.email import outbox
-from crm.services.email import settings as email_settings
 from crm.services.flows import config as flow_config
 from crm.services.flows import runner
 from crm.services.flows.jobs import run_flows
 from crm.services.shared import signals
 from tests.contact_helpers import make_contact, make_interaction, make_order
-from tests.smtp_server import SMTPServer
 
 pytestmark = pytest.mark.slow
 
 # Yesterday at noon UTC: inside the default sending window, and never in the worker's future.
 T = datetime.combine(datetime.now(UTC).date() - timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=12)
-
-
-@pytest.fixture
-def smtp():
-    with SMTPServer() as server:
-        yield server
-
-
-def _configure(smtp):
-    email_settings.save({"smtp_host": "127.0.0.1", "smtp_port": str(smtp.port), "smtp_security": "none",
-                         "from_name": "Tea House", "from_address": "hello@teahouse.example",
-                         "public_url": "http://localhost", "per_minute": "10000"}, None)
-    db.session.commit()
 
 
 def _repeat_customer(email="ada@example.com", consent=True):
@@ -50,7 +35,7 @@ def _timeline(contact):
 
 
 def test_the_testimonial_flow_sends_through_the_worker(app, smtp, run_worker):
-    _configure(smtp)
+    smtp.save_settings()
     flow_config.save_flow("testimonial_request", {"action": "email"}, None, now=T - timedelta(days=40))
     contact = _repeat_customer()
     signals.after_contacts_changed([contact.id], now=T)  # time passes: the rule's to-do is due
@@ -74,7 +59,7 @@ def test_the_testimonial_flow_sends_through_the_worker(app, smtp, run_worker):
 
 
 def test_an_order_in_between_skips_the_abandoned_cart_email_with_the_reason(app, smtp, run_worker):
-    _configure(smtp)
+    smtp.save_settings()
     flow_config.save_flow("abandoned_cart", {"action": "email"}, None, now=T - timedelta(days=5))
     contact = make_contact(email="bo@example.com", first_name="Bo", consent=True, created_at=T - timedelta(days=60))
     make_interaction(contact, T - timedelta(hours=40), kind="cart", direction="inbound")
@@ -142,7 +127,7 @@ def test_a_flow_switched_on_later_leaves_older_to_dos_to_people(app):
 def test_the_flow_page_shows_its_weeks(app, client, auth, smtp, run_worker):
     from tests.conftest import soup, text_of
 
-    _configure(smtp)
+    smtp.save_settings()
     flow_config.save_flow("testimonial_request", {"action": "email"}, None, now=T - timedelta(days=40))
     contact = _repeat_customer("jo@example.com")
     signals.after_contacts_changed([contact.id], now=T)

@@ -24,7 +24,9 @@ SENTIMENTS = ("negative", "neutral", "positive")
 class Interaction(db.Model):
     __tablename__ = "interactions"
     __table_args__ = (
-        sa.Index("ix_interactions_contact_occurred", "contact_id", "occurred_at"),
+        # A contact's timeline, and the segments' "interaction" conditions (kind, within days)
+        # answered from the index alone.
+        sa.Index("ix_interactions_contact_occurred_kind", "contact_id", "occurred_at", "kind"),
         sa.CheckConstraint(
             "sentiment IS NULL OR sentiment IN ('negative', 'neutral', 'positive')", name="sentiment"
         ),

@@ -9,25 +9,15 @@ from sqlalchemy import select
 from crm.extensions import db
 from crm.models import Contact, EmailMessage, Task
 from crm.services.email import sending
-from crm.services.email import settings as email_settings
 from tests.e2e.browser import fill_form, flashes, sign_in, sign_out, submit, type_slowly
 from tests.e2e.shop import db_rows
-from tests.smtp_server import SMTPServer
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def smtp():
-    with SMTPServer() as server:
-        yield server
-
-
 def test_edit_preview_send_from_a_testimonial_to_do_and_unsubscribe(page, seeded, smtp, live_server, browser_console):
     browser_console.expect_error(r"status of 422 .*/settings/email/templates/testimonial_request")  # the refused save
-    email_settings.save({"smtp_host": "127.0.0.1", "smtp_port": str(smtp.port), "smtp_security": "none",
-                         "from_name": "Tea House", "from_address": "hello@teahouse.example",
-                         "public_url": live_server.url, "per_minute": "60"}, None)
+    smtp.save_settings(public_url=live_server.url, per_minute="60")
     anna_id = seeded.customer.id
     todo = Task(contact_id=anna_id, kind="testimonial_request", rule_key="testimonial:e2e", title="Ask Anna for a testimonial",
                 reason="repeat customer with no testimonial yet", assignee_id=seeded.users["sales"].id)

@@ -13,10 +13,8 @@ from sqlalchemy import select
 from crm.extensions import db
 from crm.models import Campaign
 from crm.services import shop
-from crm.services.email import settings as email_settings
 from crm.services.flows import config as flow_config
 from tests.e2e.browser import fill_form, flashes, same_document, sign_in, submit, type_slowly, wait_for_htmx
-from tests.smtp_server import SMTPServer
 
 pytestmark = pytest.mark.e2e
 
@@ -25,12 +23,6 @@ pytestmark = pytest.mark.e2e
 def app_config():
     # The worker (a real `crm worker`, given this app's key) signs links as the live server does.
     return {"SECRET_KEY": "e2e-secret"}
-
-
-@pytest.fixture
-def smtp():
-    with SMTPServer() as server:
-        yield server
 
 
 def _a_little_ahead() -> datetime:
@@ -44,9 +36,7 @@ def test_build_write_preview_test_schedule_and_click_a_newsletter(page, seeded, 
     shop.save({**asdict(shop.current()), "name": "Tea House"}, None)
     with live_server.app.app_context():
         shop.forget()
-    email_settings.save({"smtp_host": "127.0.0.1", "smtp_port": str(smtp.port), "smtp_security": "none",
-                         "from_name": "Tea House", "from_address": "hello@teahouse.example",
-                         "public_url": live_server.url, "per_minute": "600"}, None)
+    smtp.save_settings(public_url=live_server.url, per_minute="600")
     flow_config.save_pacing({"cap": "2", "period_days": "7", "window_start": "00:00", "window_end": "23:59"}, None)
     db.session.commit()
     sign_in(page, seeded.users["admin"].email)
