@@ -20,6 +20,7 @@ from werkzeug.serving import make_server
 
 from crm import create_app
 from crm.extensions import limiter
+from crm.services import shop
 from tests.e2e.browser import sign_in
 from tests.e2e.shop import ensure_user, seed_shop
 
@@ -132,6 +133,8 @@ def page(request, browser, live_server, app, browser_console):
     """
     limiter.reset()
     live_server.errors.clear()
+    with live_server.app.app_context():
+        shop.forget()  # the live server's few-second copy of the shop's settings: an earlier test's shop is gone
     folder = Path(request.config.rootpath) / RESULTS
     for stale in folder.glob(_artefact_name(request.node) + ".*"):
         stale.unlink()  # left by an earlier failed run of this test
