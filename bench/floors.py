@@ -20,12 +20,15 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how the app's UTCDateTime is stored on S
 
 
 def connect(path: str) -> sqlite3.Connection:
-    """Return a connection set up as the app sets up its own (WAL, foreign keys)."""
+    """Return a connection set up as the app sets up its own (WAL, foreign keys, memory map)."""
+    from crm.database import MMAP_BYTES
+
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute("PRAGMA busy_timeout=30000")
+    connection.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     return connection
 
 

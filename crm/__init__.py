@@ -31,7 +31,7 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     config_module.warn_about_per_process_limits(app)
     with app.app_context():
-        configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+        configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"], app.config["SQLITE_MMAP_BYTES"])
         from crm.services import shop
 
         shop.current()  # read once at start (a database never migrated gives the config's values)

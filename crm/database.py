@@ -40,8 +40,18 @@ def refresh_statistics(session) -> None:
     session.commit()
 
 
-def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000) -> None:
-    """Set WAL, busy timeout and foreign keys on every SQLite connection, and BEGIN IMMEDIATE."""
+# SQLite's own ceiling for a memory map (SQLITE_MAX_MMAP_SIZE's default): larger values are cut to it.
+MMAP_BYTES = 2**31 - 2**16
+
+
+def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000, mmap_bytes: int = MMAP_BYTES) -> None:
+    """Set WAL, busy timeout, foreign keys and the memory map on every SQLite connection, and
+    BEGIN IMMEDIATE.
+
+    The memory map: with SQLite's default 2 MB page cache, a query that seeks through a big
+    index (a segment's count over 100,000 contacts and a million orders) pays a read call for
+    most pages it touches; mapped, it reads them straight from the operating system's file cache
+    (about twice as fast at full bench scale)."""
     if engine.dialect.name != "sqlite":
         return
 
@@ -55,6 +65,8 @@ def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute(f"PRAGMA mmap_size={max(0, int(mmap_bytes))}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

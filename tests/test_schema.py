@@ -51,6 +51,8 @@ def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(app):
     assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     assert db.session.execute(text("PRAGMA foreign_keys")).scalar() == 1
     assert db.session.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
+    # Read through a memory map (SQLITE_MMAP_BYTES): a big index's pages without a read call each.
+    assert db.session.execute(text("PRAGMA mmap_size")).scalar() == app.config["SQLITE_MMAP_BYTES"]
 
 
 def test_foreign_keys_are_enforced(app):

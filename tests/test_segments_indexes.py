@@ -1,6 +1,7 @@
 """A segment's count reads indexes, never a table per order or line (issue 17): the event
-conditions' subqueries are answered from the covering indexes of migration 0014_segment_indexes,
-and the field conditions a shop uses most from the contacts' own indexes."""
+conditions' subqueries are answered from the covering indexes of migration 0014_segment_indexes
+(a product or sku product first, through the names index of 0015_segment_products), and the field
+conditions a shop uses most from the contacts' own indexes."""
 from __future__ import annotations
 
 from datetime import date
@@ -16,6 +17,7 @@ from crm.services.segments.definition import parse
 DAY = date(2026, 11, 1)
 ORDERS = "ix_orders_contact_placed_status"
 LINES = "ix_order_lines_order_sku_name"
+NAMES = "ix_order_lines_name_sku_order"
 INTERACTIONS = "ix_interactions_contact_occurred_kind"
 
 
@@ -52,16 +54,23 @@ def test_ordered_reads_the_orders_index_alone(app, op, value):
     _reads_only(_plan([{"field": "ordered", "op": op, "value": value}]), ORDERS, "orders")
 
 
-@pytest.mark.parametrize("value", [
-    pytest.param({"product": "Sencha", "within_days": 365}, id="bought a product in the last year"),
-    pytest.param({"sku": "TEA-09-250"}, id="bought a sku"),
+@pytest.mark.parametrize("value, lines", [
+    pytest.param({"product": "Sencha", "within_days": 365}, "(name=?)", id="bought a product in the last year"),
+    pytest.param({"sku": "TEA-09-250"}, "(name=? AND sku=?)", id="bought a sku"),
+    pytest.param({"product": "Sencha", "sku": "TEA-02-050", "min_count": 2}, "(name=? AND sku=?)",
+                 id="bought a product and sku twice"),
 ])
-def test_bought_a_product_reads_the_orders_and_lines_indexes_alone(app, value):
+def test_bought_a_product_finds_the_products_orders_first(app, value, lines):
+    """Product first: the distinct names are enumerated by seeks (a loose index scan), the orders
+    holding the matching names (and sku) are read once from the names index as a list, not per
+    order, and each candidate's orders are looked up in it: no line is read one order at a time."""
     plan = _plan([{"field": "ordered", "op": "has", "value": value}])
     _reads_only(plan, ORDERS, "orders")
-    _reads_only(plan, LINES, "order_lines")
-    if "sku" in value:
-        assert f"{LINES} (order_id=? AND sku=?)" in plan, plan
+    _reads_only(plan, NAMES, "order_lines")
+    assert f"SEARCH order_lines_1 USING COVERING INDEX {NAMES} (name>?)" in plan, plan  # the next name
+    assert f"SEARCH order_lines USING COVERING INDEX {NAMES} {lines}" in plan, plan  # the product's lines
+    assert LINES not in plan and "LIST SUBQUERY" in plan, plan
+    assert plan.count("CORRELATED") == 2, plan  # the contact's orders, and the next-name step only
 
 
 @pytest.mark.parametrize("value", [{"kind": "testimonial"}, {"kind": "email", "within_days": 30}])
@@ -83,6 +92,7 @@ def test_the_benchmarks_segment_narrows_the_contacts_then_reads_indexes_only(app
     plan = _plan([{"field": "ordered", "op": "has", "value": {"product": "Sencha", "within_days": 365}},
                   {"field": "stage", "op": "=", "value": "retention"},
                   {"field": "lead_score", "op": ">=", "value": 30}])
-    assert "SEARCH contacts USING INDEX ix_contacts_stage_score" in plan, plan
+    assert "SEARCH contacts USING COVERING INDEX ix_contacts_stage_score_erased (stage=? AND lead_score>?)" in plan, plan
     _reads_only(plan, ORDERS, "orders")
-    _reads_only(plan, LINES, "order_lines")
+    _reads_only(plan, NAMES, "order_lines")
+    assert LINES not in plan, plan

@@ -39,7 +39,9 @@ class Contact(db.Model):
         ),
         sa.CheckConstraint("health IS NULL OR health IN ('active', 'at_risk', 'lapsed')", name="health"),
         sa.Index("ix_contacts_name", "last_name", "first_name"),
-        sa.Index("ix_contacts_stage_score", "stage", "lead_score"),
+        # The contact list's stage and score filters, and a segment's count over them: with
+        # erased_at in the index, "live contacts in this stage with this score" never reads the table.
+        sa.Index("ix_contacts_stage_score_erased", "stage", "lead_score", "erased_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

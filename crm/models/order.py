@@ -68,6 +68,9 @@ class OrderLine(db.Model):
         # An order's lines (and the foreign key's cascade), and the segments' "ordered a product"
         # conditions: sku and name in the index, so checking an order's lines never reads the table.
         sa.Index("ix_order_lines_order_sku_name", "order_id", "sku", "name"),
+        # The segments' product-first plan: the shop's distinct product names, one seek each, and
+        # the orders holding the named products (and skus) without reading the table.
+        sa.Index("ix_order_lines_name_sku_order", "name", "sku", "order_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -118,21 +118,48 @@ def _event_window(options: EventOptions, today: date):
     return None, None
 
 
+def product_names():
+    """Return a recursive CTE of the distinct product names on order lines, read as one seek per
+    name in `ix_order_lines_name_sku_order` (a loose index scan: the smallest name, then the
+    smallest one after it, ...): a shop's catalogue is tens or hundreds of names over millions of
+    lines. Nested, so that it lives inside the subquery that uses it (a WHERE clause may hold
+    several)."""
+    first = select(func.min(OrderLine.name).label("name"))
+    names = first.cte(recursive=True, nesting=True)
+    following = OrderLine.__table__.alias()
+    after = select(func.min(following.c.name)).where(following.c.name > names.c.name).scalar_subquery()
+    return names.union_all(select(after).where(names.c.name.isnot(None)))
+
+
+def _orders_with_product(product: str | None, sku: str | None):
+    """Return the ids of the orders holding a line with the product (its name contains `product`)
+    and/or the sku: the product-first half of "bought a product". The names that match are found
+    among the distinct names, then their lines (and skus) are read by seeks on
+    `ix_order_lines_name_sku_order`, so no line is read whose name does not match. The query is
+    not correlated: it is computed once per statement, and each candidate contact's orders (from
+    `ix_orders_contact_placed_status`) are looked up in it instead of reading their lines."""
+    names = product_names()
+    matching = select(names.c.name).where(names.c.name.isnot(None))
+    if product is not None:
+        matching = matching.where(contains_text(names.c.name, product))
+    lines = [OrderLine.name.in_(matching)]
+    if sku is not None:
+        lines.append(OrderLine.sku == sku)
+    return select(OrderLine.order_id).where(*lines)
+
+
 def _event(name: str, options: EventOptions, today: date):
     """Return "the contact has the event (at least min_count times)" as a subquery correlated to the
     contact, read through the (contact_id, time) indexes: a segment that narrows contacts by their
-    fields looks only at those contacts' orders, not at every order in the shop."""
+    fields looks only at those contacts' orders, not at every order in the shop. A product or sku
+    is checked product first: the orders holding it are found once (`_orders_with_product`) and
+    the contact's orders are looked up in that set, never line by line."""
     start, end = _event_window(options, today)
     if name == "ordered":
         table = Order
         where = [Order.contact_id == Contact.id, Order.status.in_(PAID), _within(Order.placed_at, start, end)]
         if options.sku is not None or options.product is not None:
-            line = [OrderLine.order_id == Order.id]
-            if options.sku is not None:
-                line.append(OrderLine.sku == options.sku)
-            if options.product is not None:
-                line.append(contains_text(OrderLine.name, options.product))
-            where.append(exists(select(OrderLine.id).where(*line)))
+            where.append(Order.id.in_(_orders_with_product(options.product, options.sku)))
     elif name == "interaction":
         table = Interaction
         where = [Interaction.contact_id == Contact.id, _within(Interaction.occurred_at, start, end)]
