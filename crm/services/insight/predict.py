@@ -69,6 +69,7 @@ from crm.services.insight.purchases import PurchaseSummary, summarise_purchases
 from crm.services.insight.rfm import rfm_scores, rfm_segments
 from crm.services.insight.sufficiency import data_sufficiency
 from crm.services.shared.bounds import latest_moment, shifted
+from crm.services.shared.said import N_, Number, said, sentences
 from crm.services.shared.wording import require_aware
 
 PENALIZER = PRIOR_WEIGHT  # the prior's weight on the total log-likelihood
@@ -162,13 +163,17 @@ class PredictionRun:
         }
 
     def headline(self) -> str:
-        """Return one line on what was stored: for `crm refresh` and the settings page."""
+        """Return one line on what was stored: for `crm refresh` and the settings page (a Said: the
+        jobs page shows it in the reader's language)."""
+        customers = Number(self.customers)
         if self.purchases_predicted:
-            what = "predictions" if self.values_predicted else "purchase predictions (no predicted values)"
-            return f"RFM segments and {what} for {self.customers:,} customers." + (
-                f" {self.message}" if self.messages else "")
+            line = said(N_("RFM segments and predictions for %(customers)s customers."), customers=customers) \
+                if self.values_predicted else said(N_("RFM segments and purchase predictions (no predicted values) "
+                                                      "for %(customers)s customers."), customers=customers)
+            return sentences(line, *self.messages)
         if self.customers:
-            return f"RFM segments for {self.customers:,} customers. {self.message}"
+            return sentences(said(N_("RFM segments for %(customers)s customers."), customers=customers),
+                             *self.messages)
         return self.message
 
     def __str__(self) -> str:

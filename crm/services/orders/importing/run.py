@@ -42,6 +42,7 @@ from crm.services.orders.importing.records import CustomerRecord, OrderRecord, R
 from crm.services.orders.importing.registry import READERS
 from crm.services.shared import signals
 from crm.services.shared.errors import N_
+from crm.services.shared.said import said
 from crm.services.trust import audit
 
 BATCH = 1000
@@ -378,15 +379,16 @@ def run_queued(run_id: int, *, report: Callable[[str, int, int | None, dict], No
     """
     run = db.session.get(ImportRun, run_id)
     if run is None:
-        raise LookupError(f"import #{run_id} no longer exists")
+        raise LookupError(said(N_("import #%(id)s no longer exists"), id=str(run_id)))
     if run.status not in ("queued", "running"):
         return None
     path = run.upload_path
     if not path or not os.path.exists(path):
         run.status, run.phase, run.finished_at = "failed", None, utcnow()
-        run.error = "The uploaded file is no longer on the server (it was cleaned up or moved); upload it again."
+        gone = said(N_("The uploaded file is no longer on the server (it was cleaned up or moved); upload it again."))
+        run.error = str(gone)
         db.session.commit()
-        raise UploadGone(run.error)
+        raise UploadGone(gone)
     options = run.options or {}
     run.status, run.phase = "running", "reading"
     db.session.commit()
