@@ -285,3 +285,50 @@ def test_an_english_reader_sees_the_kinds_english_word_not_its_code(in_english):
                         "v": {"kind": "social", "ago": {"said": {"k": "today"}}}})
     assert in_reader_language(stored) == "asked by social media message today; no outcome recorded yet"
     assert str(stored) == "asked by social today; no outcome recorded yet"  # the stored English is unchanged
+
+
+# -- 7. what else a page or the API said in English ------------------------------------------------
+
+def test_a_pinned_stage_and_its_refusals_read_dutch(client):
+    from tests.engine_data import T0, buy, days, refresh
+
+    cid = buy("1", "anna@example.com", T0)
+    refresh(T0 + days(40))
+    dutch(client, "support")
+    answer = soup(client.post(f"/contacts/{cid}/stage", data={"action": "pin", "stage": "advocacy", "reason": ""},
+                              headers={"HX-Request": "true"}))
+    assert "Zeg waarom de fase met de hand wordt vastgezet." in text_of(answer)
+    answer = soup(client.post(f"/contacts/{cid}/stage", data={"action": "pin", "stage": "advocacy",
+                                                               "reason": "Schreef over ons"},
+                              headers={"HX-Request": "true"}))
+    assert text_of(answer.select_one(".stage-reason")) == "met de hand vastgezet: Schreef over ons"
+    page = text_of(soup(client.get(f"/contacts/{cid}")))
+    assert "met de hand vastgezet: Schreef over ons" in page
+
+
+def test_a_newsletters_refusals_and_an_uploads_refusal_read_dutch(client):
+    dutch(client)
+    refused = client.post("/campaigns/new", data={"name": "", "segment_id": "", "template_key": "stay_in_touch"})
+    words = text_of(soup(refused))
+    assert "Geef de nieuwsbrief een naam." in words and "Kies het segment waar hij naartoe gaat." in words
+
+
+def test_the_apis_missing_token_message_follows_accept_language(client):
+    answer = client.get("/api/v1/contacts", headers={"Accept-Language": "nl"})
+    assert answer.status_code == 401
+    assert answer.get_json()["error"]["message"] == "Een geldig API-token is vereist."
+    assert client.get("/api/v1/contacts").get_json()["error"]["message"] == "A valid API token is required."
+
+
+def test_an_import_refusal_reads_dutch(in_dutch):
+    from crm.services.orders.importing import run as importing
+    from crm.views.forms import translated
+
+    with pytest.raises(importing.ImportRefused) as refused:
+        importing.resolve_format("orders", "orders.csv", "xml")
+    assert translated(refused.value.args[0]).startswith("Een orders-import leest ")
+    assert translated(refused.value.args[0]).endswith(", niet xml.")
+    with pytest.raises(importing.ImportRefused) as refused:
+        importing.resolve_format("orders", "orders.xlsx", None)
+    assert translated(refused.value.args[0]) == ("Het formaat van het bestand is niet uit de naam op te maken; kies "
+                                                 "csv, tsv, json of ndjson.")

@@ -91,13 +91,15 @@ def not_text_reason(head: bytes) -> str | None:
 def resolve_format(kind: str, filename: str | None, fmt: str | None) -> str:
     """Return the file format to read (chosen, else from the file name, else the kind's usual one)."""
     if kind not in READERS:
-        raise ImportRefused(f"Unknown import kind {kind!r}; use one of {', '.join(READERS)}.")
+        raise ImportRefused(said(N_("Unknown import kind %(kind)s; use one of %(choices)s."), kind=repr(kind),
+                                 choices=", ".join(READERS)))
     spec = READERS[kind]
     fmt = (fmt or detect_format(filename) or spec.default_format or "").lower()
     if not fmt:
-        raise ImportRefused("Cannot tell the file's format from its name; choose csv, tsv, json or ndjson.")
+        raise ImportRefused(said(N_("Cannot tell the file's format from its name; choose csv, tsv, json or ndjson.")))
     if fmt not in spec.formats:
-        raise ImportRefused(f"A {kind} import reads {', '.join(spec.formats)}, not {fmt}.")
+        raise ImportRefused(said(N_("A %(kind)s import reads %(formats)s, not %(format)s."), kind=kind,
+                                 formats=", ".join(spec.formats), format=fmt))
     return fmt
 
 
@@ -110,7 +112,7 @@ def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
             continue
         column, sep, field_name = pair.rpartition("=")
         if not sep or not column.strip() or not field_name.strip():
-            raise ImportRefused(f"Write each column mapping as FILECOL=field, not {pair!r}.")
+            raise ImportRefused(said(N_("Write each column mapping as FILECOL=field, not %(pair)s."), pair=repr(pair)))
         mapping[column.strip()] = field_name.strip()
     return mapping
 
@@ -121,7 +123,7 @@ def open_reader(kind: str, fileobj: Any, filename: str | None = None, *, fmt: st
     """Return the reader that yields the file's records and rejected rows, or raise ImportRefused."""
     fmt = resolve_format(kind, filename, fmt)
     if kind != GENERIC_KIND and (mapping or source):
-        raise ImportRefused("A column mapping and a source name apply to the generic orders import only.")
+        raise ImportRefused(said(N_("A column mapping and a source name apply to the generic orders import only.")))
     options: dict[str, Any] = {}
     if is_order_kind(kind):
         options["default_currency"] = default_currency or _shop_currency()
@@ -129,7 +131,7 @@ def open_reader(kind: str, fileobj: Any, filename: str | None = None, *, fmt: st
         if kind == GENERIC_KIND:
             source = (source or "import").strip()
             if not source or len(source) > 40:
-                raise ImportRefused("Give the orders' source a name of 1 to 40 characters, e.g. 'etsy'.")
+                raise ImportRefused(said(N_("Give the orders' source a name of 1 to 40 characters, e.g. 'etsy'.")))
             return READERS[kind].read(fileobj, fmt, mapping or None, source, **options)
         return READERS[kind].read(fileobj, fmt, **options)
     except ValueError as error:
