@@ -332,3 +332,19 @@ def test_an_import_refusal_reads_dutch(in_dutch):
         importing.resolve_format("orders", "orders.xlsx", None)
     assert translated(refused.value.args[0]) == ("Het formaat van het bestand is niet uit de naam op te maken; kies "
                                                  "csv, tsv, json of ndjson.")
+
+
+def test_why_predictions_are_missing_reads_dutch_on_the_dashboard(client):
+    from crm.services.insight import predict
+    from tests.engine_data import T0, buy, days
+
+    for i in range(3):
+        buy(str(i), f"klant{i}@example.com", T0 + days(i))
+    result = predict.run(T0 + days(30))
+    db.session.commit()
+    assert result.message.startswith("No predictions yet (0 of 3 customers bought again): Only 3 customers have")
+    dutch(client)
+    missing = text_of(soup(client.get("/")).select_one(".prediction-missing"))
+    assert missing.startswith("Geen aankoopvoorspellingen. Nog geen voorspellingen (0 van de 3 klanten kochten "
+                              "opnieuw): Slechts 3 klanten hebben tot nu toe iets gekocht; voorspellingen hebben er "
+                              "minstens 20 nodig."), missing
