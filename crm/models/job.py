@@ -38,6 +38,9 @@ class JobRun(db.Model):
     error: Mapped[Optional[str]] = mapped_column(sa.Text)
     # What a finished run did, in a line (the job's return value when it is text).
     result: Mapped[Optional[str]] = mapped_column(sa.String(300))
+    # The result's and the error's words as message keys and values ({"result": ..., "error": ...},
+    # crm.services.shared.said), so the jobs page shows them in the reader's language.
+    said: Mapped[Optional[dict[str, Any]]] = mapped_column(sa.JSON)
     # host:pid of the worker process running it, to tell a live run from one whose process is gone.
     worker: Mapped[Optional[str]] = mapped_column(sa.String(200))
     # Huey lock names held while it runs, released if its worker dies.

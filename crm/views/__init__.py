@@ -13,7 +13,7 @@ from crm.database import write_intent
 from crm.extensions import db, login_manager
 from crm.services.shared import errors
 from crm.views import access, formatting, languages, params, said
-from crm.views.api_errors import api_error_response
+from crm.views.api_errors import api_error_response, http_error_name, http_error_words
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -68,6 +68,9 @@ def init_app(app: Flask) -> None:
             headers.setdefault("Cache-Control", "no-store")
         return response
 
+    app.add_template_global(http_error_name, "http_error_name")
+    app.add_template_global(http_error_words, "http_error_words")
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         if error.code == 413:
@@ -84,13 +87,13 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(errors.NotFound)
     def _record_not_found(error: errors.NotFound):
         db.session.rollback()
-        return _http_error(NotFound(str(error)))
+        return _http_error(NotFound(error.args[0] if error.args else None))
 
     @app.errorhandler(errors.Erased)
     def _contact_erased(error: errors.Erased):
         """Writing to an erased contact: 410 Gone, as a page or as the API's JSON."""
         db.session.rollback()
-        return _http_error(Gone(str(error)))
+        return _http_error(Gone(error.args[0]))
 
     @app.errorhandler(500)
     def _server_error(error):

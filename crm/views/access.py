@@ -6,6 +6,7 @@ reachable by accident; the access matrix test lists every route's rule.
 from __future__ import annotations
 
 from flask import abort, current_app, jsonify, redirect, request, url_for
+from flask_babel import gettext
 from flask_login import current_user
 
 from crm.extensions import htmx
@@ -91,7 +92,8 @@ def enforce_access():
 def unauthenticated():
     """Answer a request that needs a signed-in user: JSON 401, an htmx redirect, or the login page."""
     if is_api_request():
-        response = jsonify(error={"code": "unauthorized", "message": "A valid API token is required.", "fields": {}})
+        response = jsonify(error={"code": "unauthorized", "message": gettext("A valid API token is required."),
+                                  "fields": {}})
         response.status_code = 401
         response.headers["WWW-Authenticate"] = 'Bearer realm="crm"'
         return response

@@ -34,10 +34,12 @@ from crm.services.people import queries as contact_queries
 from crm.services.segments import definition as segment_definition
 from crm.services.segments import store as segments
 from crm.services.shared.bounds import MAX_INT, BadJson, check_moment, parse_id, parse_json
-from crm.services.shared.errors import NotFound, ValidationError
+from crm.services.shared.errors import N_, Message, NotFound, ValidationError
+from crm.services.shared.said import Said
 from crm.views.access import access
 from crm.views.api_errors import api_error, api_error_response, in_reader_language
 from crm.views.api_spec import spec
+from crm.views.import_text import outcome_words
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # bearer tokens, never cookies, so there is nothing for CSRF to protect
@@ -102,21 +104,22 @@ def _http(error: HTTPException):
 def _json_body(*, invalid_status: int = 400) -> dict[str, Any]:
     """The request's JSON object, or a 413/415/400 refusal."""
     if (request.content_length or 0) > current_app.config.get("API_MAX_BODY", MAX_BODY):
-        raise Refused(413, "The body is too large for the API.")
+        raise Refused(413, N_("The body is too large for the API."))
     if not request.is_json:
-        raise Refused(415, "Send a JSON body with Content-Type: application/json.")
+        raise Refused(415, N_("Send a JSON body with Content-Type: application/json."))
     data = request.get_data()
     if len(data) > current_app.config.get("API_MAX_BODY", MAX_BODY):
-        raise Refused(413, "The body is too large for the API.")
+        raise Refused(413, N_("The body is too large for the API."))
     try:
         body = parse_json(data)
     except BadJson as error:
         # A segment definition is refused with 422 (issue 17: hostile definitions), other bodies with 400.
-        raise Refused(invalid_status, str(error), {"body": str(error)} if invalid_status == 422 else None) from None
+        why = error.args[0] if error.args else str(error)  # a Said: said in the client's language
+        raise Refused(invalid_status, why, {"body": why} if invalid_status == 422 else None) from None
     if not isinstance(body, dict):
-        raise Refused(400, "The body must be a JSON object.")
+        raise Refused(400, N_("The body must be a JSON object."))
     if where := _unstorable_text(body):
-        raise ValidationError(fields={where: "Text must not contain NUL characters or unpaired surrogates."})
+        raise ValidationError(fields={where: N_("Text must not contain NUL characters or unpaired surrogates.")})
     return body
 
 
@@ -148,25 +151,26 @@ def _typed(body: dict[str, Any], allowed: dict[str, tuple[type, ...]], *, nullab
     errors = {}
     for name, value in body.items():
         if name not in allowed:
-            errors[name] = "Unknown or read-only field."
+            errors[name] = N_("Unknown or read-only field.")
         elif value is None:
             if name not in nullable:
-                errors[name] = "Must not be null."
+                errors[name] = N_("Must not be null.")
         elif isinstance(value, bool) and bool not in allowed[name]:
-            errors[name] = f"Must be {_type_name(allowed[name])}."
+            errors[name] = Message(N_("Must be %(type)s."), type=_type_name(allowed[name]))
         elif not isinstance(value, allowed[name]):
-            errors[name] = f"Must be {_type_name(allowed[name])}."
+            errors[name] = Message(N_("Must be %(type)s."), type=_type_name(allowed[name]))
         elif isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value <= MAX_INT:
-            errors[name] = "Out of range."
+            errors[name] = N_("Out of range.")
         elif isinstance(value, str) and lengths and name in lengths and len(value) > lengths[name]:
-            errors[name] = f"At most {lengths[name]} characters."
+            errors[name] = Message(N_("At most %(count)s characters."), count=lengths[name])
     if errors:
         raise ValidationError(fields=errors)
     return dict(body)
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    return {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "an object"}[types[0]]
+    return Said({str: N_("a string"), int: N_("an integer"), bool: N_("true or false"), list: N_("a list"),
+                 dict: N_("an object")}[types[0]])
 
 
 def _limit() -> int:
@@ -178,7 +182,7 @@ def _limit() -> int:
     except ValueError:
         limit = 0
     if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationError(fields={"limit": f"Give a whole number from 1 to {MAX_LIMIT}."})
+        raise ValidationError(fields={"limit": Message(N_("Give a whole number from 1 to %(high)s."), high=MAX_LIMIT)})
     return limit
 
 
@@ -197,7 +201,7 @@ def _cursor() -> int | None:
             raise ValueError
         return after
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise ValidationError(fields={"cursor": "Not a cursor this API gave out; start again without it."}) from None
+        raise ValidationError(fields={"cursor": N_("Not a cursor this API gave out; start again without it.")}) from None
 
 
 def _int_arg(name: str) -> int | None:
@@ -206,7 +210,7 @@ def _int_arg(name: str) -> int | None:
         return None
     value = parse_id(text)
     if value is None:
-        raise ValidationError(fields={name: f"Give an id (a whole number from 1 to {MAX_INT})."})
+        raise ValidationError(fields={name: Message(N_("Give an id (a whole number from 1 to %(high)s)."), high=MAX_INT)})
     return value
 
 
@@ -225,11 +229,11 @@ def _parse_time(name: str, text: str) -> datetime:
         value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
         value = value.astimezone(timezone.utc)
     except (ValueError, OverflowError):
-        raise ValidationError(fields={name: "Use an ISO 8601 time such as 2026-05-03T14:30:00Z."}) from None
+        raise ValidationError(fields={name: N_("Use an ISO 8601 time such as 2026-05-03T14:30:00Z.")}) from None
     try:
         return check_moment(value)
     except ValueError as error:
-        raise ValidationError(fields={name: f"{error}."}) from None
+        raise ValidationError(fields={name: Message("%(why)s.", why=error.args[0])}) from None
 
 
 # -- serialisers -------------------------------------------------------------------------------
@@ -332,11 +336,11 @@ def task_json(task: Task) -> dict[str, Any]:
 
 def _contact_or_404(contact_id: int) -> Contact:
     if contact_id > MAX_INT:
-        raise Refused(404, f"No contact #{contact_id}.")
+        raise Refused(404, Message(N_("No contact #%(id)s."), id=str(contact_id)))
     contact = db.session.scalar(select(Contact).where(Contact.id == contact_id, Contact.erased_at.is_(None))
                                 .options(selectinload(Contact.tags), selectinload(Contact.external_ids)))
     if contact is None:
-        raise Refused(404, f"No contact #{contact_id}.")
+        raise Refused(404, Message(N_("No contact #%(id)s."), id=str(contact_id)))
     return contact
 
 
@@ -346,7 +350,7 @@ def _contact_values(body: dict[str, Any]) -> tuple[dict[str, Any], list[str] | N
                     nullable=tuple(n for n in CONTACT_FIELDS if n not in ("tags", "consent", "do_not_contact")))
     tags = values.pop("tags", None)
     if tags is not None and (len(tags) > 50 or not all(isinstance(t, str) and 0 < len(t.strip()) <= 80 for t in tags)):
-        raise ValidationError(fields={"tags": "Give at most 50 tags, each a name of 1 to 80 characters."})
+        raise ValidationError(fields={"tags": N_("Give at most 50 tags, each a name of 1 to 80 characters.")})
     for name in ("first_name", "last_name"):
         if name in values and values[name] is None:
             values[name] = ""
@@ -358,8 +362,9 @@ def _refuse_duplicate_email(email: Any, contact_id: int | None = None) -> None:
         return
     other = contact_service.by_email(email)
     if other is not None and other.id != contact_id:
-        raise Refused(409, f"Contact #{other.id} already has the email {other.email}.",
-                      {"email": f"Already used by contact #{other.id}."}, existing_id=other.id)
+        raise Refused(409, Message(N_("Contact #%(id)s already has the email %(email)s."), id=str(other.id),
+                                   email=other.email),
+                      {"email": Message(N_("Already used by contact #%(id)s."), id=str(other.id))}, existing_id=other.id)
 
 
 @bp.route("/contacts", methods=["GET", "POST"])
@@ -377,10 +382,10 @@ def contacts():
         return response
     stage = request.args.get("stage") or None
     if stage is not None and stage not in STAGES:
-        raise ValidationError(fields={"stage": f"Use one of {', '.join(STAGES)}."})
+        raise ValidationError(fields={"stage": Message(N_("Use one of %(choices)s."), choices=", ".join(STAGES))})
     q = request.args.get("q", "")
     if len(q) > 200 or "\x00" in q:
-        raise ValidationError(fields={"q": "Give a search of at most 200 characters."})
+        raise ValidationError(fields={"q": N_("Give a search of at most 200 characters.")})
     limit, after = _limit(), _cursor()
     found = contact_queries.search_contacts(q, stage=stage, after_id=after, limit=limit)
     statuses = suppression.email_statuses(found)  # one query for the page, not one per contact
@@ -441,17 +446,17 @@ def contact_emails(contact_id: int):
     """Queue an email to a contact from a template (or a personal subject and body): 202."""
     found = _contact_or_404(contact_id)
     values = _typed(_json_body(), EMAIL_FIELDS, lengths={"subject": 300, "body": 50000, "template": 60})
-    bad = {name: "Contains characters that cannot be stored." for name in values if _unstorable_text(values[name])}
+    bad = {name: N_("Contains characters that cannot be stored.") for name in values if _unstorable_text(values[name])}
     if bad:
         raise ValidationError(fields=bad)
     key = values.get("template") or ("personal" if "body" in values else None)
     if key is None:
-        raise ValidationError(fields={"template": "Name a template, or give a subject and body."})
+        raise ValidationError(fields={"template": N_("Name a template, or give a subject and body.")})
     try:
         email_templates.get(key)
     except NotFound:
-        raise ValidationError(fields={"template": f"There is no template {key!r}; use one of "
-                                      f"{', '.join(email_templates.DEFAULTS)}."}) from None
+        raise ValidationError(fields={"template": Message(N_("There is no template %(key)s; use one of %(choices)s."),
+                                      key=repr(key), choices=", ".join(email_templates.DEFAULTS))}) from None
     message = email_outbox.queue_message(found, key, subject=values.get("subject"), body=values.get("body"),
                                          actor_id=current_user.id)
     db.session.commit()
@@ -469,7 +474,7 @@ def email(message_id: int):
 
     message = db.session.get(EmailMessage, message_id) if message_id <= MAX_INT else None
     if message is None:
-        raise Refused(404, f"There is no email #{message_id}.")
+        raise Refused(404, Message(N_("There is no email #%(id)s."), id=str(message_id)))
     return jsonify(email_json(message))
 
 
@@ -501,7 +506,7 @@ def campaign(campaign_id: int):
 
     found = db.session.get(Campaign, campaign_id) if campaign_id <= MAX_INT else None
     if found is None:
-        raise Refused(404, f"There is no newsletter #{campaign_id}.")
+        raise Refused(404, Message(N_("There is no newsletter #%(id)s."), id=str(campaign_id)))
     return jsonify(campaign_json(found))
 
 
@@ -526,7 +531,7 @@ def orders():
     record = api_order_record(_json_body(), default_currency=shop.current().currency)
     outcome = order_service.record_order(record, actor_id=current_user.id)
     if outcome.result == "rejected":
-        raise ValidationError(fields={outcome.field or "body": outcome.reason or "The order was refused."})
+        raise ValidationError(fields={outcome.field or "body": outcome_words(outcome.reason) or N_("The order was refused.")})
     db.session.commit()
     order = db.session.scalar(select(Order).where(Order.id == outcome.order_id).options(selectinload(Order.lines)))
     response = jsonify(order_json(order, outcome.result))
@@ -542,7 +547,7 @@ def task_list():
     """List to-dos, a page at a time, optionally of one status or one contact."""
     status = request.args.get("status") or None
     if status is not None and status not in TASK_STATUSES:
-        raise ValidationError(fields={"status": f"Use one of {', '.join(TASK_STATUSES)}."})
+        raise ValidationError(fields={"status": Message(N_("Use one of %(choices)s."), choices=", ".join(TASK_STATUSES))})
     contact_id = _int_arg("contact_id")
     limit, after = _limit(), _cursor()
     query = select(Task).order_by(Task.id).limit(limit)
@@ -561,18 +566,18 @@ def task(task_id: int):
     """Work a to-do: done with an outcome, dismissed with a reason, snoozed, or reassigned."""
     found = db.session.get(Task, task_id) if task_id <= MAX_INT else None
     if found is None:
-        raise Refused(404, f"No to-do #{task_id}.")
+        raise Refused(404, Message(N_("No to-do #%(id)s."), id=str(task_id)))
     change = _typed(_json_body(), TASK_CHANGE_FIELDS, nullable=("snoozed_until", "assignee_id"))
     if not change:
-        raise ValidationError(fields={"status": "Say what to change: status, snoozed_until or assignee_id."})
+        raise ValidationError(fields={"status": N_("Say what to change: status, snoozed_until or assignee_id.")})
     status = change.get("status")
     errors = {}
     if status not in (None, "done", "dismissed"):
-        errors["status"] = "Set status to done (with an outcome) or dismissed (with a reason)."
+        errors["status"] = N_("Set status to done (with an outcome) or dismissed (with a reason).")
     if "outcome" in change and status != "done":
-        errors["outcome"] = "An outcome goes with status done."
+        errors["outcome"] = N_("An outcome goes with status done.")
     if "reason" in change and status != "dismissed":
-        errors["reason"] = "A reason goes with status dismissed."
+        errors["reason"] = N_("A reason goes with status dismissed.")
     if errors:
         raise ValidationError(fields=errors)
     try:
@@ -630,7 +635,7 @@ def _segment_values(body: dict[str, Any]) -> dict[str, Any]:
 def _segment_or_404(segment_id: int):
     found = segments.get(segment_id) if segment_id <= MAX_INT else None
     if found is None:
-        raise Refused(404, f"No segment #{segment_id}.")
+        raise Refused(404, Message(N_("No segment #%(id)s."), id=str(segment_id)))
     return found
 
 
@@ -640,7 +645,7 @@ def segment_list():
     """GET: the saved segments, a page at a time. POST: save a segment; 201 with its id and count."""
     if request.method == "POST":
         values = _segment_values(_json_body(invalid_status=422))
-        missing = {name: "Required." for name in ("name", "definition") if name not in values}
+        missing = {name: N_("Required.") for name in ("name", "definition") if name not in values}
         if missing:
             raise ValidationError(fields=missing)
         segment = segments.create(values, actor_id=current_user.id)
@@ -660,7 +665,7 @@ def segment_preview():
     """Count a definition and show its first members, saving nothing."""
     body = _typed(_json_body(invalid_status=422), {"definition": (dict,)})
     if "definition" not in body:
-        raise ValidationError(fields={"definition": "Required."})
+        raise ValidationError(fields={"definition": N_("Required.")})
     definition = _definition(body["definition"])
     sample = segments.members_after(definition, limit=segments.SAMPLE_SIZE)
     return jsonify({"count": segments.count(definition), "sample": [contact_json(c) for c in sample]})

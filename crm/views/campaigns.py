@@ -17,6 +17,7 @@ from crm.services.shared.errors import NotFound, ValidationError
 from crm.services.shop.clock import shop_zone
 from crm.views.access import access
 from crm.views.email import _frame
+from crm.views.forms import translated
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
@@ -38,6 +39,11 @@ def _campaign_or_404(campaign_id: int):
         return store.get(campaign_id)
     except NotFound:
         abort(404)
+
+
+def _words(error: ValidationError) -> dict[str, str]:
+    """A refusal's reasons per field, in the reader's language."""
+    return {name: translated(reason) for name, reason in error.fields.items()}
 
 
 def _form_page(campaign=None, errors=None, form=None, status=200):
@@ -64,7 +70,7 @@ def new():
         campaign = store.create(request.form.to_dict(), current_user.id)
     except ValidationError as error:
         db.session.rollback()
-        return _form_page(errors=error.fields, form=request.form, status=422)
+        return _form_page(errors=_words(error), form=request.form, status=422)
     db.session.commit()
     return redirect(url_for("campaigns.show", campaign_id=campaign.id))
 
@@ -82,9 +88,9 @@ def edit(campaign_id: int):
     except ValidationError as error:
         db.session.rollback()
         if not error.fields:
-            flash(error.message, "error")
+            flash(translated(error.message), "error")
             return redirect(url_for("campaigns.show", campaign_id=campaign_id))
-        return _form_page(campaign, errors=error.fields, form=request.form, status=422)
+        return _form_page(campaign, errors=_words(error), form=request.form, status=422)
     db.session.commit()
     flash(_("Newsletter saved."), "success")
     return redirect(url_for("campaigns.show", campaign_id=campaign.id))
@@ -160,7 +166,8 @@ def send(campaign_id: int):
         store.schedule(campaign, when, current_user.id)
     except ValidationError as error:
         db.session.rollback()
-        flash(" ".join([error.message] if not error.fields else [_("Send at: %(reason)s", reason=r) for r in error.fields.values()]), "error")
+        flash(" ".join([translated(error.message)] if not error.fields else [
+            _("Send at: %(reason)s", reason=translated(r)) for r in error.fields.values()]), "error")
         return redirect(url_for("campaigns.show", campaign_id=campaign_id))
     db.session.commit()
     flash(_("Scheduled: the worker sends it then.") if when
@@ -175,7 +182,7 @@ def cancel(campaign_id: int):
     try:
         store.cancel(campaign, current_user.id)
     except ValidationError as error:
-        flash(error.message, "error")
+        flash(translated(error.message), "error")
         return redirect(url_for("campaigns.show", campaign_id=campaign_id))
     db.session.commit()
     flash(_("Cancelled: it will not be sent."), "success")

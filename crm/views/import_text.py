@@ -132,7 +132,21 @@ def reason_text(reason: str | None) -> str:
     reader's language: field names stay as in the file, what is wrong with them is translated."""
     if not reason:
         return reason or ""
-    return "; ".join(_part(part) for part in reason.split("; "))
+    return "; ".join(_part(part) for part in _PARTS.split(reason))
+
+
+# Parts of a reason are joined by "; " (one sentence, a negative amount's, has one inside it).
+_PARTS = re.compile(r"; (?!record a refund)")
+
+
+def outcome_words(reason: str | None) -> str | None:
+    """A refused order's reason in the reader's language: a message key (or a Said) as such,
+    "field: problem" parts as `reason_text` words them."""
+    from crm.views.forms import translated
+
+    if not reason or isinstance(reason, Said) or ": " not in reason:
+        return translated(reason)
+    return reason_text(reason)
 
 
 # A run's state on its badge, lower case as the pages have always shown it.

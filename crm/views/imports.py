@@ -122,6 +122,11 @@ def _forget_old_uploads() -> None:
     forget_old_uploads(_uploads(), UPLOAD_MAX_AGE, keep=importing.active_upload_paths())
 
 
+def _refusal(error: Exception) -> str:
+    """Why an upload was refused, in the reader's language (the service's Said or msgid)."""
+    return translated(error.args[0] if error.args and isinstance(error.args[0], str) else str(error))
+
+
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(error):
     limit_mb = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / (1024 * 1024)
@@ -171,7 +176,7 @@ def _store_upload(form: UploadForm) -> str | None:
         if form.kind.data != importing.GENERIC_KIND and (mapping or (form.source.data or "").strip()):
             raise importing.ImportRefused(_("A column mapping and a source apply to “any orders file” only."))
     except importing.ImportRefused as error:
-        form.form_errors.append(str(error))
+        form.form_errors.append(_refusal(error))
         return None
     _forget_old_uploads()
     token = secrets.token_hex(TOKEN_LENGTH // 2)
@@ -208,7 +213,7 @@ def preview(token: str):
             items = list(itertools.islice(reader, PREVIEW_ROWS))
             reader.close()
     except importing.ImportRefused as error:
-        flash(str(error), "error")
+        flash(_refusal(error), "error")
         _forget_upload(token)
         return redirect(url_for("imports.index"))
     return render_template(

@@ -13,6 +13,7 @@ from crm.services import jobs
 from crm.services.jobs import maintenance, runs
 from crm.services.shared.errors import NotFound, ValidationError
 from crm.views.access import access, can
+from crm.views.forms import translated
 
 bp = Blueprint("jobs", __name__, url_prefix="/settings/jobs")
 
@@ -34,6 +35,12 @@ JOB_STATUS_WORDS = {"queued": _l("queued"), "running": _l("running"), "done": _l
 @bp.app_template_global("job_label")
 def job_label(label: str | None) -> str:
     return str(JOB_LABELS.get(label or "", label or ""))
+
+
+@bp.app_template_global("job_phase")
+def job_phase(phase: str | None) -> str:
+    """A running job's phase (stored as the English msgid the job marked it with) in the reader's words."""
+    return _(phase) if phase else ""
 
 
 @bp.app_template_global("job_status")
@@ -61,7 +68,7 @@ def retry(job_id: int):
     except NotFound:
         abort(404)
     except ValidationError as error:
-        flash(error.message, "error")
+        flash(translated(error.message), "error")
         return redirect(url_for("jobs.index"))
     db.session.commit()
     flash(_("Job #%(id)s is queued again as #%(again)s.", id=job_id, again=again.id), "success")
@@ -78,7 +85,7 @@ def schedules():
     except ValidationError as error:
         db.session.rollback()
         for field, reason in error.fields.items():
-            flash(_("%(field)s: %(reason)s", field=SCHEDULE_FIELDS.get(field, field), reason=reason), "error")
+            flash(_("%(field)s: %(reason)s", field=SCHEDULE_FIELDS.get(field, field), reason=translated(reason)), "error")
         return redirect(url_for("rules.index") + "#schedules")
     db.session.commit()
     flash(_("Schedules saved."), "success")

@@ -11,6 +11,7 @@ from crm.services.people import contacts, stage_pins
 from crm.services.shared.errors import ValidationError
 from crm.views.access import access
 from crm.views.formatting import stage_name
+from crm.views.forms import translated
 
 bp = Blueprint("journey", __name__)
 
@@ -41,7 +42,7 @@ def stage(contact_id: int):
                 stage_pins.pin_stage(contact, request.form.get("stage", ""), request.form.get("reason", ""), current_user.id)
                 notice = _("Pinned at %(stage)s.", stage=stage_name(contact.stage).lower())
         except ValidationError as error:
-            errors = dict(error.fields)
+            errors = {name: translated(reason) for name, reason in error.fields.items()}
         else:
             db.session.commit()
         if not htmx.fragment:

@@ -32,6 +32,7 @@ from crm.views.access import access
 from crm.views.contact_forms import ORDER_STATUS_LABELS, order_status_label
 from crm.views.formatting import shop_zone
 from crm.views.forms import apply_errors, choices, translated
+from crm.views.import_text import outcome_words
 from crm.views.params import date_arg, page_arg
 
 bp = Blueprint("orders", __name__)
@@ -129,7 +130,7 @@ def new(contact_id: int):
         else:
             outcome = order_service.record_order(record, actor_id=current_user.id, contact_id=contact.id)
             if outcome.result == "rejected":
-                form.form_errors.append(translated(outcome.reason) or _("The order was refused."))
+                form.form_errors.append(outcome_words(outcome.reason) or _("The order was refused."))
             else:
                 db.session.commit()
                 flash(_("Order %(number)s recorded for %(name)s.", number=record.number, name=contact.name), "success")

@@ -12,6 +12,7 @@ from flask import request
 from werkzeug.routing import IntegerConverter
 
 from crm.services.shared.bounds import MAX_ID, check_day, parse_id
+from crm.services.shared.said import N_
 
 MAX_PAGE = 100_000
 
@@ -53,5 +54,6 @@ def date_arg_checked(name: str) -> tuple[date | None, str | None]:
     try:
         return check_day(date.fromisoformat(text)), None
     except ValueError as error:
-        reason = str(error) if "outside" in str(error) else "Give a date such as 2026-05-31."
+        # The window's own words (a Said, with its dates), or ours for a text that is no date.
+        reason = error.args[0] if "outside" in str(error) else N_("Give a date such as 2026-05-31.")
         return None, reason

@@ -18,8 +18,8 @@ from flask_babel import get_locale, get_translations
 from sqlalchemy import event
 from sqlalchemy.orm.attributes import set_committed_value
 
-from crm.models import Contact, StageChange, Task
-from crm.services.shared.said import Day, Money, Ordinal, Said, revive
+from crm.models import Contact, JobRun, StageChange, Task
+from crm.services.shared.said import Day, Money, Number, Ordinal, Said, from_json, revive
 from crm.services.shared.wording import INTERACTION_WORDS
 
 DATE_PATTERN = "d MMM y"  # 5 dec. 2026; English keeps the rules' own "5 December 2026"
@@ -29,11 +29,31 @@ def in_reader_language(value: Said) -> str:
     """The sentence in the language of this request (English as the rules wrote it)."""
     locale = get_locale()
     if locale is None or locale.language == "en":
-        return str(value)
+        return _english(value) if _names_a_kind(value) else str(value)
     try:
         return _render(value, get_translations(), locale)
     except (KeyError, ValueError, TypeError):  # a catalogue entry whose placeholders do not fit
         return str(value)
+
+
+def _names_a_kind(value: Said) -> bool:
+    return any((name == "kind" and isinstance(item, str) and item in INTERACTION_WORDS)
+               or (isinstance(item, Said) and _names_a_kind(item)) for name, item in value.values.items())
+
+
+def _english(value: Said) -> str:
+    """The rules' English with an interaction kind's English word in place of its code ("negative
+    text message", not "negative sms"); everything else as the rules wrote it."""
+    template = value.key if value.count is None else value.key[0] if abs(value.count) == 1 else value.key[1]
+    values = {}
+    for name, item in value.values.items():
+        if name == "kind" and isinstance(item, str) and item in INTERACTION_WORDS:
+            values[name] = INTERACTION_WORDS[item]
+        elif isinstance(item, Said):
+            values[name] = _english(item)
+        else:
+            values[name] = str(item)
+    return template % values if values else template
 
 
 def _render(value: Said, translations, locale) -> str:
@@ -61,6 +81,8 @@ def _value(item: Any, translations, locale, name: str | None = None) -> str:
         return format_currency(item.amount, item.currency.upper(), locale=locale)
     if isinstance(item, Ordinal):
         return f"{item.value}e" if locale.language == "nl" else f"{item.value}."
+    if isinstance(item, Number):
+        return format_decimal(item.value, locale=locale)
     if isinstance(item, int) and not isinstance(item, bool):
         return format_decimal(item, locale=locale)
     return str(item)
@@ -101,6 +123,22 @@ def _stage_change_loaded(target: StageChange, *_args) -> None:
     _revive(target, "reason", target.__dict__.get("reason_said"))
 
 
+def _job_run_loaded(target: JobRun, *_args) -> None:
+    """A job's result and error in the reader's words (stored cut to their column's length: the
+    sentence is revived when the stored text is its beginning)."""
+    said = target.__dict__.get("said")
+    if not isinstance(said, dict):
+        return
+    for name in ("result", "error"):
+        text = target.__dict__.get(name)
+        restored = from_json(said.get(name))
+        if not isinstance(text, str) or isinstance(text, Said) or restored is None:
+            continue
+        whole = str(restored)
+        if whole == text or (text.endswith("…") and whole.startswith(text[:-1])):
+            set_committed_value(target, name, restored)
+
+
 def revive_line(line: dict) -> dict:
     """A score line (from a query that did not load the contact) with its words revived."""
     if isinstance(line, dict) and line.get("said") and isinstance(line.get("why"), str):
@@ -108,7 +146,8 @@ def revive_line(line: dict) -> dict:
     return line
 
 
-_LISTENERS = ((Task, _task_loaded), (Contact, _contact_loaded), (StageChange, _stage_change_loaded))
+_LISTENERS = ((Task, _task_loaded), (Contact, _contact_loaded), (StageChange, _stage_change_loaded),
+              (JobRun, _job_run_loaded))
 
 
 def init_app(app: Flask) -> None:

@@ -243,6 +243,11 @@ OPTION_WORDS = {
 }
 
 
+def value_label(field: str, value: Any) -> str:
+    """A choice field's value (a stage, a health, an RFM segment code) as the builder's option shows it."""
+    return _value_words(field, value) if field in FIELDS else str(value)
+
+
 def _value_words(field: str, value: Any) -> str:
     """One value of a condition as the reader reads it: a stage, a yes/no, a date of their locale."""
     from crm.views.contact_forms import health_label, stage_label

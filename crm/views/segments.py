@@ -41,7 +41,8 @@ def _segment_helpers():
     from crm.views.tasks import task_kind_label
 
     return {"translated": translated, "stage_label": stage_label, "task_status_label": task_status_label,
-            "task_kind_label": task_kind_label, "kind_label": lambda kind: str(KIND_LABELS.get(kind, kind))}
+            "task_kind_label": task_kind_label, "kind_label": lambda kind: str(KIND_LABELS.get(kind, kind)),
+            "value_label": segment_builder.value_label}
 
 
 def _preview(builder: segment_builder.Builder) -> dict:

@@ -131,7 +131,7 @@ def _filters(args=None) -> tuple[task_service.TaskFilters, dict[str, str]]:
     for name in ("due_from", "due_to"):
         days[name], reason = date_arg_checked(name)
         if reason:
-            errors[name] = _(reason)
+            errors[name] = translated(reason)
     filters = task_service.TaskFilters(status=None if status == "any" else status, kind=kind,
                                        assignee=assignee, **days)
     return filters, errors

@@ -17,7 +17,7 @@ from crm.services.people import tasks as task_service
 from crm.services.shared.errors import ValidationError
 from crm.services.staff import users
 from crm.views.access import access
-from crm.views.forms import apply_errors, choices
+from crm.views.forms import apply_errors, choices, translated
 from crm.views.languages import available as available_languages
 
 bp = Blueprint("users", __name__)
@@ -77,29 +77,6 @@ def _language_choices() -> list[tuple[str, str]]:
     return [("", _("The browser's language")), *[(code, LANGUAGES.get(code, code)) for code in available_languages()]]
 
 
-def _service_words(error: ValidationError, user: User | None = None) -> dict[str, str]:
-    """The users service's reasons, in the reader's language (the service words them in English)."""
-    words = {}
-    for field, text in error.fields.items():
-        if "last active admin and cannot be disabled" in text and user is not None:
-            words[field] = _("%(name)s is the last active admin and cannot be disabled.", name=user.name)
-        elif "last active admin" in text and user is not None:
-            words[field] = _("%(name)s is the last active admin; make someone else admin first.", name=user.name)
-        elif text.startswith("Use at least"):
-            words[field] = _("Use at least %(count)s characters.", count=users.MIN_PASSWORD_LENGTH)
-        elif text == "That is not your current password.":
-            words[field] = _("That is not your current password.")
-        elif text == "Choose a language from the list.":
-            words[field] = _("Choose a language from the list.")
-        else:
-            words[field] = text
-    return words
-
-
-def _translated(error: ValidationError, user: User | None = None) -> ValidationError:
-    return ValidationError(error.message, fields=_service_words(error, user)) if error.fields else error
-
-
 def _user_or_404(user_id: int) -> User:
     return db.get_or_404(User, user_id)
 
@@ -128,7 +105,7 @@ def index():
     try:
         user = users.create_user(form.email.data, form.name.data, form.role.data, password, actor_id=current_user.id)
     except ValidationError as error:
-        apply_errors(form, _translated(error))
+        apply_errors(form, error)
         return _render_index(form)
     handed = task_service.balance_role_tasks(user, actor_id=current_user.id)
     db.session.commit()
@@ -150,7 +127,7 @@ def change_role(user_id: int):
                 db.session.commit()
                 flash(_("%(name)s is now %(role)s.", name=user.name, role=role_name(user.role).lower()), "success")
         except ValidationError as error:
-            flash(" ".join(_service_words(error, user).values()), "error")
+            flash(" ".join(translated(reason) for reason in error.fields.values()), "error")
     else:
         flash(_("Choose one of the roles."), "error")
     return redirect(url_for("users.index"))
@@ -172,7 +149,7 @@ def set_active(user_id: int):
                 if handed:
                     flash(_handed_words(user, handed), "info")
         except ValidationError as error:
-            flash(" ".join(_service_words(error, user).values()), "error")
+            flash(" ".join(translated(reason) for reason in error.fields.values()), "error")
     else:
         flash(_("Say whether the user should be enabled or disabled."), "error")
     return redirect(url_for("users.index"))
@@ -189,7 +166,7 @@ def reset_password(user_id: int):
         try:
             password = users.reset_password(user, form.password.data, actor_id=current_user.id)
         except ValidationError as error:
-            apply_errors(form, _translated(error, user))
+            apply_errors(form, error)
         else:
             db.session.commit()
             if user.id == current_user.id:
@@ -210,7 +187,7 @@ def account():
             try:
                 users.set_language(current_user, language_form.language.data, available_languages())
             except ValidationError as error:
-                apply_errors(language_form, _translated(error))
+                apply_errors(language_form, error)
             else:
                 db.session.commit()
                 refresh()  # the flash is written in the newly chosen language
@@ -223,7 +200,7 @@ def account():
         try:
             users.change_own_password(current_user, form.current_password.data, form.password.data)
         except ValidationError as error:
-            apply_errors(form, _translated(error))
+            apply_errors(form, error)
         else:
             db.session.commit()
             # The session version moved on; sign this session in again so only the others end.

@@ -15,7 +15,7 @@ from crm.services.email.settings import effective
 from crm.services.flows import config as flow_config
 from crm.services.flows import pacing
 from crm.services.flows.runner import marketing_history
-from crm.services.shared.errors import NotFound, ValidationError
+from crm.services.shared.errors import N_, NotFound, ValidationError
 from crm.services.trust import audit
 
 BATCH = 500
@@ -33,7 +33,7 @@ def marketing_templates() -> list[templates.Template]:
 def get(campaign_id: int) -> Campaign:
     campaign = db.session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound("There is no such newsletter.")
+        raise NotFound(N_("There is no such newsletter."))
     return campaign
 
 
@@ -47,16 +47,16 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     errors: dict[str, str] = {}
     name = str(values.get("name") or "").strip()
     if not name:
-        errors["name"] = "Give the newsletter a name."
+        errors["name"] = N_("Give the newsletter a name.")
     elif len(name) > 200:
-        errors["name"] = "Keep the name under 200 characters."
+        errors["name"] = N_("Keep the name under 200 characters.")
     key = str(values.get("template_key") or "")
     if key not in {t.key for t in marketing_templates()}:
-        errors["template_key"] = "Choose one of the marketing templates."
+        errors["template_key"] = N_("Choose one of the marketing templates.")
     raw = str(values.get("segment_id") or "").strip()
     segment = segments.get(int(raw)) if raw.isdigit() and len(raw) < 12 else None
     if segment is None:
-        errors["segment_id"] = "Choose the segment it goes to."
+        errors["segment_id"] = N_("Choose the segment it goes to.")
     subject, body = values.get("subject"), values.get("body")
     if key and not errors.get("template_key") and not subject and not body:
         template = templates.get(key)
@@ -64,7 +64,7 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     try:
         subject, body = templates.clean(subject or "", body or "", outbox.shop_context(effective()))
         if not subject:
-            errors["subject"] = "Give the message a subject."
+            errors["subject"] = N_("Give the message a subject.")
     except ValidationError as error:
         errors.update(error.fields)
     if errors:
@@ -84,7 +84,7 @@ def create(values: dict[str, Any], actor_id: int | None) -> Campaign:
 
 def update(campaign: Campaign, values: dict[str, Any], actor_id: int | None) -> Campaign:
     if campaign.status not in ("draft", "scheduled"):
-        raise ValidationError("A newsletter that is sending or sent cannot be changed.")
+        raise ValidationError(N_("A newsletter that is sending or sent cannot be changed."))
     clean = _clean(values)
     before = {k: getattr(campaign, k) for k in clean}
     for key, value in clean.items():
@@ -159,9 +159,9 @@ def schedule(campaign: Campaign, when: datetime | None, actor_id: int | None, no
     """Send now (when None) or at a moment; the worker does the sending."""
     now = now or utcnow()
     if campaign.status not in ("draft", "scheduled"):
-        raise ValidationError("This newsletter is already sending or sent.")
+        raise ValidationError(N_("This newsletter is already sending or sent."))
     if when is not None and when <= now:
-        raise ValidationError(fields={"scheduled_at": "Choose a moment in the future, or send now."})
+        raise ValidationError(fields={"scheduled_at": N_("Choose a moment in the future, or send now.")})
     campaign.status, campaign.scheduled_at = "scheduled", when or now
     db.session.flush()
     audit.record("schedule", "campaign", campaign.id, user_id=actor_id, after={"scheduled_at": campaign.scheduled_at.isoformat()})
@@ -173,7 +173,7 @@ def schedule(campaign: Campaign, when: datetime | None, actor_id: int | None, no
 
 def cancel(campaign: Campaign, actor_id: int | None) -> None:
     if campaign.status != "scheduled":
-        raise ValidationError("Only a scheduled newsletter can be cancelled.")
+        raise ValidationError(N_("Only a scheduled newsletter can be cancelled."))
     campaign.status = "cancelled"
     audit.record("cancel", "campaign", campaign.id, user_id=actor_id)
 

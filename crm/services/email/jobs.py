@@ -19,6 +19,9 @@ from crm.services.jobs import job, periodic_job, set_progress
 from crm.services.shared.said import N_, said
 
 BATCH = 100
+# What a send job returns (the message's status), in words the jobs page shows in the reader's language.
+RESULT_WORDS = {"queued": N_("queued"), "sending": N_("sending"), "sent": N_("sent"), "failed": N_("failed"),
+                "suppressed": N_("suppressed"), "missing": N_("missing")}
 
 
 @job(name="email.send", retries=3, retry_delay=60)
@@ -32,7 +35,7 @@ def send_batch(message_ids: list[int]) -> int:
     """Send a batch of queued emails"""
     for done, message_id in enumerate(message_ids, 1):
         _send(message_id)  # safe to run again: a message already sent or handed over is left alone
-        set_progress(done, len(message_ids), "sending")
+        set_progress(done, len(message_ids), N_("sending"))
     return len(message_ids)
 
 
@@ -47,7 +50,7 @@ def _send(message_id: int) -> str:
             eta += timedelta(minutes=ahead // sending.effective().per_minute)
         send_email.schedule((message_id,), eta=eta)
         db.session.commit()
-    return result.status
+    return said(RESULT_WORDS[result.status]) if result.status in RESULT_WORDS else result.status
 
 
 def queue_delivery(message_ids: list[int]) -> None:

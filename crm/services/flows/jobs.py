@@ -15,7 +15,7 @@ def every_quarter_hour(moment: datetime) -> bool:
 def _run(now: datetime | None) -> str:
     summary = runner.run(now)
     db.session.commit()  # the send jobs go to the worker with the commit
-    return str(summary)
+    return summary.said()
 
 
 @periodic_job(every_quarter_hour, name="flows.scheduled", lock="flows", label="Retention emails (flows)")

@@ -26,6 +26,7 @@ from crm.models.order import PAID_STATUSES
 from crm.services.email import outbox, suppression
 from crm.services.flows import config, pacing
 from crm.services.shared import signals
+from crm.services.shared.said import N_, Said, said
 from crm.services.shared.wording import format_date
 
 TITLES = {
@@ -49,6 +50,12 @@ class Summary:
     def __str__(self) -> str:
         return (f"{self.sent} sent, {self.waiting} waiting, {self.skipped} skipped, {self.todo} left as to-dos, "
                 f"{self.followed_up} follow-ups")
+
+    def said(self) -> Said:
+        """The same words as a Said (the jobs page shows them in the reader's language)."""
+        return said(N_("%(sent)s sent, %(waiting)s waiting, %(skipped)s skipped, %(todo)s left as to-dos, "
+                       "%(followed_up)s follow-ups"), sent=self.sent, waiting=self.waiting, skipped=self.skipped,
+                    todo=self.todo, followed_up=self.followed_up)
 
 
 def marketing_history(contact_ids: list[int]) -> dict[int, list[datetime]]:

@@ -69,6 +69,8 @@ from crm.services.insight.purchases import PurchaseSummary, summarise_purchases
 from crm.services.insight.rfm import rfm_scores, rfm_segments
 from crm.services.insight.sufficiency import data_sufficiency
 from crm.services.shared.bounds import latest_moment, shifted
+from crm.services.shared.said import N_, Number, said, sentences
+from crm.services.shared.said import to_json as said_json
 from crm.services.shared.wording import require_aware
 
 PENALIZER = PRIOR_WEIGHT  # the prior's weight on the total log-likelihood
@@ -108,7 +110,7 @@ class PredictionRun:
 
     @property
     def message(self) -> str:
-        return " ".join(self.messages)
+        return sentences(*self.messages) if self.messages else ""
 
     def as_json(self) -> dict[str, Any]:
         """Return the `crm predict --json` answer: parameters, or nulls and the reason."""
@@ -157,18 +159,25 @@ class PredictionRun:
                 "converged": self.gamma_gamma.converged, "message": self.gamma_gamma.message,
                 "customers": self.gamma_gamma.n_customers,
             },
-            "messages": list(self.messages),
-            "caution": self.caution,
+            "messages": [str(message) for message in self.messages],
+            "caution": None if self.caution is None else str(self.caution),
+            # The same words with their keys and values: the pages show them in the reader's language.
+            "said": {"messages": [said_json(message) for message in self.messages],
+                     "caution": said_json(self.caution)},
         }
 
     def headline(self) -> str:
-        """Return one line on what was stored: for `crm refresh` and the settings page."""
+        """Return one line on what was stored: for `crm refresh` and the settings page (a Said: the
+        jobs page shows it in the reader's language)."""
+        customers = Number(self.customers)
         if self.purchases_predicted:
-            what = "predictions" if self.values_predicted else "purchase predictions (no predicted values)"
-            return f"RFM segments and {what} for {self.customers:,} customers." + (
-                f" {self.message}" if self.messages else "")
+            line = said(N_("RFM segments and predictions for %(customers)s customers."), customers=customers) \
+                if self.values_predicted else said(N_("RFM segments and purchase predictions (no predicted values) "
+                                                      "for %(customers)s customers."), customers=customers)
+            return sentences(line, *self.messages)
         if self.customers:
-            return f"RFM segments for {self.customers:,} customers. {self.message}"
+            return sentences(said(N_("RFM segments for %(customers)s customers."), customers=customers),
+                             *self.messages)
         return self.message
 
     def __str__(self) -> str:
@@ -252,33 +261,35 @@ def _fit(summary: PurchaseSummary, result: PredictionRun) -> None:
     result.repeat_customers = int(np.count_nonzero(summary.x > 0))
     result.spend_customers = int(np.count_nonzero((summary.x > 0) & (summary.monetary_value > 0)))
     if not result.customers:
-        result.messages.append("Nobody has bought anything yet, so there is nothing to segment or predict.")
+        result.messages.append(said(N_("Nobody has bought anything yet, so there is nothing to segment or predict.")))
         return
     # Purchases first, on their own: while they fall short, the spend reasons only repeat them.
     enough = data_sufficiency(summary.x, summary.t_x, summary.T, unit_days=WEEK_DAYS, min_spend_customers=0)
     if not enough.purchases_ok:
-        result.messages.append(f"No predictions yet ({result.repeat_customers:,} of {result.customers:,} customers "
-                               f"bought again): {enough.message}")
+        result.messages.append(said(N_("No predictions yet (%(repeat)s of %(customers)s customers bought again): "
+                                       "%(why)s"), repeat=Number(result.repeat_customers),
+                                    customers=Number(result.customers), why=enough.message))
         return
     result.bgnbd = fit_bgnbd(summary.x, summary.t_x, summary.T, penalizer=PENALIZER)
     if not result.bgnbd.converged:
-        result.messages.append(f"No predictions: the purchase model could not be fitted to this shop's orders "
-                               f"({result.bgnbd.message}).")
+        result.messages.append(said(N_("No predictions: the purchase model could not be fitted to this shop's "
+                                       "orders (%(why)s)."), why=str(result.bgnbd.message)))
         return
     result.purchases_predicted = True
     enough = data_sufficiency(summary.x, summary.t_x, summary.T, summary.monetary_value, unit_days=WEEK_DAYS)
     if not enough.spend_ok:
-        result.messages.append(f"No predicted values yet: {enough.message}")
+        result.messages.append(said(N_("No predicted values yet: %(why)s"), why=enough.message))
     else:
         result.gamma_gamma = fit_gamma_gamma(summary.x, summary.monetary_value, penalizer=PENALIZER)
         if not result.gamma_gamma.converged:
-            result.messages.append(f"No predicted values: the spend model could not be fitted to this shop's "
-                                   f"order values ({result.gamma_gamma.message}).")
+            result.messages.append(said(N_("No predicted values: the spend model could not be fitted to this "
+                                           "shop's order values (%(why)s)."), why=str(result.gamma_gamma.message)))
         else:
             result.values_predicted = True
     if result.customers < SMALL_SHOP:
-        result.caution = (f"With {result.customers:,} customers the predictions are rough: in simulated shops of "
-                          "this size the predicted orders of the next half-year were off by 20-30% (sometimes 60%).")
+        result.caution = said(N_("With %(customers)s customers the predictions are rough: in simulated shops of "
+                                 "this size the predicted orders of the next half-year were off by 20-30%% "
+                                 "(sometimes 60%%)."), customers=Number(result.customers))
 
 
 # -- writing -----------------------------------------------------------------------------------

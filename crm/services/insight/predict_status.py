@@ -11,6 +11,7 @@ from typing import Any
 
 from crm.extensions import db
 from crm.models import Setting
+from crm.services.shared.said import N_, revive, said, sentences
 
 LAST_RUN_KEY = "predict.last_run"
 
@@ -35,7 +36,8 @@ class PredictionStatus:
     def reason(self) -> str:
         """Return why predictions are missing, in words, whatever the state."""
         if not self.ran:
-            return "Predictions have not been computed yet: run `crm predict` (or `crm refresh`)."
+            return said(N_("Predictions have not been computed yet: run %(command)s (or %(refresh)s)."),
+                        command="`crm predict`", refresh="`crm refresh`")
         return self.message
 
 
@@ -56,6 +58,15 @@ def prediction_status() -> PredictionStatus:
         customers=kept.get("customers", 0),
         purchases_predicted=bool(kept.get("purchases_predicted")),
         values_predicted=bool(kept.get("values_predicted")),
-        message=" ".join(kept.get("messages") or ()),
-        caution=kept.get("caution"),
+        message=_message(kept),
+        caution=revive(kept.get("caution"), (kept.get("said") or {}).get("caution")),
     )
+
+
+def _message(kept: dict[str, Any]) -> str:
+    """The run's reasons as one text: a Said (shown in the reader's language) when their keys were kept."""
+    texts = kept.get("messages") or []
+    data = (kept.get("said") or {}).get("messages") or []
+    if len(data) != len(texts):
+        return " ".join(texts)
+    return sentences(*(revive(text, words) for text, words in zip(texts, data, strict=True))) if texts else ""

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from crm.services.insight.bgnbd import _check_rft
+from crm.services.shared.said import N_, Np_, said, said_plural, sentences
 
 # --------------------------------------------------------------------------
 # Is there enough data?
@@ -27,9 +28,10 @@ class DataSufficiency:
 
     @property
     def message(self) -> str:
+        """The reasons as one text (a Said: English, shown in the reader's language on the pages)."""
         if not self.reasons:
-            return "There is enough purchase history for predictions."
-        return " ".join(self.reasons)
+            return said(N_("There is enough purchase history for predictions."))
+        return sentences(*self.reasons)
 
 
 def data_sufficiency(
@@ -75,33 +77,36 @@ def data_sufficiency(
         spenders = int(np.count_nonzero((x > 0) & (m > 0)))
     span_days = float(T.max()) * unit_days if n else 0.0
 
-    def people(k: int) -> str:
-        return "1 customer has" if k == 1 else f"{k} customers have"
-
+    # Each reason is a Said (the same English, with its key and values: the pages show it in the
+    # reader's language).
     purchase_reasons: list[str] = []
     if n < min_customers:
         purchase_reasons.append(
-            f"Only {people(n)} bought anything so far; predictions need at least {min_customers}."
-            if n else "Nobody has bought anything yet, so there is nothing to predict from."
+            said_plural(Np_(n, "Only %(num)s customer has bought anything so far; predictions need at least %(least)s.",
+                            "Only %(num)s customers have bought anything so far; predictions need at least %(least)s."),
+                        n, least=min_customers)
+            if n else said(N_("Nobody has bought anything yet, so there is nothing to predict from."))
         )
     if n and repeaters == 0:
-        purchase_reasons.append(
-            f"None of the {n} customers has ordered a second time, so there is no repeat buying to learn from."
-        )
+        purchase_reasons.append(said(
+            N_("None of the %(customers)s customers has ordered a second time, so there is no repeat buying to "
+               "learn from."), customers=n))
     elif 0 < repeaters < min_repeat_customers:
-        purchase_reasons.append(
-            f"Only {people(repeaters)} ordered more than once; predictions need at least {min_repeat_customers}."
-        )
+        purchase_reasons.append(said_plural(
+            Np_(repeaters, "Only %(num)s customer has ordered more than once; predictions need at least %(least)s.",
+                "Only %(num)s customers have ordered more than once; predictions need at least %(least)s."),
+            repeaters, least=min_repeat_customers))
     if n and span_days < min_span_days:
-        purchase_reasons.append(
-            f"The purchase history covers only {span_days:.0f} days; predictions need at least {min_span_days:.0f}."
-        )
+        purchase_reasons.append(said(
+            N_("The purchase history covers only %(days)s days; predictions need at least %(least)s."),
+            days=f"{span_days:.0f}", least=f"{min_span_days:.0f}"))
     spend_reasons: list[str] = []
     if n and repeaters > 0 and spenders < min_spend_customers:
-        spend_reasons.append(
-            f"Only {people(spenders)} a repeat order with a recorded amount; "
-            f"spend predictions need at least {min_spend_customers}."
-        )
+        spend_reasons.append(said_plural(
+            Np_(spenders, "Only %(num)s customer has a repeat order with a recorded amount; spend predictions need "
+                          "at least %(least)s.",
+                "Only %(num)s customers have a repeat order with a recorded amount; spend predictions need at "
+                "least %(least)s."), spenders, least=min_spend_customers))
     purchases_ok = not purchase_reasons
     spend_ok = purchases_ok and not spend_reasons
     return DataSufficiency(purchases_ok, spend_ok, tuple(purchase_reasons + spend_reasons))

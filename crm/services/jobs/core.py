@@ -41,6 +41,7 @@ from crm.extensions import db
 from crm.services.jobs import runs
 from crm.services.jobs.queue import huey
 from crm.services.shared.errors import NotFound
+from crm.services.shared.said import N_, Said, said
 
 log = logging.getLogger("crm.jobs")
 
@@ -238,7 +239,7 @@ def _execute_in_app(job: Job, task: Any, args: tuple, kwargs: dict) -> Any:
     if job.schedule_rule is not None and runs.ran_lately(job.name, task.id, timedelta(seconds=90)):
         # Every consumer's scheduler queues the slot; with several workers, the first one runs it.
         run = runs.mark_running(task.id, job.name, [], {}, periodic=True)
-        runs.mark_finished(run.id, "skipped", error="Not run: another worker ran this slot.")
+        runs.mark_finished(run.id, "skipped", error=said(N_("Not run: another worker ran this slot.")))
         db.session.commit()
         return None
     run = runs.mark_running(task.id, job.name, list(args), kwargs, periodic=job.schedule_rule is not None)
@@ -256,10 +257,10 @@ def _execute_in_app(job: Job, task: Any, args: tuple, kwargs: dict) -> Any:
         # other waits its turn (Huey tries it again shortly, without using up a retry).
         db.session.rollback()
         if job.schedule_rule is not None:
-            runs.mark_finished(running.run_id, "skipped", error="Not run: the previous run was still going.")
+            runs.mark_finished(running.run_id, "skipped", error=said(N_("Not run: the previous run was still going.")))
             db.session.commit()
             return None
-        runs.mark_finished(running.run_id, "queued", phase="waiting for its turn", started_at=None)
+        runs.mark_finished(running.run_id, "queued", phase=N_("waiting for its turn"), started_at=None)
         db.session.commit()
         raise RetryTask(delay=_state.lock_wait)
     except RetryTask:
@@ -269,20 +270,21 @@ def _execute_in_app(job: Job, task: Any, args: tuple, kwargs: dict) -> Any:
         raise
     except (StaleJob, NotFound) as error:
         db.session.rollback()
-        reason = str(error) or type(error).__name__
-        runs.mark_finished(running.run_id, "failed", error=f"Not done: {reason}")
+        reason = _words(error) or type(error).__name__
+        runs.mark_finished(running.run_id, "failed", error=said(N_("Not done: %(reason)s"), reason=reason))
         db.session.commit()
         log.warning("Job %s (%s) dropped: %s", job.name, task.id, reason)
         return None
     except Exception as error:
         db.session.rollback()
         final = not task.retries
-        reason = f"{type(error).__name__}: {error}"
+        # The exception's type stays as Python names it; its words are the reader's when it has a key.
+        reason = Said("%(type)s: %(error)s", {"type": type(error).__name__, "error": _words(error)})
         if final:
             runs.mark_finished(running.run_id, "failed", error=reason)
         else:
-            runs.mark_finished(running.run_id, "queued",
-                               error=f"{reason} (will retry; {task.retries} retries left)")
+            runs.mark_finished(running.run_id, "queued", error=said(
+                N_("%(reason)s (will retry; %(retries)s retries left)"), reason=reason, retries=task.retries))
         db.session.commit()
         raise
     except BaseException:
@@ -291,9 +293,16 @@ def _execute_in_app(job: Job, task: Any, args: tuple, kwargs: dict) -> Any:
         raise
     finally:
         _current.reset(token)
-    runs.mark_finished(running.run_id, "done", result=result[:300] if isinstance(result, str) else None)
+    runs.mark_finished(running.run_id, "done", result=result if isinstance(result, str) else None)
     db.session.commit()
     return result
+
+
+def _words(error: BaseException) -> str:
+    """An exception's message, a Said (its key and values kept) when it was raised with one."""
+    if len(error.args) == 1 and isinstance(error.args[0], Said):
+        return error.args[0]
+    return str(error)
 
 
 def current_run_id() -> int | None:
@@ -364,13 +373,13 @@ def recover_interrupted() -> list[int]:
             huey.flush_locks(*run.locks)
         job = JOBS.get(run.name)
         resumable = job is not None and job.resume and run.payload is not None
-        runs.mark_finished(run.id, "interrupted",
-                           error=f"Its worker ({run.worker}) stopped before it finished"
-                                 + ("; it resumes." if resumable else "."))
+        runs.mark_finished(run.id, "interrupted", error=said(
+            N_("Its worker (%(worker)s) stopped before it finished; it resumes.") if resumable
+            else N_("Its worker (%(worker)s) stopped before it finished."), worker=run.worker))
         if resumable:
             payload = run.payload or {}
             task = job.task.s(*payload.get("args", []), id=run.task_id, **payload.get("kwargs", {}))
-            runs.mark_finished(run.id, "queued", error=f"Resumed after its worker ({run.worker}) stopped.",
+            runs.mark_finished(run.id, "queued", error=said(N_("Resumed after its worker (%(worker)s) stopped."), worker=run.worker),
                                started_at=None)
             db.session.info.setdefault(_PENDING_KEY, []).append(task)
             queued_again.append(run.id)
@@ -393,11 +402,11 @@ def _on_interrupted(_signal, task, *_args, **_kwargs):
             if run.locks:
                 huey.flush_locks(*run.locks)
             if job is not None and job.resume:
-                runs.mark_finished(run.id, "queued", error="Interrupted by a worker shutdown; it resumes.",
+                runs.mark_finished(run.id, "queued", error=said(N_("Interrupted by a worker shutdown; it resumes.")),
                                    started_at=None)
                 db.session.info.setdefault(_PENDING_KEY, []).append(task)
             else:
-                runs.mark_finished(run.id, "interrupted", error="Interrupted by a worker shutdown.")
+                runs.mark_finished(run.id, "interrupted", error=said(N_("Interrupted by a worker shutdown.")))
             db.session.commit()
         except Exception:  # noqa: BLE001 - shutting down; the next worker's recovery catches up
             db.session.rollback()
@@ -413,14 +422,14 @@ def retry(run_id: int):
 
     run = db.session.get(JobRun, run_id)
     if run is None:
-        raise NotFound(f"There is no job run #{run_id}.")
+        raise NotFound(said(N_("There is no job run #%(id)s."), id=str(run_id)))
     if run.status not in ("failed", "interrupted", "skipped"):
-        raise ValidationError("Only a failed, interrupted or skipped job can be retried.")
+        raise ValidationError(N_("Only a failed, interrupted or skipped job can be retried."))
     job = JOBS.get(run.name)
     if job is None:
-        raise ValidationError(f"This version of the app has no job named {run.name}.")
+        raise ValidationError(said(N_("This version of the app has no job named %(name)s."), name=run.name))
     if run.periodic:
         return job.schedule((), {})
     if run.payload is None:
-        raise ValidationError("This job's arguments were not kept, so it cannot be retried from here.")
+        raise ValidationError(N_("This job's arguments were not kept, so it cannot be retried from here."))
     return job.schedule(run.payload.get("args", []), run.payload.get("kwargs", {}))

@@ -25,7 +25,7 @@ from crm.services.jobs import runs
 from crm.services.jobs.core import Job, job, periodic_job, set_progress
 from crm.services.shared import signals
 from crm.services.shared.errors import N_, ValidationError
-from crm.services.shared.said import said
+from crm.services.shared.said import Np_, said, said_plural, sentences
 from crm.services.shop import backups
 from crm.services.shop.clock import shop_zone
 from crm.services.trust import audit
@@ -54,14 +54,14 @@ def save(values: dict[str, Any], actor_id: int | None) -> dict[str, Any]:
     errors = {}
     refresh_time = str(values.get("refresh_time", "")).strip()
     if not TIME_FORMAT.match(refresh_time):
-        errors["refresh_time"] = "Give a time of day as HH:MM, e.g. 03:15."
+        errors["refresh_time"] = N_("Give a time of day as HH:MM, e.g. 03:15.")
     try:
         keep = int(values.get("backups_keep"))
     except (TypeError, ValueError):
         keep = 0
-        errors["backups_keep"] = "Give a whole number of backups to keep, from 1 to 365."
+        errors["backups_keep"] = N_("Give a whole number of backups to keep, from 1 to 365.")
     if not errors and not 1 <= keep <= 365:
-        errors["backups_keep"] = "Keep from 1 to 365 backups."
+        errors["backups_keep"] = N_("Keep from 1 to 365 backups.")
     if errors:
         raise ValidationError(fields=errors)
     before = load()
@@ -116,7 +116,7 @@ def refresh_everyone_now(*, now: datetime | None = None, on_batch: Callable[[int
     from crm.services.rules import engine
 
     total = engine.contact_count()
-    state = {"done": 0, "phase": "starting"}
+    state = {"done": 0, "phase": N_("starting")}
 
     def batch_done(count: int) -> None:
         db.session.commit()
@@ -145,7 +145,8 @@ def refresh_everyone_now(*, now: datetime | None = None, on_batch: Callable[[int
 
 
 def _said(summary) -> str:
-    return " ".join([f"Refreshed {summary}.", *summary.notes])
+    """The refresh's result: English, with its key and values (the jobs page in the reader's words)."""
+    return sentences(said(N_("Refreshed %(summary)s."), summary=summary.said()), *summary.notes)
 
 
 @job(name="engine.refresh", lock="refresh", label="Refresh everyone")
@@ -167,11 +168,14 @@ def daily_backup() -> str:
     """Daily backup of the SQLite database, keeping the last N"""
     live = backups.sqlite_file(db.engine.url)
     if live is None:
-        return "The database is PostgreSQL: back it up with pg_dump (see the README); nothing copied."
+        return said(N_("The database is PostgreSQL: back it up with pg_dump (see the README); nothing copied."))
     folder = os.path.join(current_app.instance_path, "backups")
     made = backups.backup_sqlite(live, backups.default_backup_path(current_app.instance_path, utcnow()))
     removed = backups.prune_backups(folder, load()["backups_keep"])
-    return f"Saved {made.name}" + (f"; removed {len(removed)} older" if removed else "") + "."
+    if not removed:
+        return said(N_("Saved %(file)s."), file=made.name)
+    return said_plural(Np_(len(removed), "Saved %(file)s; removed %(num)s older.", "Saved %(file)s; removed %(num)s older."),
+                       len(removed), file=made.name)
 
 
 @periodic_job(DailyAt(lambda: CLEANUP_TIME, said(N_("daily at %(time)s"), time=CLEANUP_TIME)), name="schedule.cleanup",
@@ -187,7 +191,9 @@ def cleanup() -> str:
     pruned = db.session.execute(delete(JobRun).where(JobRun.status.in_(("done", "skipped")),
                                                      JobRun.finished_at < cutoff)).rowcount
     db.session.commit()
-    return f"Removed {removed} leftover upload{'' if removed == 1 else 's'} and {pruned or 0} old job records."
+    return said_plural(Np_(removed, "Removed %(num)s leftover upload and %(records)s old job records.",
+                           "Removed %(num)s leftover uploads and %(records)s old job records."),
+                       removed, records=pruned or 0)
 
 
 @job(name="engine.shop_figures", lock="refresh", label="Shop-wide figures and predictions")
@@ -198,7 +204,7 @@ def shop_figures() -> str:
     from crm.services.rules import engine
 
     now = utcnow()
-    set_progress(None, None, "predicting", force=True)
+    set_progress(None, None, N_("predicting"), force=True)
     result = predict.run(now, progress=lambda _count: db.session.commit())
     engine.shop_context(now, fresh=True)
     db.session.commit()

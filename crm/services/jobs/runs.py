@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from crm.extensions import db
 from crm.models import JobRun, utcnow
+from crm.services.shared.said import to_json
 
 ENDED = ("done", "failed", "interrupted", "skipped")
 SUMMARY_LENGTH = 300
@@ -76,15 +77,25 @@ def mark_running(task_id: str, name: str, args: tuple | list, kwargs: dict, *, p
     return run
 
 
-def mark_finished(run_id: int, status: str, error: str | None = None, **values: Any) -> None:
-    """Record a run's end: done, failed, skipped or interrupted, with the error for a person."""
-    if error is not None and len(error) > ERROR_LENGTH:
-        error = error[:ERROR_LENGTH - 1] + "…"
+def mark_finished(run_id: int, status: str, error: str | None = None, result: str | None = None,
+                  **values: Any) -> None:
+    """Record a run's end: done, failed, skipped or interrupted, with the error for a person and
+    the result (a text the job returned). Each is stored in English, cut to its column, and, when
+    it is a Said, with its message key and values beside it (the jobs page in the reader's words)."""
+    said = {name: data for name, data in (("error", to_json(error)), ("result", to_json(result)))
+            if data is not None}
     now = utcnow()
     finished = None if status == "queued" else now
     db.session.execute(update(JobRun).where(JobRun.id == run_id).values(
-        status=status, error=error, finished_at=finished, heartbeat_at=now, locks=None, **values,
+        status=status, error=_cut(error, ERROR_LENGTH), result=_cut(result, SUMMARY_LENGTH), said=said or None,
+        finished_at=finished, heartbeat_at=now, locks=None, **values,
     ).execution_options(synchronize_session=False))
+
+
+def _cut(text: str | None, length: int) -> str | None:
+    if text is None or len(text) <= length:
+        return None if text is None else str(text)
+    return str(text)[:length - 1] + "…"
 
 
 def set_progress(run_id: int, done: int | None, total: int | None, phase: str | None) -> None:

@@ -130,7 +130,7 @@ def clean(values: dict[str, Any], *, contact: Contact | None = None, require_ide
                 other = by_email(email_n)
                 if other is not None and (contact is None or other.id != contact.id):
                     errors["email"] = Message(N_("%(name)s (#%(id)s) already has the email %(email)s."),
-                                                      name=other.name, id=other.id, email=email_n)
+                                                      name=other.name, id=str(other.id), email=email_n)
         cleaned["email"], cleaned["email_display"] = email_n, display
     if "owner_id" in cleaned and (reason := owner_problem(cleaned["owner_id"])):
         errors["owner_id"] = reason

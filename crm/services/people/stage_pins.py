@@ -16,16 +16,26 @@ from crm.extensions import db
 from crm.models import STAGES, Contact, StageChange, User, utcnow
 from crm.services.insight import summaries
 from crm.services.shared import signals
-from crm.services.shared.errors import ValidationError
+from crm.services.shared.errors import N_, Message, ValidationError
+from crm.services.shared.said import Said, said
+from crm.services.shared.said import to_json as said_json
 from crm.services.trust import audit
 
 REASON_LENGTH = 300
 PIN_FIELDS = ("stage", "stage_reason", "stage_pinned")
 
 
-def _record(contact: Contact, to_stage: str, reason: str, actor_id: int | None, now: datetime) -> StageChange:
+def _fitting(words: Said) -> str:
+    """The words as stored: the Said itself when it fits the column (so this request's page shows
+    it in the reader's language too), else its English cut to the column."""
+    return words if len(words) <= REASON_LENGTH else str(words)[:REASON_LENGTH]
+
+
+def _record(contact: Contact, to_stage: str, reason: Said, actor_id: int | None, now: datetime) -> StageChange:
+    # The reason's words with their key beside them: the pages show them in the reader's language.
     change = StageChange(contact_id=contact.id, from_stage=contact.stage, to_stage=to_stage,
-                         reason=reason[:REASON_LENGTH], changed_at=now, changed_by_id=actor_id)
+                         reason=str(reason)[:REASON_LENGTH], reason_said=said_json(reason), changed_at=now,
+                         changed_by_id=actor_id)
     db.session.add(change)
     return change
 
@@ -37,18 +47,20 @@ def pin_stage(contact: Contact, stage: str, reason: str, actor_id: int | None,
     reason = (reason or "").strip()
     errors = {}
     if stage not in STAGES:
-        errors["stage"] = f"Choose one of {', '.join(STAGES)}."
+        errors["stage"] = Message(N_("Choose one of %(choices)s."), choices=", ".join(STAGES))
     if not reason:
-        errors["reason"] = "Say why the stage is set by hand."
+        errors["reason"] = N_("Say why the stage is set by hand.")
     elif len(reason) > REASON_LENGTH - 20:
-        errors["reason"] = f"Keep it under {REASON_LENGTH - 20} characters."
+        errors["reason"] = Message(N_("Keep it under %(count)s characters."), count=REASON_LENGTH - 20)
     if errors:
         raise ValidationError(fields=errors)
     before = audit.snapshot(contact, PIN_FIELDS)
-    change = _record(contact, stage, f"pinned by hand: {reason}", actor_id, now)
+    words = said(N_("pinned by hand: %(reason)s"), reason=reason)
+    change = _record(contact, stage, words, actor_id, now)
     if contact.stage != stage or contact.stage_since is None:
         contact.stage_since = now
-    contact.stage, contact.stage_reason, contact.stage_pinned = stage, change.reason, True
+    contact.stage, contact.stage_reason, contact.stage_pinned = stage, _fitting(words), True
+    contact.stage_reason_said = change.reason_said
     db.session.flush()
     summaries.update_journeys([contact.id])
     audit.record("pin_stage", "contact", contact.id, user_id=actor_id, before=before,
@@ -60,11 +72,12 @@ def unpin_stage(contact: Contact, actor_id: int | None, now: datetime | None = N
     """Hand the contact's stage back to the rules, which re-derive it at once (flushed, audited)."""
     now = now or utcnow()
     if not contact.stage_pinned:
-        raise ValidationError(fields={"stage": "The stage is not pinned."})
+        raise ValidationError(fields={"stage": N_("The stage is not pinned.")})
     before = audit.snapshot(contact, PIN_FIELDS)
-    change = _record(contact, contact.stage, "unpinned by hand: the rules decide again", actor_id, now)
+    words = said(N_("unpinned by hand: the rules decide again"))
+    change = _record(contact, contact.stage, words, actor_id, now)
     contact.stage_pinned = False
-    contact.stage_reason = change.reason
+    contact.stage_reason, contact.stage_reason_said = _fitting(words), change.reason_said
     db.session.flush()
     summaries.update_journeys([contact.id])
     audit.record("unpin_stage", "contact", contact.id, user_id=actor_id, before=before,

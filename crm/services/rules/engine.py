@@ -45,6 +45,7 @@ from crm.services.rules.retention import TaskSpec, moot_tasks, wanted_tasks
 from crm.services.rules.scoring import score_contact
 from crm.services.rules.settings import RuleSettings
 from crm.services.shared import signals
+from crm.services.shared.said import N_, Np_, Number, Said, said, said_plural
 from crm.services.shared.said import to_json as said_json
 from crm.services.shared.wording import days_between, require_aware, utc_date
 
@@ -86,6 +87,15 @@ class RefreshSummary:
             f"{self.health_changes:,} health changes, {self.scores_changed:,} scores changed, "
             f"{self.tasks_created:,} to-dos created, {self.tasks_closed:,} closed as moot"
         )
+
+    def said(self) -> Said:
+        """The same words as a Said (the jobs page shows them in the reader's language)."""
+        return said(N_("%(contacts)s contacts: %(stage_changes)s stage changes, %(health_changes)s health changes, "
+                       "%(scores_changed)s scores changed, %(tasks_created)s to-dos created, "
+                       "%(tasks_closed)s closed as moot"),
+                    contacts=Number(self.contacts), stage_changes=Number(self.stage_changes),
+                    health_changes=Number(self.health_changes), scores_changed=Number(self.scores_changed),
+                    tasks_created=Number(self.tasks_created), tasks_closed=Number(self.tasks_closed))
 
 
 @dataclass
@@ -636,14 +646,15 @@ def _aggregates_step(now: datetime, progress: Progress | None) -> str | None:
     if progress is not None:
         progress(0)  # commit the repair before the long steps
     if repaired:
-        return f"Recounted the orders of {repaired} contact{'s' if repaired != 1 else ''} whose figures had drifted."
+        return said_plural(Np_(repaired, "Recounted the orders of %(num)s contact whose figures had drifted.",
+                               "Recounted the orders of %(num)s contacts whose figures had drifted."), repaired)
     return None
 
 
 REFRESH_STEPS: list[tuple[str, RefreshStep]] = [
-    ("Recounting orders on each contact", _aggregates_step),
-    ("Predicting who buys again", _predict_step),
-    ("Stages, scores and to-dos", _rules_step),
+    (N_("Recounting orders on each contact"), _aggregates_step),
+    (N_("Predicting who buys again"), _predict_step),
+    (N_("Stages, scores and to-dos"), _rules_step),
 ]
 
 

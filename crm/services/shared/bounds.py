@@ -10,6 +10,8 @@ import json
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from crm.services.shared.said import N_, said
+
 __all__ = [
     "MAX_ID", "MAX_INT", "EARLIEST", "YEARS_AHEAD", "MAX_JSON_DEPTH", "BadJson",
     "parse_id", "check_int", "check_moment", "check_day", "latest_moment", "shifted", "parse_json",
@@ -41,11 +43,12 @@ def parse_id(value: object) -> int | None:
 
 
 def check_int(value: object, *, low: int = -MAX_INT, high: int = MAX_INT) -> int:
-    """Return `value` as an int within [low, high], or raise ValueError saying the range."""
+    """Return `value` as an int within [low, high], or raise ValueError saying the range (its
+    message a Said: shown in the reader's language where it reaches a page or the API)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("is not a whole number")
+        raise ValueError(said(N_("is not a whole number")))
     if not low <= value <= high:
-        raise ValueError(f"must be a whole number from {low} to {high}")
+        raise ValueError(said(N_("must be a whole number from %(low)s to %(high)s"), low=low, high=high))
     return value
 
 
@@ -60,10 +63,9 @@ def check_moment(moment: datetime, *, now: datetime | None = None) -> datetime:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     latest = latest_moment(now)
     if not EARLIEST <= aware <= latest:
-        raise ValueError(
-            f"{moment.date().isoformat()} is outside the dates this CRM accepts "
-            f"({EARLIEST.date().isoformat()} to {latest.date().isoformat()})"
-        )
+        raise ValueError(said(N_("%(day)s is outside the dates this CRM accepts (%(first)s to %(last)s)"),
+                              day=moment.date().isoformat(), first=EARLIEST.date().isoformat(),
+                              last=latest.date().isoformat()))
     return moment
 
 
@@ -143,30 +145,30 @@ def parse_json(raw: bytes | str, *, max_depth: int = MAX_JSON_DEPTH):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise BadJson("The body is not UTF-8 text.") from None
+            raise BadJson(said(N_("The body is not UTF-8 text."))) from None
     else:
         text = raw
     if not _depth_within(text, max_depth):
-        raise BadJson(f"The JSON nests deeper than {max_depth} levels.")
+        raise BadJson(said(N_("The JSON nests deeper than %(levels)s levels."), levels=max_depth))
     try:
         value = json.loads(text, parse_int=_parse_int, parse_constant=_refuse_constant)
     except BadJson:
         raise
     except (ValueError, RecursionError) as error:
-        raise BadJson(f"The body is not valid JSON: {error}.") from None
+        raise BadJson(said(N_("The body is not valid JSON: %(error)s."), error=str(error))) from None
     if _SURROGATE_RE.search(text) and _has_lone_surrogate(value):
-        raise BadJson("The JSON holds a lone surrogate (\\ud800–\\udfff), which is not text.")
+        raise BadJson(said(N_("The JSON holds a lone surrogate (\\ud800–\\udfff), which is not text.")))
     return value
 
 
 def _parse_int(text: str) -> int:
     if len(text.lstrip("-")) > 30:
-        raise BadJson(f"The number {text[:20]}… is too long.")
+        raise BadJson(said(N_("The number %(number)s… is too long."), number=text[:20]))
     return int(text)
 
 
 def _refuse_constant(name: str):
-    raise BadJson(f"{name} is not a number JSON allows.")
+    raise BadJson(said(N_("%(name)s is not a number JSON allows."), name=name))
 
 
 # ISO 3166-1 alpha-2: the officially assigned codes, plus XK (Kosovo), which Shopify and

@@ -27,5 +27,5 @@ class Erased(Exception):
     """A contact whose personal data was erased: its row stays for the books, nothing is written to it."""
 
     def __init__(self, contact_id: int):
-        super().__init__(f"Contact #{contact_id} was erased; nothing can be added to it or changed.")
+        super().__init__(Message(N_("Contact #%(id)s was erased; nothing can be added to it or changed."), id=str(contact_id)))
         self.contact_id = contact_id

@@ -70,6 +70,16 @@ class Ordinal:
         return f"{n}{suffix}"
 
 
+@dataclass(frozen=True)
+class Number:
+    """A count inside a sentence with its thousands separator ('1,234'; Dutch '1.234')."""
+
+    value: int
+
+    def __str__(self) -> str:
+        return f"{self.value:,}"
+
+
 class Said(str):
     """An English sentence that remembers its message key and values (see the module doc)."""
 
@@ -112,6 +122,12 @@ def said_plural(pair: tuple[str, str], count: int, **values: Any) -> Said:
     return Said(pair, values, count)
 
 
+def sentences(*parts: str) -> Said:
+    """Sentences one after another ('Saved x. Removed y.'), each a Said or words as they are."""
+    names = [f"s{i}" for i in range(len(parts))]
+    return Said(" ".join(f"%({name})s" for name in names), dict(zip(names, parts, strict=True)))
+
+
 def to_json(text: str | None) -> dict[str, Any] | None:
     """What to store beside an English text: its key and values, or None for words a person typed."""
     return text.to_json() if isinstance(text, Said) else None
@@ -126,6 +142,8 @@ def _value_json(value: Any) -> Any:
         return {"money": str(value.amount), "currency": value.currency}
     if isinstance(value, Ordinal):
         return {"ordinal": value.value}
+    if isinstance(value, Number):
+        return {"number": value.value}
     if isinstance(value, datetime):
         return {"day": value.date().isoformat()}
     if isinstance(value, date):
@@ -162,6 +180,8 @@ def _value_from_json(value: Any) -> Any:
             return Money(Decimal(value["money"]), value["currency"])
         if "ordinal" in value:
             return Ordinal(int(value["ordinal"]))
+        if "number" in value:
+            return Number(int(value["number"]))
         raise ValueError("unknown value")
     return value
 

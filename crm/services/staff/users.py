@@ -9,11 +9,19 @@ from sqlalchemy.exc import IntegrityError
 from crm.extensions import db
 from crm.models import ROLES, Setting, User, utcnow
 from crm.services.shared.emails import email_problem, normalise_email
-from crm.services.shared.errors import ValidationError
+from crm.services.shared.errors import N_, Message, ValidationError
 from crm.services.staff import api_tokens
 from crm.services.trust import audit
 
 MIN_PASSWORD_LENGTH = 10
+
+
+def _too_short():
+    return Message(N_("Use at least %(count)s characters."), count=MIN_PASSWORD_LENGTH)
+
+
+def _role_choices():
+    return Message(N_("Role must be one of %(roles)s."), roles=", ".join(ROLES))
 
 
 def user_count() -> int:
@@ -47,17 +55,17 @@ def create_user(email: str, name: str, role: str, password: str, *, actor_id: in
     email_n = normalise_email(email)
     errors: dict[str, str] = {}
     if not email_n:
-        errors["email"] = "An email address is required."
+        errors["email"] = N_("An email address is required.")
     elif reason := email_problem(email_n):
         errors["email"] = reason
     elif by_email(email_n):
-        errors["email"] = f"A user with the email {email_n} already exists."
+        errors["email"] = Message(N_("A user with the email %(email)s already exists."), email=email_n)
     if not (name or "").strip():
-        errors["name"] = "A name is required."
+        errors["name"] = N_("A name is required.")
     if role not in ROLES:
-        errors["role"] = f"Role must be one of {', '.join(ROLES)}."
+        errors["role"] = _role_choices()
     if len(password or "") < MIN_PASSWORD_LENGTH:
-        errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        errors["password"] = _too_short()
     if errors:
         raise ValidationError(fields=errors)
     user = User(email=email_n, name=name.strip(), role=role, active=True)
@@ -103,7 +111,7 @@ def change_password(user: User, new_password: str, *, actor_id: int | None = Non
                     action: str = "change_password") -> None:
     """Set a new password and end the user's other sessions and API tokens, or raise ValidationError."""
     if len(new_password or "") < MIN_PASSWORD_LENGTH:
-        raise ValidationError(fields={"password": f"Use at least {MIN_PASSWORD_LENGTH} characters."})
+        raise ValidationError(fields={"password": _too_short()})
     user.set_password(new_password)
     end_sessions(user)
     revoked = api_tokens.revoke_all(user)
@@ -141,11 +149,12 @@ def set_role(user: User, role: str, *, actor_id: int | None) -> bool:
     The last active admin keeps the admin role, so the shop cannot lock itself out.
     """
     if role not in ROLES:
-        raise ValidationError(fields={"role": f"Role must be one of {', '.join(ROLES)}."})
+        raise ValidationError(fields={"role": _role_choices()})
     if role == user.role:
         return False
     if _is_last_active_admin(user):
-        raise ValidationError(fields={"role": f"{user.name} is the last active admin; make someone else admin first."})
+        raise ValidationError(fields={"role": Message(
+            N_("%(name)s is the last active admin; make someone else admin first."), name=user.name)})
     before = user.role
     user.role = role
     audit.record("change_role", "user", user.id, user_id=actor_id, before={"role": before}, after={"role": role})
@@ -161,7 +170,8 @@ def set_active(user: User, active: bool, *, actor_id: int | None) -> bool:
     if bool(active) == user.active:
         return False
     if not active and _is_last_active_admin(user):
-        raise ValidationError(fields={"active": f"{user.name} is the last active admin and cannot be disabled."})
+        raise ValidationError(fields={"active": Message(
+            N_("%(name)s is the last active admin and cannot be disabled."), name=user.name)})
     user.active = bool(active)
     end_sessions(user)
     revoked = api_tokens.revoke_all(user)
@@ -183,7 +193,7 @@ def reset_password(user: User, new_password: str | None = None, *, actor_id: int
 def change_own_password(user: User, current_password: str, new_password: str) -> None:
     """Change a user's own password after checking the current one, or raise ValidationError."""
     if not user.check_password(current_password or ""):
-        raise ValidationError(fields={"current_password": "That is not your current password."})
+        raise ValidationError(fields={"current_password": N_("That is not your current password.")})
     change_password(user, new_password, actor_id=user.id)
 
 
@@ -192,7 +202,7 @@ def set_language(user: User, language: str | None, available: tuple[str, ...]) -
     Return whether it changed, or raise ValidationError when the CRM has no such language."""
     language = (language or "").strip() or None
     if language is not None and language not in available:
-        raise ValidationError(fields={"language": "Choose a language from the list."})
+        raise ValidationError(fields={"language": N_("Choose a language from the list.")})
     if language == user.language:
         return False
     before = user.language

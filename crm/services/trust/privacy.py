@@ -470,15 +470,16 @@ def erase_contact(contact: Contact, actor_id: int | None, block_email: bool = Fa
     for task in db.session.scalars(select(Task).where(Task.contact_id == contact.id)):
         task.title, task.reason = scrub(task.title), scrub(task.reason)
         task.close_reason = scrub(task.close_reason)
+        task.said = task.close_reason_said = None  # the words' values may name the person (a typed reason)
         task.outcome = ERASED if task.outcome else None
         if task.status == "open":
             task.status, task.closed_at, task.close_reason = "closed", now, "The contact's personal data was erased."
         result.tasks += 1
     for change in db.session.scalars(select(StageChange).where(StageChange.contact_id == contact.id)):
-        change.reason = scrub(change.reason)
+        change.reason, change.reason_said = scrub(change.reason), None
     for score in db.session.scalars(select(ScoreHistory).where(ScoreHistory.contact_id == contact.id)):
         score.breakdown = scrub_json(score.breakdown, scrub)
-    contact.stage_reason = scrub(contact.stage_reason)
+    contact.stage_reason, contact.stage_reason_said = scrub(contact.stage_reason), None
     contact.score_breakdown = scrub_json(contact.score_breakdown, scrub)
 
     for name in PERSONAL_FIELDS:

@@ -8,8 +8,10 @@ from crm.extensions import db
 from crm.models import ImportRun
 from crm.services.jobs import StaleJob, job, job_lock, set_progress
 from crm.services.orders.importing import run as importing
+from crm.services.shared.said import N_, said
 
-PHASES = {"reading": "reading the file", "recording": "recording", "refreshing": "refreshing"}
+# The phases as the jobs page names them (an English msgid: shown in the reader's language).
+PHASES = {"reading": N_("reading the file"), "recording": N_("recording"), "refreshing": N_("refreshing")}
 
 
 @job(name="imports.run", label="Import a file")
@@ -17,7 +19,7 @@ def import_file(run_id: int) -> None:
     """Import an uploaded file"""
     run = db.session.get(ImportRun, run_id)
     if run is None:
-        raise StaleJob(f"import #{run_id} no longer exists")
+        raise StaleJob(said(N_("import #%(id)s no longer exists"), id=str(run_id)))
     if run.status not in ("queued", "running"):
         return  # ended already (a resumed message arriving after the run finished)
     digest = (run.options or {}).get("sha256") or run.upload_path or str(run_id)
@@ -32,10 +34,8 @@ def import_file(run_id: int) -> None:
                            .execution_options(synchronize_session=False))
         db.session.commit()
         raise
-    except importing.UploadGone as error:
-        raise StaleJob(str(error)) from error
-    except LookupError as error:
-        raise StaleJob(str(error)) from error
+    except (importing.UploadGone, LookupError) as error:
+        raise StaleJob(*error.args[:1] or (str(error),)) from error
 
 
 def _report(phase: str, done: int, total: int | None, counts: dict) -> None:

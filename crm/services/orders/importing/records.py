@@ -259,6 +259,11 @@ FIELD_PROBLEMS: tuple[tuple[re.Pattern, str], ...] = tuple((re.compile(pattern),
     (r"(?P<value>.+) is not an amount", N_("%(value)s is not an amount")),
     (r"(?P<value>.+) is too large an amount", N_("%(value)s is too large an amount")),
     (r"must not be negative", N_("must not be negative")),
+    (r"(?P<value>.+) is negative; record a refund as the order's refunded amount \(or status refunded\), not as a "
+     r"negative amount", N_("%(value)s is negative; record a refund as the order's refunded amount (or status "
+                            "refunded), not as a negative amount")),
+    (r"is not a whole number", N_("is not a whole number")),
+    (r"must be a whole number from (?P<low>-?\d+) to (?P<high>-?\d+)", N_("must be a whole number from %(low)s to %(high)s")),
     (r"empty date", N_("empty date")),
     (r"(?P<value>.+) is not a date or timestamp", N_("%(value)s is not a date or timestamp")),
     (r"(?P<value>.+) has an impossible UTC offset", N_("%(value)s has an impossible UTC offset")),

@@ -42,6 +42,7 @@ from crm.services.orders.importing.records import CustomerRecord, OrderRecord, R
 from crm.services.orders.importing.registry import READERS
 from crm.services.shared import signals
 from crm.services.shared.errors import N_
+from crm.services.shared.said import said
 from crm.services.trust import audit
 
 BATCH = 1000
@@ -90,13 +91,15 @@ def not_text_reason(head: bytes) -> str | None:
 def resolve_format(kind: str, filename: str | None, fmt: str | None) -> str:
     """Return the file format to read (chosen, else from the file name, else the kind's usual one)."""
     if kind not in READERS:
-        raise ImportRefused(f"Unknown import kind {kind!r}; use one of {', '.join(READERS)}.")
+        raise ImportRefused(said(N_("Unknown import kind %(kind)s; use one of %(choices)s."), kind=repr(kind),
+                                 choices=", ".join(READERS)))
     spec = READERS[kind]
     fmt = (fmt or detect_format(filename) or spec.default_format or "").lower()
     if not fmt:
-        raise ImportRefused("Cannot tell the file's format from its name; choose csv, tsv, json or ndjson.")
+        raise ImportRefused(said(N_("Cannot tell the file's format from its name; choose csv, tsv, json or ndjson.")))
     if fmt not in spec.formats:
-        raise ImportRefused(f"A {kind} import reads {', '.join(spec.formats)}, not {fmt}.")
+        raise ImportRefused(said(N_("A %(kind)s import reads %(formats)s, not %(format)s."), kind=kind,
+                                 formats=", ".join(spec.formats), format=fmt))
     return fmt
 
 
@@ -109,7 +112,7 @@ def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
             continue
         column, sep, field_name = pair.rpartition("=")
         if not sep or not column.strip() or not field_name.strip():
-            raise ImportRefused(f"Write each column mapping as FILECOL=field, not {pair!r}.")
+            raise ImportRefused(said(N_("Write each column mapping as FILECOL=field, not %(pair)s."), pair=repr(pair)))
         mapping[column.strip()] = field_name.strip()
     return mapping
 
@@ -120,7 +123,7 @@ def open_reader(kind: str, fileobj: Any, filename: str | None = None, *, fmt: st
     """Return the reader that yields the file's records and rejected rows, or raise ImportRefused."""
     fmt = resolve_format(kind, filename, fmt)
     if kind != GENERIC_KIND and (mapping or source):
-        raise ImportRefused("A column mapping and a source name apply to the generic orders import only.")
+        raise ImportRefused(said(N_("A column mapping and a source name apply to the generic orders import only.")))
     options: dict[str, Any] = {}
     if is_order_kind(kind):
         options["default_currency"] = default_currency or _shop_currency()
@@ -128,7 +131,7 @@ def open_reader(kind: str, fileobj: Any, filename: str | None = None, *, fmt: st
         if kind == GENERIC_KIND:
             source = (source or "import").strip()
             if not source or len(source) > 40:
-                raise ImportRefused("Give the orders' source a name of 1 to 40 characters, e.g. 'etsy'.")
+                raise ImportRefused(said(N_("Give the orders' source a name of 1 to 40 characters, e.g. 'etsy'.")))
             return READERS[kind].read(fileobj, fmt, mapping or None, source, **options)
         return READERS[kind].read(fileobj, fmt, **options)
     except ValueError as error:
@@ -378,15 +381,16 @@ def run_queued(run_id: int, *, report: Callable[[str, int, int | None, dict], No
     """
     run = db.session.get(ImportRun, run_id)
     if run is None:
-        raise LookupError(f"import #{run_id} no longer exists")
+        raise LookupError(said(N_("import #%(id)s no longer exists"), id=str(run_id)))
     if run.status not in ("queued", "running"):
         return None
     path = run.upload_path
     if not path or not os.path.exists(path):
         run.status, run.phase, run.finished_at = "failed", None, utcnow()
-        run.error = "The uploaded file is no longer on the server (it was cleaned up or moved); upload it again."
+        gone = said(N_("The uploaded file is no longer on the server (it was cleaned up or moved); upload it again."))
+        run.error = str(gone)
         db.session.commit()
-        raise UploadGone(run.error)
+        raise UploadGone(gone)
     options = run.options or {}
     run.status, run.phase = "running", "reading"
     db.session.commit()
