@@ -26,6 +26,7 @@ from crm.services.insight.bgnbd import BgNbdFit, bgnbd_expected_purchases, bgnbd
 from crm.services.insight.fitting import PRIOR_WEIGHT
 from crm.services.insight.gamma_gamma import fit_gamma_gamma, predicted_value
 from crm.services.insight.predict_status import LAST_RUN_KEY, prediction_status
+from crm.services.insight.purchases import summarise_purchases
 from crm.services.insight.rfm_names import SEGMENT_LABELS, SEGMENTS
 from crm.services.orders import aggregates
 from crm.services.rules import engine, journey
@@ -263,6 +264,39 @@ def test_only_paid_orders_up_to_the_as_of_time_of_contacts_not_erased_count(app)
     # Ben bought 30 and 20 days ago; his repeat order is worth 80 - 30 = 50.
     ben_value = predicted_value(result.bgnbd, result.gamma_gamma, 1, 20 / 7, 30 / 7, 50.0, 52)
     assert contacts[ben].predicted_value_12m == Decimal(f"{float(ben_value):.2f}")
+
+
+def test_purchases_are_read_by_utc_day_sorted_by_contact_and_day_whatever_order_they_were_stored_in(app):
+    anna, ben = load([SimulatedCustomer([], [], True)] * 2)
+    day = AS_OF_DAY - timedelta(days=20)
+
+    def at(days: int, moment: time) -> datetime:
+        return datetime.combine(day + timedelta(days=days), moment, tzinfo=timezone.utc)
+
+    last_moment, midnight = time(23, 59, 59, 999_999), time(0)
+    orders = [  # stored in this order (ids ascending), not in time order
+        (ben, at(0, time(12)), "5.00"),
+        (anna, at(1, midnight), "40.00"),
+        (anna, at(0, last_moment), "1.00"),  # the day's last microsecond is still that day
+        (anna, at(0, midnight), "2.00"),
+        (anna, at(-1, time(9)), "10.00"),
+        (ben, datetime.combine(AS_OF_DAY, AS_OF.time(), tzinfo=timezone.utc), "7.00"),  # at the as-of: counts
+        (ben, AS_OF + timedelta(microseconds=1), "9.00"),  # after it: does not
+    ]
+    db.session.execute(insert(Order), [
+        {"contact_id": cid, "source": "test", "external_id": f"u{n}", "number": f"u{n}", "placed_at": placed,
+         "status": "paid", "total": Decimal(total)} for n, (cid, placed, total) in enumerate(orders)])
+    db.session.commit()
+
+    purchases = predict.read_purchases(AS_OF)
+    first = np.datetime64(day, "D")
+    assert purchases.contact_ids.tolist() == [anna] * 4 + [ben] * 2
+    assert (purchases.days - first).astype(int).tolist() == [-1, 0, 0, 1, 0, 20]
+    assert purchases.amounts.tolist() == [10.0, 1.0, 2.0, 40.0, 5.0, 7.0]  # within a day by id
+    summary = summarise_purchases(purchases.contact_ids, purchases.days, purchases.amounts,
+                                  np.datetime64(AS_OF_DAY, "D"))
+    assert summary.x.tolist() == [2, 1]
+    assert summary.monetary_value.tolist() == [(3.0 + 40.0) / 2, 7.0]
 
 
 # ---------------------------------------------------------------------------- too little data

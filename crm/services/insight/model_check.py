@@ -169,13 +169,15 @@ def check(as_of: datetime | None = None, holdout_weeks: int | None = None) -> Mo
         result.gamma_gamma = fit_gamma_gamma(summary.x, summary.monetary_value, penalizer=predict.PENALIZER)
 
     # Actual repeat purchases in the holdout: distinct purchase days after the cut-off, per
-    # calibration customer (everyone's first purchase lies before it).
-    held = ~calibration
-    index = np.searchsorted(summary.customer_id, purchases.contact_ids[held])
+    # calibration customer (everyone's first purchase lies before it). The orders come sorted by
+    # contact and time, so a customer's purchase day starts where the contact or the day changes.
+    ids, days = purchases.contact_ids, purchases.days
+    new_day = np.r_[True, (ids[1:] != ids[:-1]) | (days[1:] != days[:-1])]
+    held = new_day & ~calibration
+    index = np.searchsorted(summary.customer_id, ids[held])
     index = np.minimum(index, max(len(summary) - 1, 0))
-    known = summary.customer_id[index] == purchases.contact_ids[held]
-    pairs = np.unique(np.column_stack([index[known], purchases.days[held][known].astype(np.int64)]), axis=0)
-    actual = np.bincount(pairs[:, 0], minlength=len(summary)) if pairs.size else np.zeros(len(summary), dtype=np.int64)
+    known = summary.customer_id[index] == ids[held]
+    actual = np.bincount(index[known], minlength=len(summary))
     horizon = weeks * 1.0
     predicted = bgnbd_expected_purchases(fit, horizon, summary.x, summary.t_x, summary.T)
     result.predicted_holdout = float(predicted.sum())
@@ -203,21 +205,23 @@ def _tracking(purchases, summary: PurchaseSummary, fit: BgNbdFit, start_day, cut
     a grid of days and convolved with the number of customers who started on each day.
     """
     days = int((end_day - start_day).astype(int))
+    cutoff_day = int((cutoff - start_day).astype(int))
     first = (summary.first_purchase - start_day).astype(np.int64)
     starters = np.bincount(first, minlength=days + 1).astype(float)
     curve = bgnbd_unconditional_expected(fit, np.arange(days + 1) / WEEK_DAYS)
     expected = np.convolve(starters, curve)[: days + 1]  # expected cumulative repeat purchases by each day
 
-    # Actual: every purchase day of a calibration customer after their first one.
-    member = np.isin(purchases.contact_ids, summary.customer_id)
-    keys = np.unique(np.column_stack([purchases.contact_ids[member],
-                                      (purchases.days[member] - start_day).astype(np.int64)]), axis=0)
-    first_of = np.r_[True, keys[1:, 0] != keys[:-1, 0]] if keys.size else np.zeros(0, dtype=bool)
-    repeat_days = keys[~first_of, 1] if keys.size else np.zeros(0, dtype=np.int64)
+    # Actual: every purchase day of a calibration customer (one whose first purchase lies
+    # before the cut-off) after their first one; the orders come sorted by contact and time.
+    ids, purchase_days = purchases.contact_ids, (purchases.days - start_day).astype(np.int64)
+    new_customer = np.r_[True, ids[1:] != ids[:-1]]
+    new_day = new_customer | np.r_[True, purchase_days[1:] != purchase_days[:-1]]
+    calibration_customer = np.repeat(purchase_days[new_customer] <= cutoff_day,
+                                     np.diff(np.r_[np.flatnonzero(new_customer), ids.size]))
+    repeat_days = purchase_days[new_day & ~new_customer & calibration_customer]
     per_day = np.bincount(repeat_days, minlength=days + 1)
     actual = np.cumsum(per_day)
 
-    cutoff_day = int((cutoff - start_day).astype(int))
     rows = []
     week_ends = list(range(WEEK_DAYS - 1, days + 1, WEEK_DAYS))
     if not week_ends or week_ends[-1] != days:
