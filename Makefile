@@ -73,8 +73,8 @@ bench: install-test $(COMPILED)
 
 # Add a language: make translations; .venv/bin/pybabel init -i crm/translations/messages.pot -d crm/translations -l de
 translations: install
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ -k Np_:2,3 --no-location --sort-output -o crm/translations/messages.pot crm
-	$(BIN)/pybabel update --ignore-obsolete --no-fuzzy-matching -i crm/translations/messages.pot -d crm/translations
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k N_ -k Np_:2,3 --no-location --sort-output --width 100 -o crm/translations/messages.pot crm
+	$(BIN)/pybabel update --ignore-obsolete --no-fuzzy-matching --width 100 -i crm/translations/messages.pot -d crm/translations
 	$(BIN)/pybabel compile --statistics -d crm/translations
 
 lint: install-test

@@ -129,6 +129,21 @@ def test_bad_amounts_dates_and_emails_in_rejection_reasons_are_dutch(in_dutch):
         "Email: 'nope' is geen geldig e-mailadres (Een e-mailadres moet een @-teken bevatten.)"
 
 
+def test_a_file_without_the_columns_it_needs_is_refused_in_dutch_on_the_preview(in_dutch):
+    """The reader refuses the header of a file that is not what was chosen; the preview says why in
+    the reader's language (the columns it found stay as written)."""
+    import io
+
+    from crm.services.orders.importing.registry import preview
+    from crm.views.import_text import reason_text
+
+    refused = preview("shopify-orders", io.BytesIO(b"Order,Amount\n1,10\n"))
+    assert [r.line for r in refused] == [1]
+    assert reason_text(refused[0].reason) == (
+        "kopregel: kolom(men) Name, Created at, Total, Financial Status ontbreken - is dit een "
+        "bestellingenexport uit Shopify? (gevonden: 'Order', 'Amount')")
+
+
 def test_a_real_import_rejection_reads_dutch_on_the_run_page(client, app, tmp_path, monkeypatch):
     from crm.services.orders.importing import run as importing
 

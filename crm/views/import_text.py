@@ -91,23 +91,26 @@ def currency_warning(run: ImportRun) -> str | None:
     return warning
 
 
+# What a reader expected a file to be, as the readers name it in a refused header.
+_FILE_KINDS = {
+    "a Shopify orders export": N_("a Shopify orders export"),
+    "a Shopify customers export": N_("a Shopify customers export"),
+    "a WooCommerce orders CSV": N_("a WooCommerce orders CSV"),
+    "a WooCommerce customers CSV": N_("a WooCommerce customers CSV"),
+    "an orders file (rename columns with --map FILECOL=field)": N_("an orders file (map its columns to the fields)"),
+}
+
+
+def _missing_columns(m: re.Match) -> str:
+    what = _(_FILE_KINDS[m["what"]]) if m["what"] in _FILE_KINDS else m["what"]
+    return _("header: missing column(s) %(columns)s - is this %(what)s? (found %(found)s)",
+             columns=m["columns"], what=what, found=m["found"])
+
+
+# Field problems ("total: missing") are worded by said_problem; these are the reasons of a whole row or file.
 _PROBLEMS: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
-    (re.compile(r"missing"), lambda m: _("missing")),
-    (re.compile(r"(?P<value>.+) is not a valid email address \((?P<why>.*)\)"),
-     lambda m: _("%(value)s is not a valid email address (%(why)s)", value=m["value"], why=m["why"])),
-    (re.compile(r"(?P<value>.+) is not a currency code"),
-     lambda m: _("%(value)s is not a currency code", value=m["value"])),
-    (re.compile(r"(?P<value>.+) is not a quantity from 0 to (?P<high>\d+)"),
-     lambda m: _("%(value)s is not a quantity from 0 to %(high)s", value=m["value"], high=m["high"])),
-    (re.compile(r"(?P<value>.+) is not a quantity"), lambda m: _("%(value)s is not a quantity", value=m["value"])),
-    (re.compile(r"(?P<value>.+) is not a Shopify financial status"),
-     lambda m: _("%(value)s is not a Shopify financial status", value=m["value"])),
-    (re.compile(r"(?P<value>.+) is not a WooCommerce order status"),
-     lambda m: _("%(value)s is not a WooCommerce order status", value=m["value"])),
-    (re.compile(r"(?P<value>.+) is not an order status"),
-     lambda m: _("%(value)s is not an order status", value=m["value"])),
-]
-_PROBLEMS: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
+    (re.compile(r"header: missing column\(s\) (?P<columns>.+?) - is this (?P<what>.+?)\? \(found (?P<found>.*)\)",
+                re.S), _missing_columns),
     (re.compile(r"no email, name or phone(?P<what>.*)"), lambda m: _("no email, name or phone") + m["what"]),
     (re.compile(r"order has more than (?P<rows>\d+) rows"), lambda m: _("order has more than %(rows)s rows", rows=m["rows"])),
     (re.compile(r"expected a JSON object, got (?P<type>.+)"),
