@@ -419,8 +419,13 @@ def import_command(kind, file, fmt, mapping, source, dry_run, rejected_csv):
         raise click.ClickException(str(error))
     title = "Dry run (nothing was stored)" if dry_run else f"Import #{run.id}"
     click.echo(f"{title}: {kind} from {run.filename}")
-    for line in importing.summary_lines(run):
-        click.echo(f"  {line}")
+    from flask_babel import force_locale
+
+    from crm.views.import_text import summary_lines  # the one wording of a run's summary, here in English
+
+    with force_locale("en"):
+        for line in summary_lines(run):
+            click.echo(f"  {line}")
     if run.status == "failed":
         raise click.ClickException(f"The file could not be read: {run.error}")
     rejected = run.counts.get("rejected", 0)

@@ -12,6 +12,22 @@ from sqlalchemy.engine import Engine
 write_intent: ContextVar[bool] = ContextVar("crm_write_intent", default=True)
 
 
+# Whether connections may read the database file through a memory map (see configure_engine).
+memory_map: ContextVar[bool] = ContextVar("crm_memory_map", default=True)
+
+
+@contextmanager
+def without_memory_map():
+    """Run the block's transactions without the memory map: a long import reads and writes the
+    file with read calls, so its memory (RSS, which counts mapped pages) stays its own and does
+    not grow with the database it fills."""
+    token = memory_map.set(False)
+    try:
+        yield
+    finally:
+        memory_map.reset(token)
+
+
 @contextmanager
 def read_only():
     """Run the block's transactions as deferred (read) transactions on SQLite."""
@@ -65,12 +81,16 @@ def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000, mmap_bytes: 
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        if engine.url.database not in (None, "", ":memory:"):
-            cursor.execute(f"PRAGMA mmap_size={max(0, int(mmap_bytes))}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         # A writer that takes the lock up front waits (busy timeout) for another
         # writer instead of failing with "database is locked" when it upgrades.
+        if engine.url.database not in (None, "", ":memory:"):
+            wanted = max(0, int(mmap_bytes)) if memory_map.get() else 0
+            info = connection.connection.info
+            if info.get("mmap_size") != wanted:  # set once per connection, again only when it changes
+                connection.exec_driver_sql(f"PRAGMA mmap_size={wanted}")
+                info["mmap_size"] = wanted
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")

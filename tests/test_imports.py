@@ -26,6 +26,16 @@ from crm.services.orders.importing import run as importing
 from crm.services.trust import privacy
 from tests.helpers import FIXTURES
 
+
+def summary_lines(run):
+    """A run's summary as `crm import` prints it (English)."""
+    from flask_babel import force_locale
+
+    from crm.views.import_text import summary_lines as lines
+
+    with force_locale("en"):
+        return lines(run)
+
 SHOPIFY_ORDERS = FIXTURES / "shopify" / "orders_export.csv"
 SHOPIFY_CUSTOMERS = FIXTURES / "shopify" / "customers_export.csv"
 SHOPIFY_CUSTOMERS_OLDER = FIXTURES / "shopify" / "customers_export_older.csv"
@@ -328,7 +338,7 @@ def test_orders_in_another_currency_are_named_in_the_summary_and_on_the_run_page
                     "E1,cy@example.com,2026-01-07,9.00,EUR\n")
     run = run_file("orders", path)
     assert run.counts["currencies"] == {"EUR": 1, "USD": 2}
-    warning = importing.summary_lines(run)[-1]
+    warning = summary_lines(run)[-1]
     assert warning.startswith("Currency: 2 in USD — not the shop's currency (EUR).")
     assert "without converting" in warning and "SHOP_CURRENCY" not in warning  # some orders are in EUR
     auth.as_role("viewer")
@@ -343,7 +353,7 @@ def test_orders_in_another_currency_are_named_in_the_summary_and_on_the_run_page
 def test_a_file_all_in_another_currency_suggests_the_shop_currency(app, tmp_path):
     path = tmp_path / "gbp.csv"
     path.write_text("order_id,email,placed_at,total,currency\nG1,ada@example.com,2026-01-05,30.00,GBP\n")
-    warning = importing.summary_lines(run_file("orders", path))[-1]
+    warning = summary_lines(run_file("orders", path))[-1]
     assert warning.endswith("If the whole shop sells in GBP, change the currency to GBP on Settings → Shop so totals are shown with the right sign.")
 
 
@@ -352,4 +362,4 @@ def test_a_file_in_the_shop_currency_says_nothing_about_currency(app, tmp_path):
     path.write_text("order_id,email,placed_at,total,currency\nE1,ada@example.com,2026-01-05,30.00,EUR\n")
     run = run_file("orders", path)
     assert "currencies" not in run.counts
-    assert not any(line.startswith("Currency") for line in importing.summary_lines(run))
+    assert not any(line.startswith("Currency") for line in summary_lines(run))

@@ -32,7 +32,7 @@ from typing import IO, Any
 from flask import has_app_context
 from sqlalchemy import insert, select, update
 
-from crm.database import refresh_statistics
+from crm.database import refresh_statistics, without_memory_map
 from crm.extensions import db
 from crm.models import ImportRejection, ImportRun, Order, utcnow
 from crm.services.orders import aggregates
@@ -215,8 +215,9 @@ def run_import(kind: str, fileobj: Any, filename: str, *, fmt: str | None = None
     try:
         items = open_reader(kind, fileobj, filename, fmt=fmt, mapping=mapping, source=source,
                             default_currency=default_currency)
-        return _run(kind, items, fileobj, filename, dry_run=dry_run, user_id=user_id, progress=progress,
-                    now=now, batch_size=batch_size)
+        with without_memory_map():
+            return _run(kind, items, fileobj, filename, dry_run=dry_run, user_id=user_id, progress=progress,
+                        now=now, batch_size=batch_size)
     finally:
         if own_file is not None:
             own_file.close()
@@ -584,73 +585,17 @@ def first_rejections(run_id: int, limit: int = 10) -> list[ImportRejection]:
     ))
 
 
-def _plural(n: int, word: str, words: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else (words or word + 's')}"
-
-
-def summary_lines(run: ImportRun) -> list[str]:
-    """Return the run's counts as short sentences for a person (CLI and page share them)."""
-    c = {**dict.fromkeys(COUNTS, 0), **(run.counts or {})}
-    lines = [_plural(c["read"], "record") + " read" + (" (an order spread over several lines counts once)"
-                                                      if run.kind == "shopify-orders" else "")]
-    if is_order_kind(run.kind):
-        lines.append(f"orders: {c['orders_created']} created, {c['orders_updated']} updated, "
-                     f"{c['orders_unchanged']} unchanged")
-        lines.append(f"contacts: {c['contacts_created']} created")
-    else:
-        lines.append(f"contacts: {c['contacts_created']} created, {c['contacts_updated']} updated, "
-                     f"{c['contacts_unchanged']} unchanged")
-    lines.append(f"{_plural(c['rejected'], 'row')} rejected"
-                 + (f" (only the first {MAX_STORED_REJECTIONS:,} are kept to download)"
-                    if c["rejected"] > MAX_STORED_REJECTIONS else ""))
-    if "tasks_created" in c and not run.dry_run:
-        lines.append(to_do_line(c["tasks_created"], c.get("tasks_passed", 0), c.get("tasks_passed_by") or {}))
-    warning = currency_warning(run)
-    if warning:
-        lines.append(warning)
-    return lines
-
-
-def to_do_line(created: int, passed: int, passed_by: dict[str, int]) -> str:
-    """'3 to-dos made; 120 more were not, because their moment had passed (…)': history is history."""
-    line = f"{_plural(created, 'to-do')} made"
-    if passed:
-        detail = ", ".join(f"{n:,} × {title.lower()}" for title, n in
-                           sorted(passed_by.items(), key=lambda item: (-item[1], item[0])))
-        line += (f"; {passed:,} more {'was' if passed == 1 else 'were'} not, because the "
-                 f"{'occasion' if passed == 1 else 'occasions'} had passed before the import "
-                 f"(orders from the past make to-dos only while there is still time to act): {detail}")
-    return line
-
-
 def currency_mismatch(run: ImportRun, shop_currency: str | None = None) -> tuple[dict[str, int], str, bool] | None:
     """Return (orders per currency other than the shop's, the shop's currency, whether the file
     had no order in the shop's currency and one other currency) when a run's orders carry a
-    currency other than the shop's, else None. `currency_warning` says it in English; the import
-    pages say it in the reader's language (crm.views.import_text)."""
+    currency other than the shop's, else None. crm.views.import_text says it, in the reader's
+    language on the import pages and in English for `crm import`."""
     shop = (shop_currency or _shop_currency()).upper()
     others = {code: n for code, n in ((run.counts or {}).get("currencies") or {}).items() if code != shop}
     if not others:
         return None
     only = len(others) == 1 and not (run.counts or {}).get("currencies", {}).get(shop)
     return others, shop, only
-
-
-def currency_warning(run: ImportRun, shop_currency: str | None = None) -> str | None:
-    """Return what to say when a run's orders carry a currency other than the shop's, else None.
-
-    Orders keep their own currency (each is shown with its own sign), but the shop's figures
-    (total spent, revenue, predictions) add amounts up as they are, in the shop's currency.
-    """
-    mismatch = currency_mismatch(run, shop_currency)
-    if mismatch is None:
-        return None
-    others, shop, only = mismatch
-    listed = ", ".join(f"{n} in {code}" for code, n in others.items())
-    advice = (f" If the whole shop sells in {next(iter(others))}, change the currency to {next(iter(others))} "
-              "on Settings → Shop so totals are shown with the right sign." if only else "")
-    return (f"Currency: {listed} — not the shop's currency ({shop}). Each order keeps its own currency, but "
-            f"totals, revenue and predictions add amounts up as {shop} without converting.{advice}")
 
 
 # "Nearly all": a first file whose orders are at least this share in one currency may set the shop's.
