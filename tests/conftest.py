@@ -211,3 +211,12 @@ def auth(client):
 def count_queries_fixture(app):
     """The count_queries context manager, for tests that bound the queries of a page."""
     return count_queries
+
+
+@pytest.fixture
+def in_dutch(app):
+    """A request whose reader reads Dutch: gettext, Babel's formats and Said strings answer in Dutch."""
+    from flask_babel import force_locale
+
+    with app.test_request_context(headers={"Accept-Language": "nl"}), force_locale("nl"):
+        yield

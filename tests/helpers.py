@@ -75,3 +75,11 @@ def soup(response) -> BeautifulSoup:
 
 def text_of(node) -> str:
     return re.sub(r"\s+", " ", node.get_text(" ")).strip() if node is not None else ""
+
+
+def dutch(client, role: str = "admin") -> User:
+    """Sign the client in as a user of this role who reads Dutch (their own choice on /account)."""
+    user = sign_in(client, role)
+    user.language = "nl"
+    db.session.commit()
+    return user

@@ -6,26 +6,12 @@ its key and values, codes); each reader sees Dutch or English."""
 from __future__ import annotations
 
 import pytest
-from flask_babel import force_locale
 
 from crm.extensions import db
 from crm.models import ImportRun, Segment
 from crm.services.shared.errors import N_
 from crm.services.shared.said import from_json, said
-from tests.helpers import sign_in, soup, text_of
-
-
-def dutch(client, role: str = "admin"):
-    user = sign_in(client, role)
-    user.language = "nl"
-    db.session.commit()
-    return user
-
-
-@pytest.fixture
-def in_dutch(app):
-    with app.test_request_context(headers={"Accept-Language": "nl"}), force_locale("nl"):
-        yield
+from tests.helpers import dutch, sign_in, soup, text_of
 
 
 # -- 1. segment definitions ----------------------------------------------------------------------

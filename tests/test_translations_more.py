@@ -14,20 +14,7 @@ from crm.extensions import db
 from crm.models import JobRun
 from crm.services.shared.errors import N_
 from crm.services.shared.said import said
-from tests.helpers import sign_in, soup, text_of
-
-
-def dutch(client, role: str = "admin"):
-    user = sign_in(client, role)
-    user.language = "nl"
-    db.session.commit()
-    return user
-
-
-@pytest.fixture
-def in_dutch(app):
-    with app.test_request_context(headers={"Accept-Language": "nl"}), force_locale("nl"):
-        yield
+from tests.helpers import dutch, sign_in, soup, text_of
 
 
 @pytest.fixture
