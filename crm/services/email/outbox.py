@@ -17,8 +17,8 @@ from typing import Any
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import func, insert, inspect, select, update
+from sqlalchemy.orm import make_transient_to_detached, selectinload
 
 from crm.extensions import db
 from crm.models import Contact, EmailMessage, Interaction, Order, Task, User, utcnow
@@ -161,6 +161,13 @@ def _last_orders(contact_ids: list[int]) -> dict[int, Order]:
     return found
 
 
+def _refresh(contacts: list[Contact]) -> None:
+    """Read the contacts a commit expired again in one query per 1,000 (not one each when first touched)."""
+    stale = [state.identity[0] for state in map(inspect, contacts) if state.expired_attributes and state.identity]
+    for start in range(0, len(stale), 1000):
+        db.session.scalars(select(Contact).where(Contact.id.in_(stale[start:start + 1000]))).all()
+
+
 @dataclass(frozen=True)
 class Queued:
     """One message `queue_many` stored: its row's id, contact, status and (when suppressed) why."""
@@ -176,18 +183,29 @@ def queue_messages(contacts: list[Contact], template_key: str, *, subject: str |
                    settings: EmailSettings | None = None) -> list[EmailMessage]:
     """Render and store one message per contact, each queued or suppressed with the reason; return
     the stored messages (in the contacts' order). See `queue_many`."""
-    queued = queue_many(contacts, template_key, subject=subject, body=body, actor_id=actor_id, task=task, now=now,
-                        settings=settings)
-    ids = [q.id for q in queued]
-    found: dict[int, EmailMessage] = {}
-    for start in range(0, len(ids), 1000):
-        found.update((m.id, m) for m in db.session.scalars(select(EmailMessage).where(EmailMessage.id.in_(ids[start:start + 1000]))))
-    return [found[i] for i in ids]
+    messages = []
+    for values in _store(contacts, template_key, subject=subject, body=body, actor_id=actor_id, task=task, now=now,
+                         settings=settings):
+        # The row as stored, in the session as if just read back (a column not given is read when used).
+        message = EmailMessage(**values)
+        make_transient_to_detached(message)
+        db.session.add(message)
+        messages.append(message)
+    return messages
 
 
 def queue_many(contacts: list[Contact], template_key: str, *, subject: str | None = None, body: str | None = None,
                actor_id: int | None = None, task: Task | None = None, now: datetime | None = None,
                settings: EmailSettings | None = None) -> list[Queued]:
+    """Like `queue_messages`, for many: return what became of each message, not the rows (see `_store`)."""
+    return [Queued(row["id"], row["contact_id"], row["status"], row["reason"])
+            for row in _store(contacts, template_key, subject=subject, body=body, actor_id=actor_id, task=task,
+                              now=now, settings=settings)]
+
+
+def _store(contacts: list[Contact], template_key: str, *, subject: str | None, body: str | None,
+           actor_id: int | None, task: Task | None, now: datetime | None,
+           settings: EmailSettings | None) -> list[dict[str, Any]]:
     """Render and store one message per contact, each queued or suppressed with the reason.
 
     The one path every sender takes (composer, to-do, API, flows and newsletters): the template is
@@ -219,7 +237,9 @@ def queue_many(contacts: list[Contact], template_key: str, *, subject: str | Non
 
     if not contacts:
         return []
-    languages = {contact.id: templates.language_for(contact) for contact in contacts}
+    _refresh(contacts)
+    shop_language = templates.shop_language()
+    languages = {contact.id: templates.supported(contact.language) or shop_language for contact in contacts}
     if given:
         words_in(template.language)  # checked before anything is stored
     for language in set(languages.values()):
@@ -229,12 +249,13 @@ def queue_many(contacts: list[Contact], template_key: str, *, subject: str | Non
     sender_name = sender.name if sender else ""
     suppressed = suppression.suppressed_among(c.email for c in contacts if c.email)
     orders = _last_orders([c.id for c in contacts])
-    ids = list(db.session.scalars(insert(EmailMessage).returning(EmailMessage.id, sort_by_parameter_order=True), [{
+    stored = [{
         "contact_id": contact.id, "template_key": template.key, "task_id": task.id if task else None,
         "created_by_id": actor_id, "marketing": marketing, "to_address": contact.email or "",
         "to_name": render.one_line(contact.name if contact.email else ""), "subject": "", "html_body": "",
         "text_body": "", "message_id": _message_id(settings), "status": "queued", "attempts": 0, "created_at": now,
-        "next_attempt_at": now} for contact in contacts]))
+        "next_attempt_at": now} for contact in contacts]
+    ids = list(db.session.scalars(insert(EmailMessage).returning(EmailMessage.id, sort_by_parameter_order=True), stored))
     secret = current_app.secret_key
     track = tracking_clicks()
     rows: list[dict[str, Any]] = []
@@ -250,15 +271,17 @@ def queue_many(contacts: list[Contact], template_key: str, *, subject: str | Non
         html, text = rendered.html, rendered.text
         if marketing and track:
             html, text = clicks.rewrite(html, text, settings.public_url, secret, message_id)
-        row = {"id": message_id, "contact_id": contact.id, "subject": rendered.subject, "html_body": html,
-               "text_body": text, "unsubscribe_url": unsubscribe_url, "status": "queued", "reason": None,
-               "finished_at": None, "next_attempt_at": now, "interaction_id": None}
+        row = {"id": message_id, "subject": rendered.subject, "html_body": html, "text_body": text,
+               "unsubscribe_url": unsubscribe_url, "status": "queued", "reason": None, "finished_at": None,
+               "next_attempt_at": now}
         eligibility = suppression.status_of(contact, marketing, suppressed.get(contact.email or ""), looked_up=True)
         if not eligibility.ok:
             row.update(status="suppressed", reason=eligibility.status, finished_at=now, next_attempt_at=None)
         rows.append(row)
+    db.session.execute(update(EmailMessage), rows)  # what was rendered, before anything reads the messages
+    for contact, row in zip(contacts, rows):
+        row["contact_id"] = contact.id
     _log_all(contacts, rows, actor_id, task, now)
-    db.session.execute(update(EmailMessage), [{k: v for k, v in row.items() if k != "contact_id"} for row in rows])
     audit.record_all([{"action": "queue" if row["status"] == "queued" else "suppress", "entity": "email_message",
                        "entity_id": row["id"], "user_id": actor_id,
                        "after": {"contact_id": row["contact_id"], "template": template.key, "status": row["status"],
@@ -268,7 +291,10 @@ def queue_many(contacts: list[Contact], template_key: str, *, subject: str | Non
         from crm.services.email.jobs import queue_delivery
 
         queue_delivery(queued)  # the worker gets them when the caller commits
-    return [Queued(row["id"], row["contact_id"], row["status"], row["reason"]) for row in rows]
+    for values, row in zip(stored, rows):
+        values.update(row, smtp_answer=None, attempt_started_at=None, handed_over_at=None, bounce=None, bounced_at=None)
+        values.setdefault("interaction_id", None)
+    return stored
 
 
 def tracking_clicks() -> bool:
@@ -324,6 +350,9 @@ def _log_all(contacts: list[Contact], rows: list[dict[str, Any]], actor_id: int 
                                              inserts)
         for row, interaction_id in zip(entries, interaction_ids):
             row["interaction_id"] = interaction_id
+    linked = [{"id": row["id"], "interaction_id": row["interaction_id"]} for row in rows if row.get("interaction_id")]
+    if linked:
+        db.session.execute(update(EmailMessage), linked)
     signals.after_contacts_changed(changed, now=now)
 
 
