@@ -19,6 +19,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from crm.extensions import db
 from crm.models import Contact, EmailMessage, Interaction, Order, Task, User, utcnow
@@ -326,6 +327,7 @@ def _log_all(contacts: list[Contact], rows: list[dict[str, Any]], actor_id: int 
     entries: list[dict[str, Any]] = []  # the rows, beside the timeline entries inserted for them
     inserts: list[dict[str, Any]] = []
     changed: list[int] = []
+    touched: list[Contact] = []
     for contact, row in zip(contacts, rows):
         if contact.erased_at is not None or not contact.email:
             continue
@@ -344,7 +346,12 @@ def _log_all(contacts: list[Contact], rows: list[dict[str, Any]], actor_id: int 
                         "occurred_at": now, "created_at": now, "updated_at": now})
         changed.append(contact.id)
         if contact.last_interaction_at is None or now > contact.last_interaction_at:
-            contact.last_interaction_at = now
+            touched.append(contact)
+    if touched:  # one executemany (updated_at follows, as on any change); the loaded contacts say so too
+        db.session.execute(update(Contact), [{"id": contact.id, "last_interaction_at": now} for contact in touched])
+        for contact in touched:
+            set_committed_value(contact, "last_interaction_at", now)
+            db.session.expire(contact, ["updated_at"])
     if inserts:
         interaction_ids = db.session.scalars(insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True),
                                              inserts)
