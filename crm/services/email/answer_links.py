@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from crm.services.email import signing
+
 SALT = "crm.email.answer"
 KINDS = ("survey", "testimonial")
 
@@ -19,7 +21,7 @@ class AnswerToken:
 
 
 def make(secret_key: str, contact_id: int, message_id: int | None, kind: str) -> str:
-    return URLSafeSerializer(secret_key, salt=SALT).dumps({"c": contact_id, "m": message_id, "k": kind})
+    return signing.serializer(secret_key, SALT).dumps({"c": contact_id, "m": message_id, "k": kind})
 
 
 def read(secret_key: str, token: str) -> AnswerToken | None:
@@ -36,7 +38,11 @@ def read(secret_key: str, token: str) -> AnswerToken | None:
 
 def links(public_url: str, secret_key: str, contact_id: int, message_id: int | None) -> dict:
     """The template variables `links.scores` (eleven URLs, 0 to 10) and `links.testimonial`."""
+    return links_with(public_url, make(secret_key, contact_id, message_id, "survey"),
+                      make(secret_key, contact_id, message_id, "testimonial"))
+
+
+def links_with(public_url: str, survey: str, testimonial: str) -> dict:
+    """The same variables from tokens already made."""
     base = public_url.rstrip("/")
-    survey = make(secret_key, contact_id, message_id, "survey")
-    return {"scores": [f"{base}/a/{survey}?score={n}" for n in range(11)],
-            "testimonial": f"{base}/a/{make(secret_key, contact_id, message_id, 'testimonial')}"}
+    return {"scores": [f"{base}/a/{survey}?score={n}" for n in range(11)], "testimonial": f"{base}/a/{testimonial}"}

@@ -8,13 +8,15 @@ from html import escape, unescape
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from crm.services.email import signing
+
 SALT = "crm.email.click"
 HREF = re.compile(r'href="(https?://[^"]+)"')
 MARKDOWN_LINK = re.compile(r"\]\((https?://[^)\s]+)\)")
 
 
 def make(secret_key: str, message_id: int, url: str) -> str:
-    return URLSafeSerializer(secret_key, salt=SALT).dumps({"m": message_id, "u": url})
+    return signing.serializer(secret_key, SALT).dumps({"m": message_id, "u": url})
 
 
 def read(secret_key: str, token: str) -> tuple[int, str] | None:
@@ -36,8 +38,14 @@ def rewrite(html: str, text: str, public_url: str, secret_key: str, message_id: 
     base = public_url.rstrip("/")
     own = (f"{base}/u/", f"{base}/a/", f"{base}/r/")
 
+    made: dict[str, str] = {}  # a link in both parts is signed once
+
     def tracked(url: str) -> str:
-        return url if url.startswith(own) else f"{base}/r/{make(secret_key, message_id, url)}"
+        if url.startswith(own):
+            return url
+        if url not in made:
+            made[url] = f"{base}/r/{make(secret_key, message_id, url)}"
+        return made[url]
 
     html = HREF.sub(lambda m: f'href="{escape(tracked(unescape(m.group(1))))}"', html)
     text = MARKDOWN_LINK.sub(lambda m: f"]({tracked(m.group(1))})", text)

@@ -17,8 +17,9 @@ from typing import Any
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import func, insert, inspect, select, update
+from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from crm.extensions import db
 from crm.models import Contact, EmailMessage, Interaction, Order, Task, User, utcnow
@@ -28,6 +29,11 @@ from crm.services.email.settings import EmailSettings, effective
 from crm.services.shared import signals
 from crm.services.shared.errors import ValidationError
 from crm.services.trust import audit
+
+
+# Marketing footers made (per language and settings), with a marker where the unsubscribe link goes.
+_FOOTERS: dict[tuple, tuple[str, str]] = {}
+_FOOTER_LINK = "https://crm.invalid/u/FOOTERLINK"
 
 
 @dataclass
@@ -68,11 +74,38 @@ def _render_for(contact: Contact, subject: str, body: str, settings: EmailSettin
                 unsubscribe_url: str | None, sender_name: str, order: Order | None,
                 message_id: int | None = None, language: str = "en") -> render.Rendered:
     """Render one message in a language: the footer's words, dates and amounts follow it."""
-    links = answer_links.links(settings.public_url, current_app.secret_key, contact.id or 0, message_id)
+    secret = current_app.secret_key
+    if render.uses("links", subject, body):
+        survey = answer_links.make(secret, contact.id or 0, message_id, "survey")
+        testimonial = answer_links.make(secret, contact.id or 0, message_id, "testimonial")
+        links = answer_links.links_with(settings.public_url, survey, testimonial)
+    else:  # the template never reads them: the same message without signing two tokens
+        links, survey, testimonial = {"scores": [], "testimonial": ""}, None, None
     context = render.context_for(contact, order, shop_context(settings), sender_name, links)
-    with force_locale(language):
-        footer_text, footer_html = _footer(settings, marketing, unsubscribe_url)
-    return render.render(subject, body, context, footer_text=footer_text, footer_html=footer_html, language=language)
+    footer_text, footer_html = _footer_in(language, settings, marketing, unsubscribe_url)
+    unsubscribe_token = unsubscribe_url.rpartition("/u/")[2] if unsubscribe_url else None
+    return render.render(subject, body, context, footer_text=footer_text, footer_html=footer_html, language=language,
+                         tokens=(unsubscribe_token, survey, testimonial))
+
+
+def _footer_in(language: str, settings: EmailSettings, marketing: bool, unsubscribe_url: str | None) -> tuple[str, str]:
+    """The footer in a language (the words are looked up once per language and settings)."""
+    if not (marketing and unsubscribe_url):
+        with force_locale(language):
+            return _footer(settings, marketing, unsubscribe_url)
+    key = (current_app.import_name, language, settings.shop_name, settings.shop_address)
+    made = _FOOTERS.get(key)
+    if made is None:
+        if len(_FOOTERS) > 64:
+            _FOOTERS.clear()
+        with force_locale(language):
+            made = _FOOTERS[key] = _footer(settings, True, _FOOTER_LINK)
+    text, html = made
+    marker = _FOOTER_LINK
+    if text.count(marker) != 1 or html.count(escape(marker)) != 1:
+        with force_locale(language):
+            return _footer(settings, marketing, unsubscribe_url)
+    return text.replace(marker, unsubscribe_url), html.replace(escape(marker), escape(unsubscribe_url))
 
 
 def draft(contact: Contact, template_key: str, subject: str | None = None, body: str | None = None,
@@ -129,16 +162,62 @@ def _last_orders(contact_ids: list[int]) -> dict[int, Order]:
     return found
 
 
+def _refresh(contacts: list[Contact]) -> None:
+    """Read the contacts a commit expired again in one query per 1,000 (not one each when first touched)."""
+    stale = [state.identity[0] for state in map(inspect, contacts) if state.expired_attributes and state.identity]
+    for start in range(0, len(stale), 1000):
+        db.session.scalars(select(Contact).where(Contact.id.in_(stale[start:start + 1000]))).all()
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One message `queue_many` stored: its row's id, contact, status and (when suppressed) why."""
+
+    id: int
+    contact_id: int
+    status: str
+    reason: str | None
+
+
 def queue_messages(contacts: list[Contact], template_key: str, *, subject: str | None = None, body: str | None = None,
                    actor_id: int | None = None, task: Task | None = None, now: datetime | None = None,
                    settings: EmailSettings | None = None) -> list[EmailMessage]:
-    """Render and store one message per contact (flushed), each queued or suppressed with the reason.
+    """Render and store one message per contact, each queued or suppressed with the reason; return
+    the stored messages (in the contacts' order). See `queue_many`."""
+    messages = []
+    for values in _store(contacts, template_key, subject=subject, body=body, actor_id=actor_id, task=task, now=now,
+                         settings=settings):
+        # The row as stored, in the session as if just read back (a column not given is read when used).
+        message = EmailMessage(**values)
+        make_transient_to_detached(message)
+        db.session.add(message)
+        messages.append(message)
+    return messages
+
+
+def queue_many(contacts: list[Contact], template_key: str, *, subject: str | None = None, body: str | None = None,
+               actor_id: int | None = None, task: Task | None = None, now: datetime | None = None,
+               settings: EmailSettings | None = None) -> list[Queued]:
+    """Like `queue_messages`, for many: return what became of each message, not the rows (see `_store`)."""
+    return [Queued(row["id"], row["contact_id"], row["status"], row["reason"])
+            for row in _store(contacts, template_key, subject=subject, body=body, actor_id=actor_id, task=task,
+                              now=now, settings=settings)]
+
+
+def _store(contacts: list[Contact], template_key: str, *, subject: str | None, body: str | None,
+           actor_id: int | None, task: Task | None, now: datetime | None,
+           settings: EmailSettings | None) -> list[dict[str, Any]]:
+    """Render and store one message per contact, each queued or suppressed with the reason.
 
     The one path every sender takes (composer, to-do, API, flows and newsletters): the template is
     checked once, suppressions and last orders are read in bulk, every message is logged on its
     contact's timeline, the engine re-derives the contacts once, and the send jobs go to the worker
     when the caller commits. Each contact gets the template in their language (else the shop's,
     else English) unless the subject or body is given; the footer is always in their language.
+
+    The rows (messages, timeline entries, audit entries) are written set-based: one INSERT of the
+    messages (their ids sign the links), one UPDATE with what was rendered, one INSERT each of the
+    timeline and audit entries. A to-do, when given, is completed as before (one message).
     """
     now = now or utcnow()
     settings = settings or effective()
@@ -157,53 +236,66 @@ def queue_messages(contacts: list[Contact], template_key: str, *, subject: str |
             words[language] = pair
         return words[language]
 
-    languages = {contact.id: templates.language_for(contact) for contact in contacts}
+    if not contacts:
+        return []
+    _refresh(contacts)
+    shop_language = templates.shop_language()
+    languages = {contact.id: templates.supported(contact.language) or shop_language for contact in contacts}
     if given:
         words_in(template.language)  # checked before anything is stored
     for language in set(languages.values()):
         words_in(language)
     marketing = template.marketing
     sender = db.session.get(User, actor_id) if actor_id else None
+    sender_name = sender.name if sender else ""
     suppressed = suppression.suppressed_among(c.email for c in contacts if c.email)
     orders = _last_orders([c.id for c in contacts])
-    messages = [EmailMessage(
-        contact_id=contact.id, template_key=template.key, task_id=task.id if task else None, created_by_id=actor_id,
-        marketing=marketing, to_address=contact.email or "", to_name=render.one_line(contact.name if contact.email else ""),
-        message_id=_message_id(settings), status="queued", created_at=now, next_attempt_at=now,
-    ) for contact in contacts]
-    db.session.add_all(messages)
-    db.session.flush()
+    stored = [{
+        "contact_id": contact.id, "template_key": template.key, "task_id": task.id if task else None,
+        "created_by_id": actor_id, "marketing": marketing, "to_address": contact.email or "",
+        "to_name": render.one_line(contact.name if contact.email else ""), "subject": "", "html_body": "",
+        "text_body": "", "message_id": _message_id(settings), "status": "queued", "attempts": 0, "created_at": now,
+        "next_attempt_at": now} for contact in contacts]
+    ids = list(db.session.scalars(insert(EmailMessage).returning(EmailMessage.id, sort_by_parameter_order=True), stored))
     secret = current_app.secret_key
     track = tracking_clicks()
-    for contact, message in zip(contacts, messages):
-        unsubscribe_url = tokens.url(settings.public_url, secret, contact.id, message.id) if marketing else None
+    rows: list[dict[str, Any]] = []
+    for contact, message_id in zip(contacts, ids):
+        unsubscribe_url = tokens.url(settings.public_url, secret, contact.id, message_id) if marketing else None
         language = languages[contact.id]
         subject_in, body_in = words_in(language)
         try:
             rendered = _render_for(contact, subject_in, body_in, settings, marketing, unsubscribe_url,
-                                   sender.name if sender else "", orders.get(contact.id), message.id, language)
+                                   sender_name, orders.get(contact.id), message_id, language)
         except render.TemplateProblem as error:
             raise ValidationError(fields={"subject" if error.part == "Subject" else "body": str(error)}) from None
-        message.subject, message.html_body, message.text_body = rendered.subject, rendered.html, rendered.text
+        html, text = rendered.html, rendered.text
         if marketing and track:
-            message.html_body, message.text_body = clicks.rewrite(rendered.html, rendered.text, settings.public_url,
-                                                                  secret, message.id)
-        message.unsubscribe_url = unsubscribe_url
+            html, text = clicks.rewrite(html, text, settings.public_url, secret, message_id)
+        row = {"id": message_id, "subject": rendered.subject, "html_body": html, "text_body": text,
+               "unsubscribe_url": unsubscribe_url, "status": "queued", "reason": None, "finished_at": None,
+               "next_attempt_at": now}
         eligibility = suppression.status_of(contact, marketing, suppressed.get(contact.email or ""), looked_up=True)
         if not eligibility.ok:
-            message.status, message.reason, message.finished_at, message.next_attempt_at = "suppressed", eligibility.status, now, None
-    _log_all(contacts, messages, actor_id, task, now)
-    for message in messages:
-        audit.record("queue" if message.status == "queued" else "suppress", "email_message", message.id, user_id=actor_id,
-                     after={"contact_id": message.contact_id, "template": template.key, "status": message.status,
-                            "reason": message.reason, "subject": message.subject})
-    db.session.flush()
-    queued = [m.id for m in messages if m.status == "queued"]
+            row.update(status="suppressed", reason=eligibility.status, finished_at=now, next_attempt_at=None)
+        rows.append(row)
+    db.session.execute(update(EmailMessage), rows)  # what was rendered, before anything reads the messages
+    for contact, row in zip(contacts, rows):
+        row["contact_id"] = contact.id
+    _log_all(contacts, rows, actor_id, task, now)
+    audit.record_all([{"action": "queue" if row["status"] == "queued" else "suppress", "entity": "email_message",
+                       "entity_id": row["id"], "user_id": actor_id,
+                       "after": {"contact_id": row["contact_id"], "template": template.key, "status": row["status"],
+                                 "reason": row["reason"], "subject": row["subject"]}} for row in rows])
+    queued = [row["id"] for row in rows if row["status"] == "queued"]
     if queued:
         from crm.services.email.jobs import queue_delivery
 
         queue_delivery(queued)  # the worker gets them when the caller commits
-    return messages
+    for values, row in zip(stored, rows):
+        values.update(row, smtp_answer=None, attempt_started_at=None, handed_over_at=None, bounce=None, bounced_at=None)
+        values.setdefault("interaction_id", None)
+    return stored
 
 
 def tracking_clicks() -> bool:
@@ -226,32 +318,56 @@ def outcome_text(message: EmailMessage) -> str:
     return "email queued"
 
 
-def _log_all(contacts: list[Contact], messages: list[EmailMessage], actor_id: int | None, task: Task | None,
+def _log_all(contacts: list[Contact], rows: list[dict[str, Any]], actor_id: int | None, task: Task | None,
              now: datetime) -> None:
-    """Put each message on its contact's timeline as an outbound email (a to-do's completion when it answers one)."""
+    """Put each message on its contact's timeline as an outbound email (a to-do's completion when it
+    answers one), and set each row's `interaction_id`."""
     from crm.services.people import tasks as task_service
 
-    entries: list[tuple[EmailMessage, Interaction]] = []
-    for contact, message in zip(contacts, messages):
+    entries: list[dict[str, Any]] = []  # the rows, beside the timeline entries inserted for them
+    inserts: list[dict[str, Any]] = []
+    changed: list[int] = []
+    touched: list[Contact] = []
+    for contact, row in zip(contacts, rows):
         if contact.erased_at is not None or not contact.email:
             continue
-        if task is not None and message.status == "queued":
+        if task is not None and row["status"] == "queued":
             # Completing the to-do logs its interaction (and re-derives the contact); this is that entry.
             interaction = task_service.complete_task(task, "email sent", actor_id, now=now)
-            interaction.channel, interaction.subject, interaction.body = "crm email", message.subject[:300], message.text_body
+            interaction.channel, interaction.subject, interaction.body = "crm email", row["subject"][:300], row["text_body"]
             interaction.kind, interaction.direction = "email", "outbound"
-        else:
-            interaction = Interaction(contact_id=contact.id, author_id=actor_id, kind="email", direction="outbound",
-                                      channel="crm email", subject=message.subject[:300], body=message.text_body,
-                                      outcome=outcome_text(message), occurred_at=now, created_at=now, updated_at=now)
-            db.session.add(interaction)
-            if contact.last_interaction_at is None or now > contact.last_interaction_at:
-                contact.last_interaction_at = now
-        entries.append((message, interaction))
-    db.session.flush()
-    for message, interaction in entries:
-        message.interaction_id = interaction.id
-    signals.after_contacts_changed([m.contact_id for m, i in entries if i.task_id is None], now=now)
+            db.session.flush()
+            row["interaction_id"] = interaction.id
+            continue
+        entries.append(row)
+        inserts.append({"contact_id": contact.id, "author_id": actor_id, "kind": "email", "direction": "outbound",
+                        "channel": "crm email", "subject": row["subject"][:300], "body": row["text_body"],
+                        "outcome": _outcome(row["status"], row["reason"]), "sentiment": None, "task_id": None,
+                        "occurred_at": now, "created_at": now, "updated_at": now})
+        changed.append(contact.id)
+        if contact.last_interaction_at is None or now > contact.last_interaction_at:
+            touched.append(contact)
+    if touched:  # one executemany (updated_at follows, as on any change); the loaded contacts say so too
+        db.session.execute(update(Contact), [{"id": contact.id, "last_interaction_at": now} for contact in touched])
+        for contact in touched:
+            set_committed_value(contact, "last_interaction_at", now)
+            db.session.expire(contact, ["updated_at"])
+    if inserts:
+        interaction_ids = db.session.scalars(insert(Interaction).returning(Interaction.id, sort_by_parameter_order=True),
+                                             inserts)
+        for row, interaction_id in zip(entries, interaction_ids):
+            row["interaction_id"] = interaction_id
+    linked = [{"id": row["id"], "interaction_id": row["interaction_id"]} for row in rows if row.get("interaction_id")]
+    if linked:
+        db.session.execute(update(EmailMessage), linked)
+    signals.after_contacts_changed(changed, now=now)
+
+
+def _outcome(status: str, reason: str | None) -> str:
+    """What the timeline says of a message just stored (see `outcome_text`)."""
+    if status == "suppressed":
+        return f"not sent: {suppression.REASONS.get(reason or '', reason)}"
+    return "email queued"
 
 
 def refresh_timeline(message: EmailMessage) -> None:

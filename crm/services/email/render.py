@@ -7,6 +7,8 @@ name is an error, reported with its line, never a leak.
 """
 from __future__ import annotations
 
+import re
+import secrets
 import traceback
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import css_inline
 import nh3
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 
@@ -167,20 +169,193 @@ def markdown_to_html(markdown: str) -> str:
 
 
 def render(subject: str, body: str, context: dict[str, Any], *, footer_text: str = "", footer_html: str = "",
-           language: str = "en") -> Rendered:
+           language: str = "en", tokens: tuple[str | None, ...] = ()) -> Rendered:
     """Render a subject and a Markdown body for one contact; raise TemplateProblem naming the line.
-    Dates and amounts are written the way the language writes them."""
+    Dates and amounts are written the way the language writes them.
+
+    `tokens` are the signed tokens inside the context's links and the footer (they differ for every
+    message): naming them lets the HTML be made once for many messages (see `_html`)."""
     token = _LANGUAGE.set(language)
     try:
         rendered_subject = one_line(_render_part(subject, "Subject", context))
         markdown = _render_part(body, "Body", context).strip()
+        html = _html(body, markdown, rendered_subject, context, footer_html, language, tokens)
     finally:
         _LANGUAGE.reset(token)
-    body_html = markdown_to_html(markdown)
-    html = LAYOUT.format(lang=language, title=nh3.clean_text(rendered_subject), css=LAYOUT_CSS, body=body_html, footer=footer_html)
-    html = _inliner().inline(html)
     text = markdown + ("\n\n-- \n" + footer_text if footer_text else "") + "\n"
     return Rendered(rendered_subject, html, text)
+
+
+def _document(markdown: str, subject: str, footer_html: str, language: str) -> str:
+    """The message's HTML: the Markdown made HTML and sanitised, in the layout, CSS inlined."""
+    body_html = markdown_to_html(markdown)
+    html = LAYOUT.format(lang=language, title=nh3.clean_text(subject), css=LAYOUT_CSS, body=body_html, footer=footer_html)
+    return _inliner().inline(html)
+
+
+# -- the HTML once for many messages ------------------------------------------------------------
+#
+# Markdown, nh3 and css-inline cost ten times what the rest of a message costs, and a newsletter's
+# messages differ only in a few values (the first name, the signed tokens in the links). So the
+# body is rendered a second time with each such value replaced by a placeholder; that Markdown is
+# made HTML once (an LRU keyed on it), and each message's HTML is that document with the
+# placeholders replaced by its values. This is used only where it gives exactly the HTML the
+# message would get by itself (else the message is rendered alone):
+#
+# - the placeholders put back into the placeholder Markdown give this message's Markdown exactly
+#   (so the template did not branch on, filter or cut a value: `{{ name or 'there' }}` with an
+#   empty name is rendered by itself);
+# - a value in the text is "inert": it starts with a letter, ends with a letter or digit and holds
+#   only letters, digits, spaces and . , ' @ - (nothing Markdown, HTML escaping or a line start
+#   reads), and is not part of an entity (`&{{ x }};`); the Markdown defines no link references
+#   (`[{{ name }}]` could name one);
+# - a value in an attribute is a URL-safe token (letters, digits, _ . -) in the path or query of
+#   an href or src with a scheme and host (a link's destination parses the same whatever token it
+#   holds); anywhere else (a title, alt text), the document is not shared;
+# - the subject goes in the <title> as itself when it holds none of & < > NBSP or control
+#   characters (nh3.clean_text's entities are decoded and html5ever writes the rest as they are).
+#
+# tests/test_email_render_shared.py renders messages both ways and compares them.
+
+_NONCE = secrets.token_hex(5)
+_PLACEHOLDER = re.compile(rf"q{_NONCE}x(\d+)z")
+_TEXT_SAFE = re.compile(r"[^\W\d_](?:(?:[^\W_]|[ .,'@-])*[^\W_])?")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.-]+")
+_TITLE_SAFE = re.compile(r"[^&<>\u00a0\x00-\x1f\x7f-\x9f]*")
+_ENTITY_BEFORE = re.compile(rf"&#?[A-Za-z0-9]*q{_NONCE}x")
+_URL_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s\"]+[/?#]")
+_TAG = re.compile(r"<[^<>]*>")
+_ATTRIBUTE = re.compile(r'([A-Za-z_:][-A-Za-z0-9_:.]*)="([^"]*)"')
+# The contact's words that may differ per message; each has its own placeholder number.
+_CONTACT_TEXT = ("first_name", "last_name", "name", "email", "company", "city", "country")
+_TITLE = 1
+_FIRST_CONTACT = 2
+_FIRST_TOKEN = _FIRST_CONTACT + len(_CONTACT_TEXT)
+
+
+def _placeholder(number: int) -> str:
+    return f"q{_NONCE}x{number}z"
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """A document with placeholders, and where each placeholder stands (in text or in an attribute)."""
+
+    html: str
+    in_text: frozenset[int]
+    in_attributes: frozenset[int]
+
+
+def _with_placeholders(context: dict[str, Any], tokens: tuple[str | None, ...]) -> tuple[dict[str, Any], dict[int, str]]:
+    """A copy of the context with each placeholder-able value replaced, and the values by number."""
+    values: dict[int, str] = {}
+    contact = dict(context.get("contact") or {})
+    for number, key in enumerate(_CONTACT_TEXT, _FIRST_CONTACT):
+        value = contact.get(key)
+        if isinstance(value, str) and value and _NONCE not in value and (
+                _TEXT_SAFE.fullmatch(value) or _URL_SAFE.fullmatch(value)):
+            contact[key] = _placeholder(number)
+            values[number] = value
+    found = {number: value for number, value in enumerate(tokens, _FIRST_TOKEN)
+             if value and _URL_SAFE.fullmatch(value) and _NONCE not in value}
+    values.update(found)
+    result = {**context, "contact": contact}
+    if found and "links" in context:
+        result["links"] = _replace_tokens(context["links"], found)
+    return result, values
+
+
+def _replace_tokens(value: Any, found: dict[int, str]) -> Any:
+    if isinstance(value, str):
+        for number, token in found.items():
+            if token in value:
+                value = value.replace(token, _placeholder(number))
+        return value
+    if isinstance(value, dict):
+        return {key: _replace_tokens(item, found) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_tokens(item, found) for item in value]
+    return value
+
+
+def _put_back(text: str, values: dict[int, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values.get(int(m.group(1)), m.group(0)), text)
+
+
+def _html(body: str, markdown: str, subject: str, context: dict[str, Any], footer_html: str, language: str,
+          tokens: tuple[str | None, ...]) -> str:
+    """This message's HTML: from the shared document when that is exactly the same, else by itself."""
+    shared_context, values = _with_placeholders(context, tokens)
+    try:
+        markdown_shared = _render_part(body, "Body", shared_context).strip()
+    except TemplateProblem:
+        return _document(markdown, subject, footer_html, language)
+    if not values or _put_back(markdown_shared, values) != markdown:
+        return _document(markdown, subject, footer_html, language)
+    footer_shared = _replace_tokens(footer_html, {n: v for n, v in values.items() if n >= _FIRST_TOKEN})
+    if _TITLE_SAFE.fullmatch(subject):
+        title, values = _placeholder(_TITLE), {**values, _TITLE: subject}
+    else:
+        title = subject
+    shared = _shared_document(markdown_shared, title, footer_shared, language)
+    if shared is None or not all(
+            (number not in shared.in_text or _TEXT_SAFE.fullmatch(value))
+            and (number not in shared.in_attributes or _URL_SAFE.fullmatch(value))
+            for number, value in values.items()):
+        return _document(markdown, subject, footer_html, language)
+    return _put_back(shared.html, values)
+
+
+@lru_cache(maxsize=256)
+def _shared_document(markdown: str, title: str, footer_html: str, language: str) -> _Shared | None:
+    """The document for a Markdown text with placeholders, or None when it cannot be shared."""
+    if _ENTITY_BEFORE.search(markdown):
+        return None
+    env: dict[str, Any] = {}
+    html = _markdown().render(markdown, env)
+    if env.get("references"):
+        return None
+    body_html = nh3.clean(html, tags=ALLOWED_TAGS, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
+    html = LAYOUT.format(lang=language, title=nh3.clean_text(title) if title != _placeholder(_TITLE) else title,
+                         css=LAYOUT_CSS, body=body_html, footer=footer_html)
+    html = _inliner().inline(html)
+    in_text: set[int] = set()
+    in_attributes: set[int] = set()
+    head, _, rest = html.partition("</title>")
+    if head.count(f"q{_NONCE}x") != (1 if title == _placeholder(_TITLE) else 0) or (
+            title == _placeholder(_TITLE) and not head.endswith(f"<title>{title}")):
+        return None
+    for tag in _TAG.finditer(rest):
+        if f"q{_NONCE}x" not in tag.group(0):
+            continue
+        inside = 0
+        for attribute in _ATTRIBUTE.finditer(tag.group(0)):
+            name, value = attribute.groups()
+            for found in _PLACEHOLDER.finditer(value):
+                inside += 1
+                if name not in ("href", "src") or not _URL_PREFIX.match(value[:found.start()]):
+                    return None
+                in_attributes.add(int(found.group(1)))
+        if inside != tag.group(0).count(f"q{_NONCE}x"):
+            return None
+    text_only = _TAG.sub("", rest)
+    in_text.update(int(found.group(1)) for found in _PLACEHOLDER.finditer(text_only))
+    if text_only.count(f"q{_NONCE}x") != len(_PLACEHOLDER.findall(text_only)):
+        return None
+    return _Shared(html, frozenset(in_text), frozenset(in_attributes))
+
+
+@lru_cache(maxsize=1024)
+def _variables(source: str) -> frozenset[str]:
+    try:
+        return frozenset(meta.find_undeclared_variables(environment().parse(source)))
+    except TemplateSyntaxError:
+        return frozenset(TOP_LEVEL)
+
+
+def uses(name: str, *sources: str) -> bool:
+    """Whether any of these template sources reads the top-level variable `name`."""
+    return any(name in _variables(source) for source in sources)
 
 
 @lru_cache(maxsize=1)

@@ -18,10 +18,11 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.errors import MessageError
-from email.policy import SMTP as SMTP_POLICY
 from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
 from email.utils import format_datetime
+
+from crm.services.email import mime as mime_parts
 
 from sqlalchemy import func, select, update
 
@@ -61,22 +62,28 @@ def _answer(code: int, text: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}".strip()
 
 
+SMTP_POLICY = mime_parts.SMTP_POLICY
+
+
 def build(message: EmailMessage, settings: EmailSettings) -> MimeMessage:
-    """Return the MIME message for a stored message: both parts, and the unsubscribe headers when marketing."""
-    mime = MimeMessage()
-    mime["From"] = settings.sender
-    mime["To"] = Address(display_name=outbox.render.one_line(message.to_name), addr_spec=message.to_address)
-    mime["Subject"] = outbox.render.one_line(message.subject)
-    mime["Date"] = format_datetime(message.created_at)
-    mime["Message-ID"] = message.message_id
+    """Return the MIME message for a stored message: both parts, and the unsubscribe headers when marketing.
+
+    The same message, byte for byte, as `email.message` builds with `set_content` and
+    `add_alternative`; `mime.alternative` makes it with the headers every message shares parsed once.
+    """
+    headers: list[tuple[str, object]] = [
+        ("From", mime_parts.sender_header(settings.from_name or "", settings.from_address)),
+        ("To", Address(display_name=outbox.render.one_line(message.to_name), addr_spec=message.to_address)),
+        ("Subject", mime_parts.shared("Subject", outbox.render.one_line(message.subject))),
+        ("Date", mime_parts.shared("Date", format_datetime(message.created_at))),
+        ("Message-ID", message.message_id),
+    ]
     if settings.reply_to:
-        mime["Reply-To"] = settings.reply_to
+        headers.append(("Reply-To", mime_parts.shared("Reply-To", settings.reply_to)))
     if message.marketing and message.unsubscribe_url:
-        mime["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
-        mime["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    mime.set_content(message.text_body)
-    mime.add_alternative(message.html_body, subtype="html")
-    return mime
+        headers.append(("List-Unsubscribe", f"<{message.unsubscribe_url}>"))
+        headers.append(("List-Unsubscribe-Post", mime_parts.shared("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
+    return mime_parts.alternative(headers, message.text_body, message.html_body)
 
 
 def connect(settings: EmailSettings) -> smtplib.SMTP:

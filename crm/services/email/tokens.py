@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from crm.services.email import signing
+
 SALT = "crm.email.unsubscribe"
 
 
@@ -15,7 +17,7 @@ class UnsubscribeToken:
 
 
 def _serializer(secret_key: str) -> URLSafeSerializer:
-    return URLSafeSerializer(secret_key, salt=SALT)
+    return signing.serializer(secret_key, SALT)
 
 
 def make(secret_key: str, contact_id: int, message_id: int | None) -> str:

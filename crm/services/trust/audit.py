@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from crm.extensions import db
 from crm.models import AuditEntry, User, utcnow
@@ -54,6 +54,18 @@ def record(
     )
     db.session.add(entry)
     return entry
+
+
+def record_all(entries: list[dict[str, Any]]) -> None:
+    """Insert many entries at once (one executemany), each given as `record`'s arguments
+    (action, entity, entity_id, user_id, after); for the bulk paths that add hundreds at a time."""
+    if not entries:
+        return
+    at = utcnow()
+    db.session.execute(insert(AuditEntry), [
+        {"action": entry["action"], "entity": entry["entity"], "entity_id": entry.get("entity_id"),
+         "user_id": entry.get("user_id"), "before": None, "after": _jsonable(entry.get("after")), "ip": None, "at": at}
+        for entry in entries])
 
 
 @dataclass
