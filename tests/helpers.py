@@ -83,3 +83,13 @@ def dutch(client, role: str = "admin") -> User:
     user.language = "nl"
     db.session.commit()
     return user
+
+
+def summary_lines(run) -> list[str]:
+    """A run's summary as `crm import` prints it (English)."""
+    from flask_babel import force_locale
+
+    from crm.views.import_text import summary_lines as lines
+
+    with force_locale("en"):
+        return lines(run)

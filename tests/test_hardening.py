@@ -23,6 +23,7 @@ from crm.services.orders.importing import parse_timestamp, read_generic_orders
 from crm.services.shared import bounds
 from crm.services.staff import api_tokens, users
 from tests.conftest import PASSWORD, make_user
+from tests.helpers import summary_lines
 from tests.routes import app_routes, make_role_users, seed_records
 
 SECRET = "shpss_test_secret"
@@ -391,7 +392,7 @@ def test_stored_rejections_are_capped_per_run_with_the_count_kept(app, tmp_path)
     stored = db.session.scalar(select(func.count()).select_from(ImportRejection))
     assert stored == importing.MAX_STORED_REJECTIONS
     assert db.session.scalar(select(func.min(ImportRejection.line))) == 1
-    assert any("only the first 1,000" in line for line in importing.summary_lines(run))
+    assert any("only the first 1,000" in line for line in summary_lines(run))
 
 
 # -- property: every JSON body route, every nesting depth; every route id --------------------------

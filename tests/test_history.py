@@ -13,6 +13,7 @@ from crm.services.rules import engine
 from crm.services.rules.defaults import DEFAULT_RETENTION
 from crm.services.rules.retention import wanted_tasks
 from tests.engine_data import buy, tasks_of
+from tests.helpers import summary_lines
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -63,7 +64,7 @@ def test_importing_a_year_of_history_makes_only_current_to_dos_and_says_why_not_
     assert all(NOW - t.due_at <= timedelta(days=19) for t in made), [(t.title, t.due_at) for t in made]
     assert run.counts["tasks_created"] == len(made)
     assert run.counts["tasks_passed"] > 0
-    line = importing.summary_lines(run)[-1]
+    line = summary_lines(run)[-1]
     assert line.startswith(f"{len(made)} to-do") and "had passed before the import" in line
     assert "ask for a testimonial" in line
 
@@ -78,5 +79,5 @@ def test_the_summary_says_one_record_not_one_records(app, tmp_path):
     path = tmp_path / "one.csv"
     path.write_text("order_id,email,placed_at,total\n1,a@example.com,2026-11-29,10.00\n")
     run = importing.run_import("orders", path, "one.csv", now=NOW)
-    lines = importing.summary_lines(run)
+    lines = summary_lines(run)
     assert lines[0] == "1 record read" and "0 rows rejected" in lines

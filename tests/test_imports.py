@@ -24,17 +24,8 @@ from crm.models import (
 from crm.services.orders import recording as order_service
 from crm.services.orders.importing import run as importing
 from crm.services.trust import privacy
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, summary_lines
 
-
-def summary_lines(run):
-    """A run's summary as `crm import` prints it (English)."""
-    from flask_babel import force_locale
-
-    from crm.views.import_text import summary_lines as lines
-
-    with force_locale("en"):
-        return lines(run)
 
 SHOPIFY_ORDERS = FIXTURES / "shopify" / "orders_export.csv"
 SHOPIFY_CUSTOMERS = FIXTURES / "shopify" / "customers_export.csv"

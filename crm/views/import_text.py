@@ -30,7 +30,8 @@ def _n(number: int) -> str:
 
 
 def summary_lines(run: ImportRun) -> list[str]:
-    """importing.summary_lines, in the reader's language (the English is the same)."""
+    """A run's counts as short sentences in the reader's language: the import pages show them, and
+    `crm import` prints them in English (the one wording of a run's summary)."""
     c = {**dict.fromkeys(importing.COUNTS, 0), **(run.counts or {})}
     if run.kind == "shopify-orders":
         lines = [ngettext("%(count)s record read (an order spread over several lines counts once)",
@@ -60,7 +61,7 @@ def summary_lines(run: ImportRun) -> list[str]:
 
 
 def to_do_line(created: int, passed: int, passed_by: dict[str, int]) -> str:
-    """importing.to_do_line in the reader's language: the to-dos made, and those not made because
+    """The to-dos an import made, and those not made because
     their moment had passed (named by their titles, which the rules wrote in English)."""
     made = ngettext("%(count)s to-do made", "%(count)s to-dos made", created, count=_n(created))
     if not passed:
@@ -76,7 +77,7 @@ def to_do_line(created: int, passed: int, passed_by: dict[str, int]) -> str:
 
 
 def currency_warning(run: ImportRun) -> str | None:
-    """importing.currency_warning in the reader's language."""
+    """What to say when a run's orders carry a currency other than the shop's (importing.currency_mismatch)."""
     mismatch = importing.currency_mismatch(run)
     if mismatch is None:
         return None
