@@ -35,6 +35,14 @@ def last(name):
     return db.session.scalar(select(JobRun).where(JobRun.name == name).order_by(JobRun.id.desc()))
 
 
+def last_done(name):
+    """The job's latest run that did the work. When the test runs within a quarter of an hour after
+    the job's real daily slot, the burst also runs that slot, and one of the two is recorded as
+    skipped ("another worker ran this slot")."""
+    return db.session.scalar(
+        select(JobRun).where(JobRun.name == name, JobRun.status == "done").order_by(JobRun.id.desc()))
+
+
 def test_the_refresh_time_is_a_setting_in_the_shop_time_zone(app):
     assert maintenance.load() == {"refresh_time": "03:15", "backups_keep": 7}
     rule = maintenance.nightly_refresh.schedule_rule
@@ -98,9 +106,9 @@ def test_due_scheduled_jobs_run_in_a_burst_and_the_settings_page_shows_their_las
     # The three maintenance jobs ran (other schedules, e.g. the flows' quarter-hourly pass, may run too).
     for name in ("schedule.backup", "schedule.cleanup", "schedule.nightly_refresh"):
         assert f"Executing crm.services.jobs.maintenance.{name}:" in result.stderr, result.stdout + result.stderr
-    refresh = last("schedule.nightly_refresh")
-    assert refresh.status == "done" and refresh.result.startswith("Refreshed 0 contacts")
-    backup = last("schedule.backup")
+    refresh = last_done("schedule.nightly_refresh")
+    assert refresh.result.startswith("Refreshed 0 contacts")
+    backup = last_done("schedule.backup") or last("schedule.backup")
     live = sqlite_file(db.engine.url)
     if live is not None:
         assert backup.status == "done" and backup.result.startswith("Saved crm-")
@@ -108,7 +116,7 @@ def test_due_scheduled_jobs_run_in_a_burst_and_the_settings_page_shows_their_las
         assert len(kept) == 2 and "crm-20260103-024500.sqlite3" in kept
     else:
         assert "PostgreSQL" in backup.result
-    assert last("schedule.cleanup").result.startswith("Removed 1 leftover upload")
+    assert last_done("schedule.cleanup").result.startswith("Removed 1 leftover upload")
     assert not old.exists() and fresh.exists()
 
     # A second burst in the same minute runs nothing again.
