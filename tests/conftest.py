@@ -56,8 +56,14 @@ def _migrated(database_url, tmp_path_factory):
 def _empty_all_tables():
     tables = [t for t in reversed(db.metadata.sorted_tables)]
     if db.engine.dialect.name == "postgresql":
-        names = ", ".join(f'"{t.name}"' for t in tables)
-        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        # DELETE in dependency order and the sequences back to 1: what TRUNCATE … RESTART IDENTITY
+        # does, at about 2 ms instead of 120 (TRUNCATE makes new files for every table), twice a test.
+        connection = db.session.connection()
+        connection.exec_driver_sql("; ".join(f'DELETE FROM "{t.name}"' for t in tables))
+        sequences = connection.exec_driver_sql(
+            "SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = current_schema()").scalars().all()
+        if sequences:
+            connection.exec_driver_sql("SELECT " + ", ".join(f"setval('{name}', 1, false)" for name in sequences))
     else:
         for table in tables:
             db.session.execute(table.delete())

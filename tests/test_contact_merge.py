@@ -191,6 +191,17 @@ def test_the_merge_page_finds_candidates_as_you_type(client, pair):
     assert [a["href"] for a in links] == [f"/contacts/{survivor.id}/merge?other={loser.id}"]  # not itself
 
 
+def test_a_nul_character_in_the_search_finds_nobody_instead_of_failing(client, pair):
+    # PostgreSQL refuses a NUL in a query's text; the search reads the text without it (both databases).
+    survivor, loser = pair
+    sign_in(client, "admin")
+    empty = client.get(f"/contacts/{survivor.id}/merge?q=%00", headers=hx())
+    assert empty.status_code == 200 and not soup(empty).select("#merge-candidates a")
+    found = soup(client.get(f"/contacts/{survivor.id}/merge?q=schm%00idt", headers=hx()))
+    assert [a["href"] for a in found.select("#merge-candidates a")] == [f"/contacts/{survivor.id}/merge?other={loser.id}"]
+    assert client.get("/contacts?q=%00").status_code == 200
+
+
 def test_the_confirmation_page_shows_what_will_move(client, pair):
     survivor, loser = pair
     sign_in(client, "admin")

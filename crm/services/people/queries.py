@@ -227,6 +227,12 @@ def _candidates(words: list[str], phone: str | None):
     return select(other.id).where(*[or_(*_word_options(other, word)) for word, _digits in fragments])
 
 
+def search_text(query: str | None) -> str:
+    """The search box's text as the search reads it: without NUL characters (no stored text holds
+    one, and PostgreSQL refuses them in a query), stripped."""
+    return (query or "").replace("\x00", "").strip()
+
+
 def search_condition(query: str, *, indexed: bool = True):
     """Return the WHERE clause for a search box: every word must match a name, email or company;
     a query that looks like a phone number matches the stored E.164 digits however it was typed.
@@ -234,7 +240,7 @@ def search_condition(query: str, *, indexed: bool = True):
     Fragments of 3 characters or more are looked up in the search index (FTS5 trigrams on SQLite,
     pg_trgm on PostgreSQL); shorter ones are checked on the rows the index found, or, when no
     fragment is that long (or indexed is false: the tests' reference), on every contact."""
-    query = query.strip()
+    query = search_text(query)
     if not query:
         return true()
     # A shop's customer id ("7000012", "gid://shopify/Customer/7") finds its contact exactly.
@@ -608,7 +614,7 @@ def contact_for_page(contact_id: int) -> Contact | None:
 
 def merge_candidates(contact: Contact, query: str, limit: int = 10) -> list[Contact]:
     """Return contacts a search finds that could be merged into this one (not itself)."""
-    if not query.strip():
+    if not search_text(query):
         return []
     return list(db.session.scalars(
         select(Contact).where(search_condition(query), Contact.id != contact.id)
