@@ -5,13 +5,15 @@ import os
 import secrets
 from pathlib import Path
 
+from crm.database import MMAP_BYTES
+
 DEFAULTS = {
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "SQLITE_BUSY_TIMEOUT_MS": 30_000,
     # How much of the SQLite file each connection reads through memory mapping instead of a read
     # call per page (PRAGMA mmap_size; 0 turns it off). Address space, not memory: the pages are
     # the operating system's file cache, shared by every connection and worker.
-    "SQLITE_MMAP_BYTES": 2**31 - 2**16,
+    "SQLITE_MMAP_BYTES": MMAP_BYTES,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_NAME": "crm_session",

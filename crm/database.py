@@ -70,13 +70,15 @@ def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000, mmap_bytes: 
     (about twice as fast at full bench scale)."""
     if engine.dialect.name != "sqlite":
         return
+    on_disk = engine.url.database not in (None, "", ":memory:")  # a file: WAL and the memory map apply
+    mapped = max(0, int(mmap_bytes))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         # Let SQLAlchemy's "begin" event below issue BEGIN, instead of pysqlite.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        if engine.url.database not in (None, "", ":memory:"):
+        if on_disk:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -87,8 +89,8 @@ def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000, mmap_bytes: 
     def _on_begin(connection):
         # A writer that takes the lock up front waits (busy timeout) for another
         # writer instead of failing with "database is locked" when it upgrades.
-        if engine.url.database not in (None, "", ":memory:"):
-            wanted = max(0, int(mmap_bytes)) if memory_map.get() else 0
+        if on_disk:
+            wanted = mapped if memory_map.get() else 0
             info = connection.connection.info
             if info.get("mmap_size") != wanted:  # set once per connection, again only when it changes
                 connection.exec_driver_sql(f"PRAGMA mmap_size={wanted}")
