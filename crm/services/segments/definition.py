@@ -19,6 +19,7 @@ from typing import Any, Union
 from crm.models import HEALTHS, INTERACTION_KINDS, PAID_STATUSES, STAGES, TASK_STATUSES
 from crm.services.insight.rfm_names import SEGMENT_LABELS
 from crm.services.rules.defaults import DEFAULT_RETENTION
+from crm.services.shared.bounds import MAX_ID
 from crm.services.shared.errors import N_, Message, ValidationError
 from crm.services.shared.said import said
 
@@ -287,7 +288,7 @@ def _single(field: Field, value: Any) -> Any:
             raise _Refusal(Message(N_("Use one of: %(choices)s."), choices=", ".join(field.choices)))
         return value
     if kind == "owner":
-        return _whole(value, 1, 2**31 - 1, N_("a user id"))
+        return _whole(value, 1, MAX_ID, N_("a user id"))
     if kind == "bool":
         if not isinstance(value, bool):
             raise _Refusal(N_("Give true or false."))

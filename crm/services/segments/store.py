@@ -19,6 +19,7 @@ from crm.models import Contact, Segment, SegmentSize, utcnow
 from crm.services.people import queries as contact_queries
 from crm.services.segments import compile as compiler
 from crm.services.segments.definition import DefinitionError, Group, parse, to_json
+from crm.services.shared.bounds import MAX_ID
 from crm.services.shared.errors import N_, Message, ValidationError
 from crm.services.shop.clock import shop_today
 from crm.services.trust import audit
@@ -183,7 +184,7 @@ def all_segments() -> list[Segment]:
 
 
 def get(segment_id: int) -> Segment | None:
-    if not 0 < segment_id < 2**31:
+    if not 1 <= segment_id <= MAX_ID:
         return None
     return db.session.get(Segment, segment_id)
 
