@@ -44,6 +44,9 @@ def test_importing_a_year_of_history_makes_only_current_to_dos(logged_in_page, t
     submit(page, "Run the import")
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Import #\d+$"))
     run_worker()  # the import, then the refresh it queued
+    # The page reloads itself when its progress poll sees the run end; reloading before that
+    # would race the poll's own reload (net::ERR_ABORTED). Wait for it, then read the page as it is now.
+    expect(page.locator(".import-summary")).to_be_visible(timeout=15_000)
     page.reload()
     summary = page.locator(".import-summary li")
     expect(summary.first).to_have_text("48 records read")
