@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 PYTEST_ARGS ?=
-# The unit suite runs on both cores (pytest-xdist); XDIST="-n 0" runs it in one process.
-XDIST ?= -n 2
+# The unit suite runs on both cores (pytest-xdist, idle workers take tests from busy ones); XDIST="-n 0" runs it in one process.
+XDIST ?= -n 2 --dist worksteal
 BENCH_ARGS ?=
 
 .PHONY: run test test-e2e test-pg bench install install-test lint clean help translations

@@ -15,6 +15,17 @@ from tests.helpers import PASSWORD, count_queries, make_user, soup, text_of  # n
 
 
 
+def pytest_collection_modifyitems(config, items):
+    """On the PostgreSQL run, a test that touches no database (a reader, a model, a file import into
+    its own SQLite file) would only repeat itself: it runs once, in the SQLite suite, and says so."""
+    if not os.environ.get("TEST_DATABASE_URL"):
+        return
+    repeat = pytest.mark.skip(reason="touches no database (no app fixture): it runs in the SQLite suite")
+    for item in items:
+        if not {"_migrated", "database_url"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(repeat)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     url = os.environ.get("TEST_DATABASE_URL")
