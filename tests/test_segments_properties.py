@@ -275,6 +275,9 @@ def test_a_segments_members_are_the_contacts_its_definition_describes(app, shop,
         found = set(db.session.scalars(store.member_ids(definition, TODAY)))
         assert found == members_by_python(facts, definition), to_json(definition)
         assert store.count(definition, TODAY) == len(found)
+        # Checked contact by contact (a walked page of the contact list): the same members.
+        walked = select(Contact.id).where(store.condition(definition, TODAY, per_contact=True))
+        assert set(db.session.scalars(walked)) == found, to_json(definition)
 
 
 def test_the_generators_reach_every_field_and_operator():
