@@ -117,6 +117,7 @@ def test_every_contacts_route_declares_read_for_reading_and_more_for_changing(ap
             seen[(rule.endpoint, method)] = rule_for(view, method)
     assert seen == {
         ("contacts.index", "GET"): "read",
+        ("contacts.count", "GET"): "read",
         ("contacts.go", "GET"): "read",
         ("contacts.show", "GET"): "read",
         ("contacts.timeline", "GET"): "read",

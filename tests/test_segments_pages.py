@@ -2,7 +2,7 @@
 list and act on its members from the contact list, duplicate, delete; the filters as a segment."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -225,3 +225,78 @@ def test_changing_a_segment_on_its_page(auth, shop):
     assert segment.name == "Paris" and segment.definition["conditions"][0]["value"] == "Paris"
     refused = client.post(f"/segments/{segment.id}", data=_form(**{"name": ""}))
     assert refused.status_code == 422 and "Give a name" in refused.get_data(as_text=True)
+
+
+def _tea_shop() -> int:
+    """Twelve contacts, every fourth without the tea and every third in another stage; return the
+    id of the segment "bought Sencha in the last year and in retention"."""
+    from crm.models import Order, OrderLine
+
+    now = datetime.now(timezone.utc)
+    for n in range(12):
+        person = contacts.create_contact({"first_name": f"P{n % 5}", "last_name": f"Tea{n % 4}"})
+        person.stage = "awareness" if n % 3 == 0 else "retention"
+        person.lead_score, person.total_spent = (n * 7) % 40, Decimal(n % 6)
+        person.last_order_at = None if n % 5 == 0 else now - timedelta(days=n % 7)
+        db.session.flush()
+        product = "Gyokuro" if n % 4 == 0 else "Sencha leaves"
+        db.session.add(Order(contact_id=person.id, source="test", external_id=f"o{n}", number=str(n),
+                             placed_at=now - timedelta(days=3), status="paid",
+                             lines=[OrderLine(sku="S", name=product)]))
+    segment = segments.create({"name": "Tea", "definition": {"match": "all", "conditions": [
+        {"field": "ordered", "op": "has", "value": {"product": "sencha", "within_days": 365}},
+        {"field": "stage", "op": "=", "value": "retention"}]}})
+    db.session.commit()
+    return segment.id
+
+
+def _pages(filters, *, counted: bool) -> list[list[int]]:
+    """Every page of 2 forward from the first, then back again from the last."""
+    from crm.services.people import queries
+
+    forward, cursor = [], None
+    while True:
+        page = queries.page(filters, after=cursor, size=2, counted=counted)
+        forward.append([c.id for c in page.contacts])
+        assert (page.total is None) != counted
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    backward, cursor = [], page.prev_cursor
+    while cursor is not None:
+        page = queries.page(filters, before=cursor, size=2, counted=counted)
+        backward.append([c.id for c in page.contacts])
+        cursor = page.prev_cursor
+    return forward + backward
+
+
+@pytest.mark.parametrize("sort", ["name", "score", "last_order", "spent", "newest"])
+def test_a_segments_list_walked_without_its_count_pages_as_the_counted_list_does(app, monkeypatch, sort):
+    """A segment's list is not counted before its rows: the contacts are walked in the sort order,
+    a window at a time (falling back to finding every member when a window holds too few). Every
+    page, forward and back, is the counted list's, whatever the window."""
+    from crm.services.people import queries
+
+    filters = queries.ContactFilters(segment=_tea_shop(), sort=sort)
+    expected = _pages(filters, counted=True)
+    assert len(expected) == 5 and sum(len(page) for page in expected[:3]) == 6  # 6 members: 3 pages, back over 2
+    for windows in ((1,), (1, 3), (3, 5), (2_000,), ()):
+        monkeypatch.setattr(queries, "WALK_WINDOWS", windows)
+        assert _pages(filters, counted=False) == expected, windows
+
+
+def test_a_segments_list_shows_its_rows_first_and_loads_its_count(auth, shop):
+    segment = segments.create({"name": "Gent", "definition": GENT})
+    db.session.commit()
+    client = auth.as_role("sales")
+    page = soup(client.get(f"/contacts?segment={segment.id}"))
+    assert [text_of(a) for a in page.select("td.name > a")] == ["Anna Test", "Bo Test"]
+    counting = page.select_one(".result-count #result-total")
+    assert counting["hx-trigger"] == "load" and counting["hx-swap"] == "outerHTML"
+    assert "contacts match" not in text_of(page.select_one(".result-count"))
+    loaded = soup(client.get(counting["hx-get"], headers={"HX-Request": "true"}))
+    assert text_of(loaded.select_one("#result-total")) == "2 contacts match"
+    # Without JavaScript, a link lists the segment counted.
+    counted = soup(client.get(counting.select_one("noscript a")["href"]))
+    assert text_of(counted.select_one("#result-total")) == "2 contacts match"
+    assert [text_of(a) for a in counted.select("td.name > a")] == ["Anna Test", "Bo Test"]

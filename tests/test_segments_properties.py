@@ -275,6 +275,29 @@ def test_a_segments_members_are_the_contacts_its_definition_describes(app, shop,
         found = set(db.session.scalars(store.member_ids(definition, TODAY)))
         assert found == members_by_python(facts, definition), to_json(definition)
         assert store.count(definition, TODAY) == len(found)
+        # Checked contact by contact (a walked page of the contact list): the same members.
+        walked = select(Contact.id).where(store.condition(definition, TODAY, per_contact=True))
+        assert set(db.session.scalars(walked)) == found, to_json(definition)
+
+
+bought = st.fixed_dictionaries({"match": st.sampled_from(("all", "any")), "conditions": st.lists(
+    st.builds(lambda op, value: {"field": "ordered", "op": op, "value": value},
+              st.sampled_from(("has", "has_not")), _event_values("ordered")), min_size=1, max_size=2)})
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                HealthCheck.too_slow])
+@given(shop=shops, raw=st.lists(bought, min_size=1, max_size=3))
+def test_a_product_or_sku_checked_contact_by_contact_finds_the_same_members(app, shop, raw):
+    """The contact list walks a segment contact by contact (`per_contact`: a product or sku looked
+    up in each order's lines) where a count gathers the product's orders first: the same members."""
+    facts = _build(shop)
+    for each in raw:
+        definition = parse(each)
+        expected = members_by_python(facts, definition)
+        walked = select(Contact.id).where(store.condition(definition, TODAY, per_contact=True))
+        assert set(db.session.scalars(walked)) == expected, to_json(definition)
+        assert set(db.session.scalars(store.member_ids(definition, TODAY))) == expected, to_json(definition)
 
 
 def test_the_generators_reach_every_field_and_operator():

@@ -109,10 +109,13 @@ def _query(pairs: list[tuple[str, str]]) -> str:
 @bp.route("")
 @access("read")
 def index():
-    """List contacts: live search, filters, sort and keyset pages; htmx gets the results only."""
+    """List contacts: live search, filters, sort and keyset pages; htmx gets the results only.
+    A segment's rows are shown without waiting for its count, which the page then loads (`count`);
+    `count=1` (the link shown without JavaScript) counts it with the rows."""
     filters = ContactFilters.from_args(request.args)
+    counted = filters.segment is None or request.args.get("count") == "1"
     result = contact_queries.page(filters, after=request.args.get("after"), before=request.args.get("before"),
-                                  user_id=current_user.id)
+                                  user_id=current_user.id, counted=counted)
     context = {"page": result, "filters": filters, "list_url": _list_url}
     if htmx.fragment:
         return render_template("contacts/_results.html", **context)
@@ -126,6 +129,16 @@ def index():
     segment = segments.get(filters.segment) if filters.segment else None
     return render_template("contacts/index.html", tag_names=tag_names, owners=owners, choices=choices,
                            segment=segment, **context)
+
+
+@bp.route("/count")
+@access("read")
+def count():
+    """How many contacts the filters match (the count a segment's list loads after its rows)."""
+    filters = ContactFilters.from_args(request.args)
+    total = contact_queries.count(filters, user_id=current_user.id)
+    return render_template("contacts/_count.html", filters=filters, list_url=_list_url, total=total,
+                           capped=total > contact_queries.COUNT_CAP)
 
 
 @bp.route("/go")

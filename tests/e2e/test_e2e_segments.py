@@ -59,3 +59,5 @@ def test_building_and_saving_a_segment_with_a_live_count(page, seeded):
     expect(page).to_have_url(re.compile(r"/contacts\?segment=\d+$"))
     expect(page.locator("#contact-results tbody tr")).to_have_count(1)
     expect(page.locator("#contact-results")).to_contain_text(seeded.customer.name)
+    # The rows come without the count; htmx loads it in place right after.
+    expect(page.locator("#contact-results .result-count #result-total")).to_have_text("1 contact matches")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -49,8 +50,10 @@ def normalise_phone(value: str | None, region: str | None = None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=4096)
 def display_phone(e164: str | None) -> str:
-    """'+49 30 1234567' for '+49301234567': the stored E.164 number as people write it."""
+    """'+49 30 1234567' for '+49301234567': the stored E.164 number as people write it (kept for
+    the numbers seen last: parsing one costs more than the rest of its row in the contact list)."""
     if not e164:
         return ""
     try:

@@ -13,14 +13,20 @@ from crm.services.segments.definition import FIELDS, PAID, SET_OPS, Condition, E
 from crm.services.shop.clock import start_of_shop_day
 
 
-def where(group: Group, today: date):
+def where(group: Group, today: date, *, per_contact: bool = False):
     """Return the WHERE clause of a definition: erased contacts never belong to a segment.
-    `today` is the shop's calendar date, for conditions counted in days."""
-    return and_(Contact.erased_at.is_(None), _group(group, today))
+    `today` is the shop's calendar date, for conditions counted in days.
+
+    `per_contact` is for checking a few given contacts (a page of the contact list walked in its
+    sort order): a product or sku is then looked up in each of the contact's orders' lines,
+    instead of first gathering every order that holds the product (which pays off only when
+    thousands of contacts are checked). The members are the same either way."""
+    return and_(Contact.erased_at.is_(None), _group(group, today, per_contact))
 
 
-def _group(group: Group, today: date):
-    parts = [_group(item, today) if isinstance(item, Group) else _condition(item, today) for item in group.conditions]
+def _group(group: Group, today: date, per_contact: bool):
+    parts = [_group(item, today, per_contact) if isinstance(item, Group) else _condition(item, today, per_contact)
+             for item in group.conditions]
     if group.match == "any":
         return or_(false(), *parts)
     return and_(true(), *parts)
@@ -36,10 +42,10 @@ def email_status_expression():
     )
 
 
-def _condition(item: Condition, today: date):
+def _condition(item: Condition, today: date, per_contact: bool):
     field = FIELDS[item.field]
     if field.kind == "event":
-        found = _event(item.field, item.value, today)
+        found = _event(item.field, item.value, today, per_contact)
         return found if item.op == "has" else ~found
     if field.kind == "tag":
         return _tag(item)
@@ -148,17 +154,32 @@ def _orders_with_product(product: str | None, sku: str | None):
     return select(OrderLine.order_id).where(*lines)
 
 
-def _event(name: str, options: EventOptions, today: date):
+def _lines_with_product(product: str | None, sku: str | None):
+    """Return "this order holds a line with the product (its name contains `product`) and/or the
+    sku", correlated to the order: a seek per order on `ix_order_lines_order_sku_name`, which
+    holds the name and sku (the same lines as `_orders_with_product`, order by order)."""
+    line = [OrderLine.order_id == Order.id]
+    if sku is not None:
+        line.append(OrderLine.sku == sku)
+    if product is not None:
+        line.append(contains_text(OrderLine.name, product))
+    return exists(select(OrderLine.id).where(*line))
+
+
+def _event(name: str, options: EventOptions, today: date, per_contact: bool = False):
     """Return "the contact has the event (at least min_count times)" as a subquery correlated to the
     contact, read through the (contact_id, time) indexes: a segment that narrows contacts by their
     fields looks only at those contacts' orders, not at every order in the shop. A product or sku
     is checked product first: the orders holding it are found once (`_orders_with_product`) and
-    the contact's orders are looked up in that set, never line by line."""
+    the contact's orders are looked up in that set, never line by line (`per_contact`: the
+    contact's orders' lines are read, for a few contacts)."""
     start, end = _event_window(options, today)
     if name == "ordered":
         table = Order
         where = [Order.contact_id == Contact.id, Order.status.in_(PAID), _within(Order.placed_at, start, end)]
-        if options.sku is not None or options.product is not None:
+        if per_contact and (options.sku is not None or options.product is not None):
+            where.append(_lines_with_product(options.product, options.sku))
+        elif options.sku is not None or options.product is not None:
             where.append(Order.id.in_(_orders_with_product(options.product, options.sku)))
     elif name == "interaction":
         table = Interaction
