@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from crm.extensions import db
 from crm.models import ApiToken, AuditEntry, Contact, Interaction, Order, Task, utcnow
@@ -250,6 +250,30 @@ def test_post_an_order_then_the_same_order_again(api):
     changed = api.post("/orders", {**ORDER, "status": "refunded"})
     assert changed.status_code == 200 and changed.json["result"] == "updated"
     assert count(Order) == 1 and db.session.get(Contact, anna.id).order_count == 0
+
+
+def test_before_any_full_run_only_the_first_order_reads_every_customers_orders(api, count_queries):
+    """The rules' shop context (medians, RFM edges) is kept by the first write that needs it, as
+    `crm refresh` keeps it: a shop loaded or imported before its first refresh spent seconds a
+    write at a million orders reading every customer's paid orders again (issue 15)."""
+    from crm.models import Setting
+    from crm.services.rules import engine
+
+    anna = a_contact()
+    db.session.execute(delete(Setting))  # as a shop loaded straight into the database
+    db.session.commit()
+
+    def whole_shop(statement):  # every customer's paid orders, not the written contact's
+        return "GROUP BY orders.contact_id" in statement and "orders.contact_id IN" not in statement
+
+    with count_queries() as first:
+        assert api.post("/orders", ORDER).status_code == 201
+    assert any(whole_shop(statement) for statement in first)
+    assert db.session.get(Setting, engine.SHOP_CONTEXT_KEY).value["median_spend"] == "30.00"
+    with count_queries() as second:
+        assert api.post("/orders", {**ORDER, "order_id": "A-2"}).status_code == 201
+    assert not any(whole_shop(statement) for statement in second), second
+    assert db.session.get(Contact, anna.id).order_count == 2
 
 
 def test_an_order_for_a_new_customer_makes_the_contact(api):

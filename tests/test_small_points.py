@@ -11,6 +11,18 @@ from tests.conftest import PASSWORD, soup, text_of
 from tests.test_api import Api, token_for
 
 
+def test_a_phone_is_formatted_once_per_process_for_every_page_that_shows_it(monkeypatch):
+    """The contact list shows 50 phones a page, page after page: each number is parsed once."""
+    import phonenumbers
+
+    parsed = []
+    original = phonenumbers.parse
+    monkeypatch.setattr(phonenumbers, "parse", lambda *args: parsed.append(args) or original(*args))
+    number = "+31201234567"
+    assert [display_phone(number) for _ in range(3)] == ["+31 20 123 4567"] * 3
+    assert len(parsed) <= 1  # none when an earlier test already showed it
+
+
 def test_phones_show_as_people_write_them(client, auth):
     assert display_phone("+493012345678") == "+49 30 12345678"
     assert display_phone(None) == "" and display_phone("nonsense") == "nonsense"

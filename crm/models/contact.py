@@ -42,6 +42,11 @@ class Contact(db.Model):
         # The contact list's stage and score filters, and a segment's count over them: with
         # erased_at in the index, "live contacts in this stage with this score" never reads the table.
         sa.Index("ix_contacts_stage_score_erased", "stage", "lead_score", "erased_at"),
+        # The contact list filtered by stage in its default order (by name): the first page read
+        # in order, not every contact of the stage sorted (migration 0017_page_indexes).
+        sa.Index("ix_contacts_stage_name", "stage", "last_name", "first_name", "id"),
+        # The dashboard's customers count (first paid order by the as-of) from the index alone.
+        sa.Index("ix_contacts_first_order_count", "first_order_at", "order_count"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

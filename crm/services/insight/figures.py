@@ -354,14 +354,17 @@ class DataRange:
 
 
 def data_range(as_of: datetime, zone: ZoneInfo | str | None = None) -> DataRange:
-    """Return the first and last month with a paid order placed by `as_of`. One query (index seeks)."""
+    """Return the first and last month with a paid order placed by `as_of`. One query: two index
+    seeks per paid status on orders (status, placed_at). A min() and a max() over the three
+    statuses at once read every paid order's index entry on SQLite (0.3 s for a million)."""
     zone = _zone(zone)
-    first, last = db.session.execute(
-        select(func.min(Order.placed_at), func.max(Order.placed_at))
-        .where(Order.status.in_(PAID_STATUSES), Order.placed_at <= as_of)
-    ).one()
-    if first is None:
+    ends = [select(aggregate(Order.placed_at)).where(Order.status == status, Order.placed_at <= as_of)
+            .scalar_subquery() for status in PAID_STATUSES for aggregate in (func.min, func.max)]
+    found = db.session.execute(select(*ends)).one()
+    firsts = [moment for moment in found[0::2] if moment is not None]
+    if not firsts:
         return DataRange(None, None)
+    first, last = min(firsts), max(moment for moment in found[1::2] if moment is not None)
     return DataRange(_month_number(first, zone), _month_number(last, zone))
 
 
@@ -645,10 +648,13 @@ class ScoreHistogram:
 
 
 def lead_score_histogram() -> ScoreHistogram:
-    """Return how many contacts have a lead score in each 10-point bin (90–100 is the last). One query."""
-    clamped = case((Contact.lead_score < 0, 0), (Contact.lead_score > 100, 100), else_=Contact.lead_score)
-    bin_number = case((clamped >= 90, 9), else_=clamped // SCORE_BIN)
-    found = dict(db.session.execute(select(bin_number, func.count()).group_by(bin_number)).all())
+    """Return how many contacts have a lead score in each 10-point bin (90–100 is the last). One
+    query, counting per score in the order of the index on lead_score (a hundred-odd rows), binned
+    here: grouped by an expression of the score, the database sorted every contact first."""
+    found: dict[int, int] = {}
+    for score, count in db.session.execute(select(Contact.lead_score, func.count()).group_by(Contact.lead_score)):
+        number = min(max(score, 0), 100) // SCORE_BIN if score < 90 else 9
+        found[number] = found.get(number, 0) + count
     return ScoreHistogram(bins=[
         ScoreBin(low=n * SCORE_BIN, high=100 if n == 9 else n * SCORE_BIN + SCORE_BIN - 1, contacts=found.get(n, 0))
         for n in range(10)
