@@ -1,6 +1,7 @@
 """Engine set-up: SQLite pragmas, write transactions that take the lock up front, planner statistics."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -36,6 +37,27 @@ def read_only():
         yield
     finally:
         write_intent.reset(token)
+
+
+def plain_rows(session, statement, size: int) -> Iterator[Sequence[tuple]]:
+    """Yield the statement's rows in lists of about `size` plain tuples, streamed.
+
+    On SQLite the driver's own cursor is read: sqlite3 steps through the result as it is
+    fetched (nothing to buffer), and making a SQLAlchemy Row of each of a million tuples cost
+    more than the query; the values are then the driver's own (text for a timestamp, a float
+    or an integer for an amount). Elsewhere the rows stream through SQLAlchemy (a server-side
+    cursor), its types applied.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        result = connection.execute(statement)
+        try:
+            while rows := result.cursor.fetchmany(size):
+                yield rows
+        finally:
+            result.close()
+        return
+    yield from connection.execute(statement.execution_options(yield_per=size)).partitions()
 
 
 def refresh_statistics(session) -> None:

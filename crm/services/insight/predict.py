@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Date, Float, Integer, bindparam, cast, exists, func, or_, select, update
 
+from crm.database import plain_rows
 from crm.extensions import db
 from crm.models import PAID_STATUSES, Contact, Order, Setting, utcnow
 from crm.services.insight.bgnbd import (
@@ -217,25 +218,6 @@ def _day_number(column):
     return cast(func.julianday(func.date(column)) - _UNIX_EPOCH_JULIAN_DAY, Integer)
 
 
-def _plain_rows(statement, size: int):
-    """Yield the statement's rows in lists of about `size` plain tuples, streamed.
-
-    On SQLite the driver's own cursor is read: sqlite3 steps through the result as it is
-    fetched (nothing to buffer), and making a SQLAlchemy Row of each of a million tuples cost
-    more than the query. Elsewhere the rows stream through SQLAlchemy (a server-side cursor).
-    """
-    connection = db.session.connection()
-    if connection.dialect.name == "sqlite":
-        result = connection.execute(statement)
-        try:
-            while rows := result.cursor.fetchmany(size):
-                yield rows
-        finally:
-            result.close()
-        return
-    yield from connection.execute(statement.execution_options(yield_per=size)).partitions()
-
-
 @dataclass
 class _Purchases:
     """Paid orders sorted by contact, then day, then id: a contact's orders lie together, by day."""
@@ -259,7 +241,7 @@ def read_purchases(as_of: datetime) -> _Purchases:
         .where(Order.status.in_(PAID_STATUSES), Order.placed_at <= as_of)
     )
     chunks = [np.fromiter(chain.from_iterable(rows), dtype=float, count=4 * len(rows)).reshape(-1, 4)
-              for rows in _plain_rows(statement, READ_CHUNK)]
+              for rows in plain_rows(db.session, statement, READ_CHUNK)]
     table = np.concatenate(chunks) if chunks else np.zeros((0, 4))
     del chunks
     table = table[np.lexsort((table[:, 1], table[:, 2], table[:, 0]))]
