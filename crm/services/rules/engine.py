@@ -139,14 +139,19 @@ def _quintile_edges(values: Sequence) -> tuple:
     return tuple(statistics.quantiles(sorted(values), n=5, method="inclusive"))
 
 
-def compute_shop_context(now: datetime) -> ShopContext:
-    """Return the shop-wide medians and RFM quintile edges, from one grouped query over paid orders."""
-    rows = db.session.execute(
-        select(
-            func.count(Order.id), func.min(Order.placed_at), func.max(Order.placed_at),
-            func.sum(Order.total - Order.refunded), func.count(distinct(_utc_day(Order.placed_at))),
-        ).where(Order.status.in_(PAID_STATUSES)).group_by(Order.contact_id)
-    ).all()
+def compute_shop_context(now: datetime, figures: dict[int, tuple] | None = None) -> ShopContext:
+    """Return the shop-wide medians and RFM quintile edges, from one grouped query over paid orders
+    (or from every contact's order `figures`, `_everyones_order_figures`, when given)."""
+    if figures is not None:
+        rows = [(count, first, last, spent, days) for count, first, last, spent, days, _undone in figures.values()
+                if count]
+    else:
+        rows = db.session.execute(
+            select(
+                func.count(Order.id), func.min(Order.placed_at), func.max(Order.placed_at),
+                func.sum(Order.total - Order.refunded), func.count(distinct(_utc_day(Order.placed_at))),
+            ).where(Order.status.in_(PAID_STATUSES)).group_by(Order.contact_id)
+        ).all()
     if not rows:
         return ShopContext()
     gaps = [
@@ -186,17 +191,17 @@ def _context_from_json(value: dict[str, Any], now: datetime) -> ShopContext:
     )
 
 
-def shop_context(now: datetime, *, fresh: bool) -> ShopContext:
+def shop_context(now: datetime, *, fresh: bool, figures: dict[int, tuple] | None = None) -> ShopContext:
     """Return the shop context: computed and kept when `fresh` (a run for everyone), else the
     one the last full run kept (computed on the spot when there is none yet), in the shop's
     currency (the pure rules write amounts in it).
 
     A write on one contact thus costs no scan of every order; `crm refresh` keeps it current.
     """
-    return replace(_figures_context(now, fresh=fresh), currency=shop.current().currency)
+    return replace(_figures_context(now, fresh=fresh, figures=figures), currency=shop.current().currency)
 
 
-def _figures_context(now: datetime, *, fresh: bool) -> ShopContext:
+def _figures_context(now: datetime, *, fresh: bool, figures: dict[int, tuple] | None) -> ShopContext:
     if not fresh:
         row = db.session.get(Setting, SHOP_CONTEXT_KEY)
         if row is not None:
@@ -204,11 +209,11 @@ def _figures_context(now: datetime, *, fresh: bool) -> ShopContext:
         # None kept yet (a shop loaded or imported before its first full run): compute it once
         # and keep it, as a full run would, so the next write does not read every paid order again
         # (2 s a write at a million orders). A context another worker kept meanwhile stays.
-        context = compute_shop_context(now)
+        context = compute_shop_context(now, figures)
         db.session.execute(_insert_ignoring_duplicates(Setting, ["key"]),
                            [{"key": SHOP_CONTEXT_KEY, "value": _context_as_json(context, now), "updated_at": utcnow()}])
         return context
-    context = compute_shop_context(now)
+    context = compute_shop_context(now, figures)
     value = _context_as_json(context, now)
     row = db.session.get(Setting, SHOP_CONTEXT_KEY)
     if row is None:
@@ -237,7 +242,8 @@ def _built(name: str, build: Callable[[], Any]):
 _IDS = bindparam("ids", expanding=True)
 _CONTACT_COLUMNS = ("id", "email", "phone", "consent", "company", "do_not_contact", "birthday", "stay_in_touch_days",
                     "stage", "stage_pinned", "stage_since", "lead_score", "p_alive", "owner_id", "stage_reason",
-                    "health", "score_breakdown", "updated_at", "erased_at", "stage_reason_said")
+                    "health", "score_breakdown", "updated_at", "erased_at", "stage_reason_said",
+                    "order_count", "first_order_at", "last_order_at", "total_spent")
 
 
 def _contacts_by_id():
@@ -265,7 +271,7 @@ def _contact_batches(contact_ids: Iterable[int] | None) -> Iterator[list[tuple]]
                 yield rows
 
 
-def _order_figures_statement():
+def _everyones_order_figures_statement():
     o = Order.__table__.c
     paid = o.status.in_(PAID_STATUSES)
     return select(
@@ -276,7 +282,11 @@ def _order_figures_statement():
         func.sum(case((paid, o.total - o.refunded), else_=0)),
         func.count(distinct(case((paid, _utc_day(o.placed_at))))),
         func.count(case((o.status.in_(UNDONE_STATUSES), o.id))),
-    ).where(o.contact_id.in_(_IDS)).group_by(o.contact_id)
+    ).group_by(o.contact_id)
+
+
+def _order_figures_statement():
+    return _everyones_order_figures_statement().where(Order.__table__.c.contact_id.in_(_IDS))
 
 
 def _order_figures(ids: list[int]) -> dict[int, tuple]:
@@ -284,14 +294,53 @@ def _order_figures(ids: list[int]) -> dict[int, tuple]:
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
-def _second_orders(ids: list[int]) -> dict[int, datetime]:
-    """Return {contact id: when their second paid order was placed} for contacts with two or more."""
-    if not ids:
-        return {}
+def _everyones_order_figures() -> dict[int, tuple]:
+    """{contact id: (paid orders, first, last, spent, days with a paid order, refunded or cancelled)}
+    of every contact with an order, in one grouped read (a run for everyone takes the shop-wide
+    figures from it too)."""
+    rows = db.session.execute(_built("everyones_order_figures", _everyones_order_figures_statement))
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def _second_orders_statement(ids: list[int] | None):
     position = func.row_number().over(partition_by=Order.contact_id, order_by=(Order.placed_at, Order.id))
-    ranked = (select(Order.contact_id, Order.placed_at, position.label("n"))
-              .where(Order.contact_id.in_(ids), Order.status.in_(PAID_STATUSES)).subquery())
-    return dict(db.session.execute(select(ranked.c.contact_id, ranked.c.placed_at).where(ranked.c.n == 2)).all())
+    ranked = select(Order.contact_id, Order.placed_at, position.label("n")).where(Order.status.in_(PAID_STATUSES))
+    if ids is not None:
+        ranked = ranked.where(Order.contact_id.in_(ids))
+    ranked = ranked.subquery()
+    return select(ranked.c.contact_id, ranked.c.placed_at).where(ranked.c.n == 2)
+
+
+def _second_orders(ids: list[int] | None) -> dict[int, datetime]:
+    """Return {contact id: when their second paid order was placed} for contacts with two or more
+    (of these contacts, or everyone's)."""
+    if ids is not None and not ids:
+        return {}
+    return dict(db.session.execute(_second_orders_statement(ids)).all())
+
+
+@dataclass
+class _Everyone:
+    """Order figures read once for a run for everyone, instead of per batch."""
+
+    orders: dict[int, tuple]
+    second: dict[int, datetime]
+
+    @classmethod
+    def read(cls, orders: dict[int, tuple] | None = None) -> _Everyone:
+        return cls(orders if orders is not None else _everyones_order_figures(), _second_orders(None))
+
+    def holds(self, rows: Sequence) -> bool:
+        """Whether the figures read at the start still hold for these contacts: their stored order
+        figures (kept by every order write, in its transaction) say the same. A batch with an
+        order written since the run began reads its figures again."""
+        for row in rows:
+            count, first, last, spent, *_rest = self.orders.get(row.id, (0, None, None, 0))
+            if (row.order_count != count or row.first_order_at != (first if count else None)
+                    or row.last_order_at != (last if count else None)
+                    or row.total_spent != (_money(spent) if count else Decimal("0.00"))):
+                return False
+        return True
 
 
 def _recent_interactions_statement():
@@ -372,13 +421,18 @@ def _interaction_window(rules: RuleSettings) -> int:
 
 
 def _batches(contact_ids: Iterable[int] | None, now: datetime, rules: RuleSettings,
-             shop: ShopContext) -> Iterator[Batch]:
+             shop: ShopContext, everyone: _Everyone | None = None) -> Iterator[Batch]:
     since = now - timedelta(days=_interaction_window(rules))
     threshold = rules.scoring["hot_threshold"]
+    if contact_ids is None and everyone is None:
+        everyone = _Everyone.read()
     for rows in _contact_batches(contact_ids):
         ids = [row.id for row in rows]
-        orders = _order_figures(ids)
-        second = _second_orders([row.id for row in rows if orders.get(row.id, (0,))[0] >= 2])
+        if everyone is not None and everyone.holds(rows):
+            orders, second = everyone.orders, everyone.second
+        else:
+            orders = _order_figures(ids)
+            second = _second_orders([row.id for row in rows if orders.get(row.id, (0,))[0] >= 2])
         recent = _recent_interactions(ids, since)
         summaries = _interaction_summaries(ids, rules.journey["advocacy_kinds"])
         tasks = _rule_tasks(ids)
@@ -526,7 +580,7 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         state["score_breakdown"] = breakdown
         changed = True
     if changed:
-        writes.contacts.append({"id": cid, **state})
+        writes.contacts.append({"contact_id": cid, **state})
 
     threshold = rules.scoring["hot_threshold"]
     if result.score < threshold:
@@ -535,7 +589,7 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         hot_since = facts.hot_since
     else:
         hot_since = now
-    now_facts = replace(facts, lead_score=result.score, hot_since=hot_since)
+    now_facts = facts.scored(result.score, hot_since)
 
     passed: list = []
     for spec in wanted_tasks(now_facts, rules.retention, now, health_settings=rules.health, passed=passed):
@@ -583,23 +637,29 @@ def _expire(model, ids: set[int], attributes: Sequence[str] | None = None) -> No
             db.session.expire(obj, attributes)
 
 
+def _update_contacts_statement():
+    # The SET clause is the rows' other keys (DERIVED).
+    return update(Contact.__table__).where(Contact.__table__.c.id == bindparam("contact_id"))
+
+
 def _write(writes: _Writes, summary: RefreshSummary) -> None:
+    # Core statements, executemany: every row has the same keys, and no ORM bookkeeping per row
+    # (the objects loaded in this session are expired below).
     if writes.contacts:
-        db.session.execute(update(Contact), writes.contacts)
-    # render_nulls: rows with and without a NULL go in one executemany, not one per shape.
+        db.session.execute(_built("update_contacts", _update_contacts_statement), writes.contacts)
     if writes.stage_changes:
-        db.session.execute(insert(StageChange).execution_options(render_nulls=True), writes.stage_changes)
+        db.session.execute(insert(StageChange.__table__), writes.stage_changes)
         # The dashboard's journey summaries, after the contacts' rows were written (and locked).
         summaries.update_journeys({row["contact_id"] for row in writes.stage_changes})
     if writes.scores:
-        db.session.execute(insert(ScoreHistory).execution_options(render_nulls=True), writes.scores)
+        db.session.execute(insert(ScoreHistory.__table__), writes.scores)
     if writes.new_tasks:
         _insert_tasks(writes.new_tasks)
         summary.tasks_created += len(writes.new_tasks)
     if writes.closed_tasks:
         db.session.execute(update(Task), writes.closed_tasks)
         summary.tasks_closed += len(writes.closed_tasks)
-    _expire(Contact, {row["id"] for row in writes.contacts}, [c for c in DERIVED if c != "updated_at"])
+    _expire(Contact, {row["contact_id"] for row in writes.contacts}, [c for c in DERIVED if c != "updated_at"])
     _expire(Task, {row["id"] for row in writes.closed_tasks})
 
 
@@ -609,10 +669,12 @@ def apply(contact_ids: Iterable[int] | None, now: datetime | None = None,
     write what changed, and return a summary. `progress(n)` is called after each batch of n."""
     now = require_aware(now or utcnow(), "now")
     rules = rule_settings.load_all()
-    shop = shop_context(now, fresh=contact_ids is None)
+    # A run for everyone reads every contact's order figures once, and the shop-wide ones from them.
+    everyone = _Everyone.read() if contact_ids is None else None
+    shop = shop_context(now, fresh=contact_ids is None, figures=everyone.orders if everyone else None)
     assigner = Assigner()
     summary = RefreshSummary()
-    for batch in _batches(contact_ids, now, rules, shop):
+    for batch in _batches(contact_ids, now, rules, shop, everyone):
         writes = _Writes()
         for facts in batch.facts:
             _decide(facts, batch.stored[facts.contact_id], rules, now, assigner, writes, summary)

@@ -153,6 +153,15 @@ class ContactFacts:
             **other,
         )
 
+    def scored(self, lead_score: int, hot_since: datetime | None) -> ContactFacts:
+        """These facts with a new lead score and hot-since, made without checking the rest again
+        (the engine does this for every contact; `dataclasses.replace` would check everything)."""
+        if hot_since is not None:
+            require_aware(hot_since, "hot_since")
+        copy = object.__new__(ContactFacts)
+        copy.__dict__.update(self.__dict__, lead_score=lead_score, hot_since=hot_since)
+        return copy
+
     @property
     def is_customer(self) -> bool:
         return self.order_count > 0

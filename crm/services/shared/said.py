@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -41,7 +42,12 @@ class Day:
     value: date
 
     def __str__(self) -> str:
-        return f"{self.value.day} {MONTHS[self.value.month - 1]} {self.value.year}"
+        return _day_text(self.value)
+
+
+@lru_cache(maxsize=4096)
+def _day_text(value: date) -> str:
+    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
 @dataclass(frozen=True)
@@ -89,11 +95,15 @@ class Said(str):
 
     def __new__(cls, key: str | tuple[str, str], values: Mapping[str, Any] | None = None,
                 count: int | None = None) -> Said:
-        values = dict(values or {})
-        template = key if count is None else (key[0] if abs(count) == 1 else key[1])
-        if count is not None:
+        values = dict(values) if values else {}
+        if count is None:
+            template = key
+        else:
+            template = key[0] if abs(count) == 1 else key[1]
             values.setdefault("num", count)
-        text = template % {name: str(value) for name, value in values.items()} if values else template
+        # A text value (a nested Said too) goes in as it is: str() of it would copy it.
+        text = template % {name: value if isinstance(value, str) else str(value)
+                           for name, value in values.items()} if values else template
         said = super().__new__(cls, text)
         said.key, said.values, said.count = key, values, count
         return said
@@ -135,7 +145,12 @@ def to_json(text: str | None) -> dict[str, Any] | None:
 
 def _value_json(value: Any) -> Any:
     if isinstance(value, Said):
-        return {"said": value.to_json()}
+        # A sentence inside another is often one made once and shared ("12 days ago"): its JSON
+        # too (nothing changes a Said, nor the JSON stored of it).
+        inner = value.__dict__.get("_json")
+        if inner is None:
+            inner = value.__dict__["_json"] = value.to_json()
+        return {"said": inner}
     if isinstance(value, Day):
         return {"day": value.value.isoformat()}
     if isinstance(value, Money):

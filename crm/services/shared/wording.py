@@ -7,6 +7,7 @@ month names are fixed English words, not the process locale.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 from crm.services.shared.said import (  # noqa: F401
     CURRENCY_SIGNS,
@@ -23,6 +24,8 @@ from crm.services.shared.said import (  # noqa: F401
 
 def require_aware(value: datetime, name: str = "datetime") -> datetime:
     """Return ``value`` in UTC; refuse a naive datetime, which would be ambiguous."""
+    if value.tzinfo is UTC:  # as read from the database: already in UTC
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be an aware (UTC) datetime, got naive {value!r}")
     return value.astimezone(UTC)
@@ -47,7 +50,13 @@ def format_date(value: datetime | date) -> str:
 
 def format_days(days: float) -> Said:
     """'1 day', '12 days' (rounded to whole days)."""
-    n = int(round(days))
+    return _whole_days(int(round(days)))
+
+
+# The rules name a few hundred day counts a hundred thousand times a refresh: each sentence is
+# made once (a Said is never changed once made).
+@lru_cache(maxsize=4096)
+def _whole_days(n: int) -> Said:
     return said_plural(Np_(n, "%(num)s day", "%(num)s days"), n)
 
 
@@ -62,6 +71,7 @@ INTERACTION_WORDS = {
 }
 
 
+@lru_cache(maxsize=4096)
 def ago(days: int) -> Said:
     """'today', '1 day ago', '12 days ago'; a future date reads 'in 3 days'."""
     if days == 0:
