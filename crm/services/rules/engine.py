@@ -525,7 +525,7 @@ class Assigner:
 class _Writes:
     contacts: list[dict] = field(default_factory=list)
     stage_changes: list[dict] = field(default_factory=list)
-    scores: list[dict] = field(default_factory=list)
+    scores: list[int] = field(default_factory=list)  # contacts whose score changed (written on the contact)
     new_tasks: list[dict] = field(default_factory=list)
     closed_tasks: list[dict] = field(default_factory=list)
 
@@ -572,8 +572,7 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
     breakdown = [{**line, "why": str(line["why"]), "said": said_json(line["why"])} for line in result.breakdown]
     if result.score != facts.lead_score:
         state["lead_score"] = result.score
-        writes.scores.append({"contact_id": cid, "score": result.score, "breakdown": breakdown,
-                              "computed_at": now})
+        writes.scores.append(cid)
         summary.scores_changed += 1
         changed = True
     if breakdown != stored.score_breakdown:
@@ -642,7 +641,17 @@ def _update_contacts_statement():
     return update(Contact.__table__).where(Contact.__table__.c.id == bindparam("contact_id"))
 
 
-def _write(writes: _Writes, summary: RefreshSummary) -> None:
+def _score_history_statement():
+    """The score history rows of contacts whose score changed, copied from the contacts' rows just
+    written (the breakdown's JSON is made once, for the contact)."""
+    c, h = Contact.__table__.c, ScoreHistory.__table__
+    return insert(h).from_select(
+        ["contact_id", "score", "breakdown", "computed_at"],
+        select(c.id, c.lead_score, c.score_breakdown, bindparam("computed_at", type_=h.c.computed_at.type))
+        .where(c.id.in_(_IDS)).order_by(c.id))
+
+
+def _write(writes: _Writes, summary: RefreshSummary, now: datetime) -> None:
     # Core statements, executemany: every row has the same keys, and no ORM bookkeeping per row
     # (the objects loaded in this session are expired below).
     if writes.contacts:
@@ -652,7 +661,8 @@ def _write(writes: _Writes, summary: RefreshSummary) -> None:
         # The dashboard's journey summaries, after the contacts' rows were written (and locked).
         summaries.update_journeys({row["contact_id"] for row in writes.stage_changes})
     if writes.scores:
-        db.session.execute(insert(ScoreHistory.__table__), writes.scores)
+        db.session.execute(_built("score_history", _score_history_statement),
+                           {"ids": writes.scores, "computed_at": now})
     if writes.new_tasks:
         _insert_tasks(writes.new_tasks)
         summary.tasks_created += len(writes.new_tasks)
@@ -678,7 +688,7 @@ def apply(contact_ids: Iterable[int] | None, now: datetime | None = None,
         writes = _Writes()
         for facts in batch.facts:
             _decide(facts, batch.stored[facts.contact_id], rules, now, assigner, writes, summary)
-        _write(writes, summary)
+        _write(writes, summary, now)
         summary.contacts += len(batch.facts)
         if progress is not None:
             progress(len(batch.facts))

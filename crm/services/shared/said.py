@@ -124,12 +124,24 @@ class Said(str):
 
 def said(key: str, **values: Any) -> Said:
     """A sentence from a msgid marked with N_ and its values."""
-    return Said(key, values)
+    return Said(key, values) if values else _fixed(key)
 
 
 def said_plural(pair: tuple[str, str], count: int, **values: Any) -> Said:
     """A sentence that depends on a count ('1 paid order', '3 paid orders'); %(num)d is the count."""
-    return Said(pair, values, count)
+    return Said(pair, values, count) if values else _counted(pair, count)
+
+
+# Sentences without values, and counts alone ("3 paid orders"), are made once: the rules say them
+# for nearly every contact of a refresh, and a Said is never changed once made.
+@lru_cache(maxsize=1024)
+def _fixed(key: str) -> Said:
+    return Said(key)
+
+
+@lru_cache(maxsize=4096)
+def _counted(pair: tuple[str, str], count: int) -> Said:
+    return Said(pair, None, count)
 
 
 def sentences(*parts: str) -> Said:
