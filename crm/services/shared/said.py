@@ -101,9 +101,8 @@ class Said(str):
         else:
             template = key[0] if abs(count) == 1 else key[1]
             values.setdefault("num", count)
-        # A text value (a nested Said too) goes in as it is: str() of it would copy it.
-        text = template % {name: value if isinstance(value, str) else str(value)
-                           for name, value in values.items()} if values else template
+        # Every placeholder is %(name)s: formatting takes str() of each value itself.
+        text = template % values if values else template
         said = super().__new__(cls, text)
         said.key, said.values, said.count = key, values, count
         return said
