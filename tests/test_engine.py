@@ -452,6 +452,24 @@ def _dump():
     return dump
 
 
+def test_a_refresh_of_everyone_sees_an_order_placed_while_it_runs(app, monkeypatch):
+    """A run for everyone reads the order figures once at its start; an order written after that
+    (the contact's own rules already moved it on) is seen when its batch comes, not undone."""
+    anna = contact("anna@example.com", now=T0)
+    read = engine._Everyone.read
+
+    def read_then_an_order_arrives(orders=None):
+        everyone = read(orders)
+        buy("1001", "anna@example.com", T0 + days(1))  # written and committed while the run goes on
+        return everyone
+
+    monkeypatch.setattr(engine._Everyone, "read", read_then_an_order_arrives)
+    summary = refresh(T0 + days(2))
+    assert stage_of(anna.id) == "conversion"
+    assert summary.stage_changes == 0  # nothing moved back to awareness by stale figures
+    assert db.session.scalar(select(Contact.order_count).where(Contact.id == anna.id)) == 1
+
+
 def test_crm_refresh_twice_gives_the_same_database_as_once(app, runner):
     from crm.services.shop import demo
 
