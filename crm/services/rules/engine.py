@@ -3,10 +3,12 @@
 `gather_facts` reads what the rules need for a batch of about a thousand contacts in a
 handful of set-based queries (the contacts, their orders aggregated with GROUP BY, their
 recent interactions, all-time interaction summaries, their rule to-dos, and when hot
-leads turned hot). `apply` runs the rules for each batch and writes only what changed:
-one bulk UPDATE of the contacts, bulk INSERTs of stage changes, score history and new
-to-dos, and one bulk UPDATE closing to-dos that became moot. `refresh` is the list of
-steps `crm refresh` and the settings page run for everyone.
+leads turned hot); a run for everyone reads every contact's order figures once instead
+(and the shop-wide figures from the same read). `apply` runs the rules for each batch and
+writes only what changed: one executemany UPDATE of the contacts, INSERTs of stage changes,
+score history (copied from the contacts' rows just written) and new to-dos, and one bulk
+UPDATE closing to-dos that became moot. `refresh` is the list of steps `crm refresh` and the
+settings page run for everyone.
 
 Time is always a parameter (`now`), so tests and `crm refresh --as-of` can run the rules
 at any date. Nothing here commits: callers do, once (or per batch through `progress`).
