@@ -123,7 +123,15 @@ class _Months:
         first = min(self.first, month - 12) if self.starts else month - 12
         last = max(self.first + len(self.starts), month + 13) if self.starts else month + 13
         self.first = first
-        self.starts = [month_begins_at(m, self.zone).astimezone(UTC).replace(tzinfo=None) for m in range(first, last)]
+        self.starts = [self._begins(m) for m in range(first, last)]
+
+    def _begins(self, month: int) -> datetime:
+        """The month's first moment in naive UTC; a month past either end of the calendar (an order
+        stored at 9999-12-31) stands at that end, so the search still finds the months inside it."""
+        try:
+            return month_begins_at(month, self.zone).astimezone(UTC).replace(tzinfo=None)
+        except (ValueError, OverflowError):
+            return datetime.min if month < 12 * 5000 else datetime.max
 
     def __call__(self, moment: datetime) -> int:
         """The month of a naive UTC moment."""
