@@ -35,6 +35,19 @@ def test_the_search_index_and_its_triggers_exist(app):
         assert set(search_index.TRIGRAM_INDEXES) | {search_index.LAST_ORDER_SORT_INDEX} <= indexes
 
 
+def test_the_order_lines_copies_triggers_exist(app):
+    """Migration 0018_line_mirror: the lines' copies of their order's contact, date and status are
+    kept by triggers (tests/test_order_line_mirror.py checks what they do); a batch migration
+    that rebuilds order_lines or orders on SQLite would drop them silently."""
+    if db.engine.dialect.name == "sqlite":
+        triggers = set(db.session.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")))
+        expected = {"order_lines_mirror_insert", "order_lines_mirror_update", "orders_lines_mirror_update"}
+    else:
+        triggers = set(db.session.scalars(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")))
+        expected = {"order_lines_mirror", "orders_lines_mirror"}
+    assert expected <= triggers
+
+
 def test_every_table_of_the_data_model_exists(app):
     expected = {
         "users", "contacts", "tags", "contact_tags", "contact_external_ids", "orders", "order_lines",

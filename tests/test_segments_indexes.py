@@ -1,6 +1,7 @@
 """A segment's count reads indexes, never a table per order or line (issue 17): the event
 conditions' subqueries are answered from the covering indexes of migration 0014_segment_indexes
-(a product or sku product first, through the names index of 0015_segment_products), and the field
+(a product or sku product first, from the lines alone: their copies of the order's contact, date
+and status and the indexes of 0018_line_mirror), and the field
 conditions a shop uses most from the contacts' own indexes."""
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from crm.services.segments.definition import parse
 DAY = date(2026, 11, 1)
 ORDERS = "ix_orders_contact_placed_status"
 LINES = "ix_order_lines_order_sku_name"
-NAMES = "ix_order_lines_name_sku_order"
+PRODUCT = "ix_order_lines_name_placed_status_contact"
+SKU = "ix_order_lines_name_sku_placed"
 INTERACTIONS = "ix_interactions_contact_occurred_kind"
 
 
@@ -54,23 +56,27 @@ def test_ordered_reads_the_orders_index_alone(app, op, value):
     _reads_only(_plan([{"field": "ordered", "op": op, "value": value}]), ORDERS, "orders")
 
 
-@pytest.mark.parametrize("value, lines", [
-    pytest.param({"product": "Sencha", "within_days": 365}, "(name=?)", id="bought a product in the last year"),
-    pytest.param({"sku": "TEA-09-250"}, "(name=? AND sku=?)", id="bought a sku"),
-    pytest.param({"product": "Sencha", "sku": "TEA-02-050", "min_count": 2}, "(name=? AND sku=?)",
+@pytest.mark.parametrize("value, index, lines", [
+    pytest.param({"product": "Sencha", "within_days": 365}, PRODUCT, "(name=? AND placed_at>?)",
+                 id="bought a product in the last year"),
+    pytest.param({"sku": "TEA-09-250"}, SKU, "(name=? AND sku=?)", id="bought a sku"),
+    pytest.param({"sku": "TEA-09-250", "between": ["2026-01-01", "2026-06-30"]}, SKU,
+                 "(name=? AND sku=? AND placed_at>? AND placed_at<?)", id="bought a sku between dates"),
+    pytest.param({"product": "Sencha", "sku": "TEA-02-050", "min_count": 2}, SKU, "(name=? AND sku=?)",
                  id="bought a product and sku twice"),
 ])
-def test_bought_a_product_finds_the_products_orders_first(app, value, lines):
-    """Product first: the distinct names are enumerated by seeks (a loose index scan), the orders
-    holding the matching names (and sku) are read once from the names index as a list, not per
-    order, and each candidate's orders are looked up in it: no line is read one order at a time."""
+def test_bought_a_product_reads_the_products_lines_alone(app, value, index, lines):
+    """Product first, lines only: the distinct names are enumerated by seeks (a loose index scan),
+    the matching names' lines in the window (and with the sku) are read once as a list, and their
+    copies of the order's contact, date and status answer the rest: no order is read, and nothing
+    is looked up per contact or per order."""
     plan = _plan([{"field": "ordered", "op": "has", "value": value}])
-    _reads_only(plan, ORDERS, "orders")
-    _reads_only(plan, NAMES, "order_lines")
-    assert f"SEARCH order_lines_1 USING COVERING INDEX {NAMES} (name>?)" in plan, plan  # the next name
-    assert f"SEARCH order_lines USING COVERING INDEX {NAMES} {lines}" in plan, plan  # the product's lines
-    assert LINES not in plan and "LIST SUBQUERY" in plan, plan
-    assert plan.count("CORRELATED") == 2, plan  # the contact's orders, and the next-name step only
+    assert "orders" not in plan and LINES not in plan, plan
+    _reads_only(plan, index, "order_lines")
+    assert "SEARCH order_lines_1 USING COVERING INDEX" in plan and "(name>?)" in plan, plan  # the next name
+    assert f"SEARCH order_lines USING COVERING INDEX {index} {lines}" in plan, plan  # the product's lines
+    assert "LIST SUBQUERY" in plan, plan
+    assert plan.count("CORRELATED") == 1, plan  # the next-name step only
 
 
 @pytest.mark.parametrize("value", [{"kind": "testimonial"}, {"kind": "email", "within_days": 30}])
@@ -93,6 +99,6 @@ def test_the_benchmarks_segment_narrows_the_contacts_then_reads_indexes_only(app
                   {"field": "stage", "op": "=", "value": "retention"},
                   {"field": "lead_score", "op": ">=", "value": 30}])
     assert "SEARCH contacts USING COVERING INDEX ix_contacts_stage_score_erased (stage=? AND lead_score>?)" in plan, plan
-    _reads_only(plan, ORDERS, "orders")
-    _reads_only(plan, NAMES, "order_lines")
-    assert LINES not in plan, plan
+    assert f"SEARCH order_lines USING COVERING INDEX {PRODUCT} (name=? AND placed_at>?)" in plan, plan
+    _reads_only(plan, PRODUCT, "order_lines")
+    assert "orders" not in plan and LINES not in plan, plan

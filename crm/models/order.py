@@ -70,8 +70,17 @@ class OrderLine(db.Model):
         sa.Index("ix_order_lines_order_sku_name", "order_id", "sku", "name"),
         # The segments' product-first plan: the shop's distinct product names, one seek each, and
         # the orders holding the named products (and skus) without reading the table.
-        sa.Index("ix_order_lines_name_sku_order", "name", "sku", "order_id"),
+        # With the order's date, status and contact (the copies below), a sku condition's lines
+        # give their contacts from the index alone.
+        sa.Index("ix_order_lines_name_sku_placed", "name", "sku", "placed_at", "status", "contact_id", "order_id"),
+        # The segments' count of "bought a product": the product's lines by name and date, paid,
+        # straight to their contacts (the order's copies below), without reading the orders.
+        sa.Index("ix_order_lines_name_placed_status_contact", "name", "placed_at", "status", "contact_id",
+                 "order_id"),
     )
+    # The copies below are never fetched with an INSERT's RETURNING: on SQLite the trigger sets
+    # them after the row is inserted, so RETURNING would give NULLs. Expired instead, read on use.
+    __mapper_args__ = {"eager_defaults": False}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"))
@@ -79,5 +88,15 @@ class OrderLine(db.Model):
     name: Mapped[str] = mapped_column(sa.String(300), default="")
     quantity: Mapped[int] = mapped_column(default=1)
     unit_price: Mapped[Decimal] = mapped_column(Money, default=Decimal("0.00"))
+    # Read-only copies of the order's contact, date and status, kept by database triggers
+    # (migration 0018_line_mirror.py) whatever writes the line or its order: the app never sets
+    # them (a value it gave would be replaced by the order's). FetchedValue: the ORM leaves them
+    # out of its INSERTs and UPDATEs and reads them back from the database when asked.
+    contact_id: Mapped[Optional[int]] = mapped_column(
+        sa.Integer, server_default=sa.FetchedValue(), server_onupdate=sa.FetchedValue())
+    placed_at: Mapped[Optional[datetime]] = mapped_column(
+        UTCDateTime, server_default=sa.FetchedValue(), server_onupdate=sa.FetchedValue())
+    status: Mapped[Optional[str]] = mapped_column(
+        sa.String(20), server_default=sa.FetchedValue(), server_onupdate=sa.FetchedValue())
 
     order: Mapped[Order] = relationship(back_populates="lines")

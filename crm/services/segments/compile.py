@@ -126,7 +126,7 @@ def _event_window(options: EventOptions, today: date):
 
 def product_names():
     """Return a recursive CTE of the distinct product names on order lines, read as one seek per
-    name in `ix_order_lines_name_sku_order` (a loose index scan: the smallest name, then the
+    name in a names-first index of order_lines (a loose index scan: the smallest name, then the
     smallest one after it, ...): a shop's catalogue is tens or hundreds of names over millions of
     lines. Nested, so that it lives inside the subquery that uses it (a WHERE clause may hold
     several)."""
@@ -137,27 +137,10 @@ def product_names():
     return names.union_all(select(after).where(names.c.name.isnot(None)))
 
 
-def _orders_with_product(product: str | None, sku: str | None):
-    """Return the ids of the orders holding a line with the product (its name contains `product`)
-    and/or the sku: the product-first half of "bought a product". The names that match are found
-    among the distinct names, then their lines (and skus) are read by seeks on
-    `ix_order_lines_name_sku_order`, so no line is read whose name does not match. The query is
-    not correlated: it is computed once per statement, and each candidate contact's orders (from
-    `ix_orders_contact_placed_status`) are looked up in it instead of reading their lines."""
-    names = product_names()
-    matching = select(names.c.name).where(names.c.name.isnot(None))
-    if product is not None:
-        matching = matching.where(contains_text(names.c.name, product))
-    lines = [OrderLine.name.in_(matching)]
-    if sku is not None:
-        lines.append(OrderLine.sku == sku)
-    return select(OrderLine.order_id).where(*lines)
-
-
 def _lines_with_product(product: str | None, sku: str | None):
     """Return "this order holds a line with the product (its name contains `product`) and/or the
     sku", correlated to the order: a seek per order on `ix_order_lines_order_sku_name`, which
-    holds the name and sku (the same lines as `_orders_with_product`, order by order)."""
+    holds the name and sku (the same lines as `_contacts_with_product`, order by order)."""
     line = [OrderLine.order_id == Order.id]
     if sku is not None:
         line.append(OrderLine.sku == sku)
@@ -166,21 +149,47 @@ def _lines_with_product(product: str | None, sku: str | None):
     return exists(select(OrderLine.id).where(*line))
 
 
+def _contacts_with_product(options: EventOptions, start, end):
+    """Return "the contact bought the product (and/or sku) in the window, in at least min_count
+    paid orders" as `contacts.id IN (...)`, read from the lines alone: each line carries its
+    order's contact, date and status (copies kept by triggers, migration 0018_line_mirror.py), so
+    the product's lines in the window that are paid give the contacts through
+    `ix_order_lines_name_placed_status_contact` (name, placed_at, status, contact_id, order_id;
+    with a sku, `ix_order_lines_name_sku_placed`: name, sku, placed_at, status, contact_id,
+    order_id) without reading an order or the table. The product's names are those among the
+    distinct names (`product_names`) that contain the text (`contains_text`). min_count
+    counts orders, not lines (an order may hold the product twice). Not correlated: computed
+    once per statement."""
+    names = product_names()
+    matching = select(names.c.name).where(names.c.name.isnot(None))
+    if options.product is not None:
+        matching = matching.where(contains_text(names.c.name, options.product))
+    lines = [OrderLine.name.in_(matching), _within(OrderLine.placed_at, start, end),
+             OrderLine.status.in_(PAID), OrderLine.contact_id.isnot(None)]
+    if options.sku is not None:
+        lines.append(OrderLine.sku == options.sku)
+    buyers = select(OrderLine.contact_id).where(*lines)
+    if options.min_count > 1:
+        buyers = buyers.group_by(OrderLine.contact_id).having(
+            func.count(OrderLine.order_id.distinct()) >= options.min_count)
+    return Contact.id.in_(buyers)
+
+
 def _event(name: str, options: EventOptions, today: date, per_contact: bool = False):
     """Return "the contact has the event (at least min_count times)" as a subquery correlated to the
     contact, read through the (contact_id, time) indexes: a segment that narrows contacts by their
     fields looks only at those contacts' orders, not at every order in the shop. A product or sku
-    is checked product first: the orders holding it are found once (`_orders_with_product`) and
-    the contact's orders are looked up in that set, never line by line (`per_contact`: the
-    contact's orders' lines are read, for a few contacts)."""
+    is checked product first, from the lines alone (`_contacts_with_product`: the product's paid
+    lines in the window give their contacts); `per_contact`: the contact's paid orders in the
+    window are read and their lines checked, for a few contacts."""
     start, end = _event_window(options, today)
+    if name == "ordered" and not per_contact and (options.sku is not None or options.product is not None):
+        return _contacts_with_product(options, start, end)
     if name == "ordered":
         table = Order
         where = [Order.contact_id == Contact.id, Order.status.in_(PAID), _within(Order.placed_at, start, end)]
-        if per_contact and (options.sku is not None or options.product is not None):
+        if options.sku is not None or options.product is not None:
             where.append(_lines_with_product(options.product, options.sku))
-        elif options.sku is not None or options.product is not None:
-            where.append(Order.id.in_(_orders_with_product(options.product, options.sku)))
     elif name == "interaction":
         table = Interaction
         where = [Interaction.contact_id == Contact.id, _within(Interaction.occurred_at, start, end)]
