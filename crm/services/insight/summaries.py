@@ -261,7 +261,7 @@ def _add_to_cells(changes: list[dict]) -> None:
         set_={name: table.c[name] + excluded[name] for name in ("cents", "orders", "customers", "repeaters")},
     )
     db.session.execute(statement, changes)
-    keys = [(c["cohort"], c["month"]) for c in changes]
+    keys = [(c["cohort"], c["month"]) for c in changes if c["customers"] < 0]  # only these can be left empty
     for start in range(0, len(keys), BATCH):
         db.session.execute(delete(SummaryCohortMonth).where(
             tuple_(SummaryCohortMonth.cohort, SummaryCohortMonth.month).in_(keys[start:start + BATCH]),
