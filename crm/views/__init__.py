@@ -64,7 +64,7 @@ def init_app(app: Flask) -> None:
         if request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         headers.add("Vary", "HX-Request")
-        if current_user.is_authenticated and response.mimetype == "text/html":
+        if response.mimetype == "text/html" and current_user.is_authenticated:  # JSON: no user read again
             headers.setdefault("Cache-Control", "no-store")
         return response
 

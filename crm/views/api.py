@@ -532,9 +532,12 @@ def orders():
     outcome = order_service.record_order(record, actor_id=current_user.id)
     if outcome.result == "rejected":
         raise ValidationError(fields={outcome.field or "body": outcome_words(outcome.reason) or N_("The order was refused.")})
-    db.session.commit()
+    # The answer is read before the commit (in the same transaction: what was just written), so
+    # the commit expiring every object does not cost the order, its lines and the user read again.
     order = db.session.scalar(select(Order).where(Order.id == outcome.order_id).options(selectinload(Order.lines)))
-    response = jsonify(order_json(order, outcome.result))
+    answer = order_json(order, outcome.result)
+    db.session.commit()
+    response = jsonify(answer)
     response.status_code = 201 if outcome.result == "created" else 200
     return response
 

@@ -22,7 +22,7 @@ changed since, the dashboard computes from the orders and the stage changes as b
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from bisect import bisect_right
 from datetime import UTC, date, datetime, time, timedelta
@@ -290,7 +290,7 @@ def _ledger_rows(ledger: Ledger) -> list[dict]:
             for (c, m), (cohort, cents, orders) in sorted(ledger.items())]
 
 
-def update(contact_ids: Iterable[int]) -> None:
+def update(contact_ids: Iterable[int], new_orders: Mapping[int, Sequence[int]] | None = None) -> None:
     """Bring the summaries up to date with these customers' orders (after they were written, with
     the customers' rows locked: aggregates.refresh).
 
@@ -298,6 +298,12 @@ def update(contact_ids: Iterable[int]) -> None:
     an insert of their ledger rows; then for all of them one upsert adding the differences to the
     cells (in key order, after every customer's lock, so two writers never wait on each other in
     opposite orders) and one delete of emptied cells. Nothing when the summaries are not kept yet.
+
+    `new_orders` ({customer: ids of orders just inserted}) names customers whose only change
+    since their ledger was kept is those new orders: their orders are not read again, the new
+    ones are added to their stored rows (`_with_new_orders`), so an order for a customer with
+    hundreds costs the same as for a new one. A new order dated before a customer's first month
+    changes their cohort on every row: that customer is recomputed from their orders.
     """
     ids = sorted(set(contact_ids))
     if not ids:
@@ -309,7 +315,11 @@ def update(contact_ids: Iterable[int]) -> None:
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
         before = stored_ledger(chunk)
-        after = contributions(chunk, zone)
+        after, added = _with_new_orders([c for c in chunk if c in new_orders], before, new_orders, zone) \
+            if new_orders else ({}, set())
+        rest = [c for c in chunk if c not in added]
+        if rest:
+            after.update(contributions(rest, zone))
         if before == after:
             continue
         for sign, ledger in ((-1, before), (1, after)):
@@ -319,13 +329,51 @@ def update(contact_ids: Iterable[int]) -> None:
                 cell[1] += sign * orders
                 cell[2] += sign
                 cell[3] += sign * (orders > 1)
-        db.session.execute(delete(SummaryContactMonth).where(SummaryContactMonth.contact_id.in_(chunk)))
-        if after:
-            db.session.execute(_insert(SummaryContactMonth), _ledger_rows(after))
+        if rest:
+            db.session.execute(delete(SummaryContactMonth).where(SummaryContactMonth.contact_id.in_(rest)))
+            rows = {key: value for key, value in after.items() if key[0] not in added}
+            if rows:
+                db.session.execute(_insert(SummaryContactMonth), _ledger_rows(rows))
+        changed = {key: value for key, value in after.items() if key[0] in added and before.get(key) != value}
+        if changed:
+            statement = _insert(SummaryContactMonth)
+            db.session.execute(statement.on_conflict_do_update(
+                index_elements=["contact_id", "month"],
+                set_={name: statement.excluded[name] for name in ("cohort", "cents", "orders")},
+            ), _ledger_rows(changed))
     changes = [{"cohort": k[0], "month": k[1], "cents": v[0], "orders": v[1], "customers": v[2],
                 "repeaters": v[3]} for k, v in sorted(delta.items()) if any(v)]
     if changes:
         _add_to_cells(changes)
+
+
+def _with_new_orders(contact_ids: list[int], stored: Ledger, new_orders: Mapping[int, Sequence[int]],
+                     zone: ZoneInfo) -> tuple[Ledger, set[int]]:
+    """Return the ledger rows of these customers with their new paid orders added to their stored
+    rows (one read of the new orders only), and the customers that could be done so: not those
+    with a new order before their first month (their cohort moves on every row)."""
+    order_ids = sorted({order_id for c in contact_ids for order_id in new_orders[c]})
+    if not order_ids:
+        return {}, set()
+    ledger = {key: value for key, value in stored.items() if key[0] in new_orders}
+    first: dict[int, int] = {}
+    for contact_id, month in ledger:
+        first[contact_id] = min(month, first.get(contact_id, month))
+    moved: set[int] = set()
+    paid = Order.status.in_(PAID_STATUSES)
+    for start in range(0, len(order_ids), BATCH):
+        for contact_id, placed_at, total, refunded in db.session.execute(
+                select(Order.contact_id, Order.placed_at, Order.total, Order.refunded)
+                .where(paid, Order.id.in_(order_ids[start:start + BATCH])).order_by(Order.placed_at)):
+            month = month_number(placed_at, zone)
+            cohort = first.setdefault(contact_id, month)  # oldest first: a new customer's first month
+            if month < cohort or contact_id not in new_orders:
+                moved.add(contact_id)
+                continue
+            _cohort, cents, orders = ledger.get((contact_id, month), (cohort, 0, 0))
+            ledger[(contact_id, month)] = (cohort, cents + _cents(total - refunded), orders + 1)
+    added = set(contact_ids) - moved
+    return {key: value for key, value in ledger.items() if key[0] in added}, added
 
 
 def _add_to_cells(changes: list[dict]) -> None:
@@ -339,7 +387,7 @@ def _add_to_cells(changes: list[dict]) -> None:
         set_={name: table.c[name] + excluded[name] for name in ("cents", "orders", "customers", "repeaters")},
     )
     db.session.execute(statement, changes)
-    keys = [(c["cohort"], c["month"]) for c in changes]
+    keys = [(c["cohort"], c["month"]) for c in changes if c["customers"] < 0]  # only these can be left empty
     for start in range(0, len(keys), BATCH):
         db.session.execute(delete(SummaryCohortMonth).where(
             tuple_(SummaryCohortMonth.cohort, SummaryCohortMonth.month).in_(keys[start:start + BATCH]),

@@ -1,7 +1,7 @@
 """The figures stored on each contact from their orders and interactions, refreshed set-based."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 
 from sqlalchemy import bindparam, func, or_, select, update
@@ -44,7 +44,7 @@ def _update_some():
     return update(contacts).where(contacts.c.id.in_(bindparam("ids", expanding=True))).values(**_figures())
 
 
-def refresh(contact_ids: Iterable[int] | None = None) -> None:
+def refresh(contact_ids: Iterable[int] | None = None, new_orders: Mapping[int, Sequence[int]] | None = None) -> None:
     """Recompute order count, total spent, first/last order and last interaction, and the
     dashboard's summaries (crm.services.insight.summaries) for these contacts' orders and journeys.
 
@@ -53,6 +53,11 @@ def refresh(contact_ids: Iterable[int] | None = None) -> None:
 
     One UPDATE per batch of contacts (or one for everyone when no ids are given),
     so the cost does not grow with the number of ORM objects.
+
+    `new_orders` ({contact: ids of orders just inserted}) names contacts that existed before and
+    whose only change is those new orders (recording.record_orders): their summaries add the new
+    orders instead of reading all of theirs again, and their journey, which no order changes, is
+    left as it is.
     """
     if contact_ids is None:
         db.session.execute(update(Contact).values(**_figures()).execution_options(synchronize_session=False))
@@ -65,8 +70,8 @@ def refresh(contact_ids: Iterable[int] | None = None) -> None:
             db.session.execute(_update_some(), {"ids": chunk})
         # The dashboard's summaries, in the same transaction, under the locks taken above: the
         # orders', and the journey's (a contact new from an order, merged or deleted).
-        summaries.update(ids)
-        summaries.update_journeys(ids)
+        summaries.update(ids, new_orders)
+        summaries.update_journeys([c for c in ids if not new_orders or c not in new_orders])
     db.session.expire_all()
 
 

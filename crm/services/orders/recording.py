@@ -520,7 +520,13 @@ def record_orders(records: Sequence[OrderRecord], *, actor_id: int | None = None
     if react:
         changed = {o.contact_id for o in summary.outcomes if o.result in ("created", "updated") and o.contact_id}
         if changed:
-            aggregates.refresh(changed)
+            # Contacts that were there before and only got new orders: their summaries add them.
+            redone = {o.contact_id for o in summary.outcomes if o.result == "updated" or o.contact_created}
+            new_orders: dict[int, list[int]] = {}
+            for o in summary.outcomes:
+                if o.result == "created" and o.contact_id not in redone:
+                    new_orders.setdefault(o.contact_id, []).append(o.order_id)
+            aggregates.refresh(changed, new_orders)
             signals.after_contacts_changed(changed, now=now)
             # What can wait (shop-wide figures, predictions) goes to the worker, never into the request.
             signals.after_orders_recorded(changed, now=now)

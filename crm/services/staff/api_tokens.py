@@ -5,7 +5,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from flask import current_app, has_app_context
+from flask import current_app, g, has_app_context, has_request_context
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 
@@ -42,17 +42,25 @@ def create_token(user: User, name: str, *, actor_id: int | None = None) -> tuple
 
 
 def authenticate(plain: str, *, now: datetime | None = None) -> User | None:
-    """Return the active user behind a live token, or None; note when the token was last used."""
+    """Return the active user behind a live token, or None; note when the token was last used.
+
+    A token this process noted less than a minute ago needs no note, so it is read once, with its
+    user, in the request's own transaction; otherwise it is first looked up on a connection of its
+    own (an unknown or revoked token never writes anything) and its use noted.
+    """
     if not plain.startswith(PREFIX) or len(plain) > 200:
         return None
     digest = _hash(plain)
-    if not _live(digest):
-        return None  # an unknown or revoked token never writes anything
-    _note_use(digest, now or utcnow())
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-    if token is None or token.revoked_at is not None or not token.user.active:
+    now = now or utcnow()
+    if not _noted_recently(digest, now):
+        if not _live(digest):
+            return None
+        _note_use(digest, now)
+    user = db.session.scalar(select(User).join(ApiToken, ApiToken.user_id == User.id)
+                             .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None)))
+    if user is None or not user.active:
         return None
-    return token.user
+    return user
 
 
 def is_live(plain: str) -> bool:
@@ -64,11 +72,16 @@ def is_live(plain: str) -> bool:
 
 def _live(digest: str) -> bool:
     """Look the token up on a connection of its own, in a read transaction, before the request's
-    own transaction begins (so a GET stays a deferred transaction on SQLite)."""
+    own transaction begins (so a GET stays a deferred transaction on SQLite); once a request (the
+    rate limiter's key asks first, then the sign-in)."""
+    answers = g.setdefault("_live_tokens", {}) if has_request_context() else {}
+    if digest in answers:
+        return answers[digest]
     with read_only(), db.engine.connect() as connection:
         found = connection.execute(select(ApiToken.id).where(ApiToken.token_hash == digest,
                                                              ApiToken.revoked_at.is_(None))).first()
         connection.rollback()
+    answers[digest] = found is not None
     return found is not None
 
 
@@ -86,6 +99,11 @@ def revoke_all(user: User) -> int:
     return len(live)
 
 
+def _noted_recently(digest: str, now: datetime) -> bool:
+    noted = _noted.get(digest)
+    return noted is not None and timedelta(0) <= now - noted < LAST_USED_EVERY
+
+
 def _note_use(digest: str, now: datetime) -> None:
     """Set last_used_at (at most once a minute) in a short transaction of its own, or skip it.
 
@@ -93,8 +111,7 @@ def _note_use(digest: str, now: datetime) -> None:
     stays a read-only (deferred) transaction on SQLite. It never waits: when another writer
     holds SQLite's lock, the hint is skipped and written on a later request.
     """
-    noted = _noted.get(digest)
-    if noted is not None and timedelta(0) <= now - noted < LAST_USED_EVERY:
+    if _noted_recently(digest, now):
         return  # this process wrote it less than a minute ago: no statement, no connection
     statement = (
         update(ApiToken)
