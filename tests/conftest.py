@@ -15,6 +15,31 @@ from tests.helpers import PASSWORD, count_queries, make_user, soup, text_of  # n
 
 
 
+def _compile_each_url_builder_once():
+    """Every test makes its own app, and Werkzeug writes, parses and compiles two URL-builder functions
+    for each of the app's routes as it adds them: nine tenths of create_app. A builder is a function of
+    its route alone (the rule, its parsed parts, its defaults; converters are read through `self` when
+    called), so the suite compiles each route's once and hands every later app the same function."""
+    from werkzeug.routing.rules import Rule
+
+    compile_builder = Rule._compile_builder
+    built = {}
+
+    def _compile_builder(self, append_unknown=True):
+        try:
+            key = (self.rule, tuple(self._trace), tuple(sorted((self.defaults or {}).items())), append_unknown)
+            if key not in built:
+                built[key] = compile_builder(self, append_unknown)
+            return built[key]
+        except TypeError:  # a default that cannot be a key: build it as Werkzeug would
+            return compile_builder(self, append_unknown)
+
+    Rule._compile_builder = _compile_builder
+
+
+_compile_each_url_builder_once()
+
+
 def pytest_collection_modifyitems(config, items):
     """On the PostgreSQL run, a test that touches no database (a reader, a model, a file import into
     its own SQLite file) would only repeat itself: it runs once, in the SQLite suite, and says so."""
