@@ -84,3 +84,23 @@ def test_api_token_create_prints_the_token_last_and_stores_its_hash(runner):
     from crm.services.staff import api_tokens
 
     assert api_tokens.authenticate(token).email == "sales@example.com"
+
+
+def test_starting_the_app_leaves_alembic_unloaded_until_a_migration_runs(app, runner):
+    """Alembic is a good part of every process's start-up; only `crm db …` and the first run need it."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    started = subprocess.run(
+        [sys.executable, "-c", "import sys; from crm import create_app; "
+         "create_app({'SQLALCHEMY_DATABASE_URI': 'sqlite://', 'SECRET_KEY': 'x'}); "
+         "print(sorted(name for name in sys.modules if name.split('.')[0] in ('alembic', 'flask_migrate')))"],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    assert started.stdout.strip() == "[]"
+    # Bound on first use, with the project's options.
+    result = runner.invoke(args=["db", "current"])
+    assert result.exit_code == 0, result.output
+    assert "Context impl" in result.output  # Alembic ran, on the app's database
+    assert app.extensions["migrate"].migrate.alembic_ctx_kwargs["render_as_batch"] is True
