@@ -59,8 +59,12 @@ _temporary_files_in_memory()
 
 
 def pytest_collection_modifyitems(config, items):
-    """On the PostgreSQL run, a test that touches no database (a reader, a model, a file import into
+    """The longest tests (marked slow) first: on two cores, a 30-second test that starts last leaves
+    the other worker idle for its length; started first, the short ones fill in around it.
+
+    On the PostgreSQL run, a test that touches no database (a reader, a model, a file import into
     its own SQLite file) would only repeat itself: it runs once, in the SQLite suite, and says so."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the rest keep their order
     if not os.environ.get("TEST_DATABASE_URL"):
         return
     repeat = pytest.mark.skip(reason="touches no database (no app fixture): it runs in the SQLite suite")

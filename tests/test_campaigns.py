@@ -108,6 +108,7 @@ def test_outside_the_sending_window_it_waits_for_the_window(app):
     assert db.session.query(CampaignRecipient).count() == 0
 
 
+@pytest.mark.slow
 def test_what_it_earned_counts_each_order_once_for_the_latest_email(app, smtp, run_worker):
     from crm.services.campaigns import figures
     from tests.contact_helpers import make_order

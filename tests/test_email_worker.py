@@ -60,6 +60,7 @@ def _judge(smtp, ids):
     return Counter(m.status for m in messages.values()), received
 
 
+@pytest.mark.slow
 def test_killing_the_worker_while_the_server_takes_a_message_sends_each_exactly_once(app, smtp, run_worker):
     smtp.save_settings()
     ids = _queue(200)
@@ -86,6 +87,7 @@ def test_killing_the_worker_while_the_server_takes_a_message_sends_each_exactly_
     assert statuses == {"sent": 199, "failed": 1}  # the one being handed over is not resent, and says why
 
 
+@pytest.mark.slow
 def test_killing_the_worker_at_any_moment_never_doubles_a_message(app, smtp, run_worker, runner):
     smtp.save_settings()
     ids = _queue(200)

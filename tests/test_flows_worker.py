@@ -34,6 +34,7 @@ def _timeline(contact):
                                    .order_by(Interaction.id)))
 
 
+@pytest.mark.slow
 def test_the_testimonial_flow_sends_through_the_worker(app, smtp, run_worker):
     smtp.save_settings()
     flow_config.save_flow("testimonial_request", {"action": "email"}, None, now=T - timedelta(days=40))

@@ -33,6 +33,7 @@ def queue_upload(client, path: Path, kind="shopify-orders"):
     return int(response.headers["Location"].rstrip("/").split("/")[-1])
 
 
+@pytest.mark.slow
 def test_an_import_is_queued_followed_and_finished_by_the_worker(client, auth, run_worker, tmp_path):
     auth.as_role("admin")
     run_id = queue_upload(client, shopify_orders(tmp_path / "orders.csv", 30, bad_every=10))
@@ -72,6 +73,7 @@ def test_the_progress_box_shows_records_done_rejected_and_phase(client, auth, ap
     assert text_of(box.select_one(".import-counts")) == "100 of 400 records · 7 rejected so far · phase: recording"
 
 
+@pytest.mark.slow
 def test_a_second_import_of_the_same_file_waits_its_turn(client, auth, app, run_worker, tmp_path):
     from crm.services.jobs import huey
 

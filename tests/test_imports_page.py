@@ -196,6 +196,7 @@ def test_a_first_import_in_another_currency_offers_it_to_an_admin_who_can_take_i
     assert soup(response).select_one(".currency-offer") is None  # the shop's currency is the file's now
 
 
+@pytest.mark.slow
 def test_no_offer_when_the_shop_already_had_orders(client, auth, tmp_path, run_worker):
     auth.as_role("admin")
     first = tmp_path / "eur.csv"

@@ -85,6 +85,7 @@ def test_a_job_about_an_erased_contact_fails_once_with_a_plain_reason(app, run_w
     assert run.error == f"Not done: contact #{contact.id + 1000} no longer exists"
 
 
+@pytest.mark.slow
 def test_a_failed_job_can_be_retried(app, run_worker):
     run = job_samples.always_fails("nope")
     db.session.commit()
@@ -262,6 +263,7 @@ def test_sigterm_lets_the_running_job_finish(app, tmp_path):
     assert "Shutting down gracefully" in (tmp_path / "worker.log").read_text()
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_running_job_which_the_next_worker_resumes(app, tmp_path, run_worker):
     import signal
 

@@ -494,6 +494,7 @@ def _relative_gap(fit, mle):
     return np.abs(np.array(fit.params) / np.array(mle.params) - 1)
 
 
+@pytest.mark.slow
 def test_prior_weighs_like_a_few_customers_so_its_bias_fades_with_size():
     """The prior's pull on the estimate against the maximum-likelihood one, averaged over seeds:
     under 1% for every parameter of both models at 20,000 customers, and smaller there than at
@@ -521,6 +522,7 @@ def test_prior_weighs_like_a_few_customers_so_its_bias_fades_with_size():
     assert np.all(big < small), (big, small)
 
 
+@pytest.mark.slow
 def test_prior_keeps_small_shops_converging():
     """Unpenalised, BG/NBD's dropout parameters or Gamma-Gamma's p run off in a quarter to half
     of simulated small shops (measured: 16 of 60 BG/NBD shops of 50-200 customers, 19 of 40

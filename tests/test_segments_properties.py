@@ -266,6 +266,7 @@ def members_by_python(facts: list[dict], definition: Group) -> set[int]:
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                 HealthCheck.too_slow])
+@pytest.mark.slow
 @given(shop=shops, raw=st.lists(definitions, min_size=1, max_size=4))
 def test_a_segments_members_are_the_contacts_its_definition_describes(app, shop, raw):
     facts = _build(shop)
@@ -287,6 +288,7 @@ bought = st.fixed_dictionaries({"match": st.sampled_from(("all", "any")), "condi
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                 HealthCheck.too_slow])
+@pytest.mark.slow
 @given(shop=shops, raw=st.lists(bought, min_size=1, max_size=3))
 def test_a_product_or_sku_checked_contact_by_contact_finds_the_same_members(app, shop, raw):
     """The contact list walks a segment contact by contact (`per_contact`: a product or sku looked
