@@ -256,9 +256,34 @@ RECORD_PAGES = {
 }
 
 
+# A row's id while its link is built once for the page; no other part of our URLs holds these digits.
+_ROW_MARKER = 7_306_419_582_463_019
+_ROW_MARKER_TEXT = str(_ROW_MARKER)
+
+
+def row_url(endpoint: str, key: str, row_id: int, **values) -> str:
+    """Return url_for(endpoint, **{key: row_id}, **values), for one row of a list: the link is built
+    once per request with a marker for the id, and each row's id put in the marker's place (what
+    Werkzeug's int converter writes, str(id)). url_for costs 7–9 µs a call, and a list of fifty
+    to-dos built ten links a row. Anything but a plain int id is built by url_for itself."""
+    if type(row_id) is not int:
+        return url_for(endpoint, **{key: row_id}, **values)
+    try:
+        links = request.environ.setdefault("crm.row_urls", {})
+        found = links.get(lookup := (endpoint, key, *sorted(values.items())))
+    except TypeError:  # a value that cannot be a key (a list): no keeping
+        return url_for(endpoint, **{key: row_id}, **values)
+    if found is None:
+        parts = url_for(endpoint, **{key: _ROW_MARKER}, **values).split(_ROW_MARKER_TEXT)
+        found = links[lookup] = tuple(parts) if len(parts) == 2 else ()
+    if not found:
+        return url_for(endpoint, **{key: row_id}, **values)
+    return f"{found[0]}{row_id}{found[1]}"
+
+
 def contact_url(contact_id: int) -> str:
     """Return the link to a contact's page."""
-    return url_for("contacts.show", contact_id=contact_id)
+    return row_url("contacts.show", "contact_id", contact_id)
 
 
 def record_url(entity: str, record_id: int | None) -> str | None:
@@ -297,6 +322,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["health_name"] = health_name
     app.jinja_env.globals["navigation"] = navigation
     app.jinja_env.globals["contact_url"] = contact_url
+    app.jinja_env.globals["row_url"] = row_url
     app.jinja_env.globals["record_url"] = record_url
     app.jinja_env.globals["shop_name"] = lambda: shop.current().name
     app.jinja_env.globals["shop_settings"] = shop.current
