@@ -55,8 +55,9 @@ class _Formats:
     """The reader's locale and the shop's settings, and what the filters derive from them, found
     once per request: each |money, |date and |datetime looked them all up again (locale, shop,
     currency sign and placement, the pattern parsed), 15–40 µs a value, and a list shows 50 rows
-    of them. Kept on `g` beside the locale and settings objects they are for, so a language
-    forced for an email, or the shop's settings saved, are followed at once."""
+    of them. Kept for the request beside the locale object they are for, so a language forced
+    for an email is followed at once; the shop's settings are those the request began with (a
+    saved shop form redirects)."""
 
     def __init__(self, locale: Locale, settings: shop.ShopSettings):
         self.locale = locale
@@ -80,16 +81,16 @@ class _Formats:
 
 
 def _formats() -> _Formats:
-    locale, settings = _locale(), shop.current()
+    locale = _locale()
     try:
-        kept = g.crm_formats
-    except AttributeError:
-        kept = None
-    except RuntimeError:  # no app context: nothing to keep them on
-        return _Formats(locale, settings)
-    if kept is None or kept.locale is not locale or kept.settings is not settings:
-        kept = g.crm_formats = _Formats(locale, settings)
+        environ = request.environ
+    except RuntimeError:  # no request (a job, a command): nothing to keep them on
+        return _Formats(locale, shop.current())
+    kept = environ.get("crm.formats")
+    if kept is None or kept.locale is not locale:
+        kept = environ["crm.formats"] = _Formats(locale, shop.current())
     return kept
+
 
 # The words stored as codes, as a reader sees them (templates: stage_name(c.stage), health_name(...)).
 STAGE_NAMES = {"awareness": _l("Awareness"), "consideration": _l("Consideration"), "conversion": _l("Conversion"),
