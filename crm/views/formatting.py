@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import re
-from functools import cache
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import cache
 
 from babel import Locale, dates, numbers
 from babel.numbers import get_currency_symbol
@@ -272,7 +272,7 @@ def row_url(endpoint: str, key: str, row_id: int, **values) -> str:
     try:
         links = request.environ.setdefault("crm.row_urls", {})
         found = links.get(lookup := (endpoint, key, *sorted(values.items())))
-    except TypeError:  # a value that cannot be a key (a list): no keeping
+    except (TypeError, RuntimeError):  # a value that cannot be a key (a list), or no request (a job's email)
         return url_for(endpoint, **{key: row_id}, **values)
     if found is None:
         parts = url_for(endpoint, **{key: _ROW_MARKER}, **values).split(_ROW_MARKER_TEXT)
