@@ -7,6 +7,7 @@ from contextvars import ContextVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import scoped_session
 
 # Whether the transaction about to begin may write. Read-only web requests (GET)
 # begin deferred so that readers never queue behind writers.
@@ -37,6 +38,41 @@ def read_only():
         yield
     finally:
         write_intent.reset(token)
+
+
+def writes_later(view):
+    """Mark a view that takes SQLite's write lock itself (`take_write_lock`) just before it
+    writes: its request begins as a read (deferred) transaction, so signing in the token's user and
+    reading the body hold no lock that the other workers' writes wait for."""
+    view.crm_writes_later = True
+    return view
+
+
+def take_write_lock(session) -> None:
+    """From here on, the request's transaction may write: on SQLite, take the write lock now,
+    waiting (busy timeout) for another writer, as BEGIN IMMEDIATE does.
+
+    Call it before the first write. A read transaction already open on SQLite (deferred, see
+    `writes_later`) cannot wait for the lock (upgrading it fails at once, SQLITE_BUSY, when another
+    writer holds the lock or committed since it began), so it is ended and BEGIN IMMEDIATE begins
+    the writing one on the same connection, inside the same Session transaction: objects read
+    before it stay as they were read (a moment earlier); whatever must not change before the
+    write, read it after this call. Elsewhere (PostgreSQL) row locks do this, and nothing is done.
+    """
+    write_intent.set(True)  # later transactions of this request (context) take the lock up front too
+    if isinstance(session, scoped_session):
+        session = session()
+    if session.get_bind().dialect.name != "sqlite" or not session.in_transaction():
+        return
+    connection = session.connection()
+    info = connection.connection.info
+    if not info.get("crm_deferred"):
+        return  # already BEGIN IMMEDIATE
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("take_write_lock must come before the first write")
+    connection.exec_driver_sql("COMMIT")  # a read transaction: nothing to commit, only its snapshot ends
+    info["crm_deferred"] = False
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def plain_rows(session, statement, size: int) -> Iterator[Sequence[tuple]]:
@@ -117,4 +153,6 @@ def configure_engine(engine: Engine, busy_timeout_ms: int = 30_000, mmap_bytes: 
             if info.get("mmap_size") != wanted:  # set once per connection, again only when it changes
                 connection.exec_driver_sql(f"PRAGMA mmap_size={wanted}")
                 info["mmap_size"] = wanted
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write_intent.get() else "BEGIN")
+        deferred = not write_intent.get()
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        connection.connection.info["crm_deferred"] = deferred

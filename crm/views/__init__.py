@@ -43,8 +43,12 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _begin_request():
-        # Reads begin deferred on SQLite; anything that may write takes the lock first.
-        g._write_intent_token = write_intent.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+        # Reads begin deferred on SQLite; anything that may write takes the lock first, unless its
+        # view takes the lock itself just before it writes (crm.database.writes_later).
+        may_write = request.method not in ("GET", "HEAD", "OPTIONS")
+        if may_write and getattr(app.view_functions.get(request.endpoint), "crm_writes_later", False):
+            may_write = False
+        g._write_intent_token = write_intent.set(may_write)
         return access.enforce_access()
 
     @app.teardown_request

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
+from crm.database import take_write_lock, writes_later
 from crm.extensions import csrf, db
 from crm.models import STAGES, TASK_STATUSES, Contact, Interaction, Order, Task
 from crm.services import shop
@@ -526,10 +527,17 @@ def flows():
 
 @bp.route("/orders", methods=["POST"])
 @access("write")
+@writes_later
 def orders():
-    """Record an order: 201 when new, 200 when that source's order id was already recorded."""
+    """Record an order: 201 when new, 200 when that source's order id was already recorded.
+
+    On SQLite the token's user is signed in and the body read before the write lock is taken
+    (`writes_later`), so the other worker's writes wait only for the recording itself.
+    """
     record = api_order_record(_json_body(), default_currency=shop.current().currency)
-    outcome = order_service.record_order(record, actor_id=current_user.id)
+    actor_id = current_user.id
+    take_write_lock(db.session)
+    outcome = order_service.record_order(record, actor_id=actor_id)
     if outcome.result == "rejected":
         raise ValidationError(fields={outcome.field or "body": outcome_words(outcome.reason) or N_("The order was refused.")})
     # The answer is read before the commit (in the same transaction: what was just written), so

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from bisect import bisect_right
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, tuple_
@@ -285,6 +286,37 @@ def _insert(model):
     return (postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
 
 
+# The two upserts an order's summaries make (`update`), built once per dialect as Core statements:
+# executed with their rows, each call then only binds them (as an ORM insert, each was built and
+# compiled again for every order).
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
+def _upsert(name: str, build):
+    key = (name, db.session.get_bind().dialect.name)
+    statement = _UPSERTS.get(key)
+    if statement is None:
+        statement = _UPSERTS[key] = build((postgresql.insert if key[1] == "postgresql" else sqlite.insert))
+    return statement
+
+
+def _ledger_upsert(dialect_insert):
+    """A customer's month rows, replaced by their new figures."""
+    statement = dialect_insert(SummaryContactMonth.__table__)
+    return statement.on_conflict_do_update(
+        index_elements=["contact_id", "month"],
+        set_={name: statement.excluded[name] for name in ("cohort", "cents", "orders")})
+
+
+def _cells_upsert(dialect_insert):
+    """Each change added to its cell (an atomic increment, so concurrent writers never lose one)."""
+    statement = dialect_insert(SummaryCohortMonth.__table__)
+    table = SummaryCohortMonth.__table__
+    return statement.on_conflict_do_update(
+        index_elements=["cohort", "month"],
+        set_={name: table.c[name] + statement.excluded[name] for name in ("cents", "orders", "customers", "repeaters")})
+
+
 def _ledger_rows(ledger: Ledger) -> list[dict]:
     return [{"contact_id": c, "month": m, "cohort": cohort, "cents": cents, "orders": orders}
             for (c, m), (cohort, cents, orders) in sorted(ledger.items())]
@@ -336,11 +368,7 @@ def update(contact_ids: Iterable[int], new_orders: Mapping[int, Sequence[int]] |
                 db.session.execute(_insert(SummaryContactMonth), _ledger_rows(rows))
         changed = {key: value for key, value in after.items() if key[0] in added and before.get(key) != value}
         if changed:
-            statement = _insert(SummaryContactMonth)
-            db.session.execute(statement.on_conflict_do_update(
-                index_elements=["contact_id", "month"],
-                set_={name: statement.excluded[name] for name in ("cohort", "cents", "orders")},
-            ), _ledger_rows(changed))
+            db.session.execute(_upsert("ledger", _ledger_upsert), _ledger_rows(changed))
     changes = [{"cohort": k[0], "month": k[1], "cents": v[0], "orders": v[1], "customers": v[2],
                 "repeaters": v[3]} for k, v in sorted(delta.items()) if any(v)]
     if changes:
@@ -379,14 +407,7 @@ def _with_new_orders(contact_ids: list[int], stored: Ledger, new_orders: Mapping
 def _add_to_cells(changes: list[dict]) -> None:
     """Add each change to its cell (an atomic increment, so concurrent writers never lose one),
     then drop the cells left with no customer."""
-    statement = _insert(SummaryCohortMonth)
-    excluded = statement.excluded
-    table = SummaryCohortMonth.__table__
-    statement = statement.on_conflict_do_update(
-        index_elements=["cohort", "month"],
-        set_={name: table.c[name] + excluded[name] for name in ("cents", "orders", "customers", "repeaters")},
-    )
-    db.session.execute(statement, changes)
+    db.session.execute(_upsert("cells", _cells_upsert), changes)
     keys = [(c["cohort"], c["month"]) for c in changes if c["customers"] < 0]  # only these can be left empty
     for start in range(0, len(keys), BATCH):
         db.session.execute(delete(SummaryCohortMonth).where(
