@@ -43,7 +43,7 @@ from crm.services.orders import aggregates
 from crm.services.rules import settings as rule_settings
 from crm.services.rules.facts import ContactFacts, InteractionFact, ShopContext
 from crm.services.rules.journey import dated_steps, derive_health, derive_stage, next_stage
-from crm.services.rules.retention import TaskSpec, moot_tasks, wanted_tasks
+from crm.services.rules.retention import TaskSpec, moot_tasks, occasions
 from crm.services.rules.scoring import score_contact
 from crm.services.rules.settings import RuleSettings
 from crm.services.shared import signals
@@ -563,7 +563,8 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         state["stage_reason_said"] = said_json(reason)
         changed = True
 
-    health, _why = derive_health(facts, rules.health, now)
+    health_now = derive_health(facts, rules.health, now)  # the to-do rules judge by it too
+    health = health_now[0]
     if health != stored.health:
         state["health"] = health
         summary.health_changes += 1
@@ -592,10 +593,16 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         hot_since = now
     now_facts = facts.scored(result.score, hot_since)
 
-    passed: list = []
-    for spec in wanted_tasks(now_facts, rules.retention, now, health_settings=rules.health, passed=passed):
-        if spec.rule_key in stored.tasks:
-            continue  # made before, whatever became of it: a rule never makes a task twice
+    # Only the to-dos made are worded: an occasion made before (a rule never makes a task twice,
+    # whatever became of it) or passed is dropped as it is.
+    passed = summary.tasks_passed
+    for occasion in occasions(now_facts, rules.retention, now, health_settings=rules.health, health=health_now):
+        if occasion.rule_key in stored.tasks:
+            continue
+        if occasion.has_passed(now):
+            passed[occasion.title] = passed.get(occasion.title, 0) + 1
+            continue
+        spec = occasion.spec()
         stored.tasks[spec.rule_key] = (0, "open")
         writes.new_tasks.append({
             "contact_id": cid, "kind": spec.kind, "rule_key": spec.rule_key, "title": spec.title[:300],
@@ -603,11 +610,11 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
             "said": {"title": said_json(spec.title), "reason": said_json(spec.reason)},
             "assignee_id": assigner.assignee(spec, stored.owner_id), "created_at": now,
         })
-    for spec in passed:
-        if spec.rule_key not in stored.tasks:
-            summary.tasks_passed[spec.title] = summary.tasks_passed.get(spec.title, 0) + 1
     open_keys = [key for key, (task_id, status) in stored.tasks.items() if status == "open" and task_id]
-    for key, why in moot_tasks(open_keys, now_facts, now, rules.retention, health_settings=rules.health):
+    if not open_keys:
+        return
+    for key, why in moot_tasks(open_keys, now_facts, now, rules.retention, health_settings=rules.health,
+                               health=health_now):
         writes.closed_tasks.append({"id": stored.tasks[key][0], "status": "closed",
                                     "close_reason": why[:REASON_LENGTH], "close_reason_said": said_json(why),
                                     "closed_at": now})
