@@ -107,7 +107,7 @@ def run(prepared: Path, work: Path, now: datetime, dump: Path | None, profile: P
         gc.set_threshold(int(os.environ["GC_THRESHOLD"]), *gc.get_threshold()[1:])
     with app.app_context():
         db.session.execute(db.text("SELECT count(*) FROM contacts")).scalar()
-        profiler = cProfile.Profile(time.process_time) if profile else None
+        profiler = cProfile.Profile() if profile else None
         cpu, wall = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()

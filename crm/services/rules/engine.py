@@ -242,6 +242,7 @@ def _built(name: str, build: Callable[[], Any]):
 
 
 _IDS = bindparam("ids", expanding=True)
+# In this order _batches unpacks them, and _Everyone.holds reads the last four.
 _CONTACT_COLUMNS = ("id", "email", "phone", "consent", "company", "do_not_contact", "birthday", "stay_in_touch_days",
                     "stage", "stage_pinned", "stage_since", "lead_score", "p_alive", "owner_id", "stage_reason",
                     "health", "score_breakdown", "updated_at", "erased_at", "stage_reason_said",
@@ -337,10 +338,11 @@ class _Everyone:
         figures (kept by every order write, in its transaction) say the same. A batch with an
         order written since the run began reads its figures again."""
         for row in rows:
-            count, first, last, spent, *_rest = self.orders.get(row.id, (0, None, None, 0))
-            if (row.order_count != count or row.first_order_at != (first if count else None)
-                    or row.last_order_at != (last if count else None)
-                    or row.total_spent != (_money(spent) if count else Decimal("0.00"))):
+            stored_count, stored_first, stored_last, stored_spent = row[-4:]  # _CONTACT_COLUMNS' last four
+            count, first, last, spent, *_rest = self.orders.get(row[0], _NO_ORDERS)
+            if (stored_count != count or stored_first != (first if count else None)
+                    or stored_last != (last if count else None)
+                    or stored_spent != (_money(spent) if count else Decimal("0.00"))):
                 return False
         return True
 
@@ -360,10 +362,10 @@ def _recent_interactions_statement():
 
 def _recent_interactions(ids: list[int], since: datetime) -> dict[int, list[InteractionFact]]:
     found: dict[int, list[InteractionFact]] = {}
-    for row in db.session.execute(_built("recent_interactions", _recent_interactions_statement),
-                                  {"ids": ids, "since": since}):
-        found.setdefault(row.contact_id, []).append(
-            InteractionFact(row.kind, row.direction, row.occurred_at, row.sentiment, row.outcome))
+    rows = db.session.execute(_built("recent_interactions", _recent_interactions_statement),
+                              {"ids": ids, "since": since}).all()
+    for contact_id, kind, direction, occurred_at, sentiment, outcome in rows:
+        found.setdefault(contact_id, []).append(InteractionFact(kind, direction, occurred_at, sentiment, outcome))
     return found
 
 
@@ -415,6 +417,10 @@ def _hot_since(ids: list[int], threshold: int) -> dict[int, datetime]:
     return {contact_id: since for contact_id, since in rows}
 
 
+_NO_ORDERS = (0, None, None, 0, 0, 0)
+_NO_INTERACTIONS = (None, None)
+
+
 def _interaction_window(rules: RuleSettings) -> int:
     r = rules.retention
     return max(INTERACTION_WINDOW_DAYS, r["testimonial_request"]["complaint_lookback_days"],
@@ -440,29 +446,32 @@ def _batches(contact_ids: Iterable[int] | None, now: datetime, rules: RuleSettin
         tasks = _rule_tasks(ids)
         hot = _hot_since([row.id for row in rows if row.lead_score >= threshold], threshold)
         facts, stored = [], {}
-        for row in rows:
-            count, first, last, spent, days, undone = orders.get(row.id, (0, None, None, 0, 0, 0))
-            last_interaction, last_advocacy = summaries.get(row.id, (None, None))
+        # Unpacked in _CONTACT_COLUMNS' order: a Row's attributes by name cost more than the rules.
+        for (cid, email, phone, consent, company, do_not_contact, birthday, stay_in_touch_days, stage, stage_pinned,
+             stage_since, lead_score, p_alive, owner_id, stage_reason, health, score_breakdown, updated_at, erased_at,
+             stage_reason_said, *_stored_order_figures) in rows:
+            count, first, last, spent, days, undone = orders.get(cid, _NO_ORDERS)
+            last_interaction, last_advocacy = summaries.get(cid, _NO_INTERACTIONS)
             facts.append(ContactFacts(
-                contact_id=row.id,
-                has_email=bool(row.email), has_phone=bool(row.phone), consent=bool(row.consent),
-                company=row.company,
+                contact_id=cid,
+                has_email=bool(email), has_phone=bool(phone), consent=bool(consent),
+                company=company,
                 # An erased contact keeps its row for the books but is never contacted again.
-                do_not_contact=bool(row.do_not_contact) or row.erased_at is not None,
-                birthday=row.birthday, stay_in_touch_days=row.stay_in_touch_days or None,
-                stage=row.stage, stage_pinned=bool(row.stage_pinned), stage_since=row.stage_since,
+                do_not_contact=bool(do_not_contact) or erased_at is not None,
+                birthday=birthday, stay_in_touch_days=stay_in_touch_days or None,
+                stage=stage, stage_pinned=bool(stage_pinned), stage_since=stage_since,
                 order_count=count, first_order_at=first if count else None,
                 last_order_at=last if count else None, total_spent=_money(spent) if count else Decimal("0.00"),
                 order_days=days if count else 0, refunded_or_cancelled_count=undone,
-                second_order_at=second.get(row.id),
-                interactions=tuple(recent.get(row.id, ())),
+                second_order_at=second.get(cid),
+                interactions=tuple(recent.get(cid, ())),
                 last_interaction_at=last_interaction, last_advocacy_at=last_advocacy,
-                lead_score=row.lead_score, hot_since=hot.get(row.id), p_alive=row.p_alive, shop=shop,
+                lead_score=lead_score, hot_since=hot.get(cid), p_alive=p_alive, shop=shop,
             ))
-            stored[row.id] = StoredState(
-                owner_id=row.owner_id, stage_reason=row.stage_reason or "", health=row.health,
-                score_breakdown=row.score_breakdown or [], updated_at=row.updated_at, tasks=tasks.get(row.id, {}),
-                stage_reason_said=row.stage_reason_said,
+            stored[cid] = StoredState(
+                owner_id=owner_id, stage_reason=stage_reason or "", health=health,
+                score_breakdown=score_breakdown or [], updated_at=updated_at, tasks=tasks.get(cid, {}),
+                stage_reason_said=stage_reason_said,
             )
         yield Batch(facts, stored)
 
@@ -488,6 +497,7 @@ class Assigner:
     def __init__(self) -> None:
         self._users: dict[int, tuple[str, bool]] | None = None
         self._open: dict[int, int] = {}
+        self._roles: dict[str, list[int]] = {}
 
     def _load(self) -> dict[int, tuple[str, bool]]:
         if self._users is None:
@@ -503,13 +513,19 @@ class Assigner:
         return user is not None and user[1] and user[0] != "viewer"
 
     def _next_of(self, role: str) -> int | None:
-        users = self._load()
         for wanted in (role, "admin"):
-            candidates = [uid for uid, (r, active) in users.items() if r == wanted and active]
+            candidates = self._of_role(wanted)
             if candidates:
                 chosen = min(candidates, key=lambda uid: (self._open.get(uid, 0), uid))
                 return chosen
         return None
+
+    def _of_role(self, role: str) -> list[int]:
+        """The active users of a role (read once per run, as the users are)."""
+        found = self._roles.get(role)
+        if found is None:
+            found = self._roles[role] = [uid for uid, (r, active) in self._load().items() if r == role and active]
+        return found
 
     def assignee(self, spec: TaskSpec, owner_id: int | None) -> int | None:
         chosen = owner_id if spec.assignee_policy == "owner" and self._can_work(owner_id) else None

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from crm.services.rules.defaults import DEFAULT_HEALTH, DEFAULT_RETENTION
@@ -130,7 +131,13 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
 def _open_until(since: datetime, *day_limits: int) -> datetime:
     """The last moment of the day that is the nearest of these many days after `since` (UTC days,
     as `days_between` counts them)."""
-    last_day = shifted(utc_date(since), timedelta(days=min(day_limits) + 1))
+    return _last_moment(utc_date(since), min(day_limits))
+
+
+@lru_cache(maxsize=4096)
+def _last_moment(day: date, days: int) -> datetime:
+    # Per day and limit, made once: a refresh asks it for most customers, of a few hundred days.
+    last_day = shifted(day, timedelta(days=days + 1))
     return shifted(_start_of_day(last_day), -timedelta(microseconds=1))
 
 
