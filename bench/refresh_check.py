@@ -28,18 +28,10 @@ TABLES = ("contacts", "tasks", "stage_changes", "score_history", "settings", "su
           "summary_contact_months", "summary_cohort_months", "summary_contact_stages", "summary_stage_months")
 
 
-def copy_database(source: Path, target: Path) -> Path:
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(target) + suffix).unlink(missing_ok=True)
-    with sqlite3.connect(source) as origin, sqlite3.connect(target) as copy:
-        origin.backup(copy)
-    return target
-
-
 def _app(path: Path):
-    from crm import create_app
+    from bench.run import _app as bench_app
 
-    return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}", "SECRET_KEY": "bench"})
+    return bench_app(path)
 
 
 def prepare(shop: Path, prepared: Path) -> None:
@@ -48,6 +40,8 @@ def prepare(shop: Path, prepared: Path) -> None:
 
     from crm.extensions import db
     from crm.services.insight import summaries
+
+    from bench.run import copy_database
 
     copy_database(shop, prepared)
     app = _app(prepared)
@@ -83,6 +77,7 @@ def run(prepared: Path, work: Path, now: datetime, dump: Path | None, profile: P
     from crm.services.jobs.maintenance import refresh_everyone_now
 
     import crm
+    from bench.run import copy_database
 
     print(f"  code: {Path(crm.__file__).parent.parent}", flush=True)
     copy_database(prepared, work)

@@ -43,7 +43,8 @@ def _orders(count: int):
 _CART_KEY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 Settings = Mapping[str, Any]
 # The contact's health and its reason at `now` (journey.derive_health), judged once when asked.
-Judge = Callable[[], tuple[str | None, str]]
+Health = tuple[str | None, str]
+Judge = Callable[[], Health]
 
 
 @dataclass(frozen=True)
@@ -398,14 +399,13 @@ RULES: dict[str, Rule] = {
 }
 
 
-def _judge(facts: ContactFacts, health_settings: Mapping[str, Any], now: datetime,
-           health: tuple[str | None, str] | None) -> Judge:
+def _judge(facts: ContactFacts, health_settings: Mapping[str, Any], now: datetime, health: Health | None) -> Judge:
     """The contact's health at `now`: the one given, else judged once, when first asked."""
     if health is not None:
         return lambda: health
     judged: list = []
 
-    def judge() -> tuple[str | None, str]:
+    def judge() -> Health:
         if not judged:
             judged.append(derive_health(facts, health_settings, now))
         return judged[0]
@@ -413,14 +413,8 @@ def _judge(facts: ContactFacts, health_settings: Mapping[str, Any], now: datetim
     return judge
 
 
-def occasions(
-    facts: ContactFacts,
-    settings: Mapping[str, Any],
-    now: datetime,
-    *,
-    health_settings: Mapping[str, Any] = DEFAULT_HEALTH,
-    health: tuple[str | None, str] | None = None,
-) -> list[Occasion]:
+def occasions(facts: ContactFacts, settings: Mapping[str, Any], now: datetime, *,
+              health_settings: Mapping[str, Any] = DEFAULT_HEALTH, health: Health | None = None) -> list[Occasion]:
     """Every enabled rule's occasion for this contact at ``now``, passed or not, not yet worded
     (none for do-not-contact); ``wanted_tasks`` words the ones still open.
 
@@ -448,7 +442,7 @@ def wanted_tasks(
     *,
     health_settings: Mapping[str, Any] = DEFAULT_HEALTH,
     passed: list[TaskSpec] | None = None,
-    health: tuple[str | None, str] | None = None,
+    health: Health | None = None,
 ) -> list[TaskSpec]:
     """The rule tasks that should exist for this contact at ``now`` (none for do-not-contact).
 
@@ -536,7 +530,7 @@ def moot_tasks(
     settings: Mapping[str, Any] = DEFAULT_RETENTION,
     *,
     health_settings: Mapping[str, Any] = DEFAULT_HEALTH,
-    health: tuple[str | None, str] | None = None,
+    health: Health | None = None,
 ) -> list[tuple[str, str]]:
     """(rule_key, reason) for each open rule task the facts have made moot.
 
