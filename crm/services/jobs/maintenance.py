@@ -7,10 +7,13 @@ page and the dashboard, and simply runs again at its next slot.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -131,17 +134,37 @@ def refresh_everyone_now(*, now: datetime | None = None, on_batch: Callable[[int
         if on_step is not None:
             on_step(label)
 
-    summary = retrying_deadlocks(lambda: engine.refresh(now or utcnow(), progress=batch_done,
-                                                         step_started=step_started))
-    db.session.commit()
-    # The dashboard's summaries, from scratch (in the shop's zone, should it have changed): a
-    # drift is fixed and said; the medians follow the new predictions and spend.
-    drift = summaries.rebuild(medians=True)
-    db.session.commit()
+    with fewer_garbage_collections():
+        summary = retrying_deadlocks(lambda: engine.refresh(now or utcnow(), progress=batch_done,
+                                                             step_started=step_started))
+        db.session.commit()
+        # The dashboard's summaries, from scratch (in the shop's zone, should it have changed): a
+        # drift is fixed and said; the medians follow the new predictions and spend.
+        drift = summaries.rebuild(medians=True)
+        db.session.commit()
     if drift.rows and drift.previous_zone is not None:
         summary.notes.append(drift.said())
     refresh_statistics(db.session)  # the nightly job keeps the query planner's picture current
     return summary
+
+
+# Objects made between two collections of the youngest generation while a refresh runs (Python's
+# default is 700): a refresh makes tens of millions of short-lived rows, facts and sentences, and
+# with the default the collector ran ~15,000 times, 60 of them over everything alive (the run's
+# millions of order figures and ledger rows), 7 of its 54 s of CPU at full scale.
+REFRESH_GC_THRESHOLD = 100_000
+
+
+@contextmanager
+def fewer_garbage_collections(threshold: int = REFRESH_GC_THRESHOLD) -> Iterator[None]:
+    """Collect garbage less often inside the block (the process's setting; restored after).
+    Nothing changes but when cycles are freed: the memory they hold waits a little longer."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], threshold), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _said(summary) -> str:

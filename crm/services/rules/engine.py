@@ -43,7 +43,7 @@ from crm.services.orders import aggregates
 from crm.services.rules import settings as rule_settings
 from crm.services.rules.facts import ContactFacts, InteractionFact, ShopContext
 from crm.services.rules.journey import dated_steps, derive_health, derive_stage, next_stage
-from crm.services.rules.retention import TaskSpec, moot_tasks, wanted_tasks
+from crm.services.rules.retention import TaskSpec, moot_tasks, occasions
 from crm.services.rules.scoring import score_contact
 from crm.services.rules.settings import RuleSettings
 from crm.services.shared import signals
@@ -242,6 +242,7 @@ def _built(name: str, build: Callable[[], Any]):
 
 
 _IDS = bindparam("ids", expanding=True)
+# In this order _batches unpacks them, and _Everyone.holds reads the last four.
 _CONTACT_COLUMNS = ("id", "email", "phone", "consent", "company", "do_not_contact", "birthday", "stay_in_touch_days",
                     "stage", "stage_pinned", "stage_since", "lead_score", "p_alive", "owner_id", "stage_reason",
                     "health", "score_breakdown", "updated_at", "erased_at", "stage_reason_said",
@@ -305,12 +306,16 @@ def _everyones_order_figures() -> dict[int, tuple]:
 
 
 def _second_orders_statement(ids: list[int] | None):
-    position = func.row_number().over(partition_by=Order.contact_id, order_by=(Order.placed_at, Order.id))
-    ranked = select(Order.contact_id, Order.placed_at, position.label("n")).where(Order.status.in_(PAID_STATUSES))
-    if ids is not None:
-        ranked = ranked.where(Order.contact_id.in_(ids))
-    ranked = ranked.subquery()
-    return select(ranked.c.contact_id, ranked.c.placed_at).where(ranked.c.n == 2)
+    # Each contact's second paid order by (placed_at, id), looked up in the index of their orders
+    # by time: a quarter of the CPU of numbering every paid order in the shop with a window.
+    o = Order.__table__.alias("o")
+    contacts = Contact.__table__
+    second = (select(o.c.placed_at)
+              .where(o.c.contact_id == contacts.c.id, o.c.status.in_(PAID_STATUSES))
+              .order_by(o.c.placed_at, o.c.id).limit(1).offset(1)
+              .correlate(contacts).scalar_subquery())
+    statement = select(contacts.c.id, second)
+    return statement if ids is None else statement.where(contacts.c.id.in_(ids))
 
 
 def _second_orders(ids: list[int] | None) -> dict[int, datetime]:
@@ -318,7 +323,7 @@ def _second_orders(ids: list[int] | None) -> dict[int, datetime]:
     (of these contacts, or everyone's)."""
     if ids is not None and not ids:
         return {}
-    return dict(db.session.execute(_second_orders_statement(ids)).all())
+    return {cid: at for cid, at in db.session.execute(_second_orders_statement(ids)) if at is not None}
 
 
 @dataclass
@@ -337,10 +342,11 @@ class _Everyone:
         figures (kept by every order write, in its transaction) say the same. A batch with an
         order written since the run began reads its figures again."""
         for row in rows:
-            count, first, last, spent, *_rest = self.orders.get(row.id, (0, None, None, 0))
-            if (row.order_count != count or row.first_order_at != (first if count else None)
-                    or row.last_order_at != (last if count else None)
-                    or row.total_spent != (_money(spent) if count else Decimal("0.00"))):
+            stored_count, stored_first, stored_last, stored_spent = row[-4:]  # _CONTACT_COLUMNS' last four
+            count, first, last, spent, *_rest = self.orders.get(row[0], _NO_ORDERS)
+            if (stored_count != count or stored_first != (first if count else None)
+                    or stored_last != (last if count else None)
+                    or stored_spent != (_money(spent) if count else Decimal("0.00"))):
                 return False
         return True
 
@@ -360,10 +366,10 @@ def _recent_interactions_statement():
 
 def _recent_interactions(ids: list[int], since: datetime) -> dict[int, list[InteractionFact]]:
     found: dict[int, list[InteractionFact]] = {}
-    for row in db.session.execute(_built("recent_interactions", _recent_interactions_statement),
-                                  {"ids": ids, "since": since}):
-        found.setdefault(row.contact_id, []).append(
-            InteractionFact(row.kind, row.direction, row.occurred_at, row.sentiment, row.outcome))
+    rows = db.session.execute(_built("recent_interactions", _recent_interactions_statement),
+                              {"ids": ids, "since": since}).all()
+    for contact_id, kind, direction, occurred_at, sentiment, outcome in rows:
+        found.setdefault(contact_id, []).append(InteractionFact(kind, direction, occurred_at, sentiment, outcome))
     return found
 
 
@@ -415,6 +421,10 @@ def _hot_since(ids: list[int], threshold: int) -> dict[int, datetime]:
     return {contact_id: since for contact_id, since in rows}
 
 
+_NO_ORDERS = (0, None, None, 0, 0, 0)
+_NO_INTERACTIONS = (None, None)
+
+
 def _interaction_window(rules: RuleSettings) -> int:
     r = rules.retention
     return max(INTERACTION_WINDOW_DAYS, r["testimonial_request"]["complaint_lookback_days"],
@@ -440,29 +450,32 @@ def _batches(contact_ids: Iterable[int] | None, now: datetime, rules: RuleSettin
         tasks = _rule_tasks(ids)
         hot = _hot_since([row.id for row in rows if row.lead_score >= threshold], threshold)
         facts, stored = [], {}
-        for row in rows:
-            count, first, last, spent, days, undone = orders.get(row.id, (0, None, None, 0, 0, 0))
-            last_interaction, last_advocacy = summaries.get(row.id, (None, None))
+        # Unpacked in _CONTACT_COLUMNS' order: a Row's attributes by name cost more than the rules.
+        for (cid, email, phone, consent, company, do_not_contact, birthday, stay_in_touch_days, stage, stage_pinned,
+             stage_since, lead_score, p_alive, owner_id, stage_reason, health, score_breakdown, updated_at, erased_at,
+             stage_reason_said, *_stored_order_figures) in rows:
+            count, first, last, spent, days, undone = orders.get(cid, _NO_ORDERS)
+            last_interaction, last_advocacy = summaries.get(cid, _NO_INTERACTIONS)
             facts.append(ContactFacts(
-                contact_id=row.id,
-                has_email=bool(row.email), has_phone=bool(row.phone), consent=bool(row.consent),
-                company=row.company,
+                contact_id=cid,
+                has_email=bool(email), has_phone=bool(phone), consent=bool(consent),
+                company=company,
                 # An erased contact keeps its row for the books but is never contacted again.
-                do_not_contact=bool(row.do_not_contact) or row.erased_at is not None,
-                birthday=row.birthday, stay_in_touch_days=row.stay_in_touch_days or None,
-                stage=row.stage, stage_pinned=bool(row.stage_pinned), stage_since=row.stage_since,
+                do_not_contact=bool(do_not_contact) or erased_at is not None,
+                birthday=birthday, stay_in_touch_days=stay_in_touch_days or None,
+                stage=stage, stage_pinned=bool(stage_pinned), stage_since=stage_since,
                 order_count=count, first_order_at=first if count else None,
                 last_order_at=last if count else None, total_spent=_money(spent) if count else Decimal("0.00"),
                 order_days=days if count else 0, refunded_or_cancelled_count=undone,
-                second_order_at=second.get(row.id),
-                interactions=tuple(recent.get(row.id, ())),
+                second_order_at=second.get(cid),
+                interactions=tuple(recent.get(cid, ())),
                 last_interaction_at=last_interaction, last_advocacy_at=last_advocacy,
-                lead_score=row.lead_score, hot_since=hot.get(row.id), p_alive=row.p_alive, shop=shop,
+                lead_score=lead_score, hot_since=hot.get(cid), p_alive=p_alive, shop=shop,
             ))
-            stored[row.id] = StoredState(
-                owner_id=row.owner_id, stage_reason=row.stage_reason or "", health=row.health,
-                score_breakdown=row.score_breakdown or [], updated_at=row.updated_at, tasks=tasks.get(row.id, {}),
-                stage_reason_said=row.stage_reason_said,
+            stored[cid] = StoredState(
+                owner_id=owner_id, stage_reason=stage_reason or "", health=health,
+                score_breakdown=score_breakdown or [], updated_at=updated_at, tasks=tasks.get(cid, {}),
+                stage_reason_said=stage_reason_said,
             )
         yield Batch(facts, stored)
 
@@ -488,6 +501,7 @@ class Assigner:
     def __init__(self) -> None:
         self._users: dict[int, tuple[str, bool]] | None = None
         self._open: dict[int, int] = {}
+        self._roles: dict[str, list[int]] = {}
 
     def _load(self) -> dict[int, tuple[str, bool]]:
         if self._users is None:
@@ -503,13 +517,19 @@ class Assigner:
         return user is not None and user[1] and user[0] != "viewer"
 
     def _next_of(self, role: str) -> int | None:
-        users = self._load()
         for wanted in (role, "admin"):
-            candidates = [uid for uid, (r, active) in users.items() if r == wanted and active]
+            candidates = self._of_role(wanted)
             if candidates:
                 chosen = min(candidates, key=lambda uid: (self._open.get(uid, 0), uid))
                 return chosen
         return None
+
+    def _of_role(self, role: str) -> list[int]:
+        """The active users of a role (read once per run, as the users are)."""
+        found = self._roles.get(role)
+        if found is None:
+            found = self._roles[role] = [uid for uid, (r, active) in self._load().items() if r == role and active]
+        return found
 
     def assignee(self, spec: TaskSpec, owner_id: int | None) -> int | None:
         chosen = owner_id if spec.assignee_policy == "owner" and self._can_work(owner_id) else None
@@ -563,7 +583,8 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         state["stage_reason_said"] = said_json(reason)
         changed = True
 
-    health, _why = derive_health(facts, rules.health, now)
+    health_now = derive_health(facts, rules.health, now)  # the to-do rules judge by it too
+    health = health_now[0]
     if health != stored.health:
         state["health"] = health
         summary.health_changes += 1
@@ -592,10 +613,16 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
         hot_since = now
     now_facts = facts.scored(result.score, hot_since)
 
-    passed: list = []
-    for spec in wanted_tasks(now_facts, rules.retention, now, health_settings=rules.health, passed=passed):
-        if spec.rule_key in stored.tasks:
-            continue  # made before, whatever became of it: a rule never makes a task twice
+    # Only the to-dos made are worded: an occasion made before (a rule never makes a task twice,
+    # whatever became of it) or passed is dropped as it is.
+    passed = summary.tasks_passed
+    for occasion in occasions(now_facts, rules.retention, now, health_settings=rules.health, health=health_now):
+        if occasion.rule_key in stored.tasks:
+            continue
+        if occasion.has_passed(now):
+            passed[occasion.title] = passed.get(occasion.title, 0) + 1
+            continue
+        spec = occasion.spec()
         stored.tasks[spec.rule_key] = (0, "open")
         writes.new_tasks.append({
             "contact_id": cid, "kind": spec.kind, "rule_key": spec.rule_key, "title": spec.title[:300],
@@ -603,11 +630,11 @@ def _decide(facts: ContactFacts, stored: StoredState, rules: RuleSettings, now: 
             "said": {"title": said_json(spec.title), "reason": said_json(spec.reason)},
             "assignee_id": assigner.assignee(spec, stored.owner_id), "created_at": now,
         })
-    for spec in passed:
-        if spec.rule_key not in stored.tasks:
-            summary.tasks_passed[spec.title] = summary.tasks_passed.get(spec.title, 0) + 1
     open_keys = [key for key, (task_id, status) in stored.tasks.items() if status == "open" and task_id]
-    for key, why in moot_tasks(open_keys, now_facts, now, rules.retention, health_settings=rules.health):
+    if not open_keys:
+        return
+    for key, why in moot_tasks(open_keys, now_facts, now, rules.retention, health_settings=rules.health,
+                               health=health_now):
         writes.closed_tasks.append({"id": stored.tasks[key][0], "status": "closed",
                                     "close_reason": why[:REASON_LENGTH], "close_reason_said": said_json(why),
                                     "closed_at": now})

@@ -5,7 +5,8 @@ and returns ``TaskSpec``s. Each carries a ``rule_key`` naming the rule and its
 occasion ("winback:2026-05-12"), so the writer can insert idempotently on
 (contact_id, rule_key): evaluating again, at any later ``now``, yields the same key
 for the same occasion. A rule fires only while its occasion is current (inside its
-window), so a first import does not create years of stale to-dos.
+window), so a first import does not create years of stale to-dos. ``occasions`` is the same
+without the words: the engine words only the to-dos it makes.
 
 ``moot_tasks`` looks at the rule keys of a contact's open tasks and says which ones
 the facts have overtaken ("ordered again on 12 May 2026"). A task that
@@ -20,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from crm.services.rules.defaults import DEFAULT_HEALTH, DEFAULT_RETENTION
 from crm.services.rules.facts import ContactFacts, latest_abandoned_cart, unresolved_complaints
@@ -40,6 +42,9 @@ def _orders(count: int):
 
 _CART_KEY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 Settings = Mapping[str, Any]
+# The contact's health and its reason at `now` (journey.derive_health), judged once when asked.
+Health = tuple[str | None, str]
+Judge = Callable[[], Health]
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,35 @@ def birthday_in(birthday: date, year: int) -> date:
         return date(year, 2, 28)
 
 
+class Occasion(NamedTuple):
+    """What a rule found: a to-do's fields, its reason still to be worded (`words()`). A refresh
+    drops most occasions unworded: passed (about two a customer in a shop whose history was
+    imported) or made before."""
+
+    kind: str
+    rule_key: str
+    title: str
+    words: Callable[[], str]
+    due_at: datetime
+    assignee_policy: str
+    assignee_role: str
+    open_until: datetime | None
+
+    def has_passed(self, now: datetime) -> bool:
+        """Whether the occasion's moment has gone at `now` (its to-do is not made)."""
+        return self.open_until is not None and now > self.open_until
+
+    def spec(self) -> TaskSpec:
+        """The to-do, worded."""
+        return TaskSpec(self.kind, self.rule_key, self.title, self.words(), self.due_at, self.assignee_policy,
+                        self.assignee_role, self.open_until)
+
+
 def _spec(
-    settings: Mapping[str, Any], kind: str, rule_key: str, title: str, reason: str, due_at: datetime,
+    settings: Mapping[str, Any], kind: str, rule_key: str, title: str, words: Callable[[], str], due_at: datetime,
     open_until: datetime | None = None,
-) -> TaskSpec:
-    return TaskSpec(kind, rule_key, title, reason, due_at, settings["assignee"], settings["role"], open_until)
+) -> Occasion:
+    return Occasion(kind, rule_key, title, words, due_at, settings["assignee"], settings["role"], open_until)
 
 
 # -- blockers shared by a rule and its moot check ----------------------------------------
@@ -103,7 +132,13 @@ def _testimonial_blocker(facts: ContactFacts, c: Mapping[str, Any], now: datetim
 def _open_until(since: datetime, *day_limits: int) -> datetime:
     """The last moment of the day that is the nearest of these many days after `since` (UTC days,
     as `days_between` counts them)."""
-    last_day = shifted(utc_date(since), timedelta(days=min(day_limits) + 1))
+    return _last_moment(utc_date(since), min(day_limits))
+
+
+@lru_cache(maxsize=4096)
+def _last_moment(day: date, days: int) -> datetime:
+    # Per day and limit, made once: a refresh asks it for most customers, of a few hundred days.
+    last_day = shifted(day, timedelta(days=days + 1))
     return shifted(_start_of_day(last_day), -timedelta(microseconds=1))
 
 
@@ -121,7 +156,7 @@ def _problem(kind: str):
 # -- the rules -----------------------------------------------------------------------------
 
 
-def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: Judge) -> Occasion | None:
     if not facts.is_customer:
         return None
     first = facts.first_order_at
@@ -134,14 +169,14 @@ def _followup_first_order(facts: ContactFacts, c: Settings, now: datetime, _h: S
         "followup_call",
         f"followup:first_order:{utc_date(first).isoformat()}",
         said(N_("Satisfaction call about the first order")),
-        said(N_("first order on %(date)s, %(ago)s: check it arrived and all is well"),
-             date=_day(first), ago=ago(days_between(first, now))),
+        lambda: said(N_("first order on %(date)s, %(ago)s: check it arrived and all is well"),
+                     date=_day(first), ago=ago(days_between(first, now))),
         due,
         shifted(due, timedelta(days=c["grace_days"]) - timedelta(microseconds=1)),
     )
 
 
-def _testimonial_request(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+def _testimonial_request(facts: ContactFacts, c: Settings, now: datetime, _h: Judge) -> Occasion | None:
     if facts.order_count < c["min_orders"] or facts.last_order_at is None:
         return None
     since_last = days_between(facts.last_order_at, now)
@@ -154,19 +189,20 @@ def _testimonial_request(facts: ContactFacts, c: Settings, now: datetime, _h: Se
         "testimonial_request",
         "testimonial:repeat_customer",
         said(N_("Ask for a testimonial")),
-        said(N_("repeat customer (%(orders)s, the latest %(ago)s) with no complaint or negative feedback "
-                "in the last %(days)s and no testimonial yet"),
-             orders=_orders(facts.order_count), ago=ago(since_last), days=format_days(c["complaint_lookback_days"])),
+        lambda: said(N_("repeat customer (%(orders)s, the latest %(ago)s) with no complaint or negative feedback "
+                        "in the last %(days)s and no testimonial yet"),
+                     orders=_orders(facts.order_count), ago=ago(since_last),
+                     days=format_days(c["complaint_lookback_days"])),
         shifted(facts.last_order_at, timedelta(days=c["delay_days"])),
         _open_until(facts.last_order_at, c["max_days_since_order"], c["delay_days"] + c["grace_days"]),
     )
 
 
-def _winback(facts: ContactFacts, c: Settings, now: datetime, health_settings: Settings) -> TaskSpec | None:
+def _winback(facts: ContactFacts, c: Settings, now: datetime, judged: Judge) -> Occasion | None:
     median = facts.shop.median_spend
     if facts.last_order_at is None or median is None or facts.total_spent <= median:
         return None
-    health, why = derive_health(facts, health_settings, now)
+    health, why = judged()
     if health not in c["health"]:
         return None
     title = said(N_("Win back a valuable customer who is at risk")) if health == "at_risk" else \
@@ -177,13 +213,13 @@ def _winback(facts: ContactFacts, c: Settings, now: datetime, health_settings: S
         "winback",
         f"winback:{utc_date(facts.last_order_at).isoformat()}",
         title,
-        said(N_("%(why)s; spent %(spent)s in total, above the shop median of %(median)s"), why=why,
-             spent=Money(facts.total_spent, facts.shop.currency), median=Money(median, facts.shop.currency)),
+        lambda: said(N_("%(why)s; spent %(spent)s in total, above the shop median of %(median)s"), why=why,
+                     spent=Money(facts.total_spent, facts.shop.currency), median=Money(median, facts.shop.currency)),
         now,
     )
 
 
-def _birthday(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+def _birthday(facts: ContactFacts, c: Settings, now: datetime, _h: Judge) -> Occasion | None:
     if facts.birthday is None:
         return None
     today = utc_date(now)
@@ -196,13 +232,13 @@ def _birthday(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> 
                 "birthday",
                 f"birthday:{year}",
                 said(N_("Send birthday greetings")),
-                said(N_("birthday on %(date)s"), date=Day(day)),
+                lambda: said(N_("birthday on %(date)s"), date=Day(day)),
                 _start_of_day(greet_from),
             )
     return None
 
 
-def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Judge) -> Occasion | None:
     cart = latest_abandoned_cart(facts)
     if cart is None:
         return None
@@ -214,13 +250,13 @@ def _abandoned_cart(facts: ContactFacts, c: Settings, now: datetime, _h: Setting
         "cart_followup",
         f"cart:{cart.strftime(_CART_KEY_FORMAT)}",
         said(N_("Follow up an abandoned cart")),
-        said(N_("left a cart on %(date)s and has not ordered since"), date=_day(cart)),
+        lambda: said(N_("left a cart on %(date)s and has not ordered since"), date=_day(cart)),
         due,
         shifted(cart, timedelta(days=c["max_age_days"])),
     )
 
 
-def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Judge) -> Occasion | None:
     gap, last = facts.usual_gap_days, facts.last_order_at
     if gap is None or last is None or gap < c["min_gap_days"]:
         return None
@@ -232,24 +268,26 @@ def _replenishment(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
         "replenishment",
         f"replenish:{utc_date(last).isoformat()}",
         said(N_("Replenishment reminder")),
-        said(N_("usually orders every %(days)s; last order on %(date)s, %(ago)s"),
-             days=format_days(gap), date=_day(last), ago=ago(days_between(last, now))),
+        lambda: said(N_("usually orders every %(days)s; last order on %(date)s, %(ago)s"),
+                     days=format_days(gap), date=_day(last), ago=ago(days_between(last, now))),
         due,
         shifted(last, timedelta(days=gap + c["grace_days"])),
     )
 
 
-def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Judge) -> Occasion | None:
     n, last = c["after_order_count"], facts.last_order_at
     if facts.order_count < n or last is None:
         return None
     if days_between(last, now) < c["delay_days"]:
         return None
-    if facts.order_count == n:
-        why = said(N_("placed their %(nth)s paid order on %(date)s"), nth=Ordinal(n), date=_day(last))
-    else:
-        why = said(N_("has placed %(count)s paid orders, the latest on %(date)s; the survey follows the %(nth)s"),
-                   count=facts.order_count, date=_day(last), nth=Ordinal(n))
+
+    def why() -> str:
+        if facts.order_count == n:
+            return said(N_("placed their %(nth)s paid order on %(date)s"), nth=Ordinal(n), date=_day(last))
+        return said(N_("has placed %(count)s paid orders, the latest on %(date)s; the survey follows the %(nth)s"),
+                    count=facts.order_count, date=_day(last), nth=Ordinal(n))
+
     return _spec(
         c,
         "survey",
@@ -261,7 +299,7 @@ def _survey(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> Ta
     )
 
 
-def _problem_followup(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+def _problem_followup(facts: ContactFacts, c: Settings, now: datetime, _h: Judge) -> Occasion | None:
     problems = unresolved_complaints(facts, negative_too=True)
     if not problems:
         return None
@@ -271,23 +309,25 @@ def _problem_followup(facts: ContactFacts, c: Settings, now: datetime, _h: Setti
         "problem_followup",
         f"problem:{latest.occurred_at.strftime(_CART_KEY_FORMAT)}",
         said(N_("Satisfaction call about a problem")),
-        said(N_("%(what)s on %(date)s, %(ago)s, with no outcome recorded: call to put it right"),
-             what=_problem(latest.kind), date=_day(latest.occurred_at),
-             ago=ago(days_between(latest.occurred_at, now))),
+        lambda: said(N_("%(what)s on %(date)s, %(ago)s, with no outcome recorded: call to put it right"),
+                     what=_problem(latest.kind), date=_day(latest.occurred_at),
+                     ago=ago(days_between(latest.occurred_at, now))),
         latest.occurred_at,
         shifted(latest.occurred_at, timedelta(days=c["within_days"])),
     )
 
 
-def _hot_lead(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+def _hot_lead(facts: ContactFacts, c: Settings, now: datetime, _h: Judge) -> Occasion | None:
     hot = facts.hot_since
     if hot is None or hot > now or _ordered_after_day(facts, utc_date(hot)):
         return None
-    if facts.lead_score is not None:
-        why = said(N_("lead score crossed the hot-lead threshold on %(date)s (score %(score)s)"),
-                   date=_day(hot), score=facts.lead_score)
-    else:
-        why = said(N_("lead score crossed the hot-lead threshold on %(date)s"), date=_day(hot))
+
+    def why() -> str:
+        if facts.lead_score is not None:
+            return said(N_("lead score crossed the hot-lead threshold on %(date)s (score %(score)s)"),
+                        date=_day(hot), score=facts.lead_score)
+        return said(N_("lead score crossed the hot-lead threshold on %(date)s"), date=_day(hot))
+
     return _spec(
         c,
         "hot_lead",
@@ -298,11 +338,14 @@ def _hot_lead(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> 
     )
 
 
-def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings) -> TaskSpec | None:
+def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Judge) -> Occasion | None:
     every = facts.stay_in_touch_days
     if not every:
         return None
-    cadence = said(N_("stay in touch every %(days)s"), days=format_days(every))
+
+    def cadence() -> str:
+        return said(N_("stay in touch every %(days)s"), days=format_days(every))
+
     last = facts.latest_interaction_at
     if last is None:
         return _spec(
@@ -310,7 +353,7 @@ def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
             "stay_in_touch",
             "stay_in_touch:never",
             said(N_("Get in touch")),
-            said(N_("no interaction logged yet; %(cadence)s"), cadence=cadence),
+            lambda: said(N_("no interaction logged yet; %(cadence)s"), cadence=cadence()),
             now,
         )
     due = shifted(last, timedelta(days=every))
@@ -321,8 +364,8 @@ def _stay_in_touch(facts: ContactFacts, c: Settings, now: datetime, _h: Settings
         "stay_in_touch",
         f"stay_in_touch:{utc_date(last).isoformat()}",
         said(N_("Get in touch")),
-        said(N_("last interaction on %(date)s, %(ago)s; %(cadence)s"), date=_day(last),
-             ago=ago(days_between(last, now)), cadence=cadence),
+        lambda: said(N_("last interaction on %(date)s, %(ago)s; %(cadence)s"), date=_day(last),
+                     ago=ago(days_between(last, now)), cadence=cadence()),
         due,
     )
 
@@ -341,7 +384,7 @@ RULE_KEY_PREFIXES = {
     "stay_in_touch": "stay_in_touch",
 }
 
-Rule = Callable[[ContactFacts, Settings, datetime, Settings], TaskSpec | None]
+Rule = Callable[[ContactFacts, Settings, datetime, Judge], Occasion | None]
 RULES: dict[str, Rule] = {
     "followup_first_order": _followup_first_order,
     "testimonial_request": _testimonial_request,
@@ -356,6 +399,42 @@ RULES: dict[str, Rule] = {
 }
 
 
+def _judge(facts: ContactFacts, health_settings: Mapping[str, Any], now: datetime, health: Health | None) -> Judge:
+    """The contact's health at `now`: the one given, else judged once, when first asked."""
+    if health is not None:
+        return lambda: health
+    judged: list = []
+
+    def judge() -> Health:
+        if not judged:
+            judged.append(derive_health(facts, health_settings, now))
+        return judged[0]
+
+    return judge
+
+
+def occasions(facts: ContactFacts, settings: Mapping[str, Any], now: datetime, *,
+              health_settings: Mapping[str, Any] = DEFAULT_HEALTH, health: Health | None = None) -> list[Occasion]:
+    """Every enabled rule's occasion for this contact at ``now``, passed or not, not yet worded
+    (none for do-not-contact); ``wanted_tasks`` words the ones still open.
+
+    ``health`` is ``journey.derive_health`` of these facts at ``now`` when the caller judged it
+    already (the engine does, for every contact): the win-back rule then does not judge again.
+    """
+    require_aware(now, "now")
+    if facts.do_not_contact:
+        return []
+    judge = _judge(facts, health_settings, now, health)
+    found = []
+    for name, rule in RULES.items():
+        c = settings[name]
+        if c["enabled"]:
+            occasion = rule(facts, c, now, judge)
+            if occasion is not None:
+                found.append(occasion)
+    return found
+
+
 def wanted_tasks(
     facts: ContactFacts,
     settings: Mapping[str, Any],
@@ -363,30 +442,23 @@ def wanted_tasks(
     *,
     health_settings: Mapping[str, Any] = DEFAULT_HEALTH,
     passed: list[TaskSpec] | None = None,
+    health: Health | None = None,
 ) -> list[TaskSpec]:
     """The rule tasks that should exist for this contact at ``now`` (none for do-not-contact).
 
     ``health_settings`` feed the win-back rule, which targets customers whose health
-    (see ``journey.derive_health``) is in its ``health`` list. Occasions whose moment has
-    passed (``open_until`` before ``now``: history arriving late, by import or webhook) are
-    not wanted; they are appended to ``passed`` when given, so a caller can say why it made
-    fewer to-dos than the facts suggest.
+    (see ``journey.derive_health``; ``health`` when already judged) is in its ``health`` list.
+    Occasions whose moment has passed (``open_until`` before ``now``: history arriving late, by
+    import or webhook) are not wanted; they are appended to ``passed`` when given, so a caller
+    can say why it made fewer to-dos than the facts suggest.
     """
-    require_aware(now, "now")
-    if facts.do_not_contact:
-        return []
     wanted = []
-    for name, rule in RULES.items():
-        c = settings[name]
-        if c["enabled"]:
-            spec = rule(facts, c, now, health_settings)
-            if spec is None:
-                continue
-            if spec.open_until is not None and now > spec.open_until:
-                if passed is not None:
-                    passed.append(spec)
-                continue
-            wanted.append(spec)
+    for occasion in occasions(facts, settings, now, health_settings=health_settings, health=health):
+        if occasion.has_passed(now):
+            if passed is not None:
+                passed.append(occasion.spec())
+            continue
+        wanted.append(occasion.spec())
     return wanted
 
 
@@ -398,7 +470,7 @@ _HEALTH_WORDS = {None: said(N_("not a customer")), "active": said(N_("active")),
 
 
 def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping[str, Any],
-                 health_settings: Mapping[str, Any]) -> str | None:
+                 judge: Judge) -> str | None:
     rule, _, occasion = key.partition(":")
     if rule == "followup":
         _, _, day = occasion.partition(":")
@@ -415,7 +487,7 @@ def _moot_reason(key: str, facts: ContactFacts, now: datetime, settings: Mapping
         if rule == "winback":
             # The to-do follows the figures beside it: once the customer is judged active
             # again (a fresh prediction), there is nobody to win back.
-            health, why = derive_health(facts, health_settings, now)
+            health, why = judge()
             if health not in settings["winback"]["health"]:
                 return said(N_("no longer slipping away: %(health)s (%(why)s)"), health=_HEALTH_WORDS.get(health, health),
                             why=why)
@@ -458,13 +530,16 @@ def moot_tasks(
     settings: Mapping[str, Any] = DEFAULT_RETENTION,
     *,
     health_settings: Mapping[str, Any] = DEFAULT_HEALTH,
+    health: Health | None = None,
 ) -> list[tuple[str, str]]:
     """(rule_key, reason) for each open rule task the facts have made moot.
 
     ``open_tasks`` are the rule keys of the contact's open tasks; keys of tasks a
-    person made (None) and keys this module does not know are left alone.
+    person made (None) and keys this module does not know are left alone. ``health`` as
+    for ``occasions``.
     """
     require_aware(now, "now")
+    judge = _judge(facts, health_settings, now, health)
     moot = []
     for key in open_tasks:
         if not key:
@@ -473,7 +548,7 @@ def moot_tasks(
             moot.append((key, said(N_("marked do not contact"))))
             continue
         try:
-            reason = _moot_reason(key, facts, now, settings, health_settings)
+            reason = _moot_reason(key, facts, now, settings, judge)
         except ValueError:  # a key in an older format: leave the task to a person
             reason = None
         if reason:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from crm.services.rules.facts import (
@@ -69,7 +70,12 @@ _BAND_WORDS = {
 
 
 def _band_words(band: int, edges: Sequence, name: str) -> Said:
-    n = len(edges) + 1
+    return _bands_words(band, len(edges) + 1, name)
+
+
+@lru_cache(maxsize=256)
+def _bands_words(band: int, n: int, name: str) -> Said:
+    # Made once per band (a Said is never changed once made): every customer's breakdown has three.
     return said(_BAND_WORDS[name, n == 5], band=band, of=n)
 
 

@@ -107,6 +107,13 @@ class Said(str):
         said.key, said.values, said.count = key, values, count
         return said
 
+    @classmethod
+    def _of(cls, key: str, values: dict[str, Any]) -> Said:
+        """`Said(key, values)` taking `values` as it is: a dict of keyword arguments nobody else holds."""
+        said = super().__new__(cls, key % values)
+        said.key, said.values, said.count = key, values, None
+        return said
+
     def __getnewargs__(self):  # pickling and copying keep the key and values
         return (self.key, self.values, self.count)
 
@@ -114,8 +121,9 @@ class Said(str):
         data: dict[str, Any] = {"k": list(self.key) if isinstance(self.key, tuple) else self.key}
         if self.count is not None:
             data["n"] = self.count
-        values = {name: _value_json(value) for name, value in self.values.items()
-                  if not (name == "num" and self.count is not None)}
+            values = {name: _value_json(value) for name, value in self.values.items() if name != "num"}
+        else:
+            values = {name: _value_json(value) for name, value in self.values.items()}
         if values:
             data["v"] = values
         return data
@@ -123,7 +131,7 @@ class Said(str):
 
 def said(key: str, **values: Any) -> Said:
     """A sentence from a msgid marked with N_ and its values."""
-    return Said(key, values) if values else _fixed(key)
+    return Said._of(key, values) if values else _fixed(key)
 
 
 def said_plural(pair: tuple[str, str], count: int, **values: Any) -> Said:
@@ -155,6 +163,9 @@ def to_json(text: str | None) -> dict[str, Any] | None:
 
 
 def _value_json(value: Any) -> Any:
+    plain = _PLAIN_JSON.get(type(value))
+    if plain is not None:
+        return plain(value)
     if isinstance(value, Said):
         # A sentence inside another is often one made once and shared ("12 days ago"): its JSON
         # too (nothing changes a Said, nor the JSON stored of it).
@@ -179,6 +190,21 @@ def _value_json(value: Any) -> Any:
     if isinstance(value, (int, float, str)) or value is None:
         return value
     return str(value)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+# The JSON of a value by its exact type (the rules' values are nearly all of these): the same as
+# `_value_json`'s isinstance checks give, without going through them.
+_PLAIN_JSON = {
+    int: _as_is, str: _as_is, float: _as_is, type(None): _as_is,
+    Day: lambda value: {"day": value.value.isoformat()},
+    Money: lambda value: {"money": str(value.amount), "currency": value.currency},
+    Ordinal: lambda value: {"ordinal": value.value},
+    Number: lambda value: {"number": value.value},
+}
 
 
 def from_json(data: Mapping[str, Any] | None) -> Said | None:
