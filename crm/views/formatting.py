@@ -126,13 +126,9 @@ def local(value: datetime | None, zone=None) -> datetime | None:
     return value.astimezone(zone or shop_zone())
 
 
-def _currency_pattern(code: str) -> tuple[str, str]:
-    """Return the sign of ``code`` in the reader's language and how the language places it:
-    ("€", "{sign}{number}") in English, ("€", "{sign}\u00a0{number}") in Dutch."""
-    return _formats().currency(code)
-
-
 def _currency_pattern_for(code: str, locale: Locale, english: bool) -> tuple[str, str]:
+    """Return the sign of ``code`` in this language and how the language places it:
+    ("€", "{sign}{number}") in English, ("€", "{sign}\u00a0{number}") in Dutch."""
     symbol = CURRENCY_SIGNS.get(code, "").strip() if english else ""
     symbol = symbol or get_currency_symbol(code, locale=locale)
     if symbol == code and not (english and code in CURRENCY_SIGNS):  # no sign in this language: the code after the amount ("3.00 SEK")
