@@ -282,8 +282,12 @@ def built_zone() -> ZoneInfo | None:
 # ---------------------------------------------------------------------------- keeping current
 
 
+def _dialect_insert(dialect: str):
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 def _insert(model):
-    return (postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
+    return _dialect_insert(db.session.get_bind().dialect.name)(model)
 
 
 # The two upserts an order's summaries make (`update`), built once per dialect as Core statements:
@@ -296,7 +300,7 @@ def _upsert(name: str, build):
     key = (name, db.session.get_bind().dialect.name)
     statement = _UPSERTS.get(key)
     if statement is None:
-        statement = _UPSERTS[key] = build((postgresql.insert if key[1] == "postgresql" else sqlite.insert))
+        statement = _UPSERTS[key] = build(_dialect_insert(key[1]))
     return statement
 
 
