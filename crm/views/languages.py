@@ -102,12 +102,16 @@ def request_translations():
 # translation is a format string, escaped variables put in when autoescaping), but asking only for the
 # evaluation context. Jinja's own take the whole context, so inside a {% for %} every call first copied
 # the template's context with the loop's variables (`Context.derived`): 15 µs a string, 500 on /tasks.
+def _filled(eval_ctx, translated: str, variables: dict) -> str:
+    """The translation with its variables put in, escaped when the template autoescapes (Jinja's newstyle)."""
+    return (Markup(translated) if eval_ctx.autoescape else translated) % variables
+
+
 @pass_eval_context
 def template_gettext(eval_ctx, string: str, **variables) -> str:
     translations = request_translations()
     if variables or not eval_ctx.autoescape:
-        translated = translations.ugettext(string)
-        return (Markup(translated) if eval_ctx.autoescape else translated) % variables
+        return _filled(eval_ctx, translations.ugettext(string), variables)
     # Without variables: the same Markup each time, kept beside the translations it came from.
     try:
         return translations.crm_markup[string]
@@ -115,7 +119,7 @@ def template_gettext(eval_ctx, string: str, **variables) -> str:
         translations.crm_markup = {}
     except KeyError:
         pass
-    translated = Markup(translations.ugettext(string)) % {}
+    translated = _filled(eval_ctx, translations.ugettext(string), {})
     if len(translations.crm_markup) < 5000:  # the templates' own strings; a stored message may be anything
         translations.crm_markup[string] = translated
     return translated
@@ -124,29 +128,20 @@ def template_gettext(eval_ctx, string: str, **variables) -> str:
 @pass_eval_context
 def template_ngettext(eval_ctx, singular: str, plural: str, num: int, **variables) -> str:
     variables.setdefault("num", num)
-    translated = request_translations().ungettext(singular, plural, num)
-    if eval_ctx.autoescape:
-        translated = Markup(translated)
-    return translated % variables
+    return _filled(eval_ctx, request_translations().ungettext(singular, plural, num), variables)
 
 
 @pass_eval_context
 def template_pgettext(eval_ctx, context: str, string: str, **variables) -> str:
     variables.setdefault("context", context)
-    translated = request_translations().upgettext(context, string)
-    if eval_ctx.autoescape:
-        translated = Markup(translated)
-    return translated % variables
+    return _filled(eval_ctx, request_translations().upgettext(context, string), variables)
 
 
 @pass_eval_context
 def template_npgettext(eval_ctx, context: str, singular: str, plural: str, num: int, **variables) -> str:
     variables.setdefault("context", context)
     variables.setdefault("num", num)
-    translated = request_translations().unpgettext(context, singular, plural, num)
-    if eval_ctx.autoescape:
-        translated = Markup(translated)
-    return translated % variables
+    return _filled(eval_ctx, request_translations().unpgettext(context, singular, plural, num), variables)
 
 
 def init_app(app: Flask) -> None:
