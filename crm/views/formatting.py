@@ -8,7 +8,7 @@ from functools import cache
 
 from babel import Locale, dates, numbers
 from babel.numbers import get_currency_symbol
-from flask import Flask, current_app, g, request, url_for
+from flask import Flask, current_app, request, url_for
 from flask_babel import format_decimal, get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -18,7 +18,7 @@ from crm.services.people.contacts import display_phone
 from crm.services.shared.wording import CURRENCY_SIGNS
 from crm.services.shop.clock import shop_zone
 from crm.views import access
-from crm.views.languages import DEFAULT
+from crm.views.languages import DEFAULT, chosen_locale
 
 NAVIGATION = (
     (_l("Dashboard"), "main.dashboard"),
@@ -34,11 +34,7 @@ NAVIGATION = (
 
 
 def _locale() -> Locale:
-    try:  # the locale Flask-Babel chose for this request (get_locale() finds the same, slower)
-        locale = g._flask_babel.babel_locale
-    except (AttributeError, RuntimeError):
-        locale = None
-    return locale or get_locale() or Locale.parse(DEFAULT)
+    return chosen_locale() or get_locale() or Locale.parse(DEFAULT)
 
 
 def _english() -> bool:

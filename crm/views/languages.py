@@ -73,21 +73,33 @@ class RequestDomain(Domain):
         if kept is not None:
             return kept
         found = super().get_translations()
-        state = getattr(g, "_flask_babel", None) if g else None
+        state = _babel_state()
         if state is not None:
             state.crm_translations = (getattr(state, "babel_locale", None), found)
         return found
 
 
+def _babel_state():
+    """What Flask-Babel keeps for this request on `g` (its locale, and our translations beside it),
+    or None when it has looked nothing up yet or there is no app context. Flask-Babel's private
+    attribute, read here only."""
+    try:
+        return g._flask_babel
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def chosen_locale():
+    """The locale Flask-Babel chose for this request, or None before it chose one (`get_locale()`
+    finds the same, slower)."""
+    return getattr(_babel_state(), "babel_locale", None)
+
+
 def _kept_translations():
     """The request's translations kept by RequestDomain, or None when there are none yet (or they
     are for another locale than the one Babel now holds)."""
-    try:
-        state = g._flask_babel
-    except (AttributeError, RuntimeError):  # no translations looked up yet, or no app context
-        return None
-    kept = getattr(state, "crm_translations", None)
-    if kept is not None and kept[0] is not None and kept[0] is getattr(state, "babel_locale", None):
+    kept = getattr(_babel_state(), "crm_translations", None)
+    if kept is not None and kept[0] is not None and kept[0] is chosen_locale():
         return kept[1]
     return None
 
